@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "cluster_store",
+      "sources": [
+        "src/addon.c",
+        "src/broker.c",
+        "src/buffer.c",
+        "src/channel.c",
+        "src/expiry.c",
+        "src/frame.c",
+        "src/kv.c",
+        "src/table.c"
+      ],
+      "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-O2"],
+      "cflags!": ["-fno-exceptions"],
+      "xcode_settings": {
+        "OTHER_CFLAGS": ["-std=c11", "-Wall", "-Wextra", "-O2"]
+      }
+    }
+  ]
+}

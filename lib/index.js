@@ -1,0 +1,25 @@
+'use strict';
+// require('socket.io-cluster-store')(io) -> ClusterStore for that socket.io.
+// Requiring this module in the cluster master is enough to start the broker
+// there; setup() says so explicitly and takes options.
+
+var engine = require('./engine');
+var createStore = require('./store');
+
+var cache = new WeakMap();
+
+function factory(io) {
+  var Store = io && typeof io === 'object' ? cache.get(io) : undefined;
+  if (!Store) {
+    Store = createStore(io);
+    cache.set(io, Store);
+  }
+  return Store;
+}
+
+factory.setup = engine.setup;
+factory.stats = engine.masterStats;
+
+if (engine.isMasterProcess()) engine.setup();
+
+module.exports = factory;

@@ -1,0 +1,272 @@
+'use strict';
+// ClusterStore: socket.io 0.9's store contract on top of the engine.
+// The surface follows socket.io's RedisStore (same events, same callbacks);
+// underneath, every call is one frame to the master's broker.
+
+var util = require('util');
+var debug = require('debug');
+var codec = require('./codec');
+var engine = require('./engine');
+
+var log = debug('socket.io-cluster-store:store');
+var TYPE = engine.TYPE;
+var STATUS = engine.STATUS;
+
+// socket.io's state changes are written to the broker before the call
+// returns, so that the HTTP response that follows them cannot overtake them
+// (a client may come back through another worker at once). Broadcasts and
+// everything else go out in batches, once per turn of the event loop.
+var FLUSH_AT_ONCE = new Set([
+  'handshake', 'connect', 'open', 'close', 'disconnect', 'join', 'leave', 'disconnect-force',
+  'disconnect-remote', 'heartbeat-clear', 'message-remote'
+]);
+
+var POLLING = new Set(['xhr-polling', 'jsonp-polling', 'htmlfile']);
+
+function storeError(message, code) {
+  var err = new Error('socket.io-cluster-store: ' + message);
+  err.code = code;
+  return err;
+}
+
+function replyError(status, payload) {
+  var text = payload && payload.length ? payload.toString('utf8') : 'request refused';
+  return storeError('the broker refused the request: ' + text,
+    status === STATUS.NO_MEMORY ? 'ERR_CLUSTER_STORE_MEMORY' : 'ERR_CLUSTER_STORE_REQUEST');
+}
+
+function keyError(what, value) {
+  var err = new TypeError('socket.io-cluster-store: ' + what + ' must be a string, got ' +
+    (value === null ? 'null' : typeof value));
+  err.code = 'ERR_CLUSTER_STORE_KEY';
+  return err;
+}
+
+// Calls fn(err, ...) on the next tick: callbacks are never called before
+// the call that takes them returns, whatever the outcome.
+function later(fn, err, value) {
+  if (typeof fn === 'function') process.nextTick(fn, err, value);
+}
+
+// Makes socket.io 0.9 work without sticky sessions. Before the Manager
+// handles a request for a client it cannot vouch for (an id it has not
+// seen, a client it does not know as connected, or a polling request, which
+// any worker may get), the store makes the broker take in everything the
+// other workers had already written and delivers it here, synchronously.
+// So the `handshake` (or `connect`, `open`, `close`) that another worker
+// published before answering the client is known here before the Manager
+// looks. Requests for ids this worker already serves cost nothing.
+function hookManager(store, manager) {
+  if (!manager || typeof manager.handleClient !== 'function' || manager.__clusterStoreHooked) return;
+  manager.__clusterStoreHooked = true;
+  var handleClient = manager.handleClient;
+  manager.handleClient = function (data, req) {
+    var id = data && data.id;
+    if (id && (!this.handshaken[id] || !this.connected[id] || POLLING.has(data.transport))) {
+      store._catchUp();
+    }
+    return handleClient.apply(this, arguments);
+  };
+}
+
+module.exports = function createStore(io) {
+  var Store = io && io.Store;
+  if (typeof Store !== 'function' || typeof Store.Client !== 'function') {
+    throw new TypeError('socket.io-cluster-store: pass your socket.io module, as in ' +
+      "require('socket.io-cluster-store')(require('socket.io'))");
+  }
+
+  function ClusterStore(options) {
+    if (!(this instanceof ClusterStore)) return new ClusterStore(options);
+    var opts = engine.readOptions(options);
+    Store.call(this, options || {});
+    this.nodeId = process.pid + ':' + Math.random().toString(36).slice(2);
+    this._connection = engine.connection(opts);
+    this._consumers = new Map();
+    this._closed = false;
+    this._endpoint = this._connection.addEndpoint(this);
+    log('store %d created', this._endpoint);
+  }
+
+  util.inherits(ClusterStore, Store);
+
+  // socket.io sets `store.manager` the first time a Manager reads its store.
+  Object.defineProperty(ClusterStore.prototype, 'manager', {
+    configurable: true,
+    get: function () { return this._manager; },
+    set: function (manager) {
+      this._manager = manager;
+      hookManager(this, manager);
+    }
+  });
+
+  ClusterStore.prototype.publish = function (name) {
+    if (typeof name !== 'string') throw keyError('a channel name', name);
+    var args = Array.prototype.slice.call(arguments, 1);
+    // Encoding errors throw a TypeError here, before anything is sent.
+    var payload = codec.encode(args, 'the arguments published on "' + name + '"');
+    if (!this._closed) {
+      this._connection.send(TYPE.PUBLISH, this._endpoint, name, undefined, payload, 0,
+        FLUSH_AT_ONCE.has(name), null);
+    }
+    this.emit.apply(this, ['publish', name].concat(args));
+    return this;
+  };
+
+  ClusterStore.prototype.subscribe = function (name, consumer, fn) {
+    if (typeof name !== 'string') throw keyError('a channel name', name);
+    var list = this._consumers.get(name);
+    if (!list) this._consumers.set(name, list = []);
+    if (typeof consumer === 'function') list.push(consumer);
+    var self = this;
+    this._request(TYPE.SUBSCRIBE, name, undefined, undefined, function (err) {
+      if (err) return self._fail(err, fn);
+      if (typeof fn === 'function') fn();
+    });
+    this.emit('subscribe', name, consumer, fn);
+    return this;
+  };
+
+  ClusterStore.prototype.unsubscribe = function (name, fn) {
+    if (typeof name !== 'string') throw keyError('a channel name', name);
+    this._consumers.delete(name);
+    var self = this;
+    this._request(TYPE.UNSUBSCRIBE, name, undefined, undefined, function (err) {
+      if (err) return self._fail(err, fn);
+      if (typeof fn === 'function') fn();
+    });
+    this.emit('unsubscribe', name, fn);
+    return this;
+  };
+
+  // Store.prototype.destroy destroys every client (with the expiration),
+  // then the endpoint leaves the broker: its subscriptions are dropped.
+  ClusterStore.prototype.destroy = function (clientExpiration) {
+    Store.prototype.destroy.call(this, clientExpiration);
+    if (this._closed) return this;
+    this._closed = true;
+    this._consumers.clear();
+    var connection = this._connection;
+    var endpoint = this._endpoint;
+    connection.send(TYPE.CLOSE, endpoint, undefined, undefined, undefined, 0, true,
+      function () { connection.removeEndpoint(endpoint); });
+    return this;
+  };
+
+  // Counters of the broker this store talks to (see README).
+  ClusterStore.prototype.stats = function (fn) {
+    this._request(TYPE.STATS, undefined, undefined, undefined, function (err, status, payload) {
+      if (err) return fn(err);
+      var values = [];
+      for (var i = 0; i + 8 <= payload.length; i += 8) {
+        values.push(payload.readUInt32LE(i) + payload.readUInt32LE(i + 4) * 0x100000000);
+      }
+      fn(null, engine.statsObject(values));
+    });
+  };
+
+  ClusterStore.prototype._request = function (type, a, b, payload, callback) {
+    if (this._closed) return later(callback, storeError('the store was destroyed', 'ERR_CLUSTER_STORE_DESTROYED'));
+    try {
+      this._connection.send(type, this._endpoint, a, b, payload, 0, false, callback);
+    } catch (err) {
+      later(callback, err);
+    }
+  };
+
+  ClusterStore.prototype._catchUp = function () {
+    if (!this._closed) this._connection.catchUp(this._endpoint);
+  };
+
+  ClusterStore.prototype.onMessage = function (name, payload) {
+    var consumers = this._consumers.get(name);
+    if (!consumers || consumers.length === 0) return;
+    var args = codec.decode(payload);
+    for (var i = 0; i < consumers.length; i++) consumers[i].apply(null, args);
+  };
+
+  ClusterStore.prototype.onChannelError = function (err) {
+    this._fail(err);
+  };
+
+  // Reports an error to the callback when there is one, and to 'error'
+  // listeners; an unheard 'error' is logged, not thrown, so the worker
+  // keeps serving what it can.
+  ClusterStore.prototype._fail = function (err, fn) {
+    if (typeof fn === 'function') fn(err);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else log('error (no listener): %s', err.message);
+  };
+
+  function Client(store, id) {
+    Store.Client.call(this, store, id);
+  }
+
+  util.inherits(Client, Store.Client);
+
+  Client.prototype._kv = function (type, key, payload, fn, decode) {
+    if (typeof this.id !== 'string') return later(fn, keyError('a client id', this.id));
+    if (key !== undefined && typeof key !== 'string') return later(fn, keyError('a key', key));
+    this.store._request(type, this.id, key, payload, function (err, status, bytes) {
+      if (typeof fn !== 'function') return;
+      if (err) return fn(err);
+      if (status !== STATUS.OK && status !== STATUS.MISSING) return fn(replyError(status, bytes));
+      var value;
+      try {
+        value = decode(status, bytes);
+      } catch (e) {
+        return fn(e);
+      }
+      fn(null, value);
+    });
+    return this;
+  };
+
+  function none() { return undefined; }
+
+  Client.prototype.get = function (key, fn) {
+    return this._kv(TYPE.KV_GET, key, undefined, fn, function (status, bytes) {
+      return status === STATUS.OK ? codec.decode(bytes) : null;
+    });
+  };
+
+  Client.prototype.set = function (key, value, fn) {
+    var payload;
+    try {
+      payload = codec.encode(value, 'the value of "' + key + '"');
+    } catch (err) {
+      later(fn, err);
+      return this;
+    }
+    return this._kv(TYPE.KV_SET, key, payload, fn, none);
+  };
+
+  Client.prototype.has = function (key, fn) {
+    return this._kv(TYPE.KV_HAS, key, undefined, fn, function (status) {
+      return status === STATUS.OK;
+    });
+  };
+
+  Client.prototype.del = function (key, fn) {
+    return this._kv(TYPE.KV_DEL, key, undefined, fn, none);
+  };
+
+  // destroy(): clear the client's data now. destroy(seconds): keep it that
+  // long (a reconnecting client finds it), then clear it. Later writes do
+  // not move the deadline, as with RedisStore's EXPIRE.
+  Client.prototype.destroy = function (expiration) {
+    if (typeof expiration !== 'number') {
+      this._kv(TYPE.KV_CLEAR, undefined, undefined, null, none);
+    } else {
+      var ms = Math.max(0, Math.min(0xffffffff, Math.round(expiration * 1000)));
+      var payload = Buffer.alloc(4);
+      payload.writeUInt32LE(ms, 0);
+      this._kv(TYPE.KV_EXPIRE, undefined, payload, null, none);
+    }
+    return this;
+  };
+
+  ClusterStore.Client = Client;
+  ClusterStore.setup = engine.setup;
+  return ClusterStore;
+};

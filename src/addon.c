@@ -1,0 +1,657 @@
+/* addon: the Node-API face of the engine.
+ *
+ * Everything here is per addon instance (napi_set_instance_data): each
+ * worker thread that loads the addon gets its own broker slot and its own
+ * channels, and nothing is shared through globals. The JavaScript shim in
+ * lib/ is the only caller; these functions are its private API.
+ *
+ * Input reaches JavaScript in batches: one call per readable event, with
+ * one Buffer holding the bytes of every complete frame and a Uint32Array
+ * that says where each frame's fields are (ADDON_DESCRIPTOR_WORDS words per
+ * frame), so the shim decodes no framing itself. */
+#define NAPI_VERSION 8
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "channel.h"
+#include "frame.h"
+
+#define ADDON_DESCRIPTOR_WORDS 7
+
+typedef struct addon_channel addon_channel;
+
+typedef struct addon {
+  napi_env env;
+  broker *broker;
+  addon_channel *channels;
+  napi_async_cleanup_hook_handle cleanup;
+  size_t closing; /* channels released at teardown, not yet freed */
+} addon;
+
+struct addon_channel {
+  addon *owner;
+  channel *ch;
+  napi_ref on_input;
+  napi_ref on_close;
+  napi_async_context async;
+  addon_channel *prev;
+  addon_channel *next;
+  int released;
+};
+
+/* ---- error plumbing ------------------------------------------------------ */
+
+static void addon_throw_last(napi_env env, const char *call) {
+  const napi_extended_error_info *info = NULL;
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
+  char message[256];
+  snprintf(message, sizeof(message), "socket.io-cluster-store: %s failed: %s", call,
+           (napi_get_last_error_info(env, &info) == napi_ok && info && info->error_message)
+               ? info->error_message
+               : "unknown Node-API error");
+  napi_throw_error(env, "ERR_CLUSTER_STORE_NAPI", message);
+}
+
+#define NAPI_CALL(env, call)                                                                       \
+  do {                                                                                             \
+    if ((call) != napi_ok) {                                                                       \
+      addon_throw_last((env), #call);                                                              \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+static napi_value addon_throw(napi_env env, const char *code, const char *message) {
+  char text[512];
+  snprintf(text, sizeof(text), "socket.io-cluster-store: %s", message);
+  napi_throw_error(env, code, text);
+  return NULL;
+}
+
+static napi_value addon_undefined(napi_env env) {
+  napi_value v;
+  NAPI_CALL(env, napi_get_undefined(env, &v));
+  return v;
+}
+
+static int addon_get_u32(napi_env env, napi_value v, uint32_t *out) {
+  return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+/* ---- broker ------------------------------------------------------------- */
+
+/* brokerStart(maxFrameSize, queueLimit): true when started now, false when
+ * this instance's broker already runs. */
+static napi_value addon_broker_start(napi_env env, napi_callback_info info) {
+  addon *a;
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&a));
+  napi_value result;
+  if (a->broker) {
+    NAPI_CALL(env, napi_get_boolean(env, false, &result));
+    return result;
+  }
+  broker_options options;
+  broker_options_default(&options);
+  double queue_limit = 0;
+  if (argc < 2 || addon_get_u32(env, argv[0], &options.max_frame_size) != 0 ||
+      napi_get_value_double(env, argv[1], &queue_limit) != napi_ok)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "brokerStart(maxFrameSize, queueLimit)");
+  options.queue_limit = (uint64_t)queue_limit;
+  char err[256];
+  if (broker_start(&a->broker, &options, err, sizeof(err)) != 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_BROKER", err);
+  NAPI_CALL(env, napi_get_boolean(env, true, &result));
+  return result;
+}
+
+/* brokerPair(): a new connection to this instance's broker; returns the
+ * process end's file descriptor. */
+static napi_value addon_broker_pair(napi_env env, napi_callback_info info) {
+  addon *a;
+  NAPI_CALL(env, napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&a));
+  if (!a->broker) return addon_throw(env, "ERR_CLUSTER_STORE_BROKER", "the broker is not running");
+  int fd = -1;
+  if (broker_connect_pair(a->broker, &fd) != 0) {
+    char text[200];
+    snprintf(text, sizeof(text), "could not connect to the broker: %s", strerror(errno));
+    return addon_throw(env, "ERR_CLUSTER_STORE_BROKER", text);
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
+static napi_value addon_broker_stats(napi_env env, napi_callback_info info) {
+  addon *a;
+  NAPI_CALL(env, napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&a));
+  napi_value result;
+  if (!a->broker) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  uint64_t values[FRAME_STATS_COUNT];
+  broker_get_stats(a->broker, values);
+  NAPI_CALL(env, napi_create_array_with_length(env, FRAME_STATS_COUNT, &result));
+  for (uint32_t i = 0; i < FRAME_STATS_COUNT; i++) {
+    napi_value v;
+    NAPI_CALL(env, napi_create_double(env, (double)values[i], &v));
+    NAPI_CALL(env, napi_set_element(env, result, i, v));
+  }
+  return result;
+}
+
+static napi_value addon_broker_stop(napi_env env, napi_callback_info info) {
+  addon *a;
+  NAPI_CALL(env, napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&a));
+  if (a->broker) {
+    broker_stop(a->broker);
+    a->broker = NULL;
+  }
+  return addon_undefined(env);
+}
+
+/* takeFd(fd): a close-on-exec duplicate of fd, so the caller can destroy
+ * node's wrapper of a received socket without losing the socket. */
+static napi_value addon_take_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "takeFd(fd) needs a file descriptor");
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0) {
+    char text[200];
+    snprintf(text, sizeof(text), "could not take the channel's descriptor: %s", strerror(errno));
+    return addon_throw(env, "ERR_CLUSTER_STORE_CHANNEL", text);
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, copy, &result));
+  return result;
+}
+
+/* ---- channels ------------------------------------------------------------ */
+
+static void addon_channel_unlink(addon_channel *ac) {
+  addon *a = ac->owner;
+  if (ac->prev)
+    ac->prev->next = ac->next;
+  else if (a->channels == ac)
+    a->channels = ac->next;
+  if (ac->next) ac->next->prev = ac->prev;
+  ac->prev = ac->next = NULL;
+}
+
+/* Drops the JavaScript callbacks: this breaks the cycle between the store's
+ * closures and the channel, so both can be collected. */
+static void addon_channel_drop_callbacks(napi_env env, addon_channel *ac) {
+  if (ac->on_input) napi_delete_reference(env, ac->on_input);
+  if (ac->on_close) napi_delete_reference(env, ac->on_close);
+  ac->on_input = ac->on_close = NULL;
+}
+
+static void addon_channel_release(addon_channel *ac, void (*done)(void *arg), void *arg) {
+  if (ac->released) return;
+  ac->released = 1;
+  addon_channel_unlink(ac);
+  channel_release(ac->ch, done, arg);
+  ac->ch = NULL;
+}
+
+static void addon_channel_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  addon_channel *ac = data;
+  addon_channel_release(ac, NULL, NULL);
+  addon_channel_drop_callbacks(env, ac);
+  if (ac->async) napi_async_destroy(env, ac->async);
+  free(ac);
+}
+
+/* Builds [Buffer, Uint32Array] from the complete frames waiting on ac, or
+ * null when there are none. */
+static napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
+  napi_value result;
+  const uint8_t *data = NULL;
+  size_t len = 0;
+  int count = ac->ch ? channel_frames(ac->ch, &data, &len) : 0;
+  if (count <= 0) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  void *copy = NULL;
+  napi_value bytes, words_buffer, words;
+  void *words_data = NULL;
+  NAPI_CALL(env, napi_create_buffer_copy(env, len, data, &copy, &bytes));
+  size_t word_count = (size_t)count * ADDON_DESCRIPTOR_WORDS;
+  NAPI_CALL(env, napi_create_arraybuffer(env, word_count * 4, &words_data, &words_buffer));
+  NAPI_CALL(env,
+            napi_create_typedarray(env, napi_uint32_array, word_count, words_buffer, 0, &words));
+  uint32_t *w = words_data;
+  size_t offset = 0;
+  for (int i = 0; i < count; i++) {
+    frame f;
+    /* Already validated by channel_frames: this walk cannot fail. */
+    frame_decode(data + offset, len - offset, UINT32_MAX, &f);
+    w[0] = (uint32_t)f.type | ((uint32_t)f.status << 8);
+    w[1] = f.endpoint;
+    w[2] = f.request_id;
+    w[3] = (uint32_t)(offset + FRAME_HEADER_SIZE);
+    w[4] = f.a_len;
+    w[5] = f.b_len;
+    w[6] = f.payload_len;
+    w += ADDON_DESCRIPTOR_WORDS;
+    offset += f.size;
+  }
+  channel_consume(ac->ch, len);
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &result));
+  NAPI_CALL(env, napi_set_element(env, result, 0, bytes));
+  NAPI_CALL(env, napi_set_element(env, result, 1, words));
+  return result;
+}
+
+/* Calls a stored JavaScript callback from the loop, with node's callback
+ * scope (so ticks and microtasks run after it) and uncaught exceptions
+ * reported the usual way. */
+static void addon_channel_call(addon_channel *ac, napi_ref fn_ref, size_t argc, napi_value *argv) {
+  napi_env env = ac->owner->env;
+  napi_value fn, recv, result;
+  if (!fn_ref || napi_get_reference_value(env, fn_ref, &fn) != napi_ok || !fn) return;
+  /* MakeCallback needs an object receiver; the global object stands in. */
+  if (napi_get_global(env, &recv) != napi_ok) return;
+  napi_status status = napi_make_callback(env, ac->async, recv, fn, argc, argv, &result);
+  if (status == napi_pending_exception) {
+    napi_value error;
+    if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+  }
+}
+
+static void addon_channel_on_input(channel *ch, void *ctx) {
+  (void)ch;
+  addon_channel *ac = ctx;
+  napi_env env = ac->owner->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value batch = addon_channel_batch(env, ac);
+  napi_valuetype type = napi_null;
+  if (batch && napi_typeof(env, batch, &type) == napi_ok && type == napi_object) {
+    napi_value argv[2];
+    if (napi_get_element(env, batch, 0, &argv[0]) == napi_ok &&
+        napi_get_element(env, batch, 1, &argv[1]) == napi_ok)
+      addon_channel_call(ac, ac->on_input, 2, argv);
+  } else {
+    bool pending = false;
+    napi_value error;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &error) == napi_ok)
+      napi_fatal_exception(env, error);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void addon_channel_on_close(channel *ch, const char *reason, void *ctx) {
+  (void)ch;
+  addon_channel *ac = ctx;
+  napi_env env = ac->owner->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value argv[1];
+  if (napi_create_string_utf8(env, reason, NAPI_AUTO_LENGTH, &argv[0]) == napi_ok)
+    addon_channel_call(ac, ac->on_close, 1, argv);
+  napi_close_handle_scope(env, scope);
+}
+
+static const channel_events addon_channel_events = {addon_channel_on_input,
+                                                    addon_channel_on_close};
+
+/* channelCreate(maxFrameSize, onInput(bytes, descriptors), onClose(reason)) */
+static napi_value addon_channel_create(napi_env env, napi_callback_info info) {
+  addon *a;
+  size_t argc = 3;
+  napi_value argv[3];
+  uint32_t max_frame_size;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&a));
+  if (argc < 3 || addon_get_u32(env, argv[0], &max_frame_size) != 0 ||
+      max_frame_size < FRAME_MIN_MAX_SIZE)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
+                       "channelCreate(maxFrameSize, onInput, onClose)");
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  addon_channel *ac = calloc(1, sizeof(*ac));
+  if (!ac) return addon_throw(env, "ERR_CLUSTER_STORE_MEMORY", "out of memory");
+  ac->owner = a;
+  ac->ch = channel_create(loop, max_frame_size, &addon_channel_events, ac);
+  napi_value name, external;
+  if (!ac->ch) {
+    free(ac);
+    return addon_throw(env, "ERR_CLUSTER_STORE_MEMORY", "out of memory");
+  }
+  if (napi_create_reference(env, argv[1], 1, &ac->on_input) != napi_ok ||
+      napi_create_reference(env, argv[2], 1, &ac->on_close) != napi_ok ||
+      napi_create_string_utf8(env, "ClusterStoreChannel", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &ac->async) != napi_ok ||
+      napi_create_external(env, ac, addon_channel_finalize, NULL, &external) != napi_ok) {
+    addon_throw_last(env, "channelCreate");
+    channel_release(ac->ch, NULL, NULL);
+    addon_channel_drop_callbacks(env, ac);
+    if (ac->async) napi_async_destroy(env, ac->async);
+    free(ac);
+    return NULL;
+  }
+  ac->next = a->channels;
+  if (a->channels) a->channels->prev = ac;
+  a->channels = ac;
+  return external;
+}
+
+static addon_channel *addon_get_channel(napi_env env, napi_value v) {
+  void *data = NULL;
+  if (napi_get_value_external(env, v, &data) != napi_ok || !data) {
+    addon_throw(env, "ERR_CLUSTER_STORE_ARG", "not a channel");
+    return NULL;
+  }
+  addon_channel *ac = data;
+  if (!ac->ch) {
+    addon_throw(env, "ERR_CLUSTER_STORE_CLOSED", "the channel was released");
+    return NULL;
+  }
+  return ac;
+}
+
+static napi_value addon_channel_attach(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelAttach(channel, fd)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelAttach needs a file descriptor");
+  const char *why = NULL;
+  if (channel_attach(ac->ch, fd, &why) != 0) return addon_throw(env, "ERR_CLUSTER_STORE_CLOSED", why);
+  return addon_undefined(env);
+}
+
+/* A string argument's UTF-8 length, or -1 (with an exception) when the
+ * argument is neither a string nor undefined (which counts as empty). */
+static int64_t addon_string_length(napi_env env, napi_value v, const char *what) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return -1;
+  if (type == napi_undefined) return 0;
+  if (type != napi_string) {
+    char text[160];
+    snprintf(text, sizeof(text), "%s must be a string", what);
+    napi_throw_type_error(env, "ERR_CLUSTER_STORE_ARG", text);
+    return -1;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  return (int64_t)len;
+}
+
+static void addon_throw_send_error(napi_env env, addon_channel *ac, uint32_t size, int error) {
+  char text[400];
+  if (error == E2BIG) {
+    snprintf(text, sizeof(text),
+             "a frame of %u bytes is over the maximum of %u bytes (set maxFrameSize in the "
+             "master's setup() to allow larger values)",
+             (unsigned)size, (unsigned)channel_max_frame_size(ac->ch));
+    napi_throw_range_error(env, "ERR_CLUSTER_STORE_TOO_LARGE", text);
+  } else if (error == ENOMEM) {
+    napi_throw_error(env, "ERR_CLUSTER_STORE_MEMORY", "socket.io-cluster-store: out of memory");
+  } else {
+    snprintf(text, sizeof(text), "socket.io-cluster-store: %s", channel_close_reason(ac->ch));
+    napi_throw_error(env, "ERR_CLUSTER_STORE_CLOSED", text);
+  }
+}
+
+/* channelSend(channel, type, endpoint, requestId, a, b, payload, flags, flushNow)
+ * a and b: strings (or undefined); payload: a Buffer/Uint8Array or undefined. */
+static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
+                       "channelSend(channel, type, endpoint, requestId, a, b, payload, flags, "
+                       "flushNow)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  uint32_t type, endpoint, request_id, flags;
+  bool flush_now = false;
+  if (addon_get_u32(env, argv[1], &type) != 0 || addon_get_u32(env, argv[2], &endpoint) != 0 ||
+      addon_get_u32(env, argv[3], &request_id) != 0 ||
+      addon_get_u32(env, argv[7], &flags) != 0 ||
+      napi_get_value_bool(env, argv[8], &flush_now) != napi_ok || type == 0 ||
+      type > FRAME_TYPE_MAX)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSend: bad header arguments");
+  int64_t a_len = addon_string_length(env, argv[4], "a channel name or client id");
+  if (a_len < 0) return NULL;
+  int64_t b_len = addon_string_length(env, argv[5], "a key");
+  if (b_len < 0) return NULL;
+  void *payload = NULL;
+  size_t payload_len = 0;
+  napi_valuetype payload_type;
+  NAPI_CALL(env, napi_typeof(env, argv[6], &payload_type));
+  if (payload_type != napi_undefined) {
+    bool is_typed = false;
+    NAPI_CALL(env, napi_is_typedarray(env, argv[6], &is_typed));
+    if (!is_typed) {
+      napi_throw_type_error(env, "ERR_CLUSTER_STORE_ARG", "payload must be a Uint8Array");
+      return NULL;
+    }
+    napi_typedarray_type ta_type;
+    NAPI_CALL(env, napi_get_typedarray_info(env, argv[6], &ta_type, &payload_len, &payload, NULL,
+                                            NULL));
+    if (ta_type != napi_uint8_array)
+      return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "payload must be a Uint8Array");
+  }
+  uint32_t size = frame_size((size_t)a_len, (size_t)b_len, payload_len);
+  uint8_t *at = channel_reserve(ac->ch, size ? size : UINT32_MAX);
+  if (!at) {
+    addon_throw_send_error(env, ac, size ? size : UINT32_MAX, errno);
+    return NULL;
+  }
+  frame_write_header(at, (uint8_t)type, 0, endpoint, request_id, (size_t)a_len, (size_t)b_len,
+                     payload_len);
+  at[6] = (uint8_t)flags;
+  at[7] = (uint8_t)(flags >> 8);
+  uint8_t *p = at + FRAME_HEADER_SIZE;
+  size_t written = 0;
+  /* Each string is encoded in place; its NUL terminator lands on the next
+   * field's first byte (or the spare byte), which is written over next. */
+  if (a_len) {
+    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[4], (char *)p, (size_t)a_len + 1, &written));
+    p += a_len;
+  }
+  if (b_len) {
+    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[5], (char *)p, (size_t)b_len + 1, &written));
+    p += b_len;
+  }
+  if (payload_len) memcpy(p, payload, payload_len);
+  channel_commit(ac->ch, size, flush_now);
+  return addon_undefined(env);
+}
+
+/* channelWait(channel, requestId, timeoutMs): blocks until the reply to
+ * requestId arrives; returns [status, Buffer|null]. */
+static napi_value addon_channel_wait(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  uint32_t request_id, timeout_ms;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelWait(channel, id, ms)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  if (addon_get_u32(env, argv[1], &request_id) != 0 || addon_get_u32(env, argv[2], &timeout_ms))
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelWait: bad arguments");
+  uint8_t status = 0;
+  uint8_t *payload = NULL;
+  uint32_t payload_len = 0;
+  const char *why = NULL;
+  if (channel_wait_reply(ac->ch, request_id, (int)timeout_ms, &status, &payload, &payload_len,
+                         &why) != 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_CLOSED", why);
+  napi_value result, status_value, payload_value;
+  napi_status st = napi_create_array_with_length(env, 2, &result);
+  if (st == napi_ok) st = napi_create_uint32(env, status, &status_value);
+  if (st == napi_ok) {
+    if (payload)
+      st = napi_create_buffer_copy(env, payload_len, payload, NULL, &payload_value);
+    else
+      st = napi_get_null(env, &payload_value);
+  }
+  free(payload);
+  if (st == napi_ok) st = napi_set_element(env, result, 0, status_value);
+  if (st == napi_ok) st = napi_set_element(env, result, 1, payload_value);
+  if (st != napi_ok) {
+    addon_throw_last(env, "channelWait");
+    return NULL;
+  }
+  return result;
+}
+
+/* channelTake(channel): [Buffer, Uint32Array] of the frames waiting, or null. */
+static napi_value addon_channel_take(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelTake(channel)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  return addon_channel_batch(env, ac);
+}
+
+static napi_value addon_channel_flush(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint32_t timeout_ms;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelFlush(channel, ms)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  if (addon_get_u32(env, argv[1], &timeout_ms) != 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelFlush: bad timeout");
+  const char *why = NULL;
+  if (channel_flush_sync(ac->ch, (int)timeout_ms, &why) != 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_CLOSED", why);
+  return addon_undefined(env);
+}
+
+static napi_value addon_channel_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool ref = true;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelRef(channel, ref)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &ref));
+  channel_set_ref(ac->ch, ref);
+  return addon_undefined(env);
+}
+
+static napi_value addon_channel_max_frame_size(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelMaxFrameSize(channel)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  NAPI_CALL(env, napi_create_uint32(env, channel_max_frame_size(ac->ch), &result));
+  return result;
+}
+
+/* channelClose(channel): closes and releases it; the callbacks are dropped
+ * and never called again. Harmless when already closed. */
+static napi_value addon_channel_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *data = NULL;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok || !data)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelClose(channel)");
+  addon_channel *ac = data;
+  addon_channel_release(ac, NULL, NULL);
+  addon_channel_drop_callbacks(env, ac);
+  return addon_undefined(env);
+}
+
+/* ---- instance lifetime --------------------------------------------------- */
+
+static void addon_cleanup_channel_done(void *arg) {
+  addon *a = arg;
+  if (--a->closing == 0 && a->cleanup) {
+    napi_remove_async_cleanup_hook(a->cleanup);
+    a->cleanup = NULL;
+  }
+}
+
+/* At environment teardown (process exit, worker thread end): stop the
+ * broker thread and close every channel's handles before the loop goes. */
+static void addon_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+  addon *a = arg;
+  a->cleanup = handle;
+  if (a->broker) {
+    broker_stop(a->broker);
+    a->broker = NULL;
+  }
+  a->closing = 1; /* held until every release is under way */
+  while (a->channels) {
+    addon_channel *ac = a->channels;
+    a->closing++;
+    addon_channel_release(ac, addon_cleanup_channel_done, a);
+  }
+  addon_cleanup_channel_done(a);
+}
+
+static void addon_finalize_instance(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  addon *a = data;
+  if (a->broker) broker_stop(a->broker);
+  free(a);
+}
+
+static napi_value addon_init(napi_env env, napi_value exports) {
+  addon *a = calloc(1, sizeof(*a));
+  if (!a) return addon_throw(env, "ERR_CLUSTER_STORE_MEMORY", "out of memory");
+  a->env = env;
+  if (napi_set_instance_data(env, a, addon_finalize_instance, NULL) != napi_ok) {
+    free(a);
+    addon_throw_last(env, "napi_set_instance_data");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_add_async_cleanup_hook(env, addon_cleanup, a, NULL));
+  napi_property_descriptor props[] = {
+      {"brokerStart", NULL, addon_broker_start, NULL, NULL, NULL, napi_enumerable, a},
+      {"brokerPair", NULL, addon_broker_pair, NULL, NULL, NULL, napi_enumerable, a},
+      {"brokerStats", NULL, addon_broker_stats, NULL, NULL, NULL, napi_enumerable, a},
+      {"brokerStop", NULL, addon_broker_stop, NULL, NULL, NULL, napi_enumerable, a},
+      {"takeFd", NULL, addon_take_fd, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelCreate", NULL, addon_channel_create, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelAttach", NULL, addon_channel_attach, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelSend", NULL, addon_channel_send, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelWait", NULL, addon_channel_wait, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelTake", NULL, addon_channel_take, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelFlush", NULL, addon_channel_flush, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelRef", NULL, addon_channel_ref, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelMaxFrameSize", NULL, addon_channel_max_frame_size, NULL, NULL, NULL,
+       napi_enumerable, a},
+      {"channelClose", NULL, addon_channel_close, NULL, NULL, NULL, napi_enumerable, a},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, addon_init)

@@ -1,0 +1,771 @@
+/* broker: routing, subscriptions and key/value state on a thread of its own
+ * (see broker.h).
+ *
+ * Life of a frame: the connection's poll callback reads everything the
+ * socket holds (up to a budget, for fairness) into the connection's input
+ * buffer, then every complete frame is handled in order. Whatever a frame
+ * produces (deliveries to subscribers, a reply) is appended to the output
+ * buffers of the connections concerned, and all output is written in the
+ * prepare phase, right before the loop waits again: one write per
+ * connection per loop turn, however many frames.
+ *
+ * A connection that fails, closes or is cut off is only marked dead at first;
+ * it is reaped (subscriptions dropped, handle closed, memory freed) after the
+ * current work, so no list being walked changes under the walker. */
+#define _GNU_SOURCE
+#include "broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "buffer.h"
+#include "kv.h"
+#include "table.h"
+
+#define BROKER_READ_CHUNK (256u * 1024u)
+#define BROKER_READ_BUDGET (4u * 1024u * 1024u) /* per connection per turn */
+#define BROKER_WRITE_EARLY (1024u * 1024u)      /* write at once past this much output */
+#define BROKER_KEEP_BUFFER (1024u * 1024u)      /* idle buffers larger than this are freed */
+#define BROKER_SOCKET_BUFFER (1024 * 1024)
+#define BROKER_EXPIRE_BATCH 10000u
+
+typedef struct broker_conn broker_conn;
+
+typedef struct broker_subscriber {
+  broker_conn *conn;
+  uint32_t endpoint;
+} broker_subscriber;
+
+typedef struct broker_channel {
+  size_t count;
+  size_t capacity;
+  broker_subscriber *subscribers;
+} broker_channel;
+
+struct broker_conn {
+  broker *owner;
+  uv_poll_t poll;
+  int fd;
+  int poll_events;
+  int greeted;
+  int dead;
+  int queued_for_write;
+  buffer in;
+  buffer out;
+  broker_conn *prev;
+  broker_conn *next;
+  broker_conn *write_next;
+};
+
+struct broker {
+  broker_options options;
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_prepare_t flush;
+  uv_timer_t expiry_timer;
+  uv_thread_t thread;
+  uv_mutex_t lock; /* guards pending_fds and stopping */
+  int *pending_fds;
+  size_t pending_count;
+  size_t pending_capacity;
+  int stopping;
+
+  broker_conn *conns;
+  broker_conn *write_list;
+  size_t dead_count;
+  table *channels;
+  kv *store;
+  int draining;
+  int expiry_changed;
+
+  uint64_t counters[FRAME_STATS_COUNT];
+  _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
+};
+
+void broker_options_default(broker_options *options) {
+  options->max_frame_size = BROKER_DEFAULT_MAX_FRAME_SIZE;
+  options->queue_limit = BROKER_DEFAULT_QUEUE_LIMIT;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void broker_conn_kill(broker_conn *c);
+static void broker_on_poll(uv_poll_t *handle, int status, int events);
+
+static void broker_conn_set_events(broker_conn *c, int events) {
+  if (c->dead || events == c->poll_events) return;
+  if (uv_poll_start(&c->poll, events, broker_on_poll) != 0) {
+    broker_conn_kill(c);
+    return;
+  }
+  c->poll_events = events;
+}
+
+static void broker_conn_write(broker_conn *c) {
+  while (!c->dead && buffer_length(&c->out) > 0) {
+    ssize_t n = send(c->fd, buffer_begin(&c->out), buffer_length(&c->out), MSG_NOSIGNAL);
+    if (n > 0) {
+      buffer_consume(&c->out, (size_t)n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      broker_conn_set_events(c, UV_READABLE | UV_WRITABLE | UV_DISCONNECT);
+      return;
+    }
+    broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
+    return;
+  }
+  if (c->dead) return;
+  buffer_trim(&c->out, BROKER_KEEP_BUFFER);
+  broker_conn_set_events(c, UV_READABLE | UV_DISCONNECT);
+}
+
+/* Reserves room for one frame on c's output, or NULL when c cannot take it
+ * (dead, out of memory, or cut off for passing the queue limit). */
+static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
+  broker *b = c->owner;
+  if (c->dead) return NULL;
+  if (size == 0 || buffer_length(&c->out) + size > b->options.queue_limit) {
+    b->counters[FRAME_STAT_CONNECTIONS_CUT]++;
+    broker_conn_kill(c);
+    return NULL;
+  }
+  uint8_t *at = buffer_reserve(&c->out, size);
+  if (!at) {
+    broker_conn_kill(c);
+    return NULL;
+  }
+  return at;
+}
+
+static void broker_conn_committed(broker_conn *c, uint32_t size) {
+  broker *b = c->owner;
+  buffer_commit(&c->out, size);
+  size_t queued = buffer_length(&c->out);
+  if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
+    b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
+  if (queued >= BROKER_WRITE_EARLY) broker_conn_write(c);
+  if (!c->dead && !c->queued_for_write && buffer_length(&c->out) > 0) {
+    c->queued_for_write = 1;
+    c->write_next = b->write_list;
+    b->write_list = c;
+  }
+}
+
+static void broker_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
+                         size_t payload_len) {
+  if (request_id == 0) return; /* the sender asked for no reply */
+  uint32_t size = frame_size(0, 0, payload_len);
+  uint8_t *at = broker_conn_reserve(c, size);
+  if (!at) return;
+  frame_encode(at, FRAME_REPLY, status, 0, request_id, NULL, 0, NULL, 0, payload, payload_len);
+  broker_conn_committed(c, size);
+}
+
+static void broker_reply_text(broker_conn *c, uint32_t request_id, uint8_t status,
+                              const char *text) {
+  broker_reply(c, request_id, status, text, strlen(text));
+}
+
+/* ---- subscriptions ----------------------------------------------------- */
+
+static void broker_channel_free(void *value, void *ctx) {
+  (void)ctx;
+  broker_channel *ch = value;
+  free(ch->subscribers);
+  free(ch);
+}
+
+static int broker_subscribe(broker *b, const frame *f, broker_conn *c) {
+  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
+  if (!ch) {
+    ch = calloc(1, sizeof(*ch));
+    if (!ch) return -1;
+    if (table_put(b->channels, f->a, f->a_len, ch, NULL) != 0) {
+      free(ch);
+      return -1;
+    }
+  }
+  for (size_t i = 0; i < ch->count; i++)
+    if (ch->subscribers[i].conn == c && ch->subscribers[i].endpoint == f->endpoint) return 0;
+  if (ch->count == ch->capacity) {
+    size_t capacity = ch->capacity ? ch->capacity * 2 : 4;
+    broker_subscriber *grown = realloc(ch->subscribers, capacity * sizeof(*grown));
+    if (!grown) {
+      if (ch->count == 0) broker_channel_free(table_remove(b->channels, f->a, f->a_len), NULL);
+      return -1;
+    }
+    ch->subscribers = grown;
+    ch->capacity = capacity;
+  }
+  ch->subscribers[ch->count].conn = c;
+  ch->subscribers[ch->count].endpoint = f->endpoint;
+  ch->count++;
+  b->counters[FRAME_STAT_SUBSCRIPTIONS]++;
+  return 0;
+}
+
+/* Removes the subscribers that match; returns how many remain. */
+typedef struct broker_unsubscribe_match {
+  broker *owner;
+  broker_conn *conn;  /* NULL: match every dead connection */
+  uint32_t endpoint;  /* with conn: this endpoint only, unless any_endpoint */
+  int any_endpoint;
+} broker_unsubscribe_match;
+
+static size_t broker_channel_drop(broker_channel *ch, const broker_unsubscribe_match *m) {
+  size_t kept = 0;
+  for (size_t i = 0; i < ch->count; i++) {
+    broker_subscriber s = ch->subscribers[i];
+    int match = m->conn ? (s.conn == m->conn && (m->any_endpoint || s.endpoint == m->endpoint))
+                        : s.conn->dead;
+    if (match)
+      m->owner->counters[FRAME_STAT_SUBSCRIPTIONS]--;
+    else
+      ch->subscribers[kept++] = s;
+  }
+  ch->count = kept;
+  return kept;
+}
+
+static int broker_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  (void)key;
+  (void)key_len;
+  broker_channel *ch = value;
+  if (broker_channel_drop(ch, ctx) > 0) return 0;
+  broker_channel_free(ch, NULL);
+  return 1;
+}
+
+static void broker_unsubscribe(broker *b, const frame *f, broker_conn *c) {
+  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
+  if (!ch) return;
+  broker_unsubscribe_match m = {b, c, f->endpoint, 0};
+  if (broker_channel_drop(ch, &m) == 0)
+    broker_channel_free(table_remove(b->channels, f->a, f->a_len), NULL);
+}
+
+static void broker_publish(broker *b, const frame *f, broker_conn *from) {
+  b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
+  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
+  if (!ch) return;
+  uint32_t size = frame_size(f->a_len, 0, f->payload_len);
+  for (size_t i = 0; i < ch->count; i++) {
+    broker_subscriber s = ch->subscribers[i];
+    if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
+    uint8_t *at = broker_conn_reserve(s.conn, size);
+    if (!at) continue;
+    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, f->payload,
+                 f->payload_len);
+    broker_conn_committed(s.conn, size);
+    b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
+    b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
+  }
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void broker_conn_read(broker_conn *c, size_t budget);
+
+/* Takes in everything the other connections have already sent, so that a
+ * reply to c reflects every write that happened before c asked. */
+static void broker_drain_others(broker *b, broker_conn *c) {
+  b->draining = 1;
+  for (broker_conn *o = b->conns; o; o = o->next)
+    if (o != c && !o->dead) broker_conn_read(o, SIZE_MAX);
+  b->draining = 0;
+}
+
+static void broker_fill_stats(broker *b, uint64_t *out) {
+  kv_stats ks;
+  kv_get_stats(b->store, &ks);
+  uint64_t queued = 0;
+  uint64_t connections = 0;
+  for (broker_conn *c = b->conns; c; c = c->next) {
+    if (c->dead) continue;
+    connections++;
+    queued += buffer_length(&c->out);
+  }
+  b->counters[FRAME_STAT_CONNECTIONS] = connections;
+  b->counters[FRAME_STAT_CHANNELS] = table_count(b->channels);
+  b->counters[FRAME_STAT_NAMESPACES] = ks.namespaces;
+  b->counters[FRAME_STAT_KEYS] = ks.keys;
+  b->counters[FRAME_STAT_KV_BYTES] = ks.bytes;
+  b->counters[FRAME_STAT_QUEUED_BYTES] = queued;
+  b->counters[FRAME_STAT_QUEUE_LIMIT] = b->options.queue_limit;
+  b->counters[FRAME_STAT_MAX_FRAME_SIZE] = b->options.max_frame_size;
+  memcpy(out, b->counters, sizeof(b->counters));
+}
+
+static void broker_handle(broker *b, broker_conn *c, const frame *f) {
+  if ((f->flags & FRAME_FLAG_BARRIER) && !b->draining) broker_drain_others(b, c);
+  switch (f->type) {
+  case FRAME_PUBLISH:
+    broker_publish(b, f, c);
+    return;
+  case FRAME_SUBSCRIBE:
+    if (broker_subscribe(b, f, c) != 0)
+      broker_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+    else
+      broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    return;
+  case FRAME_UNSUBSCRIBE:
+    broker_unsubscribe(b, f, c);
+    broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    return;
+  case FRAME_KV_GET: {
+    size_t len = 0;
+    const void *value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &len);
+    if (value)
+      broker_reply(c, f->request_id, FRAME_STATUS_OK, value, len);
+    else
+      broker_reply(c, f->request_id, FRAME_STATUS_MISSING, NULL, 0);
+    return;
+  }
+  case FRAME_KV_SET:
+    if (kv_set(b->store, f->a, f->a_len, f->b, f->b_len, f->payload, f->payload_len) != 0)
+      broker_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+    else
+      broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    return;
+  case FRAME_KV_HAS:
+    broker_reply(c, f->request_id,
+                 kv_has(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
+                                                                 : FRAME_STATUS_MISSING,
+                 NULL, 0);
+    return;
+  case FRAME_KV_DEL:
+    broker_reply(c, f->request_id,
+                 kv_del(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
+                                                                 : FRAME_STATUS_MISSING,
+                 NULL, 0);
+    return;
+  case FRAME_KV_CLEAR:
+    broker_reply(c, f->request_id,
+                 kv_clear(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING, NULL,
+                 0);
+    b->expiry_changed = 1;
+    return;
+  case FRAME_KV_EXPIRE: {
+    if (f->payload_len != 4) {
+      broker_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
+                        "expire needs a 4-byte millisecond count");
+      return;
+    }
+    uv_update_time(&b->loop);
+    uint64_t deadline = uv_now(&b->loop) + frame_load_u32(f->payload);
+    int rc = kv_expire_at(b->store, f->a, f->a_len, deadline);
+    if (rc < 0)
+      broker_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+    else
+      broker_reply(c, f->request_id, rc ? FRAME_STATUS_OK : FRAME_STATUS_MISSING, NULL, 0);
+    b->expiry_changed = 1;
+    return;
+  }
+  case FRAME_KV_PERSIST:
+    broker_reply(c, f->request_id,
+                 kv_persist(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
+                 NULL, 0);
+    b->expiry_changed = 1;
+    return;
+  case FRAME_CLOSE: {
+    broker_unsubscribe_match m = {b, c, f->endpoint, 0};
+    table_sweep(b->channels, broker_sweep_visit, &m);
+    broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    return;
+  }
+  case FRAME_STATS: {
+    uint64_t values[FRAME_STATS_COUNT];
+    uint8_t payload[FRAME_STATS_COUNT * 8];
+    broker_fill_stats(b, values);
+    for (size_t i = 0; i < FRAME_STATS_COUNT; i++) frame_store_u64(payload + i * 8, values[i]);
+    broker_reply(c, f->request_id, FRAME_STATUS_OK, payload, sizeof(payload));
+    return;
+  }
+  case FRAME_SYNC:
+    broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    return;
+  default:
+    /* HELLO twice, or a broker-to-process frame sent the wrong way. */
+    broker_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
+                      "frame type not accepted by the broker");
+    return;
+  }
+}
+
+/* Says why before hanging up, so the process can report it. */
+static void broker_protocol_error(broker_conn *c, const char *why) {
+  if (c->dead) return;
+  uint32_t size = frame_size(0, 0, strlen(why));
+  uint8_t *at = buffer_reserve(&c->out, size);
+  if (at) {
+    frame_encode(at, FRAME_REPLY, FRAME_STATUS_BAD_REQUEST, 0, 0, NULL, 0, NULL, 0, why,
+                 strlen(why));
+    buffer_commit(&c->out, size);
+    broker_conn_write(c);
+  }
+  broker_conn_kill(c);
+}
+
+static void broker_conn_process(broker_conn *c) {
+  broker *b = c->owner;
+  while (!c->dead) {
+    frame f;
+    int rc = frame_decode(buffer_begin(&c->in), buffer_length(&c->in), b->options.max_frame_size,
+                          &f);
+    if (rc == FRAME_INCOMPLETE) break;
+    if (rc == FRAME_TOO_LARGE) {
+      char why[160];
+      snprintf(why, sizeof(why), "frame of %u bytes is over the broker's maximum of %u bytes",
+               (unsigned)frame_load_u32(buffer_begin(&c->in)), (unsigned)b->options.max_frame_size);
+      broker_protocol_error(c, why);
+      break;
+    }
+    if (rc != FRAME_OK) {
+      broker_protocol_error(c, "malformed frame");
+      break;
+    }
+    b->counters[FRAME_STAT_FRAMES_IN]++;
+    if (!c->greeted) {
+      uint32_t version = 0;
+      uint32_t peer_max = 0;
+      if (f.type != FRAME_HELLO ||
+          frame_hello_parse(f.payload, f.payload_len, &version, &peer_max) != 0) {
+        broker_protocol_error(c, "expected a hello frame first");
+        break;
+      }
+      if (version != FRAME_VERSION) {
+        broker_protocol_error(c, "protocol version not supported by this broker");
+        break;
+      }
+      c->greeted = 1;
+      uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+      frame_hello_write(hello, b->options.max_frame_size);
+      uint32_t size = frame_size(0, 0, sizeof(hello));
+      uint8_t *at = broker_conn_reserve(c, size);
+      if (at) {
+        frame_encode(at, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+        broker_conn_committed(c, size);
+      }
+    } else {
+      broker_handle(b, c, &f);
+    }
+    buffer_consume(&c->in, f.size);
+  }
+  if (!c->dead) buffer_trim(&c->in, BROKER_KEEP_BUFFER);
+}
+
+static void broker_conn_read(broker_conn *c, size_t budget) {
+  broker *b = c->owner;
+  size_t taken = 0;
+  while (!c->dead && taken < budget) {
+    uint8_t *at = buffer_reserve(&c->in, BROKER_READ_CHUNK);
+    if (!at) {
+      broker_conn_kill(c);
+      return;
+    }
+    ssize_t n = read(c->fd, at, buffer_spare(&c->in));
+    if (n > 0) {
+      buffer_commit(&c->in, (size_t)n);
+      taken += (size_t)n;
+      b->counters[FRAME_STAT_BYTES_IN] += (uint64_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    broker_conn_process(c); /* complete frames before the end still count */
+    broker_conn_kill(c);    /* end of file or error: the process went away */
+    return;
+  }
+  broker_conn_process(c);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void broker_conn_kill(broker_conn *c) {
+  if (c->dead) return;
+  c->dead = 1;
+  c->owner->dead_count++;
+  uv_poll_stop(&c->poll);
+}
+
+static void broker_conn_closed(uv_handle_t *handle) {
+  broker_conn *c = handle->data;
+  close(c->fd);
+  buffer_free(&c->in);
+  buffer_free(&c->out);
+  free(c);
+}
+
+/* Drops the subscriptions of every dead connection in one sweep, then
+ * closes and frees them. */
+static void broker_reap(broker *b) {
+  if (b->dead_count == 0) return;
+  broker_unsubscribe_match m = {b, NULL, 0, 1};
+  table_sweep(b->channels, broker_sweep_visit, &m);
+  broker_conn **link = &b->write_list;
+  while (*link) {
+    if ((*link)->dead)
+      *link = (*link)->write_next;
+    else
+      link = &(*link)->write_next;
+  }
+  broker_conn *c = b->conns;
+  while (c) {
+    broker_conn *next = c->next;
+    if (c->dead) {
+      if (c->prev)
+        c->prev->next = c->next;
+      else
+        b->conns = c->next;
+      if (c->next) c->next->prev = c->prev;
+      uv_close((uv_handle_t *)&c->poll, broker_conn_closed);
+    }
+    c = next;
+  }
+  b->dead_count = 0;
+}
+
+static void broker_on_poll(uv_poll_t *handle, int status, int events) {
+  broker_conn *c = handle->data;
+  if (status < 0) {
+    broker_conn_kill(c);
+  } else {
+    if (events & UV_WRITABLE) broker_conn_write(c);
+    if (events & (UV_READABLE | UV_DISCONNECT)) broker_conn_read(c, BROKER_READ_BUDGET);
+  }
+}
+
+static void broker_add_conn(broker *b, int fd) {
+  broker_conn *c = calloc(1, sizeof(*c));
+  if (!c) {
+    close(fd);
+    return;
+  }
+  c->owner = b;
+  c->fd = fd;
+  buffer_init(&c->in);
+  buffer_init(&c->out);
+  int size = BROKER_SOCKET_BUFFER;
+  /* Larger socket buffers mean fewer wake-ups under load; the kernel caps
+   * them, and failing to grow them is harmless. */
+  (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  if (uv_poll_init(&b->loop, &c->poll, fd) != 0) {
+    close(fd);
+    free(c);
+    return;
+  }
+  c->poll.data = c;
+  if (uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, broker_on_poll) != 0) {
+    uv_close((uv_handle_t *)&c->poll, broker_conn_closed);
+    return;
+  }
+  c->poll_events = UV_READABLE | UV_DISCONNECT;
+  c->next = b->conns;
+  if (b->conns) b->conns->prev = c;
+  b->conns = c;
+}
+
+/* ---- loop phases ------------------------------------------------------- */
+
+static void broker_on_expiry(uv_timer_t *timer) {
+  broker *b = timer->data;
+  uv_update_time(&b->loop);
+  kv_expire_due(b->store, uv_now(&b->loop), BROKER_EXPIRE_BATCH);
+  b->expiry_changed = 1;
+}
+
+static void broker_arm_expiry(broker *b) {
+  uint64_t deadline;
+  b->expiry_changed = 0;
+  if (!kv_next_deadline(b->store, &deadline)) {
+    uv_timer_stop(&b->expiry_timer);
+    return;
+  }
+  uint64_t now = uv_now(&b->loop);
+  uv_timer_start(&b->expiry_timer, broker_on_expiry, deadline > now ? deadline - now : 0, 0);
+}
+
+static void broker_on_prepare(uv_prepare_t *prepare) {
+  broker *b = prepare->data;
+  broker_conn *c = b->write_list;
+  b->write_list = NULL;
+  while (c) {
+    broker_conn *next = c->write_next;
+    c->queued_for_write = 0;
+    broker_conn_write(c);
+    c = next;
+  }
+  broker_reap(b);
+  if (b->expiry_changed) broker_arm_expiry(b);
+  uint64_t values[FRAME_STATS_COUNT];
+  broker_fill_stats(b, values);
+  for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
+    atomic_store_explicit(&b->snapshot[i], values[i], memory_order_relaxed);
+}
+
+static void broker_close_handle(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle)) uv_close(handle, handle->type == UV_POLL ? broker_conn_closed : NULL);
+}
+
+static void broker_on_wake(uv_async_t *async) {
+  broker *b = async->data;
+  uv_mutex_lock(&b->lock);
+  int stopping = b->stopping;
+  int *fds = b->pending_fds;
+  size_t count = b->pending_count;
+  b->pending_fds = NULL;
+  b->pending_count = 0;
+  b->pending_capacity = 0;
+  uv_mutex_unlock(&b->lock);
+  for (size_t i = 0; i < count; i++) {
+    if (stopping)
+      close(fds[i]);
+    else
+      broker_add_conn(b, fds[i]);
+  }
+  free(fds);
+  if (stopping) uv_walk(&b->loop, broker_close_handle, NULL);
+}
+
+static void broker_run(void *arg) {
+  broker *b = arg;
+  uv_run(&b->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+int broker_start(broker **out, const broker_options *options, char *err, size_t err_len) {
+  broker *b = calloc(1, sizeof(*b));
+  int rc;
+  if (!b) {
+    snprintf(err, err_len, "out of memory starting the broker");
+    return -1;
+  }
+  b->options = *options;
+  b->channels = table_create();
+  b->store = kv_create();
+  if (!b->channels || !b->store) {
+    snprintf(err, err_len, "out of memory starting the broker");
+    goto fail_tables;
+  }
+  if ((rc = uv_mutex_init(&b->lock)) != 0) {
+    snprintf(err, err_len, "broker mutex: %s", uv_strerror(rc));
+    goto fail_tables;
+  }
+  if ((rc = uv_loop_init(&b->loop)) != 0) {
+    snprintf(err, err_len, "broker loop: %s", uv_strerror(rc));
+    goto fail_mutex;
+  }
+  if ((rc = uv_async_init(&b->loop, &b->wake, broker_on_wake)) != 0 ||
+      (rc = uv_prepare_init(&b->loop, &b->flush)) != 0 ||
+      (rc = uv_prepare_start(&b->flush, broker_on_prepare)) != 0 ||
+      (rc = uv_timer_init(&b->loop, &b->expiry_timer)) != 0) {
+    snprintf(err, err_len, "broker handles: %s", uv_strerror(rc));
+    goto fail_loop;
+  }
+  b->wake.data = b;
+  b->flush.data = b;
+  b->expiry_timer.data = b;
+  /* The prepare and timer handles must not keep the loop alive: only the
+   * wake handle does, until broker_stop closes it. */
+  uv_unref((uv_handle_t *)&b->flush);
+  uv_unref((uv_handle_t *)&b->expiry_timer);
+  if ((rc = uv_thread_create(&b->thread, broker_run, b)) != 0) {
+    snprintf(err, err_len, "broker thread: %s", uv_strerror(rc));
+    goto fail_loop;
+  }
+  *out = b;
+  return 0;
+
+fail_loop:
+  uv_walk(&b->loop, broker_close_handle, NULL);
+  uv_run(&b->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&b->loop);
+fail_mutex:
+  uv_mutex_destroy(&b->lock);
+fail_tables:
+  if (b->channels) table_destroy(b->channels, broker_channel_free, NULL);
+  if (b->store) kv_destroy(b->store);
+  free(b);
+  return -1;
+}
+
+int broker_attach(broker *b, int fd) {
+  uv_mutex_lock(&b->lock);
+  if (b->stopping) {
+    uv_mutex_unlock(&b->lock);
+    close(fd);
+    errno = ESHUTDOWN;
+    return -1;
+  }
+  if (b->pending_count == b->pending_capacity) {
+    size_t capacity = b->pending_capacity ? b->pending_capacity * 2 : 8;
+    int *grown = realloc(b->pending_fds, capacity * sizeof(*grown));
+    if (!grown) {
+      uv_mutex_unlock(&b->lock);
+      close(fd);
+      errno = ENOMEM;
+      return -1;
+    }
+    b->pending_fds = grown;
+    b->pending_capacity = capacity;
+  }
+  b->pending_fds[b->pending_count++] = fd;
+  uv_mutex_unlock(&b->lock);
+  int rc = uv_async_send(&b->wake);
+  if (rc != 0) {
+    errno = -rc;
+    return -1;
+  }
+  return 0;
+}
+
+int broker_connect_pair(broker *b, int *peer_fd) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+  int size = BROKER_SOCKET_BUFFER;
+  (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  if (broker_attach(b, sv[0]) != 0) {
+    int saved = errno;
+    close(sv[1]);
+    errno = saved;
+    return -1;
+  }
+  *peer_fd = sv[1];
+  return 0;
+}
+
+void broker_get_stats(broker *b, uint64_t out[FRAME_STATS_COUNT]) {
+  for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
+    out[i] = atomic_load_explicit(&b->snapshot[i], memory_order_relaxed);
+}
+
+void broker_stop(broker *b) {
+  uv_mutex_lock(&b->lock);
+  b->stopping = 1;
+  uv_mutex_unlock(&b->lock);
+  uv_async_send(&b->wake);
+  uv_thread_join(&b->thread);
+  /* The thread has closed every handle; run once more for close callbacks
+   * that were still pending when its loop ended. */
+  uv_run(&b->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&b->loop);
+  uv_mutex_destroy(&b->lock);
+  for (size_t i = 0; i < b->pending_count; i++) close(b->pending_fds[i]);
+  free(b->pending_fds);
+  table_destroy(b->channels, broker_channel_free, NULL);
+  kv_destroy(b->store);
+  free(b);
+}

@@ -1,0 +1,54 @@
+/* broker: the cluster's shared state, served on a thread of its own.
+ *
+ * One broker runs in the master (or in a lone process). Every process that
+ * uses the store holds one end of a private AF_UNIX socketpair whose other
+ * end the broker owns; over it flow the frames of frame.h. The broker routes
+ * PUBLISH frames to the subscribers of the channel (never back to the
+ * publishing endpoint), keeps the key/value namespaces of kv.h with their
+ * expiry, and answers requests in the order they arrive on a connection.
+ *
+ * It runs its own libuv loop, so routing goes on while the master's
+ * JavaScript is busy. Output to each connection is queued and written in
+ * large batches; a connection whose queue passes the queue limit (it stopped
+ * reading) is cut off so the broker's memory stays bounded.
+ *
+ * broker_start, broker_attach, broker_get_stats and broker_stop may be
+ * called from any one thread (node's main thread, in practice). */
+#ifndef CLUSTER_STORE_BROKER_H
+#define CLUSTER_STORE_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+typedef struct broker broker;
+
+typedef struct broker_options {
+  uint32_t max_frame_size; /* largest frame accepted or sent */
+  uint64_t queue_limit;    /* output bytes queued for one connection before it is cut off */
+} broker_options;
+
+#define BROKER_DEFAULT_MAX_FRAME_SIZE (32u * 1024u * 1024u)
+#define BROKER_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u)
+
+void broker_options_default(broker_options *options);
+
+/* Starts the broker thread. Returns 0, or -1 with a message in err. */
+int broker_start(broker **out, const broker_options *options, char *err, size_t err_len);
+
+/* Hands one end of a connected AF_UNIX stream socket to the broker, which
+ * owns it from then on (even on failure). Returns 0 or -1 with errno set. */
+int broker_attach(broker *b, int fd);
+
+/* Makes a socketpair, attaches one end, and stores the other (close-on-exec,
+ * blocking) in *peer_fd. Returns 0 or -1 with errno set. */
+int broker_connect_pair(broker *b, int *peer_fd);
+
+/* A snapshot of the counters listed in frame.h (FRAME_STAT_*). */
+void broker_get_stats(broker *b, uint64_t out[FRAME_STATS_COUNT]);
+
+/* Stops the thread, closes every connection and frees the broker. */
+void broker_stop(broker *b);
+
+#endif

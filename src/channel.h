@@ -1,0 +1,86 @@
+/* channel: a process's end of its private connection to the broker.
+ *
+ * Lives on node's own libuv loop. Frames the process sends are encoded
+ * straight into an output buffer and written in one go right before the
+ * loop next waits (or at once when asked, or when much is queued). Frames
+ * that arrive are read in large chunks; the owner is told that input is
+ * ready and takes every complete frame at once, so one call into JavaScript
+ * delivers a whole batch.
+ *
+ * A channel can take frames before it has a socket: they wait, behind the
+ * hello, until channel_attach gives it the descriptor received from the
+ * master. The two blocking calls (channel_flush_sync, channel_wait_reply)
+ * exist for the rare moments when the process must know the broker's
+ * answer before it returns to its loop. */
+#ifndef CLUSTER_STORE_CHANNEL_H
+#define CLUSTER_STORE_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "frame.h"
+
+typedef struct channel channel;
+
+typedef struct channel_events {
+  /* Complete frames are waiting: take them with channel_frames. */
+  void (*on_input)(channel *ch, void *ctx);
+  /* The channel closed (end of file, error, protocol error): reason says
+   * why. Called once, from the loop, unless the failure was reported to a
+   * caller of a blocking function first. */
+  void (*on_close)(channel *ch, const char *reason, void *ctx);
+} channel_events;
+
+/* NULL when out of memory. max_frame_size bounds frames both ways (the
+ * broker's own limit, learnt from its hello, bounds them further). */
+channel *channel_create(uv_loop_t *loop, uint32_t max_frame_size, const channel_events *events,
+                        void *ctx);
+
+/* Starts talking over fd (a connected AF_UNIX stream socket, owned by the
+ * channel from then on). Returns 0, or -1 with a reason in *why. */
+int channel_attach(channel *ch, int fd, const char **why);
+
+/* Room for one frame of size bytes, or NULL: the frame is over the maximum
+ * (errno E2BIG), out of memory (ENOMEM), or the channel is closed (EPIPE). */
+uint8_t *channel_reserve(channel *ch, uint32_t size);
+
+/* Marks the reserved frame as ready. With flush_now it is written before
+ * this returns when the socket takes it (else with the next batch). */
+void channel_commit(channel *ch, uint32_t size, int flush_now);
+
+/* Writes all queued output, waiting up to timeout_ms for the socket to take
+ * it. 0, or -1 with a reason in *why. */
+int channel_flush_sync(channel *ch, int timeout_ms, const char **why);
+
+/* Waits up to timeout_ms for the reply to request_id, reading (and keeping
+ * for later) whatever else arrives first. On success returns 0, stores the
+ * status and a malloc'd copy of the payload (caller frees; NULL when empty).
+ * -1 with a reason in *why on timeout or failure. */
+int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t *status,
+                       uint8_t **payload, uint32_t *payload_len, const char **why);
+
+/* The complete frames at the head of the input: their bytes start at *data
+ * and span *len; returns how many. channel_consume(len) drops them after
+ * the caller has copied them. Returns -1 after a protocol error (the
+ * channel is then closed and the reason reported). */
+int channel_frames(channel *ch, const uint8_t **data, size_t *len);
+void channel_consume(channel *ch, size_t len);
+
+/* The broker's maximum frame size (from its hello), or ours until it spoke. */
+uint32_t channel_max_frame_size(const channel *ch);
+
+/* Whether the channel keeps the loop alive. */
+void channel_set_ref(channel *ch, int ref);
+
+int channel_is_closed(const channel *ch);
+const char *channel_close_reason(const channel *ch);
+
+/* Closes the socket now (no callback); later sends fail. */
+void channel_close(channel *ch, const char *reason);
+
+/* Closes if needed and frees the channel once its handles are closed, then
+ * calls done(arg) when done is not NULL. Not to be used afterwards. */
+void channel_release(channel *ch, void (*done)(void *arg), void *arg);
+
+#endif
