@@ -109,7 +109,7 @@ module.exports = function createStore(io) {
       this._connection.send(TYPE.PUBLISH, this._endpoint, name, undefined, payload, 0,
         FLUSH_AT_ONCE.has(name), null);
     }
-    this.emit.apply(this, ['publish', name].concat(args));
+    if (this.listenerCount('publish') > 0) this.emit.apply(this, ['publish', name].concat(args));
     return this;
   };
 
