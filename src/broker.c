@@ -29,7 +29,8 @@
 #include "kv.h"
 #include "table.h"
 
-#define BROKER_READ_CHUNK (256u * 1024u)
+#define BROKER_READ_CHUNK_MIN (16u * 1024u)
+#define BROKER_READ_CHUNK_MAX (256u * 1024u)
 #define BROKER_READ_BUDGET (4u * 1024u * 1024u) /* per connection per turn */
 #define BROKER_WRITE_EARLY (1024u * 1024u)      /* write at once past this much output */
 #define BROKER_KEEP_BUFFER (1024u * 1024u)      /* idle buffers larger than this are freed */
@@ -57,6 +58,7 @@ struct broker_conn {
   int greeted;
   int dead;
   int queued_for_write;
+  size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
   buffer in;
   buffer out;
   broker_conn *prev;
@@ -71,6 +73,7 @@ struct broker {
   uv_prepare_t flush;
   uv_timer_t expiry_timer;
   uv_thread_t thread;
+  int threaded;
   uv_mutex_t lock; /* guards pending_fds and stopping */
   int *pending_fds;
   size_t pending_count;
@@ -467,13 +470,15 @@ static void broker_conn_read(broker_conn *c, size_t budget) {
   broker *b = c->owner;
   size_t taken = 0;
   while (!c->dead && taken < budget) {
-    uint8_t *at = buffer_reserve(&c->in, BROKER_READ_CHUNK);
+    uint8_t *at = buffer_reserve(&c->in, c->read_chunk);
     if (!at) {
       broker_conn_kill(c);
       return;
     }
-    ssize_t n = read(c->fd, at, buffer_spare(&c->in));
+    size_t room = buffer_spare(&c->in);
+    ssize_t n = read(c->fd, at, room);
     if (n > 0) {
+      if ((size_t)n == room && c->read_chunk < BROKER_READ_CHUNK_MAX) c->read_chunk *= 2;
       buffer_commit(&c->in, (size_t)n);
       taken += (size_t)n;
       b->counters[FRAME_STAT_BYTES_IN] += (uint64_t)n;
@@ -552,6 +557,7 @@ static void broker_add_conn(broker *b, int fd) {
   }
   c->owner = b;
   c->fd = fd;
+  c->read_chunk = BROKER_READ_CHUNK_MIN;
   buffer_init(&c->in);
   buffer_init(&c->out);
   int size = BROKER_SOCKET_BUFFER;
@@ -645,7 +651,7 @@ static void broker_run(void *arg) {
 
 /* ---- public ------------------------------------------------------------ */
 
-int broker_start(broker **out, const broker_options *options, char *err, size_t err_len) {
+int broker_create(broker **out, const broker_options *options, char *err, size_t err_len) {
   broker *b = calloc(1, sizeof(*b));
   int rc;
   if (!b) {
@@ -681,10 +687,6 @@ int broker_start(broker **out, const broker_options *options, char *err, size_t 
    * wake handle does, until broker_stop closes it. */
   uv_unref((uv_handle_t *)&b->flush);
   uv_unref((uv_handle_t *)&b->expiry_timer);
-  if ((rc = uv_thread_create(&b->thread, broker_run, b)) != 0) {
-    snprintf(err, err_len, "broker thread: %s", uv_strerror(rc));
-    goto fail_loop;
-  }
   *out = b;
   return 0;
 
@@ -700,6 +702,22 @@ fail_tables:
   free(b);
   return -1;
 }
+
+int broker_start(broker **out, const broker_options *options, char *err, size_t err_len) {
+  broker *b;
+  if (broker_create(&b, options, err, err_len) != 0) return -1;
+  int rc = uv_thread_create(&b->thread, broker_run, b);
+  if (rc != 0) {
+    snprintf(err, err_len, "broker thread: %s", uv_strerror(rc));
+    broker_stop(b);
+    return -1;
+  }
+  b->threaded = 1;
+  *out = b;
+  return 0;
+}
+
+void broker_run_once(broker *b) { uv_run(&b->loop, UV_RUN_NOWAIT); }
 
 int broker_attach(broker *b, int fd) {
   uv_mutex_lock(&b->lock);
@@ -757,9 +775,9 @@ void broker_stop(broker *b) {
   b->stopping = 1;
   uv_mutex_unlock(&b->lock);
   uv_async_send(&b->wake);
-  uv_thread_join(&b->thread);
-  /* The thread has closed every handle; run once more for close callbacks
-   * that were still pending when its loop ended. */
+  if (b->threaded) uv_thread_join(&b->thread);
+  /* The thread has closed every handle (without a thread, the wake handler
+   * runs here); run until the last close callback is done. */
   uv_run(&b->loop, UV_RUN_DEFAULT);
   uv_loop_close(&b->loop);
   uv_mutex_destroy(&b->lock);

@@ -37,6 +37,12 @@ void broker_options_default(broker_options *options);
 /* Starts the broker thread. Returns 0, or -1 with a message in err. */
 int broker_start(broker **out, const broker_options *options, char *err, size_t err_len);
 
+/* For tests and fuzzing: a broker with no thread of its own, driven by the
+ * caller with broker_run_once (one non-blocking turn of its loop). Stopped
+ * and freed with broker_stop like any other. */
+int broker_create(broker **out, const broker_options *options, char *err, size_t err_len);
+void broker_run_once(broker *b);
+
 /* Hands one end of a connected AF_UNIX stream socket to the broker, which
  * owns it from then on (even on failure). Returns 0 or -1 with errno set. */
 int broker_attach(broker *b, int fd);
