@@ -347,8 +347,17 @@ Connection.prototype.send = function (type, endpoint, a, b, payload, flags, flus
     id = this.nextRequest;
     this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
   }
-  // Throws RangeError for a frame over the limit: nothing was queued.
-  native.channelSend(this.channel, type, endpoint, id, a, b, payload, flags, flushNow);
+  try {
+    native.channelSend(this.channel, type, endpoint, id, a, b, payload, flags, flushNow);
+  } catch (err) {
+    // The engine found the channel broken before the loop could tell us:
+    // the same as hearing it from the loop. Other errors (a frame over the
+    // limit: nothing was queued) go to the caller.
+    if (err.code !== 'ERR_CLUSTER_STORE_CLOSED') throw err;
+    this.lost(err.message.replace(/^socket\.io-cluster-store: /, ''));
+    if (callback) process.nextTick(callback, this.error());
+    return;
+  }
   if (callback) {
     this.pending.set(id, callback);
     if (this.pending.size === 1) this.updateRef();

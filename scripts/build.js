@@ -13,6 +13,11 @@ var root = path.join(__dirname, '..');
 var force = process.argv.indexOf('--force') !== -1;
 var debug = process.argv.indexOf('--debug') !== -1;
 
+if (require.main !== module) {
+  module.exports = { localNodeDir: localNodeDir };
+  return;
+}
+
 if (!force) {
   try {
     require('node-gyp-build').path(root);

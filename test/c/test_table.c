@@ -271,12 +271,12 @@ static void test_random_against_model(uint64_t seed) {
   if (!t) return;
   size_t baseline = table_memory(t);
   size_t wrong = 0, broken = 0, ops_while_rehashing = 0, grows = 0, shrinks = 0, sweeps = 0;
-  unsigned phase_put_percent = 70;
+  unsigned phase_put_percent = 4;
 
   for (uint32_t op = 0; op < 600000; op++) {
     /* Alternate long put-heavy and remove-heavy phases, so the table grows
      * and shrinks through many sizes with everything else interleaved. */
-    if (op % 50000 == 0) phase_put_percent = phase_put_percent == 70 ? 30 : 70;
+    if (op % 50000 == 0) phase_put_percent = phase_put_percent == 4 ? 80 : 4;
     int was_rehashing = t->buckets[1] != NULL;
     size_t size_before = t->size[0];
     uint32_t i = (uint32_t)check_below(&m.rng, op % 7 == 0 ? 64 : MODEL_KEYS);
@@ -319,8 +319,8 @@ static void test_random_against_model(uint64_t seed) {
   CHECK(broken == 0);
   CHECK(m.mismatches == 0);
   CHECK(sweeps > 10);
-  CHECK(grows > 10);
-  CHECK(shrinks > 10);
+  CHECK(grows > 5);
+  CHECK(shrinks > 5);
   CHECK(ops_while_rehashing > 1000);
 
   for (uint32_t k = 0; k < MODEL_KEYS; k++) {
@@ -330,6 +330,7 @@ static void test_random_against_model(uint64_t seed) {
   CHECK(table_count(t) == 0);
   CHECK(table_memory(t) == baseline);
   table_destroy(t, NULL, NULL);
+  if (check_failed) fprintf(stderr, "table: random seed %" PRIu64 "\n", seed);
 }
 
 typedef struct sweep_state {
@@ -469,7 +470,6 @@ static void test_out_of_memory(void) {
 
 int main(int argc, char **argv) {
   uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20240601);
-  printf("table: random seed %" PRIu64 "\n", seed);
   test_siphash_vectors();
   test_seeds();
   test_basics();

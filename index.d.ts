@@ -1,0 +1,95 @@
+// Type declarations for socket.io-cluster-store.
+/// <reference types="node" />
+import { EventEmitter } from 'events';
+
+/** Returns the ClusterStore class for the given socket.io 0.9 module. */
+declare function clusterStore(io: clusterStore.SocketIoModule): clusterStore.ClusterStoreConstructor;
+
+declare namespace clusterStore {
+  /** Starts the broker in the master (requiring the module there does too). */
+  function setup(options?: Options): boolean;
+  /** The broker's counters, in the process that runs it (the master); null elsewhere. */
+  function stats(): Stats | null;
+
+  /** Options of setup() in the master and of `new ClusterStore()`. */
+  interface Options {
+    /** Largest frame (one message or value, plus its names) in bytes. Default 32 MiB. */
+    maxFrameSize?: number;
+    /** Output the broker queues for one worker before cutting it off. Default 64 MiB. */
+    queueLimit?: number;
+    /** How long a worker waits for the master to hand it a channel, in ms. Default 5000. */
+    attachTimeout?: number;
+    /** How long a worker waits on the broker when it must know the answer at once, in ms. Default 2000. */
+    syncTimeout?: number;
+    /** Other options socket.io passes to its stores are kept as they are. */
+    [option: string]: unknown;
+  }
+
+  /** Counters kept by the broker. */
+  interface Stats {
+    workers: number;
+    workersCutOff: number;
+    framesIn: number;
+    bytesIn: number;
+    messagesPublished: number;
+    messagesDelivered: number;
+    bytesDelivered: number;
+    channels: number;
+    subscriptions: number;
+    clients: number;
+    keys: number;
+    dataBytes: number;
+    queuedBytes: number;
+    maxQueuedBytes: number;
+    queueLimit: number;
+    maxFrameSize: number;
+  }
+
+  type Callback<T> = (err: Error | null, value: T) => void;
+
+  /** Per-client data (socket.set/get/has/del). */
+  interface Client {
+    readonly store: ClusterStore;
+    readonly id: string;
+    get(key: string, fn: Callback<any>): this;
+    set(key: string, value: any, fn?: (err: Error | null) => void): this;
+    has(key: string, fn: Callback<boolean>): this;
+    del(key: string, fn?: (err: Error | null) => void): this;
+    /** Clears the data now, or after `expiration` seconds. */
+    destroy(expiration?: number): this;
+  }
+
+  interface ClusterStore extends EventEmitter {
+    readonly options: Options;
+    readonly nodeId: string;
+    publish(name: string, ...args: any[]): this;
+    subscribe(name: string, consumer?: (...args: any[]) => void, fn?: (err?: Error) => void): this;
+    unsubscribe(name: string, fn?: (err?: Error) => void): this;
+    client(id: string): Client;
+    destroyClient(id: string, expiration?: number): this;
+    destroy(clientExpiration?: number): this;
+    stats(fn: Callback<Stats>): void;
+
+    on(event: 'publish', listener: (name: string, ...args: any[]) => void): this;
+    on(event: 'subscribe', listener: (name: string, consumer?: Function, fn?: Function) => void): this;
+    on(event: 'unsubscribe', listener: (name: string, fn?: Function) => void): this;
+    on(event: 'error', listener: (err: Error) => void): this;
+    on(event: string | symbol, listener: (...args: any[]) => void): this;
+  }
+
+  interface ClusterStoreConstructor {
+    new (options?: Options): ClusterStore;
+    (options?: Options): ClusterStore;
+    readonly prototype: ClusterStore;
+    Client: new (store: ClusterStore, id: string) => Client;
+    setup(options?: Options): boolean;
+  }
+
+  /** The socket.io module (0.9.x); only its Store classes are used. */
+  interface SocketIoModule {
+    Store: Function & { Client: Function };
+    [key: string]: any;
+  }
+}
+
+export = clusterStore;
