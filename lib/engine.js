@@ -111,9 +111,18 @@ var master = {
 };
 
 function startBroker(options) {
-  if (master.started) return;
+  if (master.started) {
+    var running = master.running;
+    if (options.maxFrameSize !== running.maxFrameSize || options.queueLimit !== running.queueLimit) {
+      throw optionError('the broker already runs with maxFrameSize ' + running.maxFrameSize +
+        ' and queueLimit ' + running.queueLimit + '; pass options to setup() in the same turn ' +
+        'as requiring the module, before any store or worker uses it');
+    }
+    return;
+  }
   native.brokerStart(options.maxFrameSize, options.queueLimit);
   master.started = true;
+  master.running = { maxFrameSize: options.maxFrameSize, queueLimit: options.queueLimit };
   log.master('broker started (max frame %d bytes, queue limit %d bytes)',
     options.maxFrameSize, options.queueLimit);
 }
@@ -160,17 +169,34 @@ function watchWorker(worker) {
   });
 }
 
-// Starts the broker in this process (the master) and serves channels to
-// every worker forked from it. Idempotent; options apply to the first call.
-function setup(options) {
-  var opts = readOptions(options, master.options || DEFAULTS);
-  if (!master.options || options) master.options = opts;
+// Serves channels to every worker forked from this process (the master)
+// and starts the broker. Requiring the module calls it without options, and
+// the broker itself starts on the next tick, so that setup(options) called
+// right after require still applies. Idempotent.
+function setup(options, deferStart) {
+  if (options !== undefined && options !== null) {
+    var opts = readOptions(options, master.options || DEFAULTS);
+    if (master.started) startBroker(opts); // throws when the running broker's limits differ
+    master.options = opts;
+  } else if (!master.options) {
+    master.options = readOptions(null);
+  }
   if (!isMasterProcess()) return false;
-  startBroker(master.options);
   if (!master.listening) {
     master.listening = true;
     Object.keys(cluster.workers || {}).forEach(function (id) { watchWorker(cluster.workers[id]); });
     cluster.on('fork', watchWorker);
+  }
+  if (deferStart) {
+    process.nextTick(function () {
+      try {
+        startBroker(master.options);
+      } catch (err) {
+        log.error('broker did not start: %s', err.message);
+      }
+    });
+  } else {
+    startBroker(master.options);
   }
   return true;
 }
@@ -194,6 +220,9 @@ function Connection(options) {
   this.failure = null;
   this.worker = isWorkerProcess();
   this.refd = null;
+  this.wasOpen = false;
+  this.backoff = 0;
+  this.reconnectTimer = null;
   this.open();
 }
 
@@ -212,7 +241,7 @@ Connection.prototype.open = function () {
     try {
       startBroker(readOptions(null, master.options || this.options));
       native.channelAttach(channel, native.brokerPair());
-      this.state = 'open';
+      this.opened();
       log.channel('attached to the broker in this process');
     } catch (err) {
       this.lost(err.message);
@@ -259,7 +288,7 @@ Connection.prototype.attachThroughMaster = function (channel) {
       self.lost(err.message);
       return;
     }
-    self.state = 'open';
+    self.opened();
     log.channel('worker %d attached to the master', cluster.worker && cluster.worker.id);
   }
   function onDisconnect() {
@@ -282,7 +311,19 @@ Connection.prototype.attachThroughMaster = function (channel) {
   }
 };
 
+Connection.prototype.opened = function () {
+  this.state = 'open';
+  var again = this.wasOpen;
+  this.wasOpen = true;
+  this.backoff = 0;
+  if (again) this.endpoints.forEach(function (endpoint) { endpoint.onReconnect(); });
+};
+
 // The channel is gone: every pending request fails, every store hears of it.
+// A channel that had worked is opened again (the broker may have cut this
+// process off for not reading, and the master is still there): the stores
+// subscribe again and emit 'reconnect'. Messages published in between are
+// lost to this process; the data in the broker is not.
 Connection.prototype.lost = function (reason) {
   if (this.state === 'closed' && this.failure) return;
   var channel = this.channel;
@@ -296,6 +337,20 @@ Connection.prototype.lost = function (reason) {
   var error = this.error();
   pending.forEach(function (callback) { callback(error); });
   this.endpoints.forEach(function (endpoint) { endpoint.onChannelError(error); });
+  if (this.wasOpen) this.scheduleReconnect();
+};
+
+Connection.prototype.scheduleReconnect = function () {
+  var self = this;
+  if (this.reconnectTimer || this.endpoints.size === 0) return;
+  if (this.worker && !process.connected) return;
+  this.backoff = Math.min(this.backoff ? this.backoff * 2 : 100, 5000);
+  log.channel('reconnecting in %d ms', this.backoff);
+  this.reconnectTimer = setTimeout(function () {
+    self.reconnectTimer = null;
+    if (self.state === 'closed' && self.endpoints.size > 0) self.reopen();
+  }, this.backoff);
+  this.reconnectTimer.unref();
 };
 
 Connection.prototype.error = function () {
@@ -333,6 +388,9 @@ Connection.prototype.reopen = function () {
   if (this.worker && !process.connected) return false;
   this.refd = null;
   this.open();
+  // Subscriptions go out at once: they wait in the new channel behind its
+  // hello until the master hands it over.
+  if (this.wasOpen) this.endpoints.forEach(function (endpoint) { endpoint.resubscribe(); });
   return true;
 };
 

@@ -17,9 +17,9 @@ function factory(io) {
   return Store;
 }
 
-factory.setup = engine.setup;
+factory.setup = function setup(options) { return engine.setup(options); };
 factory.stats = engine.masterStats;
 
-if (engine.isMasterProcess()) engine.setup();
+if (engine.isMasterProcess()) engine.setup(null, true);
 
 module.exports = factory;

@@ -189,6 +189,20 @@ module.exports = function createStore(io) {
     this._fail(err);
   };
 
+  ClusterStore.prototype.resubscribe = function () {
+    var self = this;
+    this._consumers.forEach(function (consumers, name) {
+      self._request(TYPE.SUBSCRIBE, name, undefined, undefined, function (err) {
+        if (err) log('subscribing again to %s failed: %s', name, err.message);
+      });
+    });
+  };
+
+  ClusterStore.prototype.onReconnect = function () {
+    log('store %d reconnected', this._endpoint);
+    this.emit('reconnect');
+  };
+
   // Reports an error to the callback when there is one, and to 'error'
   // listeners; an unheard 'error' is logged, not thrown, so the worker
   // keeps serving what it can.
@@ -267,6 +281,6 @@ module.exports = function createStore(io) {
   };
 
   ClusterStore.Client = Client;
-  ClusterStore.setup = engine.setup;
+  ClusterStore.setup = function setup(options) { return engine.setup(options); };
   return ClusterStore;
 };
