@@ -27,13 +27,15 @@ var T_UNDEFINED = 0;
 var T_NULL = 1;
 var T_FALSE = 2;
 var T_TRUE = 3;
-var T_INT = 4;
-var T_DOUBLE = 5;
-var T_STRING = 6;
-var T_ARRAY = 7;
-var T_HOLE = 8;
-var T_OBJECT = 9;
-var T_DATE = 10;
+var T_INT8 = 4;
+var T_INT32 = 5;
+var T_DOUBLE = 6;
+var T_STRING = 7;
+var T_ARRAY = 8;
+var T_HOLE = 9;
+var T_OBJECT = 10;
+var T_DATE = 11;
+var T_BARE_OBJECT = 12; // an object without a prototype
 
 var MAX_DEPTH = 64; // deeper (or cyclic) structures take the V8 form
 var objectProto = Object.prototype;
@@ -43,124 +45,150 @@ var dateProto = Date.prototype;
 // Thrown inside the compact encoder to fall back to the V8 form.
 var NOT_COMPACT = { notCompact: true };
 
-function Encoder() {
-  this.buf = Buffer.allocUnsafe(64 * 1024);
-  this.pos = 0;
-  this.busy = false;
+// Doubles go through this pair of views (the platform's byte order is
+// little-endian on every target the addon builds for).
+var f64 = new Float64Array(1);
+var f64Bytes = new Uint8Array(f64.buffer);
+
+// The encoder writes into one reused buffer; out/pos are its state. Counts
+// and lengths are LEB128 varints: one byte for anything under 128.
+var out = Buffer.allocUnsafe(64 * 1024);
+var pos = 0;
+var busy = false;
+
+function ensure(n) {
+  if (pos + n <= out.length) return;
+  var size = out.length * 2;
+  while (size < pos + n) size *= 2;
+  var grown = Buffer.allocUnsafe(size);
+  out.copy(grown, 0, 0, pos);
+  out = grown;
 }
 
-Encoder.prototype.ensure = function (n) {
-  if (this.pos + n <= this.buf.length) return;
-  var size = this.buf.length * 2;
-  while (size < this.pos + n) size *= 2;
-  var grown = Buffer.allocUnsafe(size);
-  this.buf.copy(grown, 0, 0, this.pos);
-  this.buf = grown;
-};
-
-Encoder.prototype.u32 = function (v) {
-  this.ensure(4);
-  this.buf.writeUInt32LE(v, this.pos);
-  this.pos += 4;
-};
-
-Encoder.prototype.string = function (s) {
-  var len = s.length;
-  this.ensure(5 + len * 3);
-  var buf = this.buf;
-  var start = this.pos + 4;
-  var p = start;
-  // ASCII is copied byte by byte (cheaper than a call into C++ for the
-  // short strings that dominate); anything else is encoded by node.
-  var i = 0;
-  for (; i < len; i++) {
-    var c = s.charCodeAt(i);
-    if (c >= 0x80) break;
-    buf[p++] = c;
+function writeVarint(v) {
+  while (v >= 0x80) {
+    out[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
   }
-  if (i < len) p += buf.utf8Write(i === 0 ? s : s.slice(i), p);
-  buf.writeUInt32LE(p - start, this.pos);
-  this.pos = p;
-};
+  out[pos++] = v;
+}
 
-Encoder.prototype.value = function (v, depth) {
-  var buf;
+// String.prototype.isWellFormed arrived in Node 20; before it, any
+// surrogate sends the string to the V8 form (correct, just slower).
+var SURROGATE = /[\ud800-\udfff]/;
+var wellFormed = typeof String.prototype.isWellFormed === 'function' ?
+  function (s) { return s.isWellFormed(); } :
+  function (s) { return !SURROGATE.test(s); };
+
+function writeString(s) {
+  var len = s.length;
+  // Room for the worst case: 3 bytes per UTF-16 unit, and a 5-byte length.
+  ensure(len * 3 + 6);
+  if (len < 128) {
+    // One length byte for an ASCII string this short; patched below if
+    // the string turns out to be longer in UTF-8.
+    var at = pos++;
+    var i = 0;
+    for (; i < len; i++) {
+      var c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      out[pos++] = c;
+    }
+    if (i === len) {
+      out[at] = len;
+      return;
+    }
+    pos = at;
+  }
+  // UTF-8 cannot carry a lone surrogate: such a string takes the V8 form,
+  // which keeps it exactly.
+  if (!wellFormed(s)) throw NOT_COMPACT;
+  var bytes = Buffer.byteLength(s, 'utf8');
+  writeVarint(bytes);
+  pos += out.utf8Write(s, pos, bytes);
+}
+
+function writeValue(v, depth) {
   switch (typeof v) {
     case 'string':
-      this.ensure(1);
-      this.buf[this.pos++] = T_STRING;
-      this.string(v);
+      ensure(1);
+      out[pos++] = T_STRING;
+      writeString(v);
       return;
     case 'number':
-      this.ensure(9);
-      buf = this.buf;
+      ensure(9);
       if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
-        buf[this.pos++] = T_INT;
-        buf.writeInt32LE(v, this.pos);
-        this.pos += 4;
+        if (v >= -128 && v < 128) {
+          out[pos++] = T_INT8;
+          out[pos++] = v & 0xff;
+        } else {
+          out[pos++] = T_INT32;
+          out[pos++] = v & 0xff;
+          out[pos++] = (v >> 8) & 0xff;
+          out[pos++] = (v >> 16) & 0xff;
+          out[pos++] = (v >> 24) & 0xff;
+        }
       } else {
-        buf[this.pos++] = T_DOUBLE;
-        buf.writeDoubleLE(v, this.pos);
-        this.pos += 8;
+        out[pos++] = T_DOUBLE;
+        f64[0] = v;
+        for (var b = 0; b < 8; b++) out[pos++] = f64Bytes[b];
       }
       return;
     case 'boolean':
-      this.ensure(1);
-      this.buf[this.pos++] = v ? T_TRUE : T_FALSE;
+      ensure(1);
+      out[pos++] = v ? T_TRUE : T_FALSE;
       return;
     case 'undefined':
-      this.ensure(1);
-      this.buf[this.pos++] = T_UNDEFINED;
+      ensure(1);
+      out[pos++] = T_UNDEFINED;
       return;
     case 'object':
       if (v === null) {
-        this.ensure(1);
-        this.buf[this.pos++] = T_NULL;
+        ensure(1);
+        out[pos++] = T_NULL;
         return;
       }
       if (depth >= MAX_DEPTH) throw NOT_COMPACT;
       var proto = Object.getPrototypeOf(v);
       if (proto === arrayProto) {
         var n = v.length;
-        this.ensure(5);
-        this.buf[this.pos++] = T_ARRAY;
-        this.u32(n);
+        ensure(6);
+        out[pos++] = T_ARRAY;
+        writeVarint(n);
         for (var i = 0; i < n; i++) {
           var item = v[i];
           if (item === undefined && !(i in v)) {
-            this.ensure(1);
-            this.buf[this.pos++] = T_HOLE;
+            ensure(1);
+            out[pos++] = T_HOLE;
           } else {
-            this.value(item, depth + 1);
+            writeValue(item, depth + 1);
           }
         }
         return;
       }
       if (proto === objectProto || proto === null) {
         var keys = Object.keys(v);
-        this.ensure(5);
-        this.buf[this.pos++] = T_OBJECT;
-        this.u32(keys.length);
+        ensure(6);
+        out[pos++] = proto === null ? T_BARE_OBJECT : T_OBJECT;
+        writeVarint(keys.length);
         for (var k = 0; k < keys.length; k++) {
-          this.string(keys[k]);
-          this.value(v[keys[k]], depth + 1);
+          writeString(keys[k]);
+          writeValue(v[keys[k]], depth + 1);
         }
         return;
       }
       if (proto === dateProto) {
-        this.ensure(9);
-        this.buf[this.pos++] = T_DATE;
-        this.buf.writeDoubleLE(v.getTime(), this.pos);
-        this.pos += 8;
+        ensure(9);
+        out[pos++] = T_DATE;
+        f64[0] = v.getTime();
+        for (var d = 0; d < 8; d++) out[pos++] = f64Bytes[d];
         return;
       }
       throw NOT_COMPACT;
     default: // bigint, function, symbol
       throw NOT_COMPACT;
   }
-};
-
-var shared = new Encoder();
+}
 
 function valueError(value, what, err) {
   var e = new TypeError('socket.io-cluster-store: cannot store ' + what + ': ' +
@@ -174,31 +202,33 @@ function valueError(value, what, err) {
 // the next call reuses: the caller copies it (the engine does) before
 // encoding anything else.
 function encode(value, what) {
-  // A getter that publishes while its object is being encoded must not
-  // share the buffer in use.
-  var enc = shared.busy ? new Encoder() : shared;
-  enc.busy = true;
-  enc.pos = 0;
+  if (busy) return encodeV8(value, what); // a getter publishing mid-encode
+  busy = true;
+  pos = 0;
   try {
-    enc.ensure(1);
-    enc.buf[enc.pos++] = FORM_COMPACT;
-    enc.value(value, 0);
-    return enc.buf.subarray(0, enc.pos);
+    ensure(1);
+    out[pos++] = FORM_COMPACT;
+    writeValue(value, 0);
+    return out.subarray(0, pos);
   } catch (err) {
     if (err !== NOT_COMPACT) throw err;
   } finally {
-    enc.busy = false;
+    busy = false;
   }
+  return encodeV8(value, what);
+}
+
+function encodeV8(value, what) {
   var bytes;
   try {
     bytes = v8.serialize(value);
   } catch (err) {
     throw valueError(value, what, err);
   }
-  var out = Buffer.allocUnsafe(bytes.length + 1);
-  out[0] = FORM_V8;
-  bytes.copy(out, 1);
-  return out;
+  var copy = Buffer.allocUnsafe(bytes.length + 1);
+  copy[0] = FORM_V8;
+  bytes.copy(copy, 1);
+  return copy;
 }
 
 // Object keys repeat from message to message ('type', 'name', 'args'...).
@@ -229,69 +259,88 @@ function cachedKey(buf, start, end) {
   return s;
 }
 
-function Decoder(buf) {
-  this.buf = buf;
-  this.pos = 1;
+// Decoder state: the buffer being read and the position in it.
+var din = null;
+var dpos = 0;
+
+function truncated() {
+  return new RangeError('socket.io-cluster-store: truncated value');
 }
 
-Decoder.prototype.string = function () {
-  var buf = this.buf;
-  var len = buf.readUInt32LE(this.pos);
-  var start = this.pos + 4;
+function readVarint() {
+  var v = 0;
+  var shift = 0;
+  for (;;) {
+    if (dpos >= din.length || shift > 28) throw truncated();
+    var b = din[dpos++];
+    v += (b & 0x7f) * Math.pow(2, shift);
+    if (b < 0x80) return v;
+    shift += 7;
+  }
+}
+
+function readString(asKey) {
+  var len = din[dpos];
+  if (len < 0x80) dpos++;
+  else len = readVarint();
+  var start = dpos;
   var end = start + len;
-  if (end > buf.length) throw new RangeError('truncated string');
-  this.pos = end;
+  if (end > din.length) throw truncated();
+  dpos = end;
+  if (asKey && len <= 32) return cachedKey(din, start, end);
   if (len < 8) {
     var s = '';
     for (var i = start; i < end; i++) {
-      var c = buf[i];
-      if (c >= 0x80) return buf.utf8Slice(start, end);
+      var c = din[i];
+      if (c >= 0x80) return din.utf8Slice(start, end);
       s += String.fromCharCode(c);
     }
     return s;
   }
-  return buf.utf8Slice(start, end);
-};
+  return din.utf8Slice(start, end);
+}
 
-Decoder.prototype.value = function () {
-  var buf = this.buf;
-  var tag = buf[this.pos++];
+function readDouble() {
+  if (dpos + 8 > din.length) throw truncated();
+  for (var b = 0; b < 8; b++) f64Bytes[b] = din[dpos++];
+  return f64[0];
+}
+
+function readValue() {
+  if (dpos >= din.length) throw truncated();
+  var tag = din[dpos++];
   var v, n, i;
   switch (tag) {
-    case T_STRING: return this.string();
-    case T_INT:
-      v = buf.readInt32LE(this.pos);
-      this.pos += 4;
+    case T_STRING: return readString(false);
+    case T_INT8:
+      v = din[dpos++];
+      return v > 127 ? v - 256 : v;
+    case T_INT32:
+      if (dpos + 4 > din.length) throw truncated();
+      v = din[dpos] | (din[dpos + 1] << 8) | (din[dpos + 2] << 16) | (din[dpos + 3] << 24);
+      dpos += 4;
       return v;
-    case T_DOUBLE:
-      v = buf.readDoubleLE(this.pos);
-      this.pos += 8;
-      return v;
+    case T_DOUBLE: return readDouble();
     case T_TRUE: return true;
     case T_FALSE: return false;
     case T_NULL: return null;
     case T_UNDEFINED: return undefined;
     case T_ARRAY:
-      n = buf.readUInt32LE(this.pos);
-      this.pos += 4;
-      if (n > buf.length - this.pos) throw new RangeError('truncated array');
+      n = readVarint();
+      if (n > din.length - dpos) throw truncated();
       v = new Array(n);
       for (i = 0; i < n; i++) {
-        if (buf[this.pos] === T_HOLE) this.pos++;
-        else v[i] = this.value();
+        if (din[dpos] === T_HOLE) dpos++;
+        else v[i] = readValue();
       }
       return v;
     case T_OBJECT:
-      n = buf.readUInt32LE(this.pos);
-      this.pos += 4;
-      v = {};
+    case T_BARE_OBJECT:
+      n = readVarint();
+      v = tag === T_OBJECT ? {} : Object.create(null);
       for (i = 0; i < n; i++) {
-        var klen = buf.readUInt32LE(this.pos);
-        var kstart = this.pos + 4;
-        if (kstart + klen > buf.length) throw new RangeError('truncated key');
-        this.pos = kstart + klen;
-        var key = klen <= 32 ? cachedKey(buf, kstart, kstart + klen) : buf.utf8Slice(kstart, kstart + klen);
-        var item = this.value();
+        var key = readString(true);
+        var item = readValue();
         if (key === '__proto__') {
           Object.defineProperty(v, key, { value: item, enumerable: true, writable: true, configurable: true });
         } else {
@@ -299,17 +348,25 @@ Decoder.prototype.value = function () {
         }
       }
       return v;
-    case T_DATE:
-      v = new Date(buf.readDoubleLE(this.pos));
-      this.pos += 8;
-      return v;
+    case T_DATE: return new Date(readDouble());
     default:
-      throw new RangeError('unknown value tag ' + tag);
+      throw new RangeError('socket.io-cluster-store: unknown value tag ' + tag);
   }
-};
+}
 
 function decode(bytes) {
-  if (bytes[0] === FORM_COMPACT) return new Decoder(bytes).value();
+  if (bytes[0] === FORM_COMPACT) {
+    var saved = din;
+    var savedPos = dpos;
+    din = bytes;
+    dpos = 1;
+    try {
+      return readValue();
+    } finally {
+      din = saved;
+      dpos = savedPos;
+    }
+  }
   if (bytes[0] === FORM_V8) return v8.deserialize(bytes.subarray(1));
   throw new RangeError('socket.io-cluster-store: unknown value encoding ' + bytes[0]);
 }
