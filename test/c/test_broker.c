@@ -1,0 +1,374 @@
+/* Tests of the broker through its wire protocol, with no thread: the test
+ * plays the processes on raw socketpair ends and turns the broker's loop
+ * itself (broker_create + broker_run_once), so every exchange is
+ * deterministic. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "check.h"
+#include "frame.h"
+
+typedef struct peer {
+  int fd;
+  uint8_t in[1 << 20];
+  size_t len;
+  int eof;
+} peer;
+
+static broker *b;
+
+static void turn(int times) {
+  for (int i = 0; i < times; i++)
+    broker_run_once(b);
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void send_frame(peer *p, uint8_t type, uint32_t endpoint, uint32_t id, const char *a,
+                       const char *key, const void *payload, size_t payload_len, uint16_t flags) {
+  size_t a_len = a ? strlen(a) : 0;
+  size_t b_len = key ? strlen(key) : 0;
+  uint32_t size = frame_size(a_len, b_len, payload_len);
+  uint8_t *f = malloc(size);
+  frame_encode(f, type, 0, endpoint, id, a, a_len, key, b_len, payload, payload_len);
+  f[6] = (uint8_t)flags;
+  f[7] = (uint8_t)(flags >> 8);
+  size_t off = 0;
+  while (off < size) {
+    ssize_t n = send(p->fd, f + off, size - off, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    off += (size_t)n;
+  }
+  free(f);
+}
+
+/* Reads whatever is there without blocking. */
+static void pump(peer *p) {
+  for (;;) {
+    if (p->len == sizeof(p->in)) return;
+    ssize_t n = recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, MSG_DONTWAIT);
+    if (n > 0) {
+      p->len += (size_t)n;
+      continue;
+    }
+    if (n == 0) p->eof = 1;
+    return;
+  }
+}
+
+/* The next frame from the broker (turning its loop until one is there);
+ * copies its payload into payload (up to cap). 0, or -1 on EOF/timeout. */
+static int next_frame(peer *p, frame *f, uint8_t *payload, size_t cap) {
+  for (int tries = 0; tries < 2000; tries++) {
+    frame tmp;
+    if (frame_decode(p->in, p->len, UINT32_MAX, &tmp) == FRAME_OK) {
+      *f = tmp;
+      size_t n = tmp.payload_len < cap ? tmp.payload_len : cap;
+      if (payload && n) memcpy(payload, tmp.payload, n);
+      f->a = f->b = f->payload = NULL;
+      memmove(p->in, p->in + tmp.size, p->len - tmp.size);
+      p->len -= tmp.size;
+      return 0;
+    }
+    if (p->eof) return -1;
+    turn(1);
+    pump(p);
+    if (tries > 100) sleep_ms(1);
+  }
+  return -1;
+}
+
+static void peer_open(peer *p) {
+  memset(p, 0, sizeof(*p));
+  CHECK(broker_connect_pair(b, &p->fd) == 0);
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  frame_hello_write(hello, 1u << 20);
+  send_frame(p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
+  frame f;
+  uint8_t payload[64];
+  CHECK(next_frame(p, &f, payload, sizeof(payload)) == 0);
+  CHECK(f.type == FRAME_HELLO);
+  uint32_t version = 0, max = 0;
+  CHECK(frame_hello_parse(payload, f.payload_len, &version, &max) == 0);
+  CHECK(version == FRAME_VERSION);
+  CHECK(max == 1u << 16);
+}
+
+static void peer_close(peer *p) {
+  close(p->fd);
+  turn(4);
+}
+
+/* Sends a request and returns the reply's status (payload into out). */
+static int request(peer *p, uint8_t type, uint32_t endpoint, const char *a, const char *key,
+                   const void *payload, size_t len, uint8_t *out, uint32_t *out_len) {
+  static uint32_t next_id = 100;
+  uint32_t id = next_id++;
+  send_frame(p, type, endpoint, id, a, key, payload, len, 0);
+  frame f;
+  uint8_t buf[4096];
+  for (;;) {
+    if (next_frame(p, &f, buf, sizeof(buf)) != 0) return -1;
+    if (f.type == FRAME_REPLY && f.request_id == id) break;
+  }
+  if (out) memcpy(out, buf, f.payload_len < sizeof(buf) ? f.payload_len : sizeof(buf));
+  if (out_len) *out_len = f.payload_len;
+  return f.status;
+}
+
+static uint64_t stat(int which) {
+  uint64_t values[FRAME_STATS_COUNT];
+  turn(1);
+  broker_get_stats(b, values);
+  return values[which];
+}
+
+static void test_pubsub(void) {
+  static peer a, c;
+  peer_open(&a);
+  peer_open(&c);
+  CHECK(request(&a, FRAME_SUBSCRIBE, 1, "room", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_SUBSCRIBE, 2, "room", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&c, FRAME_SUBSCRIBE, 1, "room", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(stat(FRAME_STAT_SUBSCRIPTIONS) == 3);
+  /* From a/1: a/2 and c/1 get it, a/1 (the publisher) does not. */
+  for (uint32_t i = 0; i < 1000; i++)
+    send_frame(&a, FRAME_PUBLISH, 1, 0, "room", NULL, &i, 4, 0);
+  uint32_t expect_c = 0, expect_a2 = 0, wrong = 0;
+  frame f;
+  uint8_t buf[16];
+  while (expect_c < 1000 && next_frame(&c, &f, buf, sizeof(buf)) == 0) {
+    uint32_t v;
+    memcpy(&v, buf, 4);
+    if (f.type != FRAME_MESSAGE || f.endpoint != 1 || v != expect_c) wrong++;
+    expect_c++;
+  }
+  while (expect_a2 < 1000 && next_frame(&a, &f, buf, sizeof(buf)) == 0) {
+    uint32_t v;
+    memcpy(&v, buf, 4);
+    if (f.type != FRAME_MESSAGE || f.endpoint != 2 || v != expect_a2) wrong++;
+    expect_a2++;
+  }
+  CHECK(expect_c == 1000);
+  CHECK(expect_a2 == 1000);
+  CHECK(wrong == 0);
+  /* Nothing else for a: its endpoint 1 never got its own messages. */
+  turn(4);
+  pump(&a);
+  CHECK(a.len == 0);
+  CHECK(stat(FRAME_STAT_MESSAGES_DELIVERED) >= 2000);
+
+  /* Unsubscribe and endpoint close stop delivery. */
+  CHECK(request(&c, FRAME_UNSUBSCRIBE, 1, "room", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_CLOSE, 2, NULL, NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(stat(FRAME_STAT_SUBSCRIPTIONS) == 1);
+  send_frame(&c, FRAME_PUBLISH, 9, 0, "room", NULL, "x", 1, 0);
+  CHECK(next_frame(&a, &f, buf, sizeof(buf)) == 0 && f.endpoint == 1 && f.type == FRAME_MESSAGE);
+  turn(4);
+  pump(&c);
+  CHECK(c.len == 0);
+
+  /* A peer that goes away loses its subscriptions. */
+  peer_close(&a);
+  CHECK(stat(FRAME_STAT_SUBSCRIPTIONS) == 0);
+  CHECK(stat(FRAME_STAT_CHANNELS) == 0);
+  peer_close(&c);
+  CHECK(stat(FRAME_STAT_CONNECTIONS) == 0);
+}
+
+static void test_kv(void) {
+  static peer a, c;
+  peer_open(&a);
+  peer_open(&c);
+  uint8_t out[64];
+  uint32_t len = 0;
+  CHECK(request(&a, FRAME_KV_GET, 1, "client", "k", NULL, 0, out, &len) == FRAME_STATUS_MISSING);
+  CHECK(request(&a, FRAME_KV_SET, 1, "client", "k", "value", 5, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&c, FRAME_KV_GET, 1, "client", "k", NULL, 0, out, &len) == FRAME_STATUS_OK);
+  CHECK(len == 5 && memcmp(out, "value", 5) == 0);
+  CHECK(request(&c, FRAME_KV_SET, 1, "client", "empty", NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_GET, 1, "client", "empty", NULL, 0, out, &len) == FRAME_STATUS_OK);
+  CHECK(len == 0);
+  CHECK(request(&a, FRAME_KV_HAS, 1, "client", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_DEL, 1, "client", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_HAS, 1, "client", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_MISSING);
+  CHECK(request(&a, FRAME_KV_DEL, 1, "client", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_MISSING);
+  CHECK(request(&a, FRAME_KV_CLEAR, 1, "client", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_HAS, 1, "client", "empty", NULL, 0, NULL, NULL) ==
+        FRAME_STATUS_MISSING);
+
+  /* Expiry: gone after the deadline, unless persisted. */
+  uint8_t ms[4];
+  frame_store_u32(ms, 300);
+  CHECK(request(&a, FRAME_KV_SET, 1, "short", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_SET, 1, "kept", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_EXPIRE, 1, "short", NULL, ms, 4, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_EXPIRE, 1, "kept", NULL, ms, 4, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_PERSIST, 1, "kept", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_EXPIRE, 1, "nothing", NULL, ms, 4, NULL, NULL) ==
+        FRAME_STATUS_MISSING);
+  CHECK(request(&a, FRAME_KV_EXPIRE, 1, "short", NULL, "xy", 2, NULL, NULL) ==
+        FRAME_STATUS_BAD_REQUEST);
+  CHECK(request(&a, FRAME_KV_HAS, 1, "short", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  int expired = 0;
+  for (int i = 0; i < 300 && !expired; i++) {
+    sleep_ms(10);
+    turn(2);
+    expired =
+        request(&a, FRAME_KV_HAS, 1, "short", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_MISSING;
+  }
+  CHECK(expired);
+  CHECK(request(&a, FRAME_KV_HAS, 1, "kept", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(stat(FRAME_STAT_NAMESPACES) == 1);
+
+  uint8_t stats[FRAME_STATS_COUNT * 8];
+  CHECK(request(&c, FRAME_STATS, 1, NULL, NULL, NULL, 0, stats, &len) == FRAME_STATUS_OK);
+  CHECK(len == sizeof(stats));
+  CHECK(frame_load_u64(stats + FRAME_STAT_KEYS * 8) == 1);
+  CHECK(request(&a, FRAME_KV_CLEAR, 1, "kept", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(stat(FRAME_STAT_KV_BYTES) < 4096);
+  peer_close(&a);
+  peer_close(&c);
+}
+
+/* A barrier request is answered only after input other connections had
+ * already sent was handled: the message c published arrives before the
+ * reply to a's barrier. */
+static void test_barrier(void) {
+  for (int round = 0; round < 50; round++) {
+    static peer a, c;
+    peer_open(&a);
+    peer_open(&c);
+    CHECK(request(&a, FRAME_SUBSCRIBE, 1, "hs", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+    /* a's socket becomes readable first, so without the barrier the
+     * broker would answer a before it even read c. */
+    send_frame(&a, FRAME_SYNC, 1, 77, NULL, NULL, NULL, 0, FRAME_FLAG_BARRIER);
+    send_frame(&c, FRAME_PUBLISH, 1, 0, "hs", NULL, "id", 2, 0);
+    frame first, second;
+    CHECK(next_frame(&a, &first, NULL, 0) == 0);
+    CHECK(next_frame(&a, &second, NULL, 0) == 0);
+    CHECK(first.type == FRAME_MESSAGE);
+    CHECK(second.type == FRAME_REPLY && second.request_id == 77);
+    peer_close(&a);
+    peer_close(&c);
+  }
+}
+
+/* Protocol errors: the broker says why, then hangs up; others go on. */
+static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, const char *why) {
+  static peer p, ok;
+  memset(&p, 0, sizeof(p));
+  CHECK(broker_connect_pair(b, &p.fd) == 0);
+  if (send_hello) {
+    uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+    frame_hello_write(hello, 1u << 20);
+    send_frame(&p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
+  }
+  CHECK(send(p.fd, bytes, len, MSG_NOSIGNAL) == (ssize_t)len);
+  frame f;
+  uint8_t text[256] = {0};
+  int got_reason = 0;
+  while (next_frame(&p, &f, text, sizeof(text) - 1) == 0) {
+    if (f.type == FRAME_REPLY && f.request_id == 0 && f.status == FRAME_STATUS_BAD_REQUEST) {
+      text[f.payload_len < 255 ? f.payload_len : 255] = 0;
+      if (strstr((char *)text, why)) got_reason = 1;
+    }
+  }
+  if (!got_reason) fprintf(stderr, "expected a refusal saying '%s'\n", why);
+  CHECK(got_reason);
+  CHECK(p.eof);
+  close(p.fd);
+  peer_open(&ok);
+  CHECK(request(&ok, FRAME_KV_SET, 1, "n", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
+  peer_close(&ok);
+}
+
+static void test_bad_input(void) {
+  uint8_t f[64];
+  memset(f, 0, sizeof(f));
+  frame_store_u32(f, (1u << 16) + 1); /* over the maximum */
+  f[4] = FRAME_PUBLISH;
+  expect_refusal(f, FRAME_HEADER_SIZE, 1, "over the broker's maximum");
+  frame_write_header(f, FRAME_KV_SET, 0, 1, 1, 10, 0, 0);
+  frame_store_u32(f + 16, 1000); /* field a past the end */
+  expect_refusal(f, FRAME_HEADER_SIZE, 1, "malformed");
+  frame_write_header(f, FRAME_SUBSCRIBE, 0, 1, 1, 0, 0, 0);
+  expect_refusal(f, FRAME_HEADER_SIZE, 0, "hello");
+  frame_write_header(f, 200, 0, 1, 1, 0, 0, 0);
+  expect_refusal(f, FRAME_HEADER_SIZE, 1, "malformed");
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  frame_hello_write(hello, 1u << 20);
+  frame_store_u32(hello + 4, 99); /* a version this broker does not speak */
+  frame_encode(f, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+  expect_refusal(f, FRAME_HEADER_SIZE + sizeof(hello), 0, "version");
+}
+
+/* A connection that stops reading is cut off at the queue limit; the
+ * broker's output for it never goes past the limit, and others go on. */
+static void test_queue_limit(void) {
+  static peer slow, pub, other;
+  peer_open(&slow);
+  peer_open(&pub);
+  peer_open(&other);
+  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&other, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
+  static uint8_t chunk[8192];
+  size_t received = 0;
+  frame f;
+  for (int i = 0; i < 2000; i++) {
+    send_frame(&pub, FRAME_PUBLISH, 1, 0, "flood", NULL, chunk, sizeof(chunk), 0);
+    turn(1);
+    while (other.len > 0 || 1) {
+      pump(&other);
+      if (frame_decode(other.in, other.len, UINT32_MAX, &f) != FRAME_OK) break;
+      memmove(other.in, other.in + f.size, other.len - f.size);
+      other.len -= f.size;
+      received++;
+    }
+  }
+  while (received < 2000 && next_frame(&other, &f, NULL, 0) == 0)
+    received++;
+  CHECK(received == 2000);
+  CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before + 1);
+  CHECK(stat(FRAME_STAT_MAX_QUEUED_BYTES) <= 256u * 1024u);
+  /* The slow peer finds the end of the stream after what was queued. */
+  size_t slow_frames = 0;
+  while (next_frame(&slow, &f, NULL, 0) == 0)
+    slow_frames++;
+  CHECK(slow.eof);
+  CHECK(slow_frames < 2000);
+  close(slow.fd);
+  peer_close(&pub);
+  peer_close(&other);
+}
+
+int main(void) {
+  broker_options options;
+  broker_options_default(&options);
+  options.max_frame_size = 1u << 16;
+  options.queue_limit = 256u * 1024u;
+  char err[128];
+  if (broker_create(&b, &options, err, sizeof(err)) != 0) {
+    fprintf(stderr, "broker_create: %s\n", err);
+    return 1;
+  }
+  test_pubsub();
+  test_kv();
+  test_barrier();
+  test_bad_input();
+  test_queue_limit();
+  broker_stop(b);
+  return check_report("broker");
+}
