@@ -310,8 +310,7 @@ static void addon_channel_on_close(channel *ch, const char *reason, void *ctx) {
   napi_close_handle_scope(env, scope);
 }
 
-static const channel_events addon_channel_events = {addon_channel_on_input,
-                                                    addon_channel_on_close};
+static const channel_events addon_channel_events = {addon_channel_on_input, addon_channel_on_close};
 
 /* channelCreate(maxFrameSize, onInput(bytes, descriptors), onClose(reason)) */
 static napi_value addon_channel_create(napi_env env, napi_callback_info info) {
@@ -378,7 +377,8 @@ static napi_value addon_channel_attach(napi_env env, napi_callback_info info) {
   if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelAttach needs a file descriptor");
   const char *why = NULL;
-  if (channel_attach(ac->ch, fd, &why) != 0) return addon_throw(env, "ERR_CLUSTER_STORE_CLOSED", why);
+  if (channel_attach(ac->ch, fd, &why) != 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_CLOSED", why);
   return addon_undefined(env);
 }
 
@@ -430,8 +430,7 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
   uint32_t type, endpoint, request_id, flags;
   bool flush_now = false;
   if (addon_get_u32(env, argv[1], &type) != 0 || addon_get_u32(env, argv[2], &endpoint) != 0 ||
-      addon_get_u32(env, argv[3], &request_id) != 0 ||
-      addon_get_u32(env, argv[7], &flags) != 0 ||
+      addon_get_u32(env, argv[3], &request_id) != 0 || addon_get_u32(env, argv[7], &flags) != 0 ||
       napi_get_value_bool(env, argv[8], &flush_now) != napi_ok || type == 0 ||
       type > FRAME_TYPE_MAX)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSend: bad header arguments");
@@ -451,8 +450,8 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
       return NULL;
     }
     napi_typedarray_type ta_type;
-    NAPI_CALL(env, napi_get_typedarray_info(env, argv[6], &ta_type, &payload_len, &payload, NULL,
-                                            NULL));
+    NAPI_CALL(env,
+              napi_get_typedarray_info(env, argv[6], &ta_type, &payload_len, &payload, NULL, NULL));
     if (ta_type != napi_uint8_array)
       return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "payload must be a Uint8Array");
   }
@@ -471,11 +470,13 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
   /* Each string is encoded in place; its NUL terminator lands on the next
    * field's first byte (or the spare byte), which is written over next. */
   if (a_len) {
-    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[4], (char *)p, (size_t)a_len + 1, &written));
+    NAPI_CALL(env,
+              napi_get_value_string_utf8(env, argv[4], (char *)p, (size_t)a_len + 1, &written));
     p += a_len;
   }
   if (b_len) {
-    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[5], (char *)p, (size_t)b_len + 1, &written));
+    NAPI_CALL(env,
+              napi_get_value_string_utf8(env, argv[5], (char *)p, (size_t)b_len + 1, &written));
     p += b_len;
   }
   if (payload_len) memcpy(p, payload, payload_len);
@@ -646,8 +647,8 @@ static napi_value addon_init(napi_env env, napi_value exports) {
       {"channelTake", NULL, addon_channel_take, NULL, NULL, NULL, napi_enumerable, a},
       {"channelFlush", NULL, addon_channel_flush, NULL, NULL, NULL, napi_enumerable, a},
       {"channelRef", NULL, addon_channel_ref, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelMaxFrameSize", NULL, addon_channel_max_frame_size, NULL, NULL, NULL,
-       napi_enumerable, a},
+      {"channelMaxFrameSize", NULL, addon_channel_max_frame_size, NULL, NULL, NULL, napi_enumerable,
+       a},
       {"channelClose", NULL, addon_channel_close, NULL, NULL, NULL, napi_enumerable, a},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -219,8 +219,8 @@ static int broker_subscribe(broker *b, const frame *f, broker_conn *c) {
 /* Removes the subscribers that match; returns how many remain. */
 typedef struct broker_unsubscribe_match {
   broker *owner;
-  broker_conn *conn;  /* NULL: match every dead connection */
-  uint32_t endpoint;  /* with conn: this endpoint only, unless any_endpoint */
+  broker_conn *conn; /* NULL: match every dead connection */
+  uint32_t endpoint; /* with conn: this endpoint only, unless any_endpoint */
   int any_endpoint;
 } broker_unsubscribe_match;
 
@@ -342,13 +342,13 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
   case FRAME_KV_HAS:
     broker_reply(c, f->request_id,
                  kv_has(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
-                                                                 : FRAME_STATUS_MISSING,
+                                                                  : FRAME_STATUS_MISSING,
                  NULL, 0);
     return;
   case FRAME_KV_DEL:
     broker_reply(c, f->request_id,
                  kv_del(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
-                                                                 : FRAME_STATUS_MISSING,
+                                                                  : FRAME_STATUS_MISSING,
                  NULL, 0);
     return;
   case FRAME_KV_CLEAR:
@@ -389,7 +389,8 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
     uint64_t values[FRAME_STATS_COUNT];
     uint8_t payload[FRAME_STATS_COUNT * 8];
     broker_fill_stats(b, values);
-    for (size_t i = 0; i < FRAME_STATS_COUNT; i++) frame_store_u64(payload + i * 8, values[i]);
+    for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
+      frame_store_u64(payload + i * 8, values[i]);
     broker_reply(c, f->request_id, FRAME_STATUS_OK, payload, sizeof(payload));
     return;
   }
@@ -422,8 +423,8 @@ static void broker_conn_process(broker_conn *c) {
   broker *b = c->owner;
   while (!c->dead) {
     frame f;
-    int rc = frame_decode(buffer_begin(&c->in), buffer_length(&c->in), b->options.max_frame_size,
-                          &f);
+    int rc =
+        frame_decode(buffer_begin(&c->in), buffer_length(&c->in), b->options.max_frame_size, &f);
     if (rc == FRAME_INCOMPLETE) break;
     if (rc == FRAME_TOO_LARGE) {
       char why[160];
@@ -717,7 +718,9 @@ int broker_start(broker **out, const broker_options *options, char *err, size_t 
   return 0;
 }
 
-void broker_run_once(broker *b) { uv_run(&b->loop, UV_RUN_NOWAIT); }
+void broker_run_once(broker *b) {
+  uv_run(&b->loop, UV_RUN_NOWAIT);
+}
 
 int broker_attach(broker *b, int fd) {
   uv_mutex_lock(&b->lock);
@@ -781,7 +784,8 @@ void broker_stop(broker *b) {
   uv_run(&b->loop, UV_RUN_DEFAULT);
   uv_loop_close(&b->loop);
   uv_mutex_destroy(&b->lock);
-  for (size_t i = 0; i < b->pending_count; i++) close(b->pending_fds[i]);
+  for (size_t i = 0; i < b->pending_count; i++)
+    close(b->pending_fds[i]);
   free(b->pending_fds);
   table_destroy(b->channels, broker_channel_free, NULL);
   kv_destroy(b->store);

@@ -30,7 +30,8 @@ uint8_t *buffer_reserve(buffer *b, size_t n) {
   if (n > SIZE_MAX / 2 - live) return NULL;
   size_t need = live + n;
   size_t capacity = b->capacity ? b->capacity : 4096;
-  while (capacity < need) capacity *= 2;
+  while (capacity < need)
+    capacity *= 2;
   uint8_t *data;
   if (b->start == 0) {
     data = realloc(b->data, capacity);

@@ -21,18 +21,26 @@ typedef struct buffer {
 void buffer_init(buffer *b);
 void buffer_free(buffer *b);
 
-static inline size_t buffer_length(const buffer *b) { return b->end - b->start; }
-static inline uint8_t *buffer_begin(const buffer *b) { return b->data + b->start; }
+static inline size_t buffer_length(const buffer *b) {
+  return b->end - b->start;
+}
+static inline uint8_t *buffer_begin(const buffer *b) {
+  return b->data + b->start;
+}
 
 /* Makes room for n more bytes at the end and returns where they go, or NULL
  * when out of memory (the buffer is then unchanged). */
 uint8_t *buffer_reserve(buffer *b, size_t n);
 
 /* Space already reserved and writable at the end without moving anything. */
-static inline size_t buffer_spare(const buffer *b) { return b->capacity - b->end; }
+static inline size_t buffer_spare(const buffer *b) {
+  return b->capacity - b->end;
+}
 
 /* Marks n reserved bytes as written. */
-static inline void buffer_commit(buffer *b, size_t n) { b->end += n; }
+static inline void buffer_commit(buffer *b, size_t n) {
+  b->end += n;
+}
 
 /* Drops n bytes from the start. */
 void buffer_consume(buffer *b, size_t n);

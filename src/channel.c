@@ -201,7 +201,9 @@ int channel_attach(channel *ch, int fd, const char **why) {
   return 0;
 }
 
-uint32_t channel_max_frame_size(const channel *ch) { return ch->max_frame_size; }
+uint32_t channel_max_frame_size(const channel *ch) {
+  return ch->max_frame_size;
+}
 
 uint8_t *channel_reserve(channel *ch, uint32_t size) {
   if (ch->closed) {
@@ -366,8 +368,12 @@ void channel_set_ref(channel *ch, int ref) {
     uv_unref((uv_handle_t *)&ch->poll);
 }
 
-int channel_is_closed(const channel *ch) { return ch->closed; }
-const char *channel_close_reason(const channel *ch) { return ch->reason; }
+int channel_is_closed(const channel *ch) {
+  return ch->closed;
+}
+const char *channel_close_reason(const channel *ch) {
+  return ch->reason;
+}
 
 static void channel_shut(channel *ch, const char *reason) {
   if (ch->closed) return;
@@ -381,7 +387,9 @@ static void channel_shut(channel *ch, const char *reason) {
   buffer_free(&ch->out);
 }
 
-static void channel_fail(channel *ch, const char *reason) { channel_shut(ch, reason); }
+static void channel_fail(channel *ch, const char *reason) {
+  channel_shut(ch, reason);
+}
 
 void channel_close(channel *ch, const char *reason) {
   if (!ch->closed) ch->reported = 1; /* the owner asked for it: no callback */

@@ -28,8 +28,8 @@ kv *kv_create(void); /* NULL when out of memory */
 void kv_destroy(kv *s);
 
 /* 0, or -1 when out of memory (the store is then unchanged). */
-int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len,
-           const void *value, size_t value_len);
+int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len, const void *value,
+           size_t value_len);
 
 /* Points at the stored value (valid until the next call that modifies s) and
  * stores its length in *value_len; NULL when the key is missing. A stored
@@ -38,7 +38,8 @@ const void *kv_get(kv *s, const void *ns, size_t ns_len, const void *key, size_t
                    size_t *value_len);
 
 int kv_has(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len); /* 1 or 0 */
-int kv_del(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len); /* 1 removed, 0 missing */
+int kv_del(kv *s, const void *ns, size_t ns_len, const void *key,
+           size_t key_len); /* 1 removed, 0 missing */
 
 /* Removes the whole namespace now. 1 removed, 0 missing. */
 int kv_clear(kv *s, const void *ns, size_t ns_len);
