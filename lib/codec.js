@@ -7,8 +7,9 @@
 //    reused buffer. It keeps what JSON loses: undefined, array holes, NaN,
 //    Infinity, -0, Dates, the "__proto__" key as data.
 //  - V8 (first byte 2): anything else (Map, Set, RegExp, BigInt, typed
-//    arrays, Buffers, class instances, cycles, very deep nesting) goes
-//    through V8's structured-clone serializer, which round-trips them.
+//    arrays, Buffers, class instances, shared references and cycles, very
+//    deep nesting) goes through V8's structured-clone serializer, which
+//    round-trips them.
 //
 // What neither can hold (functions, symbols) is refused with a TypeError
 // rather than silently changed.
@@ -55,6 +56,23 @@ var f64Bytes = new Uint8Array(f64.buffer);
 var out = Buffer.allocUnsafe(64 * 1024);
 var pos = 0;
 var busy = false;
+
+// Objects met so far in this value. One met twice (a shared reference or a
+// cycle) sends the whole value to the V8 form, which keeps identity. Few
+// objects: a linear scan beats a Set; many: a Set.
+var seen = [];
+var seenSet = null;
+
+function visit(obj) {
+  if (seenSet !== null) {
+    if (seenSet.has(obj)) throw NOT_COMPACT;
+    seenSet.add(obj);
+    return;
+  }
+  for (var i = 0; i < seen.length; i++) if (seen[i] === obj) throw NOT_COMPACT;
+  seen.push(obj);
+  if (seen.length > 32) seenSet = new Set(seen);
+}
 
 function ensure(n) {
   if (pos + n <= out.length) return;
@@ -149,6 +167,7 @@ function writeValue(v, depth) {
         return;
       }
       if (depth >= MAX_DEPTH) throw NOT_COMPACT;
+      visit(v);
       var proto = Object.getPrototypeOf(v);
       if (proto === arrayProto) {
         var n = v.length;
@@ -214,6 +233,8 @@ function encode(value, what) {
     if (err !== NOT_COMPACT) throw err;
   } finally {
     busy = false;
+    seen.length = 0;
+    seenSet = null;
   }
   return encodeV8(value, what);
 }

@@ -326,6 +326,7 @@ Connection.prototype.opened = function () {
 // lost to this process; the data in the broker is not.
 Connection.prototype.lost = function (reason) {
   if (this.state === 'closed' && this.failure) return;
+  reason = String(reason).replace(/^(socket\.io-cluster-store: )+/, '');
   var channel = this.channel;
   this.state = 'closed';
   this.failure = reason;
@@ -412,7 +413,7 @@ Connection.prototype.send = function (type, endpoint, a, b, payload, flags, flus
     // the same as hearing it from the loop. Other errors (a frame over the
     // limit: nothing was queued) go to the caller.
     if (err.code !== 'ERR_CLUSTER_STORE_CLOSED') throw err;
-    this.lost(err.message.replace(/^socket\.io-cluster-store: /, ''));
+    this.lost(err.message);
     if (callback) process.nextTick(callback, this.error());
     return;
   }

@@ -42,6 +42,25 @@ function keyError(what, value) {
   return err;
 }
 
+// Names travel as UTF-8, which cannot carry a lone surrogate: two such
+// names would collide. Refused rather than silently merged.
+var wellFormed = typeof String.prototype.isWellFormed === 'function' ?
+  function (s) { return s.isWellFormed(); } :
+  function (s) { return !/[\ud800-\udfff]/.test(s); };
+
+// An Error for a name that cannot be used (not a string, or not well-formed
+// Unicode), or null.
+function checkName(what, value) {
+  if (typeof value !== 'string') return keyError(what, value);
+  if (!wellFormed(value)) {
+    var err = new TypeError('socket.io-cluster-store: ' + what + ' contains a lone surrogate ' +
+      '(not well-formed Unicode)');
+    err.code = 'ERR_CLUSTER_STORE_KEY';
+    return err;
+  }
+  return null;
+}
+
 // Calls fn(err, ...) on the next tick: callbacks are never called before
 // the call that takes them returns, whatever the outcome.
 function later(fn, err, value) {
@@ -101,7 +120,8 @@ module.exports = function createStore(io) {
   });
 
   ClusterStore.prototype.publish = function (name) {
-    if (typeof name !== 'string') throw keyError('a channel name', name);
+    var bad = checkName('a channel name', name);
+    if (bad) throw bad;
     var args = Array.prototype.slice.call(arguments, 1);
     // Encoding errors throw a TypeError here, before anything is sent.
     var payload = codec.encode(args, 'the arguments published on "' + name + '"');
@@ -114,7 +134,8 @@ module.exports = function createStore(io) {
   };
 
   ClusterStore.prototype.subscribe = function (name, consumer, fn) {
-    if (typeof name !== 'string') throw keyError('a channel name', name);
+    var bad = checkName('a channel name', name);
+    if (bad) throw bad;
     var list = this._consumers.get(name);
     if (!list) this._consumers.set(name, list = []);
     if (typeof consumer === 'function') list.push(consumer);
@@ -128,7 +149,8 @@ module.exports = function createStore(io) {
   };
 
   ClusterStore.prototype.unsubscribe = function (name, fn) {
-    if (typeof name !== 'string') throw keyError('a channel name', name);
+    var bad = checkName('a channel name', name);
+    if (bad) throw bad;
     this._consumers.delete(name);
     var self = this;
     this._request(TYPE.UNSUBSCRIBE, name, undefined, undefined, function (err) {
@@ -218,9 +240,11 @@ module.exports = function createStore(io) {
 
   util.inherits(Client, Store.Client);
 
+  // key === NO_KEY for the calls on the whole client (clear, expire).
   Client.prototype._kv = function (type, key, payload, fn, decode) {
-    if (typeof this.id !== 'string') return later(fn, keyError('a client id', this.id));
-    if (key !== undefined && typeof key !== 'string') return later(fn, keyError('a key', key));
+    var bad = checkName('a client id', this.id) || (key === NO_KEY ? null : checkName('a key', key));
+    if (bad) return later(fn, bad);
+    if (key === NO_KEY) key = undefined;
     this.store._request(type, this.id, key, payload, function (err, status, bytes) {
       if (typeof fn !== 'function') return;
       if (err) return fn(err);
@@ -237,6 +261,7 @@ module.exports = function createStore(io) {
   };
 
   function none() { return undefined; }
+  var NO_KEY = {};
 
   Client.prototype.get = function (key, fn) {
     return this._kv(TYPE.KV_GET, key, undefined, fn, function (status, bytes) {
@@ -270,12 +295,12 @@ module.exports = function createStore(io) {
   // not move the deadline, as with RedisStore's EXPIRE.
   Client.prototype.destroy = function (expiration) {
     if (typeof expiration !== 'number') {
-      this._kv(TYPE.KV_CLEAR, undefined, undefined, null, none);
+      this._kv(TYPE.KV_CLEAR, NO_KEY, undefined, null, none);
     } else {
       var ms = Math.max(0, Math.min(0xffffffff, Math.round(expiration * 1000)));
       var payload = Buffer.alloc(4);
       payload.writeUInt32LE(ms, 0);
-      this._kv(TYPE.KV_EXPIRE, undefined, payload, null, none);
+      this._kv(TYPE.KV_EXPIRE, NO_KEY, payload, null, none);
     }
     return this;
   };

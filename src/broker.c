@@ -59,6 +59,7 @@ struct broker_conn {
   int dead;
   int queued_for_write;
   size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
+  uint64_t skip;     /* bytes of a refused (oversized) frame still to discard */
   buffer in;
   buffer out;
   broker_conn *prev;
@@ -422,16 +423,36 @@ static void broker_protocol_error(broker_conn *c, const char *why) {
 static void broker_conn_process(broker_conn *c) {
   broker *b = c->owner;
   while (!c->dead) {
+    if (c->skip > 0) {
+      size_t n = buffer_length(&c->in) < c->skip ? buffer_length(&c->in) : (size_t)c->skip;
+      buffer_consume(&c->in, n);
+      c->skip -= n;
+      if (c->skip > 0) break;
+      continue;
+    }
     frame f;
     int rc =
         frame_decode(buffer_begin(&c->in), buffer_length(&c->in), b->options.max_frame_size, &f);
     if (rc == FRAME_INCOMPLETE) break;
     if (rc == FRAME_TOO_LARGE) {
-      char why[160];
-      snprintf(why, sizeof(why), "frame of %u bytes is over the broker's maximum of %u bytes",
-               (unsigned)frame_load_u32(buffer_begin(&c->in)), (unsigned)b->options.max_frame_size);
-      broker_protocol_error(c, why);
-      break;
+      /* A frame over the limit is refused, not fatal: the sender may not
+       * have heard the broker's limit yet. Its request gets an error, its
+       * bytes are skipped, and the connection goes on. */
+      if (buffer_length(&c->in) < FRAME_HEADER_SIZE) break;
+      const uint8_t *h = buffer_begin(&c->in);
+      uint32_t size = frame_load_u32(h);
+      if (!c->greeted || h[4] == 0 || h[4] > FRAME_TYPE_MAX) {
+        broker_protocol_error(c, "malformed frame");
+        break;
+      }
+      char why[200];
+      snprintf(why, sizeof(why),
+               "a frame of %u bytes is over the broker's maximum of %u bytes (maxFrameSize)",
+               (unsigned)size, (unsigned)b->options.max_frame_size);
+      broker_reply_text(c, frame_load_u32(h + 12), FRAME_STATUS_BAD_REQUEST, why);
+      b->counters[FRAME_STAT_FRAMES_IN]++;
+      c->skip = size;
+      continue;
     }
     if (rc != FRAME_OK) {
       broker_protocol_error(c, "malformed frame");

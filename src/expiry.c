@@ -124,7 +124,9 @@ void expiry_cancel(expiry_heap *h, expiry_node *n) {
   expiry_remove_slot(h, n->slot);
 }
 
-expiry_node *expiry_peek(const expiry_heap *h) { return h->count ? h->nodes[0] : NULL; }
+expiry_node *expiry_peek(const expiry_heap *h) {
+  return h->count ? h->nodes[0] : NULL;
+}
 
 expiry_node *expiry_pop_due(expiry_heap *h, uint64_t now) {
   if (h->count == 0 || h->nodes[0]->deadline > now) return NULL;

@@ -40,9 +40,13 @@ struct kv {
   size_t bytes;
 };
 
-static size_t kv_value_bytes(size_t len) { return sizeof(kv_value) + len; }
+static size_t kv_value_bytes(size_t len) {
+  return sizeof(kv_value) + len;
+}
 
-static size_t kv_namespace_bytes(size_t name_len) { return sizeof(kv_namespace) + name_len; }
+static size_t kv_namespace_bytes(size_t name_len) {
+  return sizeof(kv_namespace) + name_len;
+}
 
 static kv_namespace *kv_namespace_of(expiry_node *node) {
   return (kv_namespace *)(void *)((char *)node - offsetof(kv_namespace, expiry));
@@ -155,8 +159,8 @@ void kv_destroy(kv *s) {
   free(s);
 }
 
-int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len,
-           const void *value, size_t value_len) {
+int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len, const void *value,
+           size_t value_len) {
   /* Allocate the value first: of all the steps, only this one is certain to
    * allocate, and failing before anything else changes needs no undoing. */
   if (value_len > SIZE_MAX - sizeof(kv_value)) return -1;

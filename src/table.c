@@ -58,11 +58,14 @@ struct table {
 
 /* ---- hashing ------------------------------------------------------------ */
 
-static uint64_t table_rotl(uint64_t x, unsigned bits) { return (x << bits) | (x >> (64u - bits)); }
+static uint64_t table_rotl(uint64_t x, unsigned bits) {
+  return (x << bits) | (x >> (64u - bits));
+}
 
 static uint64_t table_load_le64(const unsigned char *p) {
   uint64_t v = 0;
-  for (unsigned i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8u * i);
+  for (unsigned i = 0; i < 8; i++)
+    v |= (uint64_t)p[i] << (8u * i);
   return v;
 }
 
@@ -99,7 +102,8 @@ static uint64_t table_siphash13(const uint64_t seed[2], const void *data, size_t
 
   /* The last word carries the 0-7 leftover bytes and the length's low byte. */
   uint64_t last = (uint64_t)(len & 0xff) << 56;
-  for (size_t i = 0; i < len % 8; i++) last |= (uint64_t)p[whole + i] << (8u * i);
+  for (size_t i = 0; i < len % 8; i++)
+    last |= (uint64_t)p[whole + i] << (8u * i);
   v[3] ^= last;
   TABLE_SIP_ROUND(v);
   v[0] ^= last;
@@ -180,11 +184,17 @@ static void table_seed_fallback(uint64_t seed[2], const void *salt) {
 
 /* ---- buckets and incremental rehashing ---------------------------------- */
 
-static size_t table_bucket_bytes(size_t size) { return size * sizeof(table_entry *); }
+static size_t table_bucket_bytes(size_t size) {
+  return size * sizeof(table_entry *);
+}
 
-static size_t table_entry_bytes(size_t key_len) { return sizeof(table_entry) + key_len; }
+static size_t table_entry_bytes(size_t key_len) {
+  return sizeof(table_entry) + key_len;
+}
 
-static int table_is_rehashing(const table *t) { return t->buckets[1] != NULL; }
+static int table_is_rehashing(const table *t) {
+  return t->buckets[1] != NULL;
+}
 
 /* The smallest power of two >= n, at least TABLE_MIN_SIZE; 0 on overflow. */
 static size_t table_size_for(size_t n) {
@@ -311,7 +321,9 @@ void table_destroy(table *t, void (*free_value)(void *value, void *ctx), void *c
   free(t);
 }
 
-size_t table_count(const table *t) { return t->used[0] + t->used[1]; }
+size_t table_count(const table *t) {
+  return t->used[0] + t->used[1];
+}
 
 void *table_get(table *t, const void *key, size_t key_len) {
   if (table_count(t) == 0) return NULL;

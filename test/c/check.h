@@ -47,11 +47,15 @@ static inline uint64_t check_rand(uint64_t *state) {
 }
 
 /* Uniform enough in [0, n) for tests; n must not be 0. */
-static inline uint64_t check_below(uint64_t *state, uint64_t n) { return check_rand(state) % n; }
+static inline uint64_t check_below(uint64_t *state, uint64_t n) {
+  return check_rand(state) % n;
+}
 
 static long check_alloc_budget = -1; /* allocations left before failing; -1: no limit */
 
-static inline void check_alloc_fail_after(long n) { check_alloc_budget = n; }
+static inline void check_alloc_fail_after(long n) {
+  check_alloc_budget = n;
+}
 
 static inline int check_alloc_refused(void) {
   if (check_alloc_budget < 0) return 0;
@@ -60,7 +64,9 @@ static inline int check_alloc_refused(void) {
   return 0;
 }
 
-static inline void *check_malloc(size_t n) { return check_alloc_refused() ? NULL : malloc(n); }
+static inline void *check_malloc(size_t n) {
+  return check_alloc_refused() ? NULL : malloc(n);
+}
 
 static inline void *check_calloc(size_t n, size_t size) {
   return check_alloc_refused() ? NULL : calloc(n, size);

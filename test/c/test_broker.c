@@ -297,9 +297,6 @@ static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, con
 static void test_bad_input(void) {
   uint8_t f[64];
   memset(f, 0, sizeof(f));
-  frame_store_u32(f, (1u << 16) + 1); /* over the maximum */
-  f[4] = FRAME_PUBLISH;
-  expect_refusal(f, FRAME_HEADER_SIZE, 1, "over the broker's maximum");
   frame_write_header(f, FRAME_KV_SET, 0, 1, 1, 10, 0, 0);
   frame_store_u32(f + 16, 1000); /* field a past the end */
   expect_refusal(f, FRAME_HEADER_SIZE, 1, "malformed");
@@ -312,6 +309,33 @@ static void test_bad_input(void) {
   frame_store_u32(hello + 4, 99); /* a version this broker does not speak */
   frame_encode(f, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
   expect_refusal(f, FRAME_HEADER_SIZE + sizeof(hello), 0, "version");
+}
+
+/* A frame over the maximum is refused with an error for its request, its
+ * bytes are skipped (however they arrive), and the connection goes on. */
+static void test_oversized(void) {
+  static peer p;
+  peer_open(&p);
+  size_t big = (1u << 16) + 100;
+  uint8_t *payload = calloc(1, big);
+  for (int round = 0; round < 3; round++) {
+    send_frame(&p, FRAME_KV_SET, 1, 555, "c", "k", payload, big, 0);
+    frame f;
+    uint8_t text[256] = {0};
+    CHECK(next_frame(&p, &f, text, sizeof(text) - 1) == 0);
+    CHECK(f.type == FRAME_REPLY && f.request_id == 555 && f.status == FRAME_STATUS_BAD_REQUEST);
+    CHECK(strstr((char *)text, "over the broker's maximum of 65536 bytes") != NULL);
+    CHECK(request(&p, FRAME_KV_SET, 1, "c", "k", "small", 5, NULL, NULL) == FRAME_STATUS_OK);
+  }
+  /* A publish (no reply wanted) is dropped the same way. */
+  send_frame(&p, FRAME_PUBLISH, 1, 0, "ch", NULL, payload, big, 0);
+  uint8_t out[16];
+  uint32_t len = 0;
+  CHECK(request(&p, FRAME_KV_GET, 1, "c", "k", NULL, 0, out, &len) == FRAME_STATUS_OK);
+  CHECK(len == 5 && memcmp(out, "small", 5) == 0);
+  CHECK(!p.eof);
+  free(payload);
+  peer_close(&p);
 }
 
 /* A connection that stops reading is cut off at the queue limit; the
@@ -368,6 +392,7 @@ int main(void) {
   test_kv();
   test_barrier();
   test_bad_input();
+  test_oversized();
   test_queue_limit();
   broker_stop(b);
   return check_report("broker");

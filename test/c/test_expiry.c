@@ -92,7 +92,8 @@ static void test_order(uint64_t *rng) {
   CHECK(not_due == 0);
   CHECK(heap_ok(&h));
   size_t due = 0;
-  for (int i = 0; i < N; i++) due += timers[i].node.deadline <= 2500;
+  for (int i = 0; i < N; i++)
+    due += timers[i].node.deadline <= 2500;
   CHECK(popped == due);
   CHECK(h.count == N - due);
   CHECK(expiry_peek(&h) && expiry_peek(&h)->deadline > 2500);
@@ -135,7 +136,8 @@ static void test_cancel_and_reschedule(uint64_t *rng) {
   }
   CHECK(heap_ok(&h));
   size_t live = 0;
-  for (int i = 0; i < N; i++) live += !cancelled[i];
+  for (int i = 0; i < N; i++)
+    live += !cancelled[i];
   CHECK(h.count == live);
 
   /* Reschedule the live ones (earlier, later, unchanged) and some cancelled
@@ -225,7 +227,8 @@ static void test_out_of_memory(void) {
   expiry_heap h;
   expiry_init(&h);
   timer timers[EXPIRY_MIN_CAPACITY + 1];
-  for (unsigned i = 0; i <= EXPIRY_MIN_CAPACITY; i++) expiry_node_init(&timers[i].node);
+  for (unsigned i = 0; i <= EXPIRY_MIN_CAPACITY; i++)
+    expiry_node_init(&timers[i].node);
 
   check_alloc_fail_after(0);
   CHECK(expiry_schedule(&h, &timers[0].node, 5) == -1);

@@ -254,7 +254,8 @@ static size_t model_key(unsigned char *out, int i) {
 
 static int model_key_count(const model_ns *m) {
   int n = 0;
-  for (int k = 0; k < MODEL_KEYS; k++) n += m->present[k];
+  for (int k = 0; k < MODEL_KEYS; k++)
+    n += m->present[k];
   return n;
 }
 
@@ -283,7 +284,8 @@ static void test_random_against_model(uint64_t seed) {
     case 2:
     case 3: {
       size_t len = (size_t)check_below(&rng, sizeof(value));
-      for (size_t b = 0; b < len; b++) value[b] = (unsigned char)check_rand(&rng);
+      for (size_t b = 0; b < len; b++)
+        value[b] = (unsigned char)check_rand(&rng);
       if (kv_set(s, name, name_len, key, key_len, value, len) != 0) wrong++;
       m->exists = 1;
       m->present[k] = 1;

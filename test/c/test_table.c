@@ -71,7 +71,8 @@ static void test_siphash_vectors(void) {
       {8, 1, UINT64_C(0x51738227823e2309)},  {63, 1, UINT64_C(0xa35bf11b84b78be0)},
   };
   unsigned char message[64];
-  for (unsigned i = 0; i < sizeof(message); i++) message[i] = (unsigned char)i;
+  for (unsigned i = 0; i < sizeof(message); i++)
+    message[i] = (unsigned char)i;
   for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
     uint64_t seed[2] = {vectors[i].k0, 0};
     CHECK(table_siphash13(seed, message, vectors[i].len) == vectors[i].hash);
@@ -148,11 +149,12 @@ static void test_binary_keys(void) {
   static const struct {
     const char *bytes;
     size_t len;
-  } keys[] = {{"", 0},     {"\0", 1},     {"\0\0", 2},   {"a", 1},        {"a\0", 2},
-              {"a\0b", 3}, {"a\0c", 3},   {"\0a", 2},    {"ab", 2},       {"\xff", 1},
+  } keys[] = {{"", 0},       {"\0", 1},       {"\0\0", 2},       {"a", 1},        {"a\0", 2},
+              {"a\0b", 3},   {"a\0c", 3},     {"\0a", 2},        {"ab", 2},       {"\xff", 1},
               {"\xff\0", 2}, {"12345678", 8}, {"12345678\0", 9}, {"1234567\0", 8}};
   size_t n = sizeof(keys) / sizeof(keys[0]);
-  for (size_t i = 0; i < n; i++) CHECK(table_put(t, keys[i].bytes, keys[i].len, VALUE(i), NULL) == 0);
+  for (size_t i = 0; i < n; i++)
+    CHECK(table_put(t, keys[i].bytes, keys[i].len, VALUE(i), NULL) == 0);
   CHECK(table_count(t) == n);
   size_t wrong = 0;
   for (size_t i = 0; i < n; i++)
@@ -240,7 +242,9 @@ typedef struct model {
 
 static uint32_t model_index(const void *key, size_t key_len) {
   const unsigned char *p = key;
-  return key_len == 0 ? 0 : (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+  return key_len == 0
+             ? 0
+             : (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static int model_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
@@ -263,7 +267,8 @@ static void test_random_against_model(uint64_t seed) {
   m.rng = seed;
   for (uint32_t i = 1; i < MODEL_KEYS; i++) {
     m.key_len[i] = 4 + (size_t)check_below(&m.rng, 21);
-    for (int b = 0; b < 4; b++) m.key[i][b] = (unsigned char)(i >> (8 * b));
+    for (int b = 0; b < 4; b++)
+      m.key[i][b] = (unsigned char)(i >> (8 * b));
     for (size_t b = 4; b < m.key_len[i]; b++)
       m.key[i][b] = check_below(&m.rng, 2) ? 0 : (unsigned char)check_rand(&m.rng);
   }
@@ -308,8 +313,10 @@ static void test_random_against_model(uint64_t seed) {
     if (table_count(t) != m.count) wrong++;
     if (was_rehashing && t->buckets[1]) ops_while_rehashing++;
     if (!was_rehashing && t->buckets[1]) {
-      if (t->size[1] > size_before) grows++;
-      else shrinks++;
+      if (t->size[1] > size_before)
+        grows++;
+      else
+        shrinks++;
     }
     if (op % 1000 == 0 && !table_invariants(t)) broken++;
     if (op % 50000 == 49999) {
@@ -371,7 +378,8 @@ static void sweep_round(size_t n, int during_rehash) {
   unsigned char *removed = calloc(n, 1);
   CHECK(removed != NULL);
   if (!removed) return;
-  for (uint32_t i = 0; i < n; i++) table_put(t, &i, sizeof(i), VALUE(i), NULL);
+  for (uint32_t i = 0; i < n; i++)
+    table_put(t, &i, sizeof(i), VALUE(i), NULL);
   if (during_rehash && !t->buckets[1]) table_start_resize(t, t->size[0] * 2);
   CHECK(!during_rehash || t->buckets[1] != NULL);
 
@@ -415,7 +423,8 @@ static void test_destroy(void) {
   table *t = table_create();
   CHECK(t != NULL);
   if (!t) return;
-  for (uint32_t i = 0; i < 1000; i++) table_put(t, &i, sizeof(i), VALUE(i), NULL);
+  for (uint32_t i = 0; i < 1000; i++)
+    table_put(t, &i, sizeof(i), VALUE(i), NULL);
   size_t freed = 0;
   table_destroy(t, count_free, &freed);
   CHECK(freed == 1000);
