@@ -1,0 +1,289 @@
+'use strict';
+// One cluster worker of a benchmark run (see bench-master.js). Gets its run
+// from BENCH_RUN and its number from cluster.worker.id, talks to the
+// master with {bench: ...} messages, and does one scenario's work.
+
+var cluster = require('cluster');
+var http = require('http');
+var stores = require('./bench-stores');
+var util = require('./bench-util');
+
+var cfg = JSON.parse(process.env.BENCH_RUN);
+var index = cluster.worker.id;
+cfg.index = index;
+var entry = stores.STORES[cfg.store];
+var bus = entry.create(cfg);
+if (bus && typeof bus.on === 'function') {
+  bus.on('error', function (err) { send({ bench: 'log', text: 'store error: ' + (err && err.message) }); });
+}
+
+function send(m) {
+  if (process.connected) process.send(m);
+}
+
+var handlers = Object.create(null);
+handlers.exit = function () { process.exit(0); };
+process.on('message', function (m, handle) {
+  if (!m || typeof m.bench !== 'string') return;
+  var h = handlers[m.bench];
+  if (h) h(m, handle);
+});
+
+// Every role subscribes to something first and reports ready once the
+// store says the subscription is live: the store is connected by then.
+function ready(extra) {
+  send(Object.assign({ bench: 'ready', index: index }, extra || {}));
+}
+
+function cpuSnapshot() {
+  var u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+function packet(size) {
+  var text = size ? 'x'.repeat(size) : 'hello world';
+  return { type: 'event', name: 'chat', args: [{ user: 'u1', text: text }], endpoint: '' };
+}
+
+// ---- publish throughput -------------------------------------------------
+
+function publishScenario() {
+  var p = cfg.params;
+  if (index === 1) {
+    bus.subscribe('bench-ready', function () {}, function () { ready(); });
+    handlers.link = function (m, handle) { bus.addLink(handle); send({ bench: 'linked' }); };
+    handlers.go = function () {
+      var pkt = packet(p.payload);
+      var n = 0;
+      var cpu0 = cpuSnapshot();
+      var t0 = util.now();
+      var deadline = t0 + p.duration;
+      (function batch() {
+        var stop = Math.min(p.max, n + p.batch);
+        for (; n < stop; n++) bus.publish('dispatch', '', pkt, false, []);
+        if (n < p.max && util.now() < deadline) return setImmediate(batch);
+        var t1 = util.now();
+        send({ bench: 'published', count: n, t0: t0, t1: t1, cpu: cpuSnapshot() - cpu0 });
+      })();
+    };
+  } else {
+    var count = 0;
+    var firstAt = 0;
+    var lastAt = 0;
+    var cpu0 = 0;
+    var timer = null;
+    bus.subscribe('dispatch', function () {
+      if (count++ === 0) firstAt = util.now();
+      lastAt = util.now();
+    }, function () { ready(); });
+    handlers.go = function () {
+      cpu0 = cpuSnapshot();
+      timer = setInterval(function () {
+        send({ bench: 'progress', index: index, count: count, lastAt: lastAt });
+      }, 100);
+    };
+    handlers.report = function () {
+      clearInterval(timer);
+      send({ bench: 'final', index: index, count: count, firstAt: firstAt, lastAt: lastAt,
+        cpu: cpuSnapshot() - cpu0 });
+    };
+  }
+}
+
+// ---- round-trip latency ---------------------------------------------------
+
+function latencyScenario() {
+  var p = cfg.params;
+  if (index === 1) {
+    var pending = null;
+    bus.subscribe('pong', function (seq) {
+      if (pending && seq === pending.seq) pending.done();
+    }, function () { ready(); });
+    handlers.link = function (m, handle) { bus.addLink(handle); send({ bench: 'linked' }); };
+    handlers.go = function () {
+      var pkt = packet(0);
+      var samples = [];
+      var seq = 0;
+      var deadline = 0;
+      var cpu0 = cpuSnapshot();
+      var t0 = util.now();
+      function one() {
+        var mine = ++seq;
+        var start = util.hrMicros();
+        pending = {
+          seq: mine,
+          done: function () {
+            pending = null;
+            if (mine > p.warmup) samples.push(util.hrMicros() - start);
+            if (mine === p.warmup) deadline = util.now() + p.duration;
+            if (samples.length < p.count && (mine <= p.warmup || util.now() < deadline)) one();
+            else finish();
+          }
+        };
+        bus.publish('ping', mine, pkt);
+      }
+      function finish() {
+        var elapsed = util.now() - t0;
+        samples.sort(function (a, b) { return a - b; });
+        var sum = 0;
+        for (var i = 0; i < samples.length; i++) sum += samples[i];
+        send({
+          bench: 'latency', count: samples.length, elapsed: elapsed, cpu: cpuSnapshot() - cpu0,
+          p50: util.percentile(samples, 50), p90: util.percentile(samples, 90),
+          p99: util.percentile(samples, 99), max: samples[samples.length - 1],
+          mean: sum / samples.length
+        });
+      }
+      one();
+    };
+  } else {
+    bus.subscribe('ping', function (seq, pkt) { bus.publish('pong', seq, pkt); },
+      function () { ready(); });
+  }
+}
+
+// ---- per-client data ----------------------------------------------------
+
+function kvScenario() {
+  var p = cfg.params;
+  var Client = bus.constructor.Client;
+  bus.subscribe('bench-ready', function () {}, function () { ready(); });
+  handlers.go = function () {
+    var ops = 0;
+    var errors = 0;
+    var firstError = null;
+    var running = p.inflight;
+    var cpu0 = cpuSnapshot();
+    var t0 = util.now();
+    var deadline = t0 + p.duration;
+    var value = { nickname: 'u1', room: 'lobby', n: 0 };
+    function slot(s) {
+      var i = 0;
+      var fresh = 0;
+      function next(err) {
+        if (i > 0) {
+          if (err) {
+            errors++;
+            if (!firstError) firstError = String(err && err.message || err);
+          } else {
+            ops++;
+          }
+        }
+        if (util.now() >= deadline) {
+          if (--running === 0) finish();
+          return;
+        }
+        var client;
+        if (p.fresh) {
+          // A client id never used before: for strong, a lock acquired
+          // through the master (its client objects keep the lock, so a
+          // seen client is served from the worker's own memory, and a
+          // second client object on the same id waits forever).
+          client = new Client(bus, 'w' + index + 's' + s + 'f' + (fresh++));
+        } else {
+          client = bus.client('w' + index + 's' + s + 'c' + ((i >> 1) & 63));
+        }
+        if ((i++ & 1) === 0) client.set('nickname', value, next);
+        else client.get('nickname', next);
+      }
+      next();
+    }
+    var reported = false;
+    for (var s = 0; s < p.inflight; s++) slot(s);
+    // Calls that never come back (a store that hangs) must not hold the
+    // run: report them as hung.
+    var guard = setTimeout(finish, p.duration + p.grace);
+    function finish() {
+      if (reported) return;
+      reported = true;
+      clearTimeout(guard);
+      send({ bench: 'kv', index: index, ops: ops, errors: errors, firstError: firstError,
+        hung: running, elapsed: Math.min(util.now(), deadline) - t0, cpu: cpuSnapshot() - cpu0 });
+    }
+  };
+}
+
+// ---- connection churn -----------------------------------------------------
+
+function churnScenario() {
+  var io = stores.socketio();
+  var server = http.createServer();
+  var sio = io.listen(server, {
+    store: bus,
+    'log level': 0,
+    log: false,
+    transports: ['websocket'],
+    'flash policy server': false,
+    'browser client': false
+  });
+  var connections = 0;
+  sio.sockets.on('connection', function (socket) {
+    connections++;
+    socket.on('error', function () {});
+  });
+  server.listen(cfg.params.port, '127.0.0.1', function () { ready(); });
+  handlers.report = function () {
+    send({ bench: 'churn-worker', index: index, connections: connections });
+  };
+}
+
+// ---- memory ---------------------------------------------------------------
+
+function memoryScenario() {
+  var p = cfg.params;
+  bus.subscribe('bench-ready', function () {}, function () { ready(); });
+  function bounded(total, inflight, op, done) {
+    var started = 0;
+    var finished = 0;
+    var errors = 0;
+    var firstError = null;
+    function next(err) {
+      if (err) {
+        errors++;
+        if (!firstError) firstError = String(err && err.message || err);
+      }
+      if (started < total) {
+        op(started++, after);
+      } else if (finished === total) {
+        done(errors, firstError);
+      }
+    }
+    function after(err) {
+      finished++;
+      next(err);
+    }
+    for (var i = 0; i < inflight && i < total; i++) op(started++, after);
+    if (total === 0) done(0, null);
+  }
+  handlers['mem-clients'] = function () {
+    var Client = bus.constructor.Client;
+    var t0 = util.now();
+    var value = { nickname: 'user' };
+    bounded(p.clients, 256, function (i, cb) {
+      new Client(bus, 'client-' + i).set('nickname', value, cb);
+    }, function (errors, firstError) {
+      send({ bench: 'mem-clients-done', elapsed: util.now() - t0, errors: errors,
+        firstError: firstError });
+    });
+  };
+  handlers['mem-channels'] = function () {
+    var t0 = util.now();
+    var consumer = function () {};
+    bounded(p.channels, 256, function (i, cb) {
+      bus.subscribe('room-' + i, consumer, cb);
+    }, function (errors, firstError) {
+      send({ bench: 'mem-channels-done', elapsed: util.now() - t0, errors: errors,
+        firstError: firstError });
+    });
+  };
+}
+
+var SCENARIOS = {
+  publish: publishScenario,
+  latency: latencyScenario,
+  kv: kvScenario,
+  churn: churnScenario,
+  memory: memoryScenario
+};
+
+SCENARIOS[cfg.scenario]();
