@@ -91,20 +91,16 @@ function writeVarint(v) {
   out[pos++] = v;
 }
 
-// String.prototype.isWellFormed arrived in Node 20; before it, any
-// surrogate sends the string to the V8 form (correct, just slower).
-var SURROGATE = /[\ud800-\udfff]/;
-var wellFormed = typeof String.prototype.isWellFormed === 'function' ?
-  function (s) { return s.isWellFormed(); } :
-  function (s) { return !SURROGATE.test(s); };
-
+// A string is written as a varint header, bytes * 2 + (1 if UTF-16), then
+// its bytes: ASCII as one byte per character, anything else as UTF-16LE.
+// UTF-16 is a plain copy both ways (node 20 decodes UTF-8 an order of
+// magnitude slower) and keeps lone surrogates, which UTF-8 cannot carry.
 function writeString(s) {
   var len = s.length;
-  // Room for the worst case: 3 bytes per UTF-16 unit, and a 5-byte length.
-  ensure(len * 3 + 6);
-  if (len < 128) {
-    // One length byte for an ASCII string this short; patched below if
-    // the string turns out to be longer in UTF-8.
+  ensure(len * 2 + 6);
+  if (len < 64) {
+    // One header byte for an ASCII string this short; redone below if the
+    // string turns out not to be ASCII.
     var at = pos++;
     var i = 0;
     for (; i < len; i++) {
@@ -113,18 +109,21 @@ function writeString(s) {
       out[pos++] = c;
     }
     if (i === len) {
-      out[at] = len;
+      out[at] = len * 2;
       return;
     }
     pos = at;
   }
-  // UTF-8 cannot carry a lone surrogate: such a string takes the V8 form,
-  // which keeps it exactly.
-  if (!wellFormed(s)) throw NOT_COMPACT;
-  var bytes = Buffer.byteLength(s, 'utf8');
-  writeVarint(bytes);
-  pos += out.utf8Write(s, pos, bytes);
+  if (Buffer.byteLength(s, 'latin1') === len && ASCII.test(s)) {
+    writeVarint(len * 2);
+    pos += out.latin1Write(s, pos, len);
+    return;
+  }
+  writeVarint(len * 4 + 1);
+  pos += out.ucs2Write(s, pos, len * 2);
 }
+
+var ASCII = /^[\x00-\x7f]*$/;
 
 function writeValue(v, depth) {
   switch (typeof v) {
@@ -274,7 +273,7 @@ function cachedKey(buf, start, end) {
     }
     if (same) return keyCacheStrings[slot];
   }
-  var s = buf.utf8Slice(start, end);
+  var s = buf.latin1Slice(start, end);
   keyCacheBytes[slot] = Uint8Array.prototype.slice.call(buf, start, end);
   keyCacheStrings[slot] = s;
   return s;
@@ -301,24 +300,23 @@ function readVarint() {
 }
 
 function readString(asKey) {
-  var len = din[dpos];
-  if (len < 0x80) dpos++;
-  else len = readVarint();
+  var header = din[dpos];
+  if (header < 0x80) dpos++;
+  else header = readVarint();
+  var utf16 = header % 2 === 1;
+  var len = (header - (utf16 ? 1 : 0)) / 2;
   var start = dpos;
   var end = start + len;
   if (end > din.length) throw truncated();
   dpos = end;
+  if (utf16) return din.ucs2Slice(start, end);
   if (asKey && len <= 32) return cachedKey(din, start, end);
   if (len < 8) {
     var s = '';
-    for (var i = start; i < end; i++) {
-      var c = din[i];
-      if (c >= 0x80) return din.utf8Slice(start, end);
-      s += String.fromCharCode(c);
-    }
+    for (var i = start; i < end; i++) s += String.fromCharCode(din[i]);
     return s;
   }
-  return din.utf8Slice(start, end);
+  return din.latin1Slice(start, end);
 }
 
 function readDouble() {

@@ -33,7 +33,7 @@
 #define BROKER_READ_CHUNK_MAX (256u * 1024u)
 #define BROKER_READ_BUDGET (4u * 1024u * 1024u) /* per connection per turn */
 #define BROKER_WRITE_EARLY (1024u * 1024u)      /* write at once past this much output */
-#define BROKER_KEEP_BUFFER (1024u * 1024u)      /* idle buffers larger than this are freed */
+#define BROKER_KEEP_BUFFER (4u * 1024u * 1024u) /* idle buffers larger than this are freed */
 #define BROKER_SOCKET_BUFFER (1024 * 1024)
 #define BROKER_EXPIRE_BATCH 10000u
 
@@ -156,7 +156,9 @@ static void broker_conn_committed(broker_conn *c, uint32_t size) {
   size_t queued = buffer_length(&c->out);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
-  if (queued >= BROKER_WRITE_EARLY) broker_conn_write(c);
+  /* Write early to bound memory, unless the socket is known to be full:
+   * then its writable event resumes the writing. */
+  if (queued >= BROKER_WRITE_EARLY && !(c->poll_events & UV_WRITABLE)) broker_conn_write(c);
   if (!c->dead && !c->queued_for_write && buffer_length(&c->out) > 0) {
     c->queued_for_write = 1;
     c->write_next = b->write_list;
@@ -500,10 +502,11 @@ static void broker_conn_read(broker_conn *c, size_t budget) {
     size_t room = buffer_spare(&c->in);
     ssize_t n = read(c->fd, at, room);
     if (n > 0) {
-      if ((size_t)n == room && c->read_chunk < BROKER_READ_CHUNK_MAX) c->read_chunk *= 2;
       buffer_commit(&c->in, (size_t)n);
       taken += (size_t)n;
       b->counters[FRAME_STAT_BYTES_IN] += (uint64_t)n;
+      if ((size_t)n < room) break; /* the socket is drained: spare a read that would fail */
+      if (c->read_chunk < BROKER_READ_CHUNK_MAX) c->read_chunk *= 2;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -630,7 +633,7 @@ static void broker_on_prepare(uv_prepare_t *prepare) {
   while (c) {
     broker_conn *next = c->write_next;
     c->queued_for_write = 0;
-    broker_conn_write(c);
+    if (!(c->poll_events & UV_WRITABLE)) broker_conn_write(c);
     c = next;
   }
   broker_reap(b);

@@ -20,7 +20,8 @@
 #define CHANNEL_READ_CHUNK (256u * 1024u)
 #define CHANNEL_READ_BUDGET (4u * 1024u * 1024u)
 #define CHANNEL_WRITE_EARLY (256u * 1024u)
-#define CHANNEL_KEEP_BUFFER (1024u * 1024u)
+#define CHANNEL_KEEP_BUFFER (4u * 1024u * 1024u)
+#define CHANNEL_FLUSH_WAIT_MS 1000
 
 struct channel {
   uv_loop_t *loop;
@@ -46,6 +47,7 @@ struct channel {
 };
 
 static void channel_fail(channel *ch, const char *reason);
+int channel_flush_sync(channel *ch, int timeout_ms, const char **why);
 
 static void channel_set_events(channel *ch, int events) {
   if (ch->closed || !ch->poll_started || events == ch->poll_events) return;
@@ -92,10 +94,12 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
       *why = "out of memory reading from the master";
       return -1;
     }
-    ssize_t n = read(ch->fd, at, buffer_spare(&ch->in));
+    size_t room = buffer_spare(&ch->in);
+    ssize_t n = read(ch->fd, at, room);
     if (n > 0) {
       buffer_commit(&ch->in, (size_t)n);
       taken += (size_t)n;
+      if ((size_t)n < room) return 0; /* drained: spare a read that would fail */
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -122,7 +126,8 @@ static void channel_on_poll(uv_poll_t *handle, int status, int events) {
 
 static void channel_on_prepare(uv_prepare_t *prepare) {
   channel *ch = prepare->data;
-  if (!ch->closed && buffer_length(&ch->out) > 0) channel_write(ch);
+  if (!ch->closed && buffer_length(&ch->out) > 0 && !(ch->poll_events & UV_WRITABLE))
+    channel_write(ch);
   if (ch->closed && !ch->reported) {
     ch->reported = 1;
     ch->events.on_close(ch, ch->reason, ch->ctx);
@@ -222,7 +227,15 @@ uint8_t *channel_reserve(channel *ch, uint32_t size) {
 
 void channel_commit(channel *ch, uint32_t size, int flush_now) {
   buffer_commit(&ch->out, size);
-  if (flush_now || buffer_length(&ch->out) >= CHANNEL_WRITE_EARLY) channel_write(ch);
+  if (flush_now) {
+    /* The caller must know the frame left before it goes on (a response
+     * that lets a client come back through another worker follows): wait
+     * for a full socket, briefly, rather than leave it queued. */
+    const char *why = NULL;
+    if (ch->fd >= 0 && !ch->closed) (void)channel_flush_sync(ch, CHANNEL_FLUSH_WAIT_MS, &why);
+  } else if (buffer_length(&ch->out) >= CHANNEL_WRITE_EARLY && !(ch->poll_events & UV_WRITABLE)) {
+    channel_write(ch);
+  }
 }
 
 /* Waits for fd to be ready for events until deadline (uv_hrtime units).
