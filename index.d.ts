@@ -74,6 +74,7 @@ declare namespace clusterStore {
     on(event: 'subscribe', listener: (name: string, consumer?: Function, fn?: Function) => void): this;
     on(event: 'unsubscribe', listener: (name: string, fn?: Function) => void): this;
     on(event: 'error', listener: (err: Error) => void): this;
+    on(event: 'reconnect', listener: () => void): this;
     on(event: string | symbol, listener: (...args: any[]) => void): this;
   }
 

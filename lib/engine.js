@@ -158,7 +158,21 @@ function answerWorker(worker, message) {
     }
     master.attached++;
     log.master('worker %d attached', worker.id);
+    reportCutOffs();
   });
+}
+
+// The broker thread cannot log; its counters say when it cut a worker off.
+// Checked whenever a worker (re)attaches, which is what a cut-off worker does.
+function reportCutOffs() {
+  var values = native.brokerStats();
+  if (!values) return;
+  var cut = values[STAT_NAMES.indexOf('workersCutOff')];
+  if (cut > (master.cutOffsSeen || 0)) {
+    log.error('the broker cut %d worker channel(s) off for passing queueLimit (%d bytes) ' +
+      'without reading', cut - (master.cutOffsSeen || 0), master.running.queueLimit);
+    master.cutOffsSeen = cut;
+  }
 }
 
 function watchWorker(worker) {
