@@ -97,7 +97,7 @@ function writeVarint(v) {
 // magnitude slower) and keeps lone surrogates, which UTF-8 cannot carry.
 function writeString(s) {
   var len = s.length;
-  ensure(len * 2 + 6);
+  ensure(len * 3 + 6);
   if (len < 64) {
     // One header byte for an ASCII string this short; redone below if the
     // string turns out not to be ASCII.
@@ -114,16 +114,19 @@ function writeString(s) {
     }
     pos = at;
   }
-  if (Buffer.byteLength(s, 'latin1') === len && ASCII.test(s)) {
-    writeVarint(len * 2);
-    pos += out.latin1Write(s, pos, len);
+  // Try ASCII: UTF-8 gives one byte per character only for an ASCII
+  // string (anything else, lone surrogates included, takes two or more).
+  var start = pos;
+  writeVarint(len * 2);
+  // (room for all of it: a truncated write could count len bytes by chance)
+  if (out.utf8Write(s, pos, len * 3) === len) {
+    pos += len;
     return;
   }
+  pos = start;
   writeVarint(len * 4 + 1);
   pos += out.ucs2Write(s, pos, len * 2);
 }
-
-var ASCII = /^[\x00-\x7f]*$/;
 
 function writeValue(v, depth) {
   switch (typeof v) {
@@ -332,6 +335,7 @@ function readValue() {
   switch (tag) {
     case T_STRING: return readString(false);
     case T_INT8:
+      if (dpos >= din.length) throw truncated();
       v = din[dpos++];
       return v > 127 ? v - 256 : v;
     case T_INT32:

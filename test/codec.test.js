@@ -1,0 +1,98 @@
+'use strict';
+// The value codec alone (lib/codec.js): exact round trips across the edges
+// of its formats (string lengths around the one-byte header, ASCII vs
+// UTF-16, numbers around the integer forms), random values, and refusals.
+
+var assert = require('assert');
+var codec = require('../lib/codec');
+
+function roundTrip(v) {
+  // Copy out: encode may return a view of a buffer the next call reuses.
+  return codec.decode(Buffer.from(codec.encode(v, 'a test value')));
+}
+
+function sameString(a, b) {
+  assert.strictEqual(typeof a, 'string');
+  assert.ok(a === b, 'string of ' + b.length + ' chars changed');
+}
+
+describe('value codec', function () {
+  it('keeps strings of every length around the format edges, ASCII or not', function () {
+    var pieces = ['x', 'é', '😀', '\ud800', '\udc00', '\u0000', '\u007f', '\u0080', '\uffff'];
+    for (var len = 0; len < 300; len++) {
+      pieces.forEach(function (p) {
+        var s = 'a'.repeat(len) + p;
+        sameString(roundTrip(s), s);
+        sameString(roundTrip(p + 'a'.repeat(len)), p + 'a'.repeat(len));
+        var keyed = {};
+        keyed[s] = len;
+        assert.strictEqual(roundTrip(keyed)[s], len);
+      });
+    }
+  });
+
+  it('keeps numbers exactly, including -0, NaN and the integer form edges', function () {
+    [0, -0, 1, -1, 127, 128, -128, -129, 2147483647, -2147483648, 2147483648, -2147483649,
+      0.1, -1e300, 5e-324, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity].forEach(function (n) {
+      assert.ok(Object.is(roundTrip(n), n), String(n));
+    });
+  });
+
+  it('round-trips random nested values', function () {
+    var seed = 42;
+    function rand(n) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    }
+    function value(depth) {
+      switch (rand(depth > 3 ? 6 : 9)) {
+        case 0: return rand(2) === 0;
+        case 1: return null;
+        case 2: return undefined;
+        case 3: return (rand(1 << 30) - (1 << 29)) / (rand(3) + 1);
+        case 4: return String.fromCharCode.apply(null, Array.from({ length: rand(80) }, function () {
+          return rand(4) === 0 ? rand(0x10000) : 32 + rand(90);
+        }));
+        case 5: return new Date(rand(1 << 30) * 1000);
+        case 6: return Array.from({ length: rand(6) }, function () { return value(depth + 1); });
+        case 7: {
+          var o = {};
+          for (var i = rand(6); i > 0; i--) o['k' + rand(50) + (rand(5) === 0 ? 'é' : '')] = value(depth + 1);
+          return o;
+        }
+        default: return [, value(depth + 1), ,]; // eslint-disable-line no-sparse-arrays
+      }
+    }
+    for (var i = 0; i < 3000; i++) {
+      var v = value(0);
+      assert.deepStrictEqual(roundTrip(v), v);
+    }
+  });
+
+  it('keeps identity of shared and cyclic references (V8 form)', function () {
+    var shared = { n: 1 };
+    var v = { a: shared, b: [shared] };
+    var r = roundTrip(v);
+    assert.strictEqual(r.a, r.b[0]);
+    var cyc = { name: 'loop' };
+    cyc.self = cyc;
+    var c = roundTrip(cyc);
+    assert.strictEqual(c.self, c);
+  });
+
+  it('refuses functions and symbols with a TypeError, and keeps working', function () {
+    [function () {}, Symbol('s'), { nested: [function () {}] }].forEach(function (bad) {
+      assert.throws(function () { codec.encode(bad, 'the value of "k"'); }, function (err) {
+        return err instanceof TypeError && /cannot store the value of "k"/.test(err.message);
+      });
+      assert.deepStrictEqual(roundTrip({ ok: [1, 'two'] }), { ok: [1, 'two'] });
+    });
+  });
+
+  it('refuses truncated input with an error instead of inventing a value', function () {
+    var bytes = Buffer.from(codec.encode({ text: 'hello world', list: [1, 2, 3] }));
+    for (var cut = 1; cut < bytes.length; cut++) {
+      assert.throws(function () { codec.decode(bytes.subarray(0, cut)); }, RangeError);
+    }
+  });
+});
