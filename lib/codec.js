@@ -226,6 +226,8 @@ function encode(value, what) {
   if (busy) return encodeV8(value, what); // a getter publishing mid-encode
   busy = true;
   pos = 0;
+  // Do not keep a huge buffer for good because of one huge value.
+  if (out.length > 1024 * 1024) out = Buffer.allocUnsafe(64 * 1024);
   try {
     ensure(1);
     out[pos++] = FORM_COMPACT;

@@ -365,7 +365,9 @@ Connection.prototype.scheduleReconnect = function () {
     self.reconnectTimer = null;
     if (self.state === 'closed' && self.endpoints.size > 0) self.reopen();
   }, this.backoff);
-  this.reconnectTimer.unref();
+  // A worker's IPC channel keeps it alive; a plain process must stay up to
+  // reconnect (its stores are still open).
+  if (this.worker) this.reconnectTimer.unref();
 };
 
 Connection.prototype.error = function () {

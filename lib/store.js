@@ -46,7 +46,8 @@ function keyError(what, value) {
 // names would collide. Refused rather than silently merged.
 var wellFormed = typeof String.prototype.isWellFormed === 'function' ?
   function (s) { return s.isWellFormed(); } :
-  function (s) { return !/[\ud800-\udfff]/.test(s); };
+  function (s) { return !LONE_SURROGATE.test(s); };
+var LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/;
 
 // An Error for a name that cannot be used (not a string, or not well-formed
 // Unicode), or null.
@@ -211,19 +212,30 @@ module.exports = function createStore(io) {
     this._fail(err);
   };
 
+  // After a reconnect: subscribe again to every channel; 'reconnect' is
+  // emitted once all of them are live in the broker (so a message published
+  // after it is delivered).
   ClusterStore.prototype.resubscribe = function () {
     var self = this;
-    this._consumers.forEach(function (consumers, name) {
-      self._request(TYPE.SUBSCRIBE, name, undefined, undefined, function (err) {
-        if (err) log('subscribing again to %s failed: %s', name, err.message);
-      });
+    var names = Array.from(this._consumers.keys());
+    var waiting = names.length + 1;
+    var failed = null;
+    function done(err) {
+      if (err && !failed) failed = err;
+      if (--waiting > 0) return;
+      if (failed) return log('subscribing again failed: %s', failed.message);
+      log('store %d reconnected', self._endpoint);
+      self.emit('reconnect');
+    }
+    names.forEach(function (name) {
+      self._request(TYPE.SUBSCRIBE, name, undefined, undefined, done);
     });
+    // Also waits for the channel itself: a store with no subscriptions
+    // reconnects once a round trip succeeds.
+    this._request(TYPE.SYNC, undefined, undefined, undefined, done);
   };
 
-  ClusterStore.prototype.onReconnect = function () {
-    log('store %d reconnected', this._endpoint);
-    this.emit('reconnect');
-  };
+  ClusterStore.prototype.onReconnect = function () {};
 
   // Reports an error to the callback when there is one, and to 'error'
   // listeners; an unheard 'error' is logged, not thrown, so the worker
@@ -270,6 +282,8 @@ module.exports = function createStore(io) {
   };
 
   Client.prototype.set = function (key, value, fn) {
+    var bad = checkName('a key', key);
+    if (bad) return later(fn, bad), this;
     var payload;
     try {
       payload = codec.encode(value, 'the value of "' + key + '"');

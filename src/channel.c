@@ -22,6 +22,11 @@
 #define CHANNEL_WRITE_EARLY (256u * 1024u)
 #define CHANNEL_KEEP_BUFFER (4u * 1024u * 1024u)
 #define CHANNEL_FLUSH_WAIT_MS 1000
+/* Output a process may queue before a send waits for the broker to take
+ * some: a publisher that outruns the cluster is slowed down, not allowed to
+ * grow without bound. */
+#define CHANNEL_HIGH_WATER (8u * 1024u * 1024u)
+#define CHANNEL_HIGH_WATER_WAIT_MS 10000
 
 struct channel {
   uv_loop_t *loop;
@@ -36,6 +41,7 @@ struct channel {
   int closed;
   int reported;
   int released;
+  int input_waiting; /* input read by a blocking call, not yet handed over */
   uint32_t max_frame_size;
   buffer in;
   buffer out;
@@ -126,10 +132,17 @@ static void channel_on_poll(uv_poll_t *handle, int status, int events) {
 
 static void channel_on_prepare(uv_prepare_t *prepare) {
   channel *ch = prepare->data;
+  if (ch->input_waiting && !ch->closed) {
+    /* Read while a blocking call waited: the socket may hold nothing more,
+     * so no readable event would ever bring these frames in. */
+    ch->input_waiting = 0;
+    if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
+  }
   if (!ch->closed && buffer_length(&ch->out) > 0 && !(ch->poll_events & UV_WRITABLE))
     channel_write(ch);
   if (ch->closed && !ch->reported) {
     ch->reported = 1;
+    uv_unref((uv_handle_t *)&ch->prepare);
     ch->events.on_close(ch, ch->reason, ch->ctx);
   }
 }
@@ -233,13 +246,16 @@ void channel_commit(channel *ch, uint32_t size, int flush_now) {
      * for a full socket, briefly, rather than leave it queued. */
     const char *why = NULL;
     if (ch->fd >= 0 && !ch->closed) (void)channel_flush_sync(ch, CHANNEL_FLUSH_WAIT_MS, &why);
+  } else if (buffer_length(&ch->out) >= CHANNEL_HIGH_WATER) {
+    const char *why = NULL;
+    if (ch->fd >= 0 && !ch->closed) (void)channel_flush_sync(ch, CHANNEL_HIGH_WATER_WAIT_MS, &why);
   } else if (buffer_length(&ch->out) >= CHANNEL_WRITE_EARLY && !(ch->poll_events & UV_WRITABLE)) {
     channel_write(ch);
   }
 }
 
 /* Waits for fd to be ready for events until deadline (uv_hrtime units).
- * 1 ready, 0 timed out, -1 error. */
+ * Returns the ready events, 0 on time out, -1 on error. */
 static int channel_wait_fd(int fd, short events, uint64_t deadline) {
   for (;;) {
     uint64_t now = uv_hrtime();
@@ -247,7 +263,7 @@ static int channel_wait_fd(int fd, short events, uint64_t deadline) {
     uint64_t left_ms = (deadline - now + 999999) / 1000000;
     struct pollfd p = {fd, events, 0};
     int rc = poll(&p, 1, left_ms > 60000 ? 60000 : (int)left_ms);
-    if (rc > 0) return 1;
+    if (rc > 0) return p.revents ? p.revents : events;
     if (rc < 0 && errno != EINTR) return -1;
   }
 }
@@ -264,7 +280,9 @@ int channel_flush_sync(channel *ch, int timeout_ms, const char **why) {
       return -1;
     }
     if (buffer_length(&ch->out) == 0) return 0;
-    int rc = channel_wait_fd(ch->fd, POLLOUT, deadline);
+    /* Keep reading while waiting: the broker must never find this process
+     * not reading because it is busy writing. */
+    int rc = channel_wait_fd(ch->fd, POLLOUT | POLLIN, deadline);
     if (rc == 0) {
       *why = "timed out writing to the master";
       return -1;
@@ -273,6 +291,16 @@ int channel_flush_sync(channel *ch, int timeout_ms, const char **why) {
       channel_fail(ch, "error waiting on the channel to the master");
       *why = ch->reason;
       return -1;
+    }
+    if (rc & (POLLIN | POLLHUP | POLLERR)) {
+      const char *read_why = NULL;
+      int read_rc = channel_read(ch, CHANNEL_READ_BUDGET, &read_why);
+      ch->input_waiting = 1;
+      if (read_rc != 0) {
+        channel_fail(ch, read_why);
+        *why = ch->reason;
+        return -1;
+      }
     }
   }
 }
@@ -315,6 +343,7 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
       return -1;
     }
     const char *read_why = NULL;
+    ch->input_waiting = 1;
     if (ready < 0 || channel_read(ch, SIZE_MAX, &read_why) != 0) {
       channel_fail(ch, read_why ? read_why : "error waiting on the channel to the master");
       *why = ch->reason;
@@ -391,6 +420,9 @@ const char *channel_close_reason(const channel *ch) {
 static void channel_shut(channel *ch, const char *reason) {
   if (ch->closed) return;
   ch->closed = 1;
+  /* Until the owner has heard of it, the pending report keeps the loop
+   * alive: with the socket gone, nothing else may. */
+  if (!ch->reported) uv_ref((uv_handle_t *)&ch->prepare);
   if (ch->reason[0] == '\0') snprintf(ch->reason, sizeof(ch->reason), "%s", reason);
   if (ch->fd >= 0) {
     uv_poll_stop(&ch->poll);
