@@ -60,6 +60,9 @@ struct broker_conn {
   int queued_for_write;
   size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
   uint64_t skip;     /* bytes of a refused (oversized) frame still to discard */
+  int blocked;       /* the socket is full: waiting for its writable event */
+  int congested;     /* over the high water mark: the others are not read */
+  uint64_t progress; /* loop time of the last write that took bytes */
   buffer in;
   buffer out;
   broker_conn *prev;
@@ -73,6 +76,7 @@ struct broker {
   uv_async_t wake;
   uv_prepare_t flush;
   uv_timer_t expiry_timer;
+  uv_timer_t stall_timer;
   uv_thread_t thread;
   int threaded;
   uv_mutex_t lock; /* guards pending_fds and stopping */
@@ -88,6 +92,8 @@ struct broker {
   kv *store;
   int draining;
   int expiry_changed;
+  size_t congested; /* connections over the high water mark */
+  int input_held;   /* frames left unhandled while others were congested */
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
@@ -96,6 +102,7 @@ struct broker {
 void broker_options_default(broker_options *options) {
   options->max_frame_size = BROKER_DEFAULT_MAX_FRAME_SIZE;
   options->queue_limit = BROKER_DEFAULT_QUEUE_LIMIT;
+  options->stall_ms = BROKER_DEFAULT_STALL_MS;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -112,24 +119,64 @@ static void broker_conn_set_events(broker_conn *c, int events) {
   c->poll_events = events;
 }
 
+/* What to watch c for: its input, unless others are congested (flow
+ * control), and its socket's room while output waits for it. */
+static void broker_conn_watch(broker_conn *c) {
+  int events = UV_DISCONNECT;
+  if (c->owner->congested == 0 || c->congested) events |= UV_READABLE;
+  if (c->blocked) events |= UV_WRITABLE;
+  broker_conn_set_events(c, events);
+}
+
+static void broker_on_stall_check(uv_timer_t *timer);
+
+/* The set of congested connections became empty, or stopped being. */
+static void broker_congestion_changed(broker *b) {
+  for (broker_conn *o = b->conns; o; o = o->next)
+    broker_conn_watch(o);
+  if (b->congested > 0) {
+    uint64_t every = b->options.stall_ms / 4 ? b->options.stall_ms / 4 : 1;
+    uv_timer_start(&b->stall_timer, broker_on_stall_check, every, every);
+  } else {
+    uv_timer_stop(&b->stall_timer);
+  }
+}
+
+static void broker_conn_set_congested(broker_conn *c, int congested) {
+  broker *b = c->owner;
+  if (c->congested == congested) return;
+  c->congested = congested;
+  if (congested) {
+    c->progress = uv_now(&b->loop);
+    b->congested++;
+  } else {
+    b->congested--;
+  }
+  if (b->congested == (size_t)congested) broker_congestion_changed(b);
+}
+
 static void broker_conn_write(broker_conn *c) {
+  broker *b = c->owner;
+  int wrote = 0;
   while (!c->dead && buffer_length(&c->out) > 0) {
     ssize_t n = send(c->fd, buffer_begin(&c->out), buffer_length(&c->out), MSG_NOSIGNAL);
     if (n > 0) {
       buffer_consume(&c->out, (size_t)n);
+      wrote = 1;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      broker_conn_set_events(c, UV_READABLE | UV_WRITABLE | UV_DISCONNECT);
-      return;
-    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
     return;
   }
   if (c->dead) return;
-  buffer_trim(&c->out, BROKER_KEEP_BUFFER);
-  broker_conn_set_events(c, UV_READABLE | UV_DISCONNECT);
+  if (wrote) c->progress = uv_now(&b->loop);
+  c->blocked = buffer_length(&c->out) > 0;
+  if (c->congested && buffer_length(&c->out) <= b->options.queue_limit / 4)
+    broker_conn_set_congested(c, 0);
+  if (!c->blocked) buffer_trim(&c->out, BROKER_KEEP_BUFFER);
+  broker_conn_watch(c);
 }
 
 /* Reserves room for one frame on c's output, or NULL when c cannot take it
@@ -156,9 +203,10 @@ static void broker_conn_committed(broker_conn *c, uint32_t size) {
   size_t queued = buffer_length(&c->out);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
+  if (queued > b->options.queue_limit / 2) broker_conn_set_congested(c, 1);
   /* Write early to bound memory, unless the socket is known to be full:
    * then its writable event resumes the writing. */
-  if (queued >= BROKER_WRITE_EARLY && !(c->poll_events & UV_WRITABLE)) broker_conn_write(c);
+  if (queued >= BROKER_WRITE_EARLY && !c->blocked) broker_conn_write(c);
   if (!c->dead && !c->queued_for_write && buffer_length(&c->out) > 0) {
     c->queued_for_write = 1;
     c->write_next = b->write_list;
@@ -425,6 +473,12 @@ static void broker_protocol_error(broker_conn *c, const char *why) {
 static void broker_conn_process(broker_conn *c) {
   broker *b = c->owner;
   while (!c->dead) {
+    /* Flow control: while another connection is congested, this one's
+     * frames wait (a barrier still takes everything in). */
+    if (b->congested > 0 && !c->congested && !b->draining) {
+      b->input_held = 1;
+      break;
+    }
     if (c->skip > 0) {
       size_t n = buffer_length(&c->in) < c->skip ? buffer_length(&c->in) : (size_t)c->skip;
       buffer_consume(&c->in, n);
@@ -493,7 +547,7 @@ static void broker_conn_process(broker_conn *c) {
 static void broker_conn_read(broker_conn *c, size_t budget) {
   broker *b = c->owner;
   size_t taken = 0;
-  while (!c->dead && taken < budget) {
+  while (!c->dead && taken < budget && (b->congested == 0 || c->congested || b->draining)) {
     uint8_t *at = buffer_reserve(&c->in, c->read_chunk);
     if (!at) {
       broker_conn_kill(c);
@@ -522,9 +576,24 @@ static void broker_conn_read(broker_conn *c, size_t budget) {
 
 static void broker_conn_kill(broker_conn *c) {
   if (c->dead) return;
+  broker_conn_set_congested(c, 0);
   c->dead = 1;
   c->owner->dead_count++;
   uv_poll_stop(&c->poll);
+}
+
+/* Cuts off congested connections that took nothing for stall_ms: they
+ * stopped reading, and the others must not wait for them any longer. */
+static void broker_on_stall_check(uv_timer_t *timer) {
+  broker *b = timer->data;
+  uv_update_time(&b->loop);
+  uint64_t now = uv_now(&b->loop);
+  for (broker_conn *c = b->conns; c; c = c->next) {
+    if (!c->dead && c->congested && now - c->progress >= b->options.stall_ms) {
+      b->counters[FRAME_STAT_CONNECTIONS_CUT]++;
+      broker_conn_kill(c);
+    }
+  }
 }
 
 static void broker_conn_closed(uv_handle_t *handle) {
@@ -604,6 +673,7 @@ static void broker_add_conn(broker *b, int fd) {
   c->next = b->conns;
   if (b->conns) b->conns->prev = c;
   b->conns = c;
+  broker_conn_watch(c); /* paused from the start if others are congested */
 }
 
 /* ---- loop phases ------------------------------------------------------- */
@@ -626,16 +696,30 @@ static void broker_arm_expiry(broker *b) {
   uv_timer_start(&b->expiry_timer, broker_on_expiry, deadline > now ? deadline - now : 0, 0);
 }
 
-static void broker_on_prepare(uv_prepare_t *prepare) {
-  broker *b = prepare->data;
+static void broker_flush(broker *b) {
   broker_conn *c = b->write_list;
   b->write_list = NULL;
   while (c) {
     broker_conn *next = c->write_next;
     c->queued_for_write = 0;
-    if (!(c->poll_events & UV_WRITABLE)) broker_conn_write(c);
+    if (!c->blocked) broker_conn_write(c);
     c = next;
   }
+}
+
+static void broker_on_prepare(uv_prepare_t *prepare) {
+  broker *b = prepare->data;
+  broker_flush(b);
+  /* Congestion is over: handle the input that waited for it. Its sockets
+   * may hold nothing more, so no readable event would bring it back. */
+  for (int round = 0; b->input_held && b->congested == 0 && round < 4; round++) {
+    b->input_held = 0;
+    for (broker_conn *o = b->conns; o; o = o->next)
+      if (!o->dead && buffer_length(&o->in) > 0) broker_conn_process(o);
+    broker_flush(b);
+  }
+  /* Still some left: come straight back instead of waiting for events. */
+  if (b->input_held && b->congested == 0) uv_async_send(&b->wake);
   broker_reap(b);
   if (b->expiry_changed) broker_arm_expiry(b);
   uint64_t values[FRAME_STATS_COUNT];
@@ -701,17 +785,20 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
   if ((rc = uv_async_init(&b->loop, &b->wake, broker_on_wake)) != 0 ||
       (rc = uv_prepare_init(&b->loop, &b->flush)) != 0 ||
       (rc = uv_prepare_start(&b->flush, broker_on_prepare)) != 0 ||
-      (rc = uv_timer_init(&b->loop, &b->expiry_timer)) != 0) {
+      (rc = uv_timer_init(&b->loop, &b->expiry_timer)) != 0 ||
+      (rc = uv_timer_init(&b->loop, &b->stall_timer)) != 0) {
     snprintf(err, err_len, "broker handles: %s", uv_strerror(rc));
     goto fail_loop;
   }
   b->wake.data = b;
   b->flush.data = b;
   b->expiry_timer.data = b;
+  b->stall_timer.data = b;
   /* The prepare and timer handles must not keep the loop alive: only the
    * wake handle does, until broker_stop closes it. */
   uv_unref((uv_handle_t *)&b->flush);
   uv_unref((uv_handle_t *)&b->expiry_timer);
+  uv_unref((uv_handle_t *)&b->stall_timer);
   *out = b;
   return 0;
 

@@ -9,8 +9,13 @@
  *
  * It runs its own libuv loop, so routing goes on while the master's
  * JavaScript is busy. Output to each connection is queued and written in
- * large batches; a connection whose queue passes the queue limit (it stopped
- * reading) is cut off so the broker's memory stays bounded.
+ * large batches. Flow control: while some connection has more than half the
+ * queue limit waiting (it reads slower than others publish), the broker
+ * stops reading from the other connections, so publishers slow down to the
+ * pace of the slowest reader instead of overrunning it. A congested
+ * connection that takes nothing for stall_ms (it stopped reading), or whose
+ * queue reaches the limit, is cut off, so the broker's memory stays bounded
+ * and the others go on.
  *
  * broker_start, broker_attach, broker_get_stats and broker_stop may be
  * called from any one thread (node's main thread, in practice). */
@@ -27,10 +32,12 @@ typedef struct broker broker;
 typedef struct broker_options {
   uint32_t max_frame_size; /* largest frame accepted or sent */
   uint64_t queue_limit;    /* output bytes queued for one connection before it is cut off */
+  uint32_t stall_ms;       /* how long a congested connection may make no progress */
 } broker_options;
 
 #define BROKER_DEFAULT_MAX_FRAME_SIZE (32u * 1024u * 1024u)
 #define BROKER_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u)
+#define BROKER_DEFAULT_STALL_MS 2000u
 
 void broker_options_default(broker_options *options);
 
