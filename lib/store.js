@@ -7,6 +7,7 @@ var util = require('util');
 var debug = require('debug');
 var codec = require('./codec');
 var engine = require('./engine');
+var polling = require('./polling');
 
 var log = debug('socket.io-cluster-store:store');
 var TYPE = engine.TYPE;
@@ -87,6 +88,14 @@ function hookManager(store, manager) {
     }
     return handleClient.apply(this, arguments);
   };
+  // Polling clients served by any worker (see polling.js). socket.io's
+  // Manager subscribes right after this (in the same initStore call): its
+  // consumers are adapted until the end of this tick.
+  var wrap = polling(store, manager);
+  store._wrapConsumer = wrap;
+  process.nextTick(function () {
+    if (store._wrapConsumer === wrap) store._wrapConsumer = null;
+  });
 }
 
 module.exports = function createStore(io) {
@@ -137,6 +146,7 @@ module.exports = function createStore(io) {
   ClusterStore.prototype.subscribe = function (name, consumer, fn) {
     var bad = checkName('a channel name', name);
     if (bad) throw bad;
+    if (this._wrapConsumer) consumer = this._wrapConsumer(name, consumer);
     var list = this._consumers.get(name);
     if (!list) this._consumers.set(name, list = []);
     if (typeof consumer === 'function') list.push(consumer);
