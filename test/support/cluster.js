@@ -16,30 +16,11 @@ var path = require('path');
 
 var FIXTURES = path.join(__dirname, '..', 'fixtures');
 
-// Every process any harness started, killed at exit whatever happened.
-var live = new Set();
-
-function killPid(pid, signal) {
-  try {
-    process.kill(pid, signal || 'SIGKILL');
-    return true;
-  } catch (e) {
-    return false;
-  }
-}
-
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === 'EPERM';
-  }
-}
-
-process.on('exit', function () {
-  live.forEach(function (pid) { killPid(pid, 'SIGKILL'); });
-});
+var processes = require('./processes');
+var live = processes.live;
+var killPid = processes.killPid;
+var isAlive = processes.isAlive;
+var waitFor = processes.waitFor;
 
 function track(pid) {
   if (pid) live.add(pid);
@@ -59,18 +40,6 @@ function tail(stream, limit) {
     if (out.text.length > limit) out.text = out.text.slice(-limit);
   });
   return out;
-}
-
-function waitFor(cond, timeout, what) {
-  var deadline = Date.now() + timeout;
-  return new Promise(function (resolve, reject) {
-    (function poll() {
-      var v = cond();
-      if (v) return resolve(v);
-      if (Date.now() > deadline) return reject(new Error('timed out after ' + timeout + ' ms waiting for ' + what));
-      setTimeout(poll, 10);
-    })();
-  });
 }
 
 function Cluster(child, options) {
