@@ -149,8 +149,20 @@ function answerWorker(worker, message) {
     worker.send(reply, function () {});
     return;
   }
+  // node closes the master's copy of the descriptor once the worker has
+  // acknowledged it. A worker killed at the wrong moment can leave node
+  // holding it for good (the broker would keep a connection to nobody), so
+  // it is also closed when the worker exits; closing twice is a no-op.
+  var handle = socket._handle;
+  var handleClosed = false;
+  var closeHandle = handle.close;
+  handle.close = function () {
+    if (handleClosed) return undefined;
+    handleClosed = true;
+    return closeHandle.apply(handle, arguments);
+  };
+  worker.once('exit', function () { handle.close(); });
   worker.send(reply, socket, function (err) {
-    // node closes the master's copy of the descriptor once it is sent.
     if (err) {
       log.error('worker %d went away before its channel was sent: %s', worker.id, err.message);
       socket.destroy();
