@@ -28,11 +28,12 @@ var CHURN_PORT = 31080;
 
 function usage(code) {
   process.stdout.write([
-    'usage: node bench/run.js [--quick] [--only ' + SCENARIOS.join(',') + ']',
+    'usage: node bench/run.js [--quick] [--only ' + SCENARIOS.join(',') + '] [--cases KEYS]',
     '                         [--stores ' + stores.NAMES.join(',') + '] [--out FILE]',
     '  --quick   small counts and short windows (a smoke test CI can run)',
     '  --only    scenarios to run (default: all)',
     '  --stores  stores and floors to run (default: all; ours is `cluster`)',
+    '  --cases   case keys to run within the scenarios, e.g. 2w-64k,4w-64k (default: all)',
     '  --out     where to write the markdown (default bench/results/latest.md)',
     '  --profile DIR  run the master and the workers with --cpu-prof into DIR',
     ''
@@ -64,6 +65,7 @@ function parseArgs(argv) {
     if (key === '--quick') opts.quick = true;
     else if (key === '--only') opts.only = list(value(), SCENARIOS, 'scenario');
     else if (key === '--stores') opts.stores = list(value(), stores.NAMES, 'store');
+    else if (key === '--cases') opts.cases = String(value() || '').split(',').filter(Boolean);
     else if (key === '--out') opts.out = path.resolve(value());
     else if (key === '--profile') opts.profile = path.resolve(value());
     else if (key === '--help' || key === '-h') usage(0);
@@ -613,9 +615,19 @@ function main() {
   var results = {};
   var machine = util.machineLine();
   var queue = [];
+  if (opts.cases) {
+    opts.only = opts.only.filter(function (name) {
+      return scenarios[name].cases.some(function (c) { return opts.cases.indexOf(c.key) >= 0; });
+    });
+    if (!opts.only.length) {
+      process.stderr.write('no case matches --cases ' + opts.cases.join(',') + '\n');
+      process.exit(2);
+    }
+  }
   opts.only.forEach(function (name) {
     var sc = scenarios[name];
     results[name] = {};
+    sc.cases = sc.cases.filter(function (c) { return !opts.cases || opts.cases.indexOf(c.key) >= 0; });
     sc.cases.forEach(function (c) {
       results[name][c.key] = {};
       sc.stores.filter(function (s) { return opts.stores.indexOf(s) >= 0; }).forEach(function (s) {
