@@ -339,8 +339,7 @@ static size_t broker_send_direct(broker_conn *c, const uint8_t *head, size_t hea
 
 /* Delivers a large payload to c: straight to the socket when c has nothing
  * queued, and whatever the socket does not take is queued as usual. */
-static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint,
-                                 uint32_t size) {
+static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint, uint32_t size) {
   uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
   size_t head_len = FRAME_HEADER_SIZE + f->a_len;
   frame_write_header(head, FRAME_MESSAGE, 0, endpoint, 0, f->a_len, 0, f->payload_len);
