@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -37,6 +38,12 @@
 #define BROKER_KEEP_BUFFER (4u * 1024u * 1024u) /* idle buffers larger than this are freed */
 #define BROKER_SOCKET_BUFFER (1024 * 1024)
 #define BROKER_EXPIRE_BATCH 10000u
+/* Flow control: a connection with more than this queued (or half its
+ * queue limit, when that is less) is congested, and input from the others
+ * waits until it is down to half of it. Past a few MiB a longer queue only
+ * costs memory (and page faults to grow it again after it was freed): the
+ * reader cannot take it any faster. */
+#define BROKER_HIGH_WATER_MAX (2u * 1024u * 1024u)
 /* A delivery whose payload is at least this large goes to an idle
  * subscriber's socket straight from the publisher's input, not through the
  * subscriber's queue: one copy of the payload less, where copies are most of
@@ -162,6 +169,11 @@ static void broker_conn_set_congested(broker_conn *c, int congested) {
   if (b->congested == (size_t)congested) broker_congestion_changed(b);
 }
 
+static uint64_t broker_high_water(const broker *b) {
+  uint64_t half = b->options.queue_limit / 2;
+  return half < BROKER_HIGH_WATER_MAX ? half : BROKER_HIGH_WATER_MAX;
+}
+
 static void broker_conn_write(broker_conn *c) {
   broker *b = c->owner;
   int wrote = 0;
@@ -180,7 +192,7 @@ static void broker_conn_write(broker_conn *c) {
   if (c->dead) return;
   if (wrote) c->progress = uv_now(&b->loop);
   c->blocked = buffer_length(&c->out) > 0;
-  if (c->congested && buffer_length(&c->out) <= b->options.queue_limit / 4)
+  if (c->congested && buffer_length(&c->out) <= broker_high_water(b) / 2)
     broker_conn_set_congested(c, 0);
   if (!c->blocked) buffer_trim(&c->out, BROKER_KEEP_BUFFER);
   broker_conn_watch(c);
@@ -210,7 +222,7 @@ static void broker_conn_committed(broker_conn *c, uint32_t size) {
   size_t queued = buffer_length(&c->out);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
-  if (queued > b->options.queue_limit / 2) broker_conn_set_congested(c, 1);
+  if (queued > broker_high_water(b)) broker_conn_set_congested(c, 1);
   /* Write early to bound memory, unless the socket is known to be full:
    * then its writable event resumes the writing. */
   if (queued >= BROKER_WRITE_EARLY && !c->blocked) broker_conn_write(c);
@@ -814,6 +826,8 @@ static void broker_on_wake(uv_async_t *async) {
 
 static void broker_run(void *arg) {
   broker *b = arg;
+  /* Named, so top -H, perf and gdb show which thread is the broker. */
+  (void)prctl(PR_SET_NAME, "sio-cluster-brk", 0, 0, 0);
   uv_run(&b->loop, UV_RUN_DEFAULT);
 }
 
