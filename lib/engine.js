@@ -239,6 +239,7 @@ function Connection(options) {
   this.options = options;
   this.endpoints = new Map();
   this.pending = new Map();
+  this.inbox = []; // batches being delivered, oldest first: [bytes, words, next index]
   this.nextRequest = 1;
   this.nextEndpoint = 1;
   this.channel = null;
@@ -257,7 +258,12 @@ Connection.prototype.open = function () {
   this.state = 'attaching';
   this.failure = null;
   var channel = native.channelCreate(this.options.maxFrameSize,
-    function onInput(bytes, words) { self.deliver(bytes, words); },
+    // The addon lends its input buffer for the length of this call (an
+    // ArrayBuffer it detaches afterwards): everything kept is copied out
+    // by the decoders, nothing holds on to these bytes.
+    function onInput(bytes, words) {
+      self.deliver(bytes instanceof ArrayBuffer ? Buffer.from(bytes) : bytes, words);
+    },
     function onClose(reason) { if (self.channel === channel) self.lost(reason); });
   this.channel = channel;
   this.updateRef();
@@ -471,25 +477,23 @@ Connection.prototype.catchUp = function (endpoint) {
   return true;
 };
 
+// Delivers a batch of frames, in order. A consumer may wait on the broker
+// from inside its callback (catchUp): the frames that brings are queued
+// behind the rest of the current batch, and the nested call delivers the
+// rest first, then them, so nothing overtakes anything.
 Connection.prototype.deliver = function (bytes, words) {
+  this.inbox.push([bytes, words, 0]);
   var firstError = null;
-  for (var i = 0; i < words.length; i += DESCRIPTOR_WORDS) {
-    var type = words[i] & 0xff;
-    var start = words[i + 3];
-    var aEnd = start + words[i + 4];
-    var payloadStart = aEnd + words[i + 5];
-    var payload = bytes.subarray(payloadStart, payloadStart + words[i + 6]);
+  while (this.inbox.length) {
+    var batch = this.inbox[0];
+    var i = batch[2];
+    if (i >= batch[1].length) {
+      this.inbox.shift();
+      continue;
+    }
+    batch[2] = i + DESCRIPTOR_WORDS;
     try {
-      if (type === TYPE.MESSAGE) {
-        var endpoint = this.endpoints.get(words[i + 1]);
-        if (endpoint) endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload);
-      } else if (type === TYPE.REPLY) {
-        var callback = this.pending.get(words[i + 2]);
-        if (callback) {
-          this.pending.delete(words[i + 2]);
-          callback(null, words[i] >>> 8, payload);
-        }
-      }
+      this.deliverOne(batch[0], batch[1], i);
     } catch (err) {
       // One consumer's exception must not cost the rest of the batch.
       if (!firstError) firstError = err;
@@ -497,6 +501,24 @@ Connection.prototype.deliver = function (bytes, words) {
   }
   if (this.pending.size === 0) this.updateRef();
   if (firstError) throw firstError;
+};
+
+Connection.prototype.deliverOne = function (bytes, words, i) {
+  var type = words[i] & 0xff;
+  var start = words[i + 3];
+  var aEnd = start + words[i + 4];
+  var payloadStart = aEnd + words[i + 5];
+  var payload = bytes.subarray(payloadStart, payloadStart + words[i + 6]);
+  if (type === TYPE.MESSAGE) {
+    var endpoint = this.endpoints.get(words[i + 1]);
+    if (endpoint) endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload);
+  } else if (type === TYPE.REPLY) {
+    var callback = this.pending.get(words[i + 2]);
+    if (callback) {
+      this.pending.delete(words[i + 2]);
+      callback(null, words[i] >>> 8, payload);
+    }
+  }
 };
 
 Connection.prototype.flush = function () {

@@ -217,21 +217,10 @@ static void addon_channel_finalize(napi_env env, void *data, void *hint) {
   free(ac);
 }
 
-/* Builds [Buffer, Uint32Array] from the complete frames waiting on ac, or
- * null when there are none. */
-static napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
-  napi_value result;
-  const uint8_t *data = NULL;
-  size_t len = 0;
-  int count = ac->ch ? channel_frames(ac->ch, &data, &len) : 0;
-  if (count <= 0) {
-    NAPI_CALL(env, napi_get_null(env, &result));
-    return result;
-  }
-  void *copy = NULL;
-  napi_value bytes, words_buffer, words;
+/* The descriptor words for the count frames in data[0..len). */
+static napi_value addon_channel_words(napi_env env, const uint8_t *data, size_t len, int count) {
+  napi_value words_buffer, words;
   void *words_data = NULL;
-  NAPI_CALL(env, napi_create_buffer_copy(env, len, data, &copy, &bytes));
   size_t word_count = (size_t)count * ADDON_DESCRIPTOR_WORDS;
   NAPI_CALL(env, napi_create_arraybuffer(env, word_count * 4, &words_data, &words_buffer));
   NAPI_CALL(env,
@@ -252,6 +241,26 @@ static napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
     w += ADDON_DESCRIPTOR_WORDS;
     offset += f.size;
   }
+  return words;
+}
+
+/* Builds [Buffer, Uint32Array] from a copy of the complete frames waiting
+ * on ac, or null when there are none (for channelTake, whose caller keeps
+ * the batch as long as it likes). */
+static napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
+  napi_value result;
+  const uint8_t *data = NULL;
+  size_t len = 0;
+  int count = ac->ch ? channel_frames(ac->ch, &data, &len) : 0;
+  if (count <= 0) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  void *copy = NULL;
+  napi_value bytes;
+  NAPI_CALL(env, napi_create_buffer_copy(env, len, data, &copy, &bytes));
+  napi_value words = addon_channel_words(env, data, len, count);
+  if (!words) return NULL;
   channel_consume(ac->ch, len);
   NAPI_CALL(env, napi_create_array_with_length(env, 2, &result));
   NAPI_CALL(env, napi_set_element(env, result, 0, bytes));
@@ -275,25 +284,62 @@ static void addon_channel_call(addon_channel *ac, napi_ref fn_ref, size_t argc, 
   }
 }
 
+static void addon_report_pending(napi_env env) {
+  bool pending = false;
+  napi_value error;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+      napi_get_and_clear_last_exception(env, &error) == napi_ok)
+    napi_fatal_exception(env, error);
+}
+
+/* Input reaches JavaScript without a copy: the frames are lent in place as
+ * an external ArrayBuffer for the length of the call, and detached after it,
+ * so nothing JavaScript kept can read the memory once it is reused (a view
+ * kept past the call reads as empty; the shim copies what it keeps). Where
+ * external buffers are not allowed, the frames are copied. */
 static void addon_channel_on_input(channel *ch, void *ctx) {
-  (void)ch;
   addon_channel *ac = ctx;
   napi_env env = ac->owner->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value batch = addon_channel_batch(env, ac);
-  napi_valuetype type = napi_null;
-  if (batch && napi_typeof(env, batch, &type) == napi_ok && type == napi_object) {
+  const uint8_t *data = NULL;
+  size_t len = 0;
+  int count = channel_lend(ch, &data, &len);
+  if (count > 0) {
     napi_value argv[2];
-    if (napi_get_element(env, batch, 0, &argv[0]) == napi_ok &&
-        napi_get_element(env, batch, 1, &argv[1]) == napi_ok)
-      addon_channel_call(ac, ac->on_input, 2, argv);
-  } else {
+    napi_status st = napi_create_external_arraybuffer(env, (void *)data, len, NULL, NULL, &argv[0]);
+    if (st == napi_ok) {
+      argv[1] = addon_channel_words(env, data, len, count);
+      if (argv[1])
+        addon_channel_call(ac, ac->on_input, 2, argv);
+      else
+        addon_report_pending(env);
+      /* Should detaching ever fail, JavaScript may still read the memory:
+       * it is then never reused. */
+      channel_unlend(ch, napi_detach_arraybuffer(env, argv[0]) == napi_ok ? CHANNEL_UNLEND_CONSUMED
+                                                                          : CHANNEL_UNLEND_ABANDON);
+      napi_close_handle_scope(env, scope);
+      return;
+    }
+    channel_unlend(ch, CHANNEL_UNLEND_UNREAD);
     bool pending = false;
-    napi_value error;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-        napi_get_and_clear_last_exception(env, &error) == napi_ok)
-      napi_fatal_exception(env, error);
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+  }
+  if (count >= 0) {
+    /* No external buffers here (or nothing to lend): the copying way. */
+    napi_value batch = addon_channel_batch(env, ac);
+    napi_valuetype type = napi_null;
+    if (batch && napi_typeof(env, batch, &type) == napi_ok && type == napi_object) {
+      napi_value argv[2];
+      if (napi_get_element(env, batch, 0, &argv[0]) == napi_ok &&
+          napi_get_element(env, batch, 1, &argv[1]) == napi_ok)
+        addon_channel_call(ac, ac->on_input, 2, argv);
+    } else {
+      addon_report_pending(env);
+    }
   }
   napi_close_handle_scope(env, scope);
 }

@@ -41,7 +41,9 @@ struct channel {
   int closed;
   int reported;
   int released;
-  int input_waiting; /* input read by a blocking call, not yet handed over */
+  int input_waiting;   /* input read by a blocking call, not yet handed over */
+  size_t lent;         /* bytes at the start of in lent out (channel_lend) */
+  uint8_t *lent_block; /* the lent bytes' memory, once in has moved on */
   uint32_t max_frame_size;
   buffer in;
   buffer out;
@@ -54,6 +56,25 @@ struct channel {
 
 static void channel_fail(channel *ch, const char *reason);
 int channel_flush_sync(channel *ch, int timeout_ms, const char **why);
+
+/* Called before anything touches ch->in while bytes are lent: the unlent
+ * rest moves to a buffer of its own, and the lent bytes' memory waits for
+ * channel_unlend. Returns -1 when out of memory (nothing moved). */
+static int channel_unshare(channel *ch) {
+  if (ch->lent == 0 || ch->lent_block) return 0;
+  buffer moved;
+  buffer_init(&moved);
+  size_t rest = buffer_length(&ch->in) - ch->lent;
+  if (rest > 0) {
+    uint8_t *at = buffer_reserve(&moved, rest);
+    if (!at) return -1;
+    memcpy(at, buffer_begin(&ch->in) + ch->lent, rest);
+    buffer_commit(&moved, rest);
+  }
+  ch->lent_block = ch->in.data;
+  ch->in = moved;
+  return 0;
+}
 
 static void channel_set_events(channel *ch, int events) {
   if (ch->closed || !ch->poll_started || events == ch->poll_events) return;
@@ -94,6 +115,10 @@ static int channel_write(channel *ch) {
  * so frames read before the end can still be taken). */
 static int channel_read(channel *ch, size_t budget, const char **why) {
   size_t taken = 0;
+  if (channel_unshare(ch) != 0) {
+    *why = "out of memory reading from the master";
+    return -1;
+  }
   while (taken < budget) {
     uint8_t *at = buffer_reserve(&ch->in, CHANNEL_READ_CHUNK);
     if (!at) {
@@ -154,6 +179,7 @@ static void channel_on_handle_closed(uv_handle_t *handle) {
     void *arg = ch->released_arg;
     buffer_free(&ch->in);
     buffer_free(&ch->out);
+    free(ch->lent_block);
     free(ch);
     if (done) done(arg);
   }
@@ -309,6 +335,10 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
                        uint8_t **payload, uint32_t *payload_len, const char **why) {
   uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
   if (channel_flush_sync(ch, timeout_ms, why) != 0) return -1;
+  if (channel_unshare(ch) != 0) {
+    *why = "out of memory reading a reply from the master";
+    return -1;
+  }
   size_t offset = 0;
   for (;;) {
     frame f;
@@ -355,6 +385,10 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
 int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
   size_t offset = 0;
   int count = 0;
+  if (channel_unshare(ch) != 0) {
+    channel_fail(ch, "out of memory reading from the master");
+    return -1;
+  }
   for (;;) {
     frame f;
     int rc = frame_decode(buffer_begin(&ch->in) + offset, buffer_length(&ch->in) - offset,
@@ -397,7 +431,48 @@ int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
 }
 
 void channel_consume(channel *ch, size_t len) {
+  if (channel_unshare(ch) != 0) {
+    channel_fail(ch, "out of memory reading from the master");
+    return;
+  }
   buffer_consume(&ch->in, len);
+  buffer_trim(&ch->in, CHANNEL_KEEP_BUFFER);
+}
+
+int channel_lend(channel *ch, const uint8_t **data, size_t *len) {
+  if (ch->lent > 0) return 0; /* one loan at a time: a nested borrower waits */
+  int count = channel_frames(ch, data, len);
+  if (count > 0) ch->lent = *len;
+  return count;
+}
+
+void channel_unlend(channel *ch, enum channel_unlend_how how) {
+  if (ch->lent == 0) return;
+  if (how == CHANNEL_UNLEND_UNREAD && !ch->lent_block) {
+    ch->lent = 0;
+    return;
+  }
+  if (how == CHANNEL_UNLEND_ABANDON) {
+    /* Move the rest out and let the old memory go unreferenced: a leak,
+     * for a case that should not happen, rather than a reuse. */
+    if (channel_unshare(ch) != 0) {
+      ch->in.data = NULL; /* cannot even move: give up the input with it */
+      buffer_init(&ch->in);
+      channel_fail(ch, "out of memory reading from the master");
+    }
+    ch->lent_block = NULL;
+    ch->lent = 0;
+    return;
+  }
+  if (ch->lent_block) {
+    free(ch->lent_block); /* in moved on: the lent bytes are not in it */
+    ch->lent_block = NULL;
+    ch->lent = 0;
+    return;
+  }
+  size_t n = ch->lent;
+  ch->lent = 0;
+  buffer_consume(&ch->in, n);
   buffer_trim(&ch->in, CHANNEL_KEEP_BUFFER);
 }
 

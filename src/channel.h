@@ -67,6 +67,20 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
 int channel_frames(channel *ch, const uint8_t **data, size_t *len);
 void channel_consume(channel *ch, size_t len);
 
+/* Lending: the complete frames (as channel_frames finds them) stay where
+ * they are, in the input buffer, for the caller to read in place until
+ * channel_unlend; they count as consumed from the start. Anything that
+ * needs the input buffer meanwhile (a blocking call made by the borrower)
+ * moves the rest of the input to a new buffer first, so the lent bytes
+ * never move or change while lent. Same returns as channel_frames. */
+int channel_lend(channel *ch, const uint8_t **data, size_t *len);
+enum channel_unlend_how {
+  CHANNEL_UNLEND_CONSUMED, /* the frames were read: drop them */
+  CHANNEL_UNLEND_UNREAD,   /* nobody read them: they stay for the next taker */
+  CHANNEL_UNLEND_ABANDON   /* read, but the memory may still be in use: never reuse it */
+};
+void channel_unlend(channel *ch, enum channel_unlend_how how);
+
 /* The broker's maximum frame size (from its hello), or ours until it spoke. */
 uint32_t channel_max_frame_size(const channel *ch);
 

@@ -263,6 +263,50 @@ describe('publish and subscribe across the cluster (4 workers)', function () {
     assert.ok(r.dead && r.dead.isError, 'a destroyed store\'s calls get an Error');
   });
 
+  // Input reaches JavaScript without a copy, lent for one call: a consumer
+  // that waits on the broker inside its callback (the catch-up socket.io's
+  // handshake hook does) makes the store read more input meanwhile, and
+  // values kept after the callback must still hold their bytes.
+  it('a consumer that waits on the broker mid-delivery, and keeps what it got, loses nothing', async function () {
+    var ch = channel('lent');
+    var count = 600;
+    await cluster.run(2, function (ctx, a) {
+      var store = ctx.store('lent');
+      var kept = ctx.got('lent', a.channel);
+      return new Promise(function (resolve, reject) {
+        store.subscribe(a.channel, function (seq, text, bytes) {
+          kept.push([seq, text, bytes]);
+          if (seq % 3 === 0) store._catchUp(); // a blocking round trip to the broker
+        }, function (err) { if (err) reject(err); else resolve(true); });
+      });
+    }, { channel: ch });
+    await cluster.run(1, function (ctx, a) {
+      var s = ctx.store('lent-pub');
+      for (var i = 0; i < a.count; i++) {
+        var text = String(i % 10).repeat(20000 + (i % 7) * 3001);
+        var bytes = Buffer.alloc(3000 + i, i & 0xff);
+        s.publish(a.channel, i, text, bytes);
+      }
+      return true;
+    }, { channel: ch, count: count });
+    var report = await cluster.run(2, function (ctx, a) {
+      var kept = ctx.got('lent', a.channel);
+      return ctx.until(function () { return kept.length >= a.count; }, 20000,
+        a.count + ' messages (have ' + kept.length + ')').then(function () {
+        // Checked only now, long after each callback returned.
+        var bad = [];
+        kept.forEach(function (m, k) {
+          var i = m[0];
+          var ok = i === k && m[1] === String(i % 10).repeat(20000 + (i % 7) * 3001) &&
+            Buffer.isBuffer(m[2]) && m[2].length === 3000 + i && m[2].every(function (b) { return b === (i & 0xff); });
+          if (!ok) bad.push([k, i, m[2] && m[2].length]);
+        });
+        return { received: kept.length, bad: bad.slice(0, 5) };
+      });
+    }, { channel: ch, count: count });
+    assert.deepStrictEqual(report, { received: count, bad: [] });
+  });
+
   it('no worker crashed', function () {
     assert.deepStrictEqual(cluster.exits, []);
   });
