@@ -25,6 +25,10 @@
 #include "frame.h"
 
 #define ADDON_DESCRIPTOR_WORDS 7
+/* Payloads from this size on are sent in two parts (channel_send_parts),
+ * when the names are short enough to go with the header. */
+#define ADDON_PARTS_MIN (16u * 1024u)
+#define ADDON_HEAD_MAX 1024u
 
 typedef struct addon_channel addon_channel;
 
@@ -502,6 +506,33 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
       return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "payload must be a Uint8Array");
   }
   uint32_t size = frame_size((size_t)a_len, (size_t)b_len, payload_len);
+  if (size && payload_len >= ADDON_PARTS_MIN && (size_t)a_len + (size_t)b_len <= ADDON_HEAD_MAX) {
+    /* A large payload is not copied into the queue: header and names are
+     * put together here, the payload goes from the caller's memory. */
+    uint8_t head[FRAME_HEADER_SIZE + ADDON_HEAD_MAX + 1];
+    size_t written = 0;
+    frame_write_header(head, (uint8_t)type, 0, endpoint, request_id, (size_t)a_len, (size_t)b_len,
+                       payload_len);
+    head[6] = (uint8_t)flags;
+    head[7] = (uint8_t)(flags >> 8);
+    uint8_t *p = head + FRAME_HEADER_SIZE;
+    if (a_len) {
+      NAPI_CALL(env,
+                napi_get_value_string_utf8(env, argv[4], (char *)p, (size_t)a_len + 1, &written));
+      p += a_len;
+    }
+    if (b_len) {
+      NAPI_CALL(env,
+                napi_get_value_string_utf8(env, argv[5], (char *)p, (size_t)b_len + 1, &written));
+      p += b_len;
+    }
+    if (channel_send_parts(ac->ch, head, (size_t)(p - head), payload, payload_len, flush_now) !=
+        0) {
+      addon_throw_send_error(env, ac, size, errno);
+      return NULL;
+    }
+    return addon_undefined(env);
+  }
   uint8_t *at = channel_reserve(ac->ch, size ? size : UINT32_MAX);
   if (!at) {
     addon_throw_send_error(env, ac, size ? size : UINT32_MAX, errno);

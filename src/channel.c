@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "buffer.h"
@@ -22,10 +23,12 @@
 #define CHANNEL_WRITE_EARLY (256u * 1024u)
 #define CHANNEL_KEEP_BUFFER (4u * 1024u * 1024u)
 #define CHANNEL_FLUSH_WAIT_MS 1000
+/* Payloads this large go straight to the socket when nothing is queued. */
+#define CHANNEL_DIRECT_MIN (16u * 1024u)
 /* Output a process may queue before a send waits for the broker to take
  * some: a publisher that outruns the cluster is slowed down, not allowed to
  * grow without bound. */
-#define CHANNEL_HIGH_WATER (8u * 1024u * 1024u)
+#define CHANNEL_HIGH_WATER (2u * 1024u * 1024u)
 #define CHANNEL_HIGH_WATER_WAIT_MS 10000
 
 struct channel {
@@ -278,6 +281,61 @@ void channel_commit(channel *ch, uint32_t size, int flush_now) {
   } else if (buffer_length(&ch->out) >= CHANNEL_WRITE_EARLY && !(ch->poll_events & UV_WRITABLE)) {
     channel_write(ch);
   }
+}
+
+int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const uint8_t *payload,
+                       size_t payload_len, int flush_now) {
+  if (ch->closed) {
+    errno = EPIPE;
+    return -1;
+  }
+  size_t size = head_len + payload_len;
+  if (size > ch->max_frame_size) {
+    errno = E2BIG;
+    return -1;
+  }
+  size_t sent = 0;
+  if (ch->fd >= 0 && payload_len >= CHANNEL_DIRECT_MIN && buffer_length(&ch->out) == 0) {
+    struct iovec iov[2] = {{(void *)head, head_len}, {(void *)payload, payload_len}};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    for (;;) {
+      ssize_t n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        sent = (size_t)n;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      /* As for a queued frame whose write fails: the owner hears of it
+       * from the loop. */
+      channel_fail(ch,
+                   "the channel to the master broke (the master exited or cut this process off)");
+      return 0;
+    }
+    if (sent == size) return 0;
+  }
+  uint8_t *at = buffer_reserve(&ch->out, size - sent);
+  if (!at) {
+    if (sent == 0) {
+      errno = ENOMEM;
+      return -1;
+    }
+    /* Half a frame went out and the rest has nowhere to go: the stream
+     * cannot go on. */
+    channel_fail(ch, "out of memory writing to the master");
+    return 0;
+  }
+  if (sent < head_len) {
+    memcpy(at, head + sent, head_len - sent);
+    memcpy(at + head_len - sent, payload, payload_len);
+  } else {
+    memcpy(at, payload + (sent - head_len), size - sent);
+  }
+  channel_commit(ch, (uint32_t)(size - sent), flush_now);
+  return 0;
 }
 
 /* Waits for fd to be ready for events until deadline (uv_hrtime units).

@@ -67,6 +67,14 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
 int channel_frames(channel *ch, const uint8_t **data, size_t *len);
 void channel_consume(channel *ch, size_t len);
 
+/* Sends a frame given in two parts, header and names in head, payload
+ * apart: straight to the socket when nothing is queued and the payload is
+ * large (no copy of it), and whatever the socket does not take, or all of
+ * it otherwise, is queued as channel_commit does. 0, or -1 with errno as
+ * for channel_reserve when the frame cannot be sent at all. */
+int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const uint8_t *payload,
+                       size_t payload_len, int flush_now);
+
 /* Lending: the complete frames (as channel_frames finds them) stay where
  * they are, in the input buffer, for the caller to read in place until
  * channel_unlend; they count as consumed from the start. Anything that
