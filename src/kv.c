@@ -1,8 +1,9 @@
 /* kv: namespaces of key/value pairs with per-namespace expiry (see kv.h).
  *
- * A table maps each namespace name to a kv_namespace, which holds a table of
- * its keys and the heap node for its deadline. Each value is one allocation,
- * its length in front of its bytes. The namespace keeps its own copy of its
+ * A table maps each namespace name to a kv_namespace, which holds its keys
+ * (a few in a plain array, more in a table of their own) and the heap node
+ * for its deadline. Each value is one allocation: its lengths, its bytes,
+ * then a copy of its key. The namespace keeps its own copy of its
  * name because expiry reaches it through the heap node, not through a lookup,
  * and must still find it in the namespaces table to take it out.
  *
@@ -19,13 +20,23 @@
 #include "expiry.h"
 #include "table.h"
 
+/* A value, with a copy of its key after its bytes: a small namespace finds
+ * its keys there, with no table of its own. */
 typedef struct kv_value {
   size_t len;
-  unsigned char bytes[];
+  size_t key_len;
+  unsigned char bytes[]; /* the value's len bytes, then the key's key_len */
 } kv_value;
 
+/* Most namespaces are one client's few keys: up to KV_SMALL_MAX of them sit
+ * in a plain array, searched in turn, and a namespace gets a hash table
+ * (a seeded one, safe from colliding keys) only past that. */
+#define KV_SMALL_MAX 4
+
 typedef struct kv_namespace {
-  table *keys;
+  table *keys; /* NULL while the keys fit in small */
+  kv_value *small[KV_SMALL_MAX];
+  size_t small_count;
   expiry_node expiry;
   size_t name_len;
   unsigned char name[];
@@ -40,8 +51,8 @@ struct kv {
   size_t bytes;
 };
 
-static size_t kv_value_bytes(size_t len) {
-  return sizeof(kv_value) + len;
+static size_t kv_value_bytes(const kv_value *v) {
+  return sizeof(kv_value) + v->len + v->key_len;
 }
 
 static size_t kv_namespace_bytes(size_t name_len) {
@@ -52,9 +63,32 @@ static kv_namespace *kv_namespace_of(expiry_node *node) {
   return (kv_namespace *)(void *)((char *)node - offsetof(kv_namespace, expiry));
 }
 
-/* ---- key table calls, with their memory accounted ----------------------- */
+static size_t kv_key_count(const kv_namespace *n) {
+  return n->keys ? table_count(n->keys) : n->small_count;
+}
+
+static size_t kv_keys_memory(const kv_namespace *n) {
+  return n->keys ? table_memory(n->keys) : 0;
+}
+
+/* ---- key calls, with their memory accounted ------------------------------ */
+
+/* Index of key in a small namespace, or small_count. */
+static size_t kv_small_find(const kv_namespace *n, const void *key, size_t key_len) {
+  size_t i = 0;
+  for (; i < n->small_count; i++) {
+    const kv_value *v = n->small[i];
+    if (v->key_len == key_len && (key_len == 0 || memcmp(v->bytes + v->len, key, key_len) == 0))
+      break;
+  }
+  return i;
+}
 
 static kv_value *kv_key_get(kv *s, kv_namespace *n, const void *key, size_t key_len) {
+  if (!n->keys) {
+    size_t i = kv_small_find(n, key, key_len);
+    return i < n->small_count ? n->small[i] : NULL;
+  }
   size_t before = table_memory(n->keys);
   kv_value *v = table_get(n->keys, key, key_len);
   s->bytes = s->bytes - before + table_memory(n->keys);
@@ -62,14 +96,56 @@ static kv_value *kv_key_get(kv *s, kv_namespace *n, const void *key, size_t key_
 }
 
 static kv_value *kv_key_remove(kv *s, kv_namespace *n, const void *key, size_t key_len) {
+  if (!n->keys) {
+    size_t i = kv_small_find(n, key, key_len);
+    if (i == n->small_count) return NULL;
+    kv_value *v = n->small[i];
+    n->small[i] = n->small[--n->small_count];
+    return v;
+  }
   size_t before = table_memory(n->keys);
   kv_value *v = table_remove(n->keys, key, key_len);
   s->bytes = s->bytes - before + table_memory(n->keys);
   return v;
 }
 
+/* Moves a full small namespace's keys, and v, into a table of their own.
+ * -1 when out of memory, with nothing changed. */
+static int kv_key_grow(kv *s, kv_namespace *n, const void *key, size_t key_len, kv_value *v) {
+  table *t = table_create();
+  if (!t) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < n->small_count && rc == 0; i++) {
+    kv_value *sv = n->small[i];
+    rc = table_put(t, sv->bytes + sv->len, sv->key_len, sv, NULL);
+  }
+  if (rc == 0) rc = table_put(t, key, key_len, v, NULL);
+  if (rc != 0) {
+    table_destroy(t, NULL, NULL); /* the values are still the array's */
+    return -1;
+  }
+  n->keys = t;
+  n->small_count = 0;
+  s->bytes += table_memory(t);
+  return 0;
+}
+
 static int kv_key_put(kv *s, kv_namespace *n, const void *key, size_t key_len, kv_value *v,
                       kv_value **old) {
+  *old = NULL;
+  if (!n->keys) {
+    size_t i = kv_small_find(n, key, key_len);
+    if (i < n->small_count) {
+      *old = n->small[i];
+      n->small[i] = v;
+      return 0;
+    }
+    if (n->small_count < KV_SMALL_MAX) {
+      n->small[n->small_count++] = v;
+      return 0;
+    }
+    return kv_key_grow(s, n, key, key_len, v);
+  }
   size_t before = table_memory(n->keys);
   void *replaced = NULL;
   int rc = table_put(n->keys, key, key_len, v, &replaced);
@@ -83,7 +159,7 @@ static int kv_key_put(kv *s, kv_namespace *n, const void *key, size_t key_len, k
 static void kv_value_free(void *value, void *ctx) {
   kv *s = ctx;
   kv_value *v = value;
-  if (s) s->bytes -= kv_value_bytes(v->len);
+  if (s) s->bytes -= kv_value_bytes(v);
   free(v);
 }
 
@@ -91,10 +167,15 @@ static void kv_value_free(void *value, void *ctx) {
  * table and the heap. s may be NULL when nothing needs accounting. */
 static void kv_namespace_free(kv *s, kv_namespace *n) {
   if (s) {
-    s->keys -= table_count(n->keys);
-    s->bytes -= table_memory(n->keys) + kv_namespace_bytes(n->name_len);
+    s->keys -= kv_key_count(n);
+    s->bytes -= kv_keys_memory(n) + kv_namespace_bytes(n->name_len);
   }
-  table_destroy(n->keys, kv_value_free, s);
+  if (n->keys) {
+    table_destroy(n->keys, kv_value_free, s);
+  } else {
+    for (size_t i = 0; i < n->small_count; i++)
+      kv_value_free(n->small[i], s);
+  }
   free(n);
 }
 
@@ -108,27 +189,23 @@ static kv_namespace *kv_namespace_create(kv *s, const void *name, size_t name_le
   if (name_len > SIZE_MAX - sizeof(kv_namespace)) return NULL;
   kv_namespace *n = malloc(kv_namespace_bytes(name_len));
   if (!n) return NULL;
-  n->keys = table_create();
-  if (!n->keys) {
-    free(n);
-    return NULL;
-  }
+  n->keys = NULL;
+  n->small_count = 0;
   expiry_node_init(&n->expiry);
   n->name_len = name_len;
   if (name_len) memcpy(n->name, name, name_len);
   if (table_put(s->namespaces, name, name_len, n, NULL) != 0) {
-    table_destroy(n->keys, NULL, NULL);
     free(n);
     return NULL;
   }
-  s->bytes += table_memory(n->keys) + kv_namespace_bytes(name_len);
+  s->bytes += kv_namespace_bytes(name_len);
   return n;
 }
 
 /* The rule that keeps namespaces from piling up: with no keys and nothing
  * scheduled, nothing can ever make it visible again. */
 static void kv_namespace_drop_if_idle(kv *s, kv_namespace *n) {
-  if (table_count(n->keys) == 0 && n->expiry.slot == EXPIRY_UNSCHEDULED) kv_namespace_drop(s, n);
+  if (kv_key_count(n) == 0 && n->expiry.slot == EXPIRY_UNSCHEDULED) kv_namespace_drop(s, n);
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -163,11 +240,14 @@ int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len
            size_t value_len) {
   /* Allocate the value first: of all the steps, only this one is certain to
    * allocate, and failing before anything else changes needs no undoing. */
-  if (value_len > SIZE_MAX - sizeof(kv_value)) return -1;
-  kv_value *v = malloc(kv_value_bytes(value_len));
+  if (value_len > SIZE_MAX - sizeof(kv_value) || key_len > SIZE_MAX - sizeof(kv_value) - value_len)
+    return -1;
+  kv_value *v = malloc(sizeof(kv_value) + value_len + key_len);
   if (!v) return -1;
   v->len = value_len;
+  v->key_len = key_len;
   if (value_len) memcpy(v->bytes, value, value_len);
+  if (key_len) memcpy(v->bytes + value_len, key, key_len);
 
   kv_namespace *n = table_get(s->namespaces, ns, ns_len);
   int created = 0;
@@ -186,7 +266,7 @@ int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len
     if (created) kv_namespace_drop(s, n);
     return -1;
   }
-  s->bytes += kv_value_bytes(value_len);
+  s->bytes += kv_value_bytes(v);
   if (old) {
     kv_value_free(old, s);
   } else {
