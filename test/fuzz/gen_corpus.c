@@ -87,6 +87,14 @@ int main(int argc, char **argv) {
   }
   memcpy(buf, all, all_len);
   if (save(dir, "everything", NULL, 0, all_len) != 0) return 1;
+  /* Large payloads (16 KiB and more go to an idle subscriber's socket
+   * straight from the input), to both subscribed channels. */
+  static char large[20000];
+  memset(large, 'x', sizeof(large));
+  n = put(0, FRAME_PUBLISH, 3, 0, "a", NULL, large, sizeof(large), 0);
+  n = put(n, FRAME_PUBLISH, 3, 0, "", NULL, large, sizeof(large), 0);
+  n = put(n, FRAME_PUBLISH, 3, 0, "a", NULL, large, 3000, 0);
+  if (save(dir, "publish-large", NULL, 0, n) != 0) return 1;
   if (save(dir, "frame-everything", frame_prefix, 2, all_len) != 0) return 1;
   return 0;
 }
