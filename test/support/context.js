@@ -5,68 +5,22 @@
 // describe()/samples() for value checks.
 
 var path = require('path');
+var processes = require('./processes');
+var remote = require('./remote');
+
+var until = processes.until;
+var callBack = processes.callBack;
+var errorInfo = remote.errorInfo;
 
 var ROOT = path.join(__dirname, '..', '..');
-
-function until(cond, timeout, what) {
-  var deadline = Date.now() + (timeout || 10000);
-  return new Promise(function (resolve, reject) {
-    (function poll() {
-      var v;
-      try {
-        v = cond();
-      } catch (err) {
-        reject(err);
-        return;
-      }
-      if (v) return resolve(v);
-      if (Date.now() > deadline) {
-        return reject(new Error('timed out after ' + (timeout || 10000) + ' ms waiting for ' +
-          (what || cond.toString())));
-      }
-      setTimeout(poll, 5);
-    })();
-  });
-}
 
 // call(obj, 'get', key) -> Promise of [err, value], with a timeout so that
 // a callback that never comes fails the test instead of hanging it.
 function call(obj, method) {
   var args = Array.prototype.slice.call(arguments, 2);
-  var timeout = 10000;
-  return new Promise(function (resolve, reject) {
-    var done = false;
-    var timer = setTimeout(function () {
-      if (done) return;
-      done = true;
-      reject(new Error(method + '(' + args.map(String).join(', ') + ') did not call back within ' +
-        timeout + ' ms'));
-    }, timeout);
-    args.push(function (err, value) {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve([err || null, value]);
-    });
-    try {
-      obj[method].apply(obj, args);
-    } catch (err) {
-      done = true;
-      clearTimeout(timer);
-      reject(err);
-    }
-  });
-}
-
-function errorInfo(err) {
-  if (!err) return null;
-  return {
-    message: String(err.message || err),
-    name: err.name,
-    code: err.code,
-    isError: err instanceof Error,
-    isTypeError: err instanceof TypeError
-  };
+  return callBack(obj, method, args, 10000, function () {
+    return method + '(' + args.map(String).join(', ') + ')';
+  }).then(function (r) { return [r.err, r.value]; });
 }
 
 function createContext(extra) {
@@ -79,7 +33,7 @@ function createContext(extra) {
     until: until,
     call: call,
     errorInfo: errorInfo,
-    sleep: function (ms) { return new Promise(function (r) { setTimeout(r, ms); }); },
+    sleep: processes.sleep,
     state: {},
     errors: [],
     stores: [],
@@ -131,11 +85,5 @@ function createContext(extra) {
   return Object.assign(ctx, extra || {});
 }
 
-// Runs the source of a function sent by the harness: fn(ctx, arg).
-function runSource(ctx, src, arg) {
-  var fn = (0, eval)('(' + src + ')'); // eslint-disable-line no-eval
-  return Promise.resolve().then(function () { return fn(ctx, arg); });
-}
-
-module.exports = { createContext: createContext, runSource: runSource, errorInfo: errorInfo,
+module.exports = { createContext: createContext, runSource: remote.runSource, errorInfo: errorInfo,
   until: until, call: call, ROOT: ROOT };

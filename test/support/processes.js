@@ -1,8 +1,9 @@
 'use strict';
-// The processes a test starts, and waiting for a condition: shared by the
-// store suites (test/support/cluster.js) and the fault suites
-// (test/faults/fixtures/harness.js). Every tracked process is killed when
-// the test process exits, whatever happened.
+// The processes a test starts, and waiting for a condition or a callback:
+// shared by the store suites (test/support/) and the fault suites
+// (test/faults/fixtures/), in the test process and inside the fixture
+// processes. Every tracked process is killed when the process that started
+// it exits, whatever happened.
 
 var live = new Set();
 
@@ -28,11 +29,17 @@ process.on('exit', function () {
   live.forEach(function (pid) { killPid(pid, 'SIGKILL'); });
 });
 
-// Resolves with cond()'s first truthy value, polling every 10 ms; rejects
-// when cond throws, or after timeout ms with a message naming `what` (a
-// string, or a function that describes the state at that moment).
-function waitFor(cond, timeout, what) {
-  var deadline = Date.now() + timeout;
+function sleep(ms) {
+  return new Promise(function (resolve) { setTimeout(resolve, ms); });
+}
+
+// Resolves with cond()'s first truthy value, polling every `every` ms (10
+// by default); rejects when cond throws, or after timeout ms (10000 by
+// default) with a message naming `what` (a string, or a function that
+// describes the state at that moment; cond's source when there is none).
+function waitFor(cond, timeout, what, every) {
+  var limit = timeout || 10000;
+  var deadline = Date.now() + limit;
   return new Promise(function (resolve, reject) {
     (function poll() {
       var v;
@@ -43,12 +50,55 @@ function waitFor(cond, timeout, what) {
       }
       if (v) return resolve(v);
       if (Date.now() > deadline) {
-        return reject(new Error('timed out after ' + timeout + ' ms waiting for ' +
-          (typeof what === 'function' ? what() : what)));
+        return reject(new Error('timed out after ' + limit + ' ms waiting for ' +
+          (typeof what === 'function' ? what() : what || cond.toString())));
       }
-      setTimeout(poll, 10);
+      setTimeout(poll, every || 10);
     })();
   });
 }
 
-module.exports = { live: live, killPid: killPid, isAlive: isAlive, waitFor: waitFor };
+// ctx.until() of the fixture processes: waitFor, polling every 5 ms.
+function until(cond, timeout, what) {
+  return waitFor(cond, timeout, what, 5);
+}
+
+// Calls obj[method](...args, callback). Resolves with { err, value, ms }
+// when the callback comes; rejects when the call throws, or when no
+// callback comes within `timeout` ms (so a hang fails instead of stalling),
+// with "<label> did not call back within <timeout> ms" (label: a string, or
+// a function that makes it then).
+function callBack(obj, method, args, timeout, label) {
+  var started = Date.now();
+  return new Promise(function (resolve, reject) {
+    var done = false;
+    var timer = setTimeout(function () {
+      if (done) return;
+      done = true;
+      reject(new Error((typeof label === 'function' ? label() : label) + ' did not call back within ' +
+        timeout + ' ms'));
+    }, timeout);
+    try {
+      obj[method].apply(obj, args.concat([function (err, value) {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve({ err: err || null, value: value, ms: Date.now() - started });
+      }]));
+    } catch (err) {
+      done = true;
+      clearTimeout(timer);
+      reject(err);
+    }
+  });
+}
+
+module.exports = {
+  live: live,
+  killPid: killPid,
+  isAlive: isAlive,
+  sleep: sleep,
+  waitFor: waitFor,
+  until: until,
+  callBack: callBack
+};
