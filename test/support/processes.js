@@ -5,6 +5,8 @@
 // processes. Every tracked process is killed when the process that started
 // it exits, whatever happened.
 
+var childProcess = require('child_process');
+
 var live = new Set();
 
 function killPid(pid, signal) {
@@ -28,6 +30,38 @@ function isAlive(pid) {
 process.on('exit', function () {
   live.forEach(function (pid) { killPid(pid, 'SIGKILL'); });
 });
+
+function track(pid) {
+  if (pid) live.add(pid);
+}
+
+// Stops tracking the pids that are gone.
+function untrackGone(pids) {
+  pids.forEach(function (pid) { if (!isAlive(pid)) live.delete(pid); });
+}
+
+// `node script ...args` with process.env plus `env`, never looking like a
+// cluster worker; tracked until it exits.
+function spawnNode(script, args, env, stdio) {
+  var fullEnv = Object.assign({}, process.env, env || {});
+  delete fullEnv.NODE_UNIQUE_ID;
+  var child = childProcess.spawn(process.execPath, [script].concat(args || []), { stdio: stdio, env: fullEnv });
+  track(child.pid);
+  child.on('exit', function () { live.delete(child.pid); });
+  return child;
+}
+
+// Keeps the last `limit` characters of a stream in .text, for failure messages.
+function tail(stream, limit) {
+  var out = { text: '' };
+  if (!stream) return out;
+  stream.setEncoding('utf8');
+  stream.on('data', function (chunk) {
+    out.text += chunk;
+    if (out.text.length > limit) out.text = out.text.slice(-limit);
+  });
+  return out;
+}
 
 function sleep(ms) {
   return new Promise(function (resolve) { setTimeout(resolve, ms); });
@@ -97,6 +131,10 @@ module.exports = {
   live: live,
   killPid: killPid,
   isAlive: isAlive,
+  track: track,
+  untrackGone: untrackGone,
+  spawnNode: spawnNode,
+  tail: tail,
   sleep: sleep,
   waitFor: waitFor,
   until: until,
