@@ -465,6 +465,41 @@ static void addon_throw_send_error(napi_env env, addon_channel *ac, uint32_t siz
   }
 }
 
+/* A frame's header and names, as channelSend was given them. */
+typedef struct addon_head {
+  uint8_t type;
+  uint16_t flags;
+  uint32_t endpoint;
+  uint32_t request_id;
+  napi_value a;
+  size_t a_len;
+  napi_value b;
+  size_t b_len;
+  size_t payload_len;
+} addon_head;
+
+/* Writes the header and the names at dst (room for both plus one byte);
+ * returns where the payload goes, or NULL with an exception pending. Each
+ * string is encoded in place; its NUL terminator lands on the next field's
+ * first byte (or the spare byte), which is written over next. */
+static uint8_t *addon_write_head(napi_env env, uint8_t *dst, const addon_head *h) {
+  size_t written = 0;
+  frame_write_header(dst, h->type, 0, h->endpoint, h->request_id, h->a_len, h->b_len,
+                     h->payload_len);
+  dst[6] = (uint8_t)h->flags;
+  dst[7] = (uint8_t)(h->flags >> 8);
+  uint8_t *p = dst + FRAME_HEADER_SIZE;
+  if (h->a_len) {
+    NAPI_CALL(env, napi_get_value_string_utf8(env, h->a, (char *)p, h->a_len + 1, &written));
+    p += h->a_len;
+  }
+  if (h->b_len) {
+    NAPI_CALL(env, napi_get_value_string_utf8(env, h->b, (char *)p, h->b_len + 1, &written));
+    p += h->b_len;
+  }
+  return p;
+}
+
 /* channelSend(channel, type, endpoint, requestId, a, b, payload, flags, flushNow)
  * a and b: strings (or undefined); payload: a Buffer/Uint8Array or undefined. */
 static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
@@ -506,27 +541,15 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
       return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "payload must be a Uint8Array");
   }
   uint32_t size = frame_size((size_t)a_len, (size_t)b_len, payload_len);
-  if (size && payload_len >= ADDON_PARTS_MIN && (size_t)a_len + (size_t)b_len <= ADDON_HEAD_MAX) {
+  addon_head h = {(uint8_t)type, (uint16_t)flags, endpoint,      request_id, argv[4],
+                  (size_t)a_len, argv[5],         (size_t)b_len, payload_len};
+  if (size && payload_len >= ADDON_PARTS_MIN && h.a_len + h.b_len <= ADDON_HEAD_MAX) {
     /* A large payload is not copied into the queue: header and names are
      * put together here, the payload goes from the caller's memory. */
     uint8_t head[FRAME_HEADER_SIZE + ADDON_HEAD_MAX + 1];
-    size_t written = 0;
-    frame_write_header(head, (uint8_t)type, 0, endpoint, request_id, (size_t)a_len, (size_t)b_len,
-                       payload_len);
-    head[6] = (uint8_t)flags;
-    head[7] = (uint8_t)(flags >> 8);
-    uint8_t *p = head + FRAME_HEADER_SIZE;
-    if (a_len) {
-      NAPI_CALL(env,
-                napi_get_value_string_utf8(env, argv[4], (char *)p, (size_t)a_len + 1, &written));
-      p += a_len;
-    }
-    if (b_len) {
-      NAPI_CALL(env,
-                napi_get_value_string_utf8(env, argv[5], (char *)p, (size_t)b_len + 1, &written));
-      p += b_len;
-    }
-    if (channel_send_parts(ac->ch, head, (size_t)(p - head), payload, payload_len, flush_now) !=
+    uint8_t *end = addon_write_head(env, head, &h);
+    if (!end) return NULL;
+    if (channel_send_parts(ac->ch, head, (size_t)(end - head), payload, payload_len, flush_now) !=
         0) {
       addon_throw_send_error(env, ac, size, errno);
       return NULL;
@@ -538,24 +561,8 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
     addon_throw_send_error(env, ac, size ? size : UINT32_MAX, errno);
     return NULL;
   }
-  frame_write_header(at, (uint8_t)type, 0, endpoint, request_id, (size_t)a_len, (size_t)b_len,
-                     payload_len);
-  at[6] = (uint8_t)flags;
-  at[7] = (uint8_t)(flags >> 8);
-  uint8_t *p = at + FRAME_HEADER_SIZE;
-  size_t written = 0;
-  /* Each string is encoded in place; its NUL terminator lands on the next
-   * field's first byte (or the spare byte), which is written over next. */
-  if (a_len) {
-    NAPI_CALL(env,
-              napi_get_value_string_utf8(env, argv[4], (char *)p, (size_t)a_len + 1, &written));
-    p += a_len;
-  }
-  if (b_len) {
-    NAPI_CALL(env,
-              napi_get_value_string_utf8(env, argv[5], (char *)p, (size_t)b_len + 1, &written));
-    p += b_len;
-  }
+  uint8_t *p = addon_write_head(env, at, &h);
+  if (!p) return NULL;
   if (payload_len) memcpy(p, payload, payload_len);
   channel_commit(ac->ch, size, flush_now);
   return addon_undefined(env);

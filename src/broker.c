@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -216,9 +215,9 @@ static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
   return at;
 }
 
-static void broker_conn_committed(broker_conn *c, uint32_t size) {
+/* Bookkeeping after output was added to c's queue. */
+static void broker_conn_queued(broker_conn *c) {
   broker *b = c->owner;
-  buffer_commit(&c->out, size);
   size_t queued = buffer_length(&c->out);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
@@ -231,6 +230,11 @@ static void broker_conn_committed(broker_conn *c, uint32_t size) {
     c->write_next = b->write_list;
     b->write_list = c;
   }
+}
+
+static void broker_conn_committed(broker_conn *c, uint32_t size) {
+  buffer_commit(&c->out, size);
+  broker_conn_queued(c);
 }
 
 static void broker_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
@@ -326,48 +330,26 @@ static void broker_unsubscribe(broker *b, const frame *f, broker_conn *c) {
     broker_channel_free(table_remove(b->channels, f->a, f->a_len), NULL);
 }
 
-/* Writes one delivery (header and channel name in head, then the payload)
- * to c's socket at once, without queueing; c must have nothing queued.
- * Returns the bytes the socket took (0 when it is full); kills c and
- * returns 0 when the write fails. */
-static size_t broker_send_direct(broker_conn *c, const uint8_t *head, size_t head_len,
-                                 const uint8_t *payload, size_t payload_len) {
-  struct iovec iov[2] = {{(void *)head, head_len}, {(void *)payload, payload_len}};
-  struct msghdr msg;
-  memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = iov;
-  msg.msg_iovlen = 2;
-  for (;;) {
-    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) {
-      if (n > 0) c->progress = uv_now(&c->owner->loop);
-      return (size_t)n;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) broker_conn_kill(c);
-    return 0;
-  }
-}
-
-/* Delivers a large payload to c: straight to the socket when c has nothing
- * queued, and whatever the socket does not take is queued as usual. */
+/* Delivers a large payload to c, which has nothing queued: straight from
+ * the publisher's input to the socket (header and channel name, then the
+ * payload), and whatever the socket does not take is queued as usual.
+ * 0, or -1 when c could not take it (and is dead). */
 static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint, uint32_t size) {
   uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
   size_t head_len = FRAME_HEADER_SIZE + f->a_len;
   frame_write_header(head, FRAME_MESSAGE, 0, endpoint, 0, f->a_len, 0, f->payload_len);
   if (f->a_len) memcpy(head + FRAME_HEADER_SIZE, f->a, f->a_len);
-  size_t sent = broker_send_direct(c, head, head_len, f->payload, f->payload_len);
-  if (c->dead) return -1;
-  if (sent == size) return 0;
-  uint8_t *at = broker_conn_reserve(c, size - (uint32_t)sent);
-  if (!at) return -1;
-  if (sent < head_len) {
-    memcpy(at, head + sent, head_len - sent);
-    memcpy(at + head_len - sent, f->payload, f->payload_len);
-  } else {
-    memcpy(at, f->payload + (sent - head_len), size - sent);
+  ssize_t sent = buffer_send_parts(c->fd, head, head_len, f->payload, f->payload_len);
+  if (sent < 0) {
+    broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
+    return -1;
   }
-  broker_conn_committed(c, size - (uint32_t)sent);
+  if (sent > 0) c->progress = uv_now(&c->owner->loop);
+  if ((size_t)sent == size) return 0;
+  if (!broker_conn_reserve(c, size - (uint32_t)sent)) return -1;
+  /* Cannot fail: the room is reserved. */
+  (void)buffer_append_parts(&c->out, head, head_len, f->payload, f->payload_len, (size_t)sent);
+  broker_conn_queued(c);
   return 0;
 }
 

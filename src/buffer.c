@@ -1,8 +1,12 @@
 /* buffer: growable byte queue (see buffer.h). */
+#define _GNU_SOURCE
 #include "buffer.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 void buffer_init(buffer *b) {
   b->data = NULL;
@@ -70,4 +74,36 @@ void buffer_remove(buffer *b, size_t off, size_t n) {
 
 void buffer_trim(buffer *b, size_t keep) {
   if (b->start == b->end && b->capacity > keep) buffer_free(b);
+}
+
+ssize_t buffer_send_parts(int fd, const uint8_t *head, size_t head_len, const uint8_t *payload,
+                          size_t payload_len) {
+  struct iovec iov[2] = {{(void *)head, head_len}, {(void *)payload, payload_len}};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  for (;;) {
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -1;
+  }
+}
+
+int buffer_append_parts(buffer *b, const uint8_t *head, size_t head_len, const uint8_t *payload,
+                        size_t payload_len, size_t skip) {
+  size_t size = head_len + payload_len;
+  if (skip >= size) return 0;
+  uint8_t *at = buffer_reserve(b, size - skip);
+  if (!at) return -1;
+  if (skip < head_len) {
+    memcpy(at, head + skip, head_len - skip);
+    memcpy(at + head_len - skip, payload, payload_len);
+  } else {
+    memcpy(at, payload + (skip - head_len), size - skip);
+  }
+  buffer_commit(b, size - skip);
+  return 0;
 }

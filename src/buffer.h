@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef struct buffer {
   uint8_t *data;
@@ -51,5 +52,19 @@ void buffer_remove(buffer *b, size_t off, size_t n);
 
 /* Gives memory back when the buffer is empty and larger than keep bytes. */
 void buffer_trim(buffer *b, size_t keep);
+
+/* A frame in two parts (header and names in head, the payload apart), for
+ * large payloads that go to a socket from where they are, not through a
+ * queue. */
+
+/* One non-blocking sendmsg of both parts: the bytes the socket took (0 when
+ * it is full), or -1 with errno on failure. */
+ssize_t buffer_send_parts(int fd, const uint8_t *head, size_t head_len, const uint8_t *payload,
+                          size_t payload_len);
+
+/* Appends what is left of both parts after the first skip bytes. Returns 0,
+ * or -1 when out of memory (the buffer is then unchanged). */
+int buffer_append_parts(buffer *b, const uint8_t *head, size_t head_len, const uint8_t *payload,
+                        size_t payload_len, size_t skip);
 
 #endif

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "buffer.h"
@@ -58,6 +57,7 @@ struct channel {
 };
 
 static void channel_fail(channel *ch, const char *reason);
+static void channel_queued(channel *ch, int flush_now);
 int channel_flush_sync(channel *ch, int timeout_ms, const char **why);
 
 /* Called before anything touches ch->in while bytes are lent: the unlent
@@ -269,6 +269,12 @@ uint8_t *channel_reserve(channel *ch, uint32_t size) {
 
 void channel_commit(channel *ch, uint32_t size, int flush_now) {
   buffer_commit(&ch->out, size);
+  channel_queued(ch, flush_now);
+}
+
+/* After output was added to the queue: write it now, or wait for room,
+ * as the queue's length and flush_now say. */
+static void channel_queued(channel *ch, int flush_now) {
   if (flush_now) {
     /* The caller must know the frame left before it goes on (a response
      * that lets a client come back through another worker follows): wait
@@ -294,31 +300,19 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
     errno = E2BIG;
     return -1;
   }
-  size_t sent = 0;
+  ssize_t sent = 0;
   if (ch->fd >= 0 && payload_len >= CHANNEL_DIRECT_MIN && buffer_length(&ch->out) == 0) {
-    struct iovec iov[2] = {{(void *)head, head_len}, {(void *)payload, payload_len}};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 2;
-    for (;;) {
-      ssize_t n = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n >= 0) {
-        sent = (size_t)n;
-        break;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    sent = buffer_send_parts(ch->fd, head, head_len, payload, payload_len);
+    if (sent < 0) {
       /* As for a queued frame whose write fails: the owner hears of it
        * from the loop. */
       channel_fail(ch,
                    "the channel to the master broke (the master exited or cut this process off)");
       return 0;
     }
-    if (sent == size) return 0;
+    if ((size_t)sent == size) return 0;
   }
-  uint8_t *at = buffer_reserve(&ch->out, size - sent);
-  if (!at) {
+  if (buffer_append_parts(&ch->out, head, head_len, payload, payload_len, (size_t)sent) != 0) {
     if (sent == 0) {
       errno = ENOMEM;
       return -1;
@@ -328,13 +322,7 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
     channel_fail(ch, "out of memory writing to the master");
     return 0;
   }
-  if (sent < head_len) {
-    memcpy(at, head + sent, head_len - sent);
-    memcpy(at + head_len - sent, payload, payload_len);
-  } else {
-    memcpy(at, payload + (sent - head_len), size - sent);
-  }
-  channel_commit(ch, (uint32_t)(size - sent), flush_now);
+  channel_queued(ch, flush_now);
   return 0;
 }
 
