@@ -34,6 +34,8 @@ function usage(code) {
     '  --only    scenarios to run (default: all)',
     '  --stores  stores and floors to run (default: all; ours is `cluster`)',
     '  --cases   case keys to run within the scenarios, e.g. 2w-64k,4w-64k (default: all)',
+    '  --repeat N  run every case N times, the stores taking turns, and report each',
+    '            store\'s median run (default 1): steadier ratios on a noisy machine',
     '  --out     where to write the markdown (default bench/results/latest.md)',
     '  --profile DIR  run the master and the workers with --cpu-prof into DIR',
     ''
@@ -42,7 +44,7 @@ function usage(code) {
 }
 
 function parseArgs(argv) {
-  var opts = { quick: false, only: SCENARIOS.slice(), stores: stores.NAMES.slice(),
+  var opts = { quick: false, repeat: 1, only: SCENARIOS.slice(), stores: stores.NAMES.slice(),
     out: path.join(__dirname, 'results', 'latest.md') };
   function list(value, known, what) {
     var items = String(value || '').split(',').map(function (s) { return s.trim(); })
@@ -65,7 +67,13 @@ function parseArgs(argv) {
     if (key === '--quick') opts.quick = true;
     else if (key === '--only') opts.only = list(value(), SCENARIOS, 'scenario');
     else if (key === '--stores') opts.stores = list(value(), stores.NAMES, 'store');
-    else if (key === '--cases') opts.cases = String(value() || '').split(',').filter(Boolean);
+    else if (key === '--repeat') {
+      opts.repeat = parseInt(value(), 10);
+      if (!(opts.repeat >= 1 && opts.repeat <= 20)) {
+        process.stderr.write('--repeat takes a count from 1 to 20\n');
+        process.exit(2);
+      }
+    } else if (key === '--cases') opts.cases = String(value() || '').split(',').filter(Boolean);
     else if (key === '--out') opts.out = path.resolve(value());
     else if (key === '--profile') opts.profile = path.resolve(value());
     else if (key === '--help' || key === '-h') usage(0);
@@ -331,6 +339,22 @@ function notesFor(storeList, byCase) {
       if (seen.has(text)) return;
       seen.add(text);
       notes.push(text + (r.skipped ? '' : ' (' + key + ')'));
+    });
+  });
+  return notes;
+}
+
+function repeatNotes(scenario, storeList, byCase) {
+  var notes = [];
+  Object.keys(byCase).forEach(function (key) {
+    storeList.forEach(function (s) {
+      var r = byCase[key][s];
+      if (!r || !r.all) return;
+      notes.push(key + ' ' + s + ', every run: ' + r.all.map(function (v) {
+        if (typeof v !== 'number') return v;
+        if (scenario === 'memory') return fmtMiB(v);
+        return Math.abs(v) >= 1000 ? fmtInt(v) : fmtNum(v, 1);
+      }).join(', '));
     });
   });
   return notes;
@@ -630,9 +654,13 @@ function main() {
     sc.cases = sc.cases.filter(function (c) { return !opts.cases || opts.cases.indexOf(c.key) >= 0; });
     sc.cases.forEach(function (c) {
       results[name][c.key] = {};
-      sc.stores.filter(function (s) { return opts.stores.indexOf(s) >= 0; }).forEach(function (s) {
-        queue.push({ scenario: name, c: c, store: s });
-      });
+      // Rounds outermost: with --repeat, the stores take turns, so a
+      // slow minute of the machine does not fall on one store only.
+      for (var round = 0; round < opts.repeat; round++) {
+        sc.stores.filter(function (s) { return opts.stores.indexOf(s) >= 0; }).forEach(function (s) {
+          queue.push({ scenario: name, c: c, store: s });
+        });
+      }
     });
   });
   process.stderr.write('bench: ' + queue.length + ' runs (' + (opts.quick ? 'quick' : 'full') + '); ' +
@@ -664,11 +692,12 @@ function main() {
       }
       runOne(job.scenario, job.c, job.store, redis, opts.profile, function (err2, result) {
         if (redis) redis.stop();
+        var runs = slot[job.store] = slot[job.store] || { runs: [] };
         if (err2) {
-          slot[job.store] = { error: err2.message };
+          runs.runs.push({ error: err2.message });
           process.stderr.write('  ' + tag + ': error: ' + err2.message + '\n');
         } else {
-          slot[job.store] = { result: result };
+          runs.runs.push({ result: result });
           process.stderr.write('  ' + tag + ': ' + summary(job.scenario, result) + ' (' +
             ((Date.now() - t0) / 1000).toFixed(1) + ' s)\n');
         }
@@ -679,20 +708,31 @@ function main() {
   })(0);
 
   function done() {
+    Object.keys(results).forEach(function (name) {
+      Object.keys(results[name]).forEach(function (key) {
+        var slot = results[name][key];
+        Object.keys(slot).forEach(function (store) {
+          if (slot[store].runs) slot[store] = medianRun(name, slot[store].runs);
+        });
+      });
+    });
     var parts = ['# socket.io-cluster-store benchmark', '',
       'Machine: ' + machine + '.  ',
       'Package: ' + packageLine() + '.  ',
       'Run: `node bench/run.js' + process.argv.slice(2).map(function (a) { return ' ' + a; }).join('') +
       '` (' + (opts.quick ? 'quick: small counts, a smoke test' : 'full') + '), ' +
       new Date().toISOString() + ', ' + ((Date.now() - started) / 1000).toFixed(0) + ' s. ' +
-      'Figures from one run on a shared machine: compare the columns, not runs.', ''];
+      'Figures from one run on a shared machine: compare the columns, not runs.' +
+      (opts.repeat > 1 ? ' Every case ran ' + opts.repeat + ' times, the stores taking turns; each ' +
+        'figure is from the store\'s median run (by the bold figure), the others are listed below ' +
+        'the tables.' : ''), ''];
     opts.only.forEach(function (name) {
       var sc = scenarios[name];
       var storeList = sc.stores.filter(function (s) { return opts.stores.indexOf(s) >= 0; });
       if (!storeList.length) return;
       parts.push('## ' + sc.title, '');
       parts.push(RENDER[name](sc, storeList, results[name]));
-      var notes = notesFor(storeList, results[name]);
+      var notes = notesFor(storeList, results[name]).concat(repeatNotes(name, storeList, results[name]));
       if (notes.length) parts.push('', notes.map(function (n) { return '- ' + n; }).join('\n'));
       parts.push('');
     });
@@ -711,6 +751,31 @@ function main() {
     }
     killAll();
   }
+}
+
+// The headline figure of a run, by which repeated runs are ordered.
+function headline(scenario, r) {
+  switch (scenario) {
+    case 'publish': return r.deliverRate;
+    case 'latency': return r.p50;
+    case 'kv': return r.rate;
+    case 'churn': return r.rate;
+    case 'memory': return r.afterClients.rss - r.before.rss;
+    default: return 0;
+  }
+}
+
+// Of one store's runs of one case: the median successful run, with every
+// run's headline figure kept in `all`; an error only when none succeeded.
+function medianRun(scenario, runs) {
+  var ok = runs.filter(function (r) { return r.result; });
+  if (!ok.length) return runs[0];
+  ok.sort(function (a, b) { return headline(scenario, a.result) - headline(scenario, b.result); });
+  var chosen = ok[(ok.length - 1) >> 1];
+  if (runs.length === 1) return chosen;
+  return { result: chosen.result, all: runs.map(function (r) {
+    return r.result ? headline(scenario, r.result) : 'error: ' + r.error;
+  }) };
 }
 
 function summary(scenario, r) {
