@@ -37,12 +37,18 @@ if [ "$what" = node ] || [ "$what" = all ]; then
   log=$(mktemp /tmp/cs-valgrind-XXXXXX.log)
   echo "== node test/faults/fixtures/valgrind-script.js under valgrind (log: $log)"
   # shellcheck disable=SC2086
-  out=$(valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
+  # Bounded (the script takes ~30 s under valgrind): a hang ends here, with
+  # valgrind killed, not in the caller's timeout with valgrind left running.
+  out=$(timeout --kill-after=10 "${VALGRIND_NODE_TIMEOUT:-240}" valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --suppressions=test/faults/valgrind.supp \
     --num-callers=40 --error-exitcode=0 --log-file="$log" \
     node ${VALGRIND_NODE_ARGS:-} test/faults/fixtures/valgrind-script.js 2>&1)
   rc=$?
   echo "$out"
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    echo "valgrind.sh: the script did not finish within ${VALGRIND_NODE_TIMEOUT:-240} s under valgrind; log kept: $log"
+    exit 2
+  fi
   if [ $rc -ne 0 ] || ! grep -q '^valgrind-script: ok' <<<"$out"; then
     echo "valgrind.sh: the script failed under valgrind (exit $rc); log kept: $log"
     exit 2
