@@ -314,14 +314,15 @@ static void addon_channel_on_input(channel *ch, void *ctx) {
     napi_status st = napi_create_external_arraybuffer(env, (void *)data, len, NULL, NULL, &argv[0]);
     if (st == napi_ok) {
       argv[1] = addon_channel_words(env, data, len, count);
-      if (argv[1])
-        addon_channel_call(ac, ac->on_input, 2, argv);
-      else
-        addon_report_pending(env);
+      if (argv[1]) addon_channel_call(ac, ac->on_input, 2, argv);
       /* Should detaching ever fail, JavaScript may still read the memory:
-       * it is then never reused. */
-      channel_unlend(ch, napi_detach_arraybuffer(env, argv[0]) == napi_ok ? CHANNEL_UNLEND_CONSUMED
-                                                                          : CHANNEL_UNLEND_ABANDON);
+       * it is then never reused. Frames nobody was handed stay for the
+       * next turn. */
+      if (napi_detach_arraybuffer(env, argv[0]) != napi_ok)
+        channel_unlend(ch, CHANNEL_UNLEND_ABANDON);
+      else
+        channel_unlend(ch, argv[1] ? CHANNEL_UNLEND_CONSUMED : CHANNEL_UNLEND_UNREAD);
+      if (!argv[1]) addon_report_pending(env);
       napi_close_handle_scope(env, scope);
       return;
     }
