@@ -9,8 +9,9 @@
  *
  * It runs its own libuv loop, so routing goes on while the master's
  * JavaScript is busy. Output to each connection is queued and written in
- * large batches. Flow control: while some connection has more than half the
- * queue limit waiting (it reads slower than others publish), the broker
+ * large batches (large payloads go to an idle subscriber's socket at once).
+ * Flow control: while some connection has more than 2 MiB waiting (or half
+ * the queue limit, if less: it reads slower than others publish), the broker
  * stops reading from the other connections, so publishers slow down to the
  * pace of the slowest reader instead of overrunning it. A congested
  * connection that takes nothing for stall_ms (it stopped reading), or whose
