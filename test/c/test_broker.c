@@ -504,10 +504,30 @@ static void pump_some(peer *p, size_t max) {
   if (n == 0) p->eof = 1;
 }
 
+/* One reader of the large-payload stream: the next sequence number it
+ * expects and how many frames were wrong. */
+typedef struct big_reader {
+  peer *p;
+  uint32_t next;
+  uint32_t bad;
+} big_reader;
+
+/* Takes and checks one frame if a whole one is already buffered (no
+ * waiting); 1 when it took one. */
+static int big_take(big_reader *r, uint32_t total) {
+  static uint8_t got[48 * 1024];
+  frame f;
+  if (r->next >= total || frame_decode(r->p->in, r->p->len, UINT32_MAX, &f) != FRAME_OK ||
+      next_frame(r->p, &f, got, sizeof(got)) != 0)
+    return 0;
+  if (!big_check(&f, got, r->next)) r->bad++;
+  r->next++;
+  return 1;
+}
+
 static void test_large_payloads(void) {
   static peer pub, fast, slow;
   static uint8_t buf[48 * 1024];
-  static uint8_t got[48 * 1024];
   peer_open(&pub);
   peer_open(&fast);
   peer_open(&slow);
@@ -515,8 +535,7 @@ static void test_large_payloads(void) {
   CHECK(request(&slow, FRAME_SUBSCRIBE, 4, "big", NULL, NULL, 0, NULL, NULL) == 0);
   uint64_t delivered_before = stat(FRAME_STAT_MESSAGES_DELIVERED);
   const uint32_t total = 300;
-  uint32_t fast_next = 0, slow_next = 0, fast_bad = 0, slow_bad = 0;
-  frame f;
+  big_reader fr = {&fast, 0, 0}, sr = {&slow, 0, 0};
   for (uint32_t seq = 0; seq < total; seq++) {
     size_t len = (seq % 3 == 2) ? 16 : 40000 + (seq % 7) * 1111;
     memcpy(buf, &seq, 4);
@@ -532,44 +551,22 @@ static void test_large_payloads(void) {
       turn(1);
       /* fast reads all it can; slow one frame at a time, when the publisher
        * is held back or on every fourth message */
-      while (fast_next < total) {
+      do
         pump(&fast);
-        frame tmp;
-        if (frame_decode(fast.in, fast.len, UINT32_MAX, &tmp) != FRAME_OK) break;
-        if (next_frame(&fast, &f, got, sizeof(got)) != 0) break;
-        if (!big_check(&f, got, fast_next)) fast_bad++;
-        fast_next++;
-      }
+      while (big_take(&fr, total));
       if (seq % 4 == 0 || n <= 0) pump_some(&slow, 8192);
-      frame tmp;
-      if (slow_next < total && frame_decode(slow.in, slow.len, UINT32_MAX, &tmp) == FRAME_OK &&
-          next_frame(&slow, &f, got, sizeof(got)) == 0) {
-        if (!big_check(&f, got, slow_next)) slow_bad++;
-        slow_next++;
-      }
+      big_take(&sr, total);
     }
     free(fb);
   }
   /* Both read what is left, turn about (fast waiting alone would leave
    * slow's queue untouched long enough to be cut off). */
-  for (int idle = 0; (fast_next < total || slow_next < total) && idle < 3000;) {
-    int moved = 0;
-    frame tmp;
+  for (int idle = 0; (fr.next < total || sr.next < total) && idle < 3000;) {
     turn(1);
     pump(&fast);
     pump(&slow);
-    if (fast_next < total && frame_decode(fast.in, fast.len, UINT32_MAX, &tmp) == FRAME_OK &&
-        next_frame(&fast, &f, got, sizeof(got)) == 0) {
-      if (!big_check(&f, got, fast_next)) fast_bad++;
-      fast_next++;
-      moved = 1;
-    }
-    if (slow_next < total && frame_decode(slow.in, slow.len, UINT32_MAX, &tmp) == FRAME_OK &&
-        next_frame(&slow, &f, got, sizeof(got)) == 0) {
-      if (!big_check(&f, got, slow_next)) slow_bad++;
-      slow_next++;
-      moved = 1;
-    }
+    int moved = big_take(&fr, total);
+    moved |= big_take(&sr, total);
     if (moved) {
       idle = 0;
     } else {
@@ -577,13 +574,13 @@ static void test_large_payloads(void) {
       sleep_ms(1);
     }
   }
-  if (fast_next != total || slow_next != total)
-    fprintf(stderr, "large payloads: fast %u, slow %u of %u, slow eof %d, cut %llu\n", fast_next,
-            slow_next, total, slow.eof, (unsigned long long)stat(FRAME_STAT_CONNECTIONS_CUT));
-  CHECK(fast_next == total);
-  CHECK(slow_next == total);
-  CHECK(fast_bad == 0);
-  CHECK(slow_bad == 0);
+  if (fr.next != total || sr.next != total)
+    fprintf(stderr, "large payloads: fast %u, slow %u of %u, slow eof %d, cut %llu\n", fr.next,
+            sr.next, total, slow.eof, (unsigned long long)stat(FRAME_STAT_CONNECTIONS_CUT));
+  CHECK(fr.next == total);
+  CHECK(sr.next == total);
+  CHECK(fr.bad == 0);
+  CHECK(sr.bad == 0);
   CHECK(stat(FRAME_STAT_MESSAGES_DELIVERED) == delivered_before + 2 * total);
   peer_close(&pub);
   peer_close(&fast);
