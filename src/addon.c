@@ -21,13 +21,13 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "buffer.h"
 #include "channel.h"
 #include "frame.h"
 
 #define ADDON_DESCRIPTOR_WORDS 7
-/* Payloads from this size on are sent in two parts (channel_send_parts),
- * when the names are short enough to go with the header. */
-#define ADDON_PARTS_MIN (16u * 1024u)
+/* Large payloads (BUFFER_PARTS_MIN) are sent in two parts
+ * (channel_send_parts) when the names are this short or shorter. */
 #define ADDON_HEAD_MAX 1024u
 
 typedef struct addon_channel addon_channel;
@@ -544,7 +544,7 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
   uint32_t size = frame_size((size_t)a_len, (size_t)b_len, payload_len);
   addon_head h = {(uint8_t)type, (uint16_t)flags, endpoint,      request_id, argv[4],
                   (size_t)a_len, argv[5],         (size_t)b_len, payload_len};
-  if (size && payload_len >= ADDON_PARTS_MIN && h.a_len + h.b_len <= ADDON_HEAD_MAX) {
+  if (size && payload_len >= BUFFER_PARTS_MIN && h.a_len + h.b_len <= ADDON_HEAD_MAX) {
     /* A large payload is not copied into the queue: header and names are
      * put together here, the payload goes from the caller's memory. */
     uint8_t head[FRAME_HEADER_SIZE + ADDON_HEAD_MAX + 1];

@@ -43,11 +43,10 @@
  * costs memory (and page faults to grow it again after it was freed): the
  * reader cannot take it any faster. */
 #define BROKER_HIGH_WATER_MAX (2u * 1024u * 1024u)
-/* A delivery whose payload is at least this large goes to an idle
+/* A delivery whose payload is large (BUFFER_PARTS_MIN) goes to an idle
  * subscriber's socket straight from the publisher's input, not through the
  * subscriber's queue: one copy of the payload less, where copies are most of
  * the cost. Smaller ones are queued and written in one batch per turn. */
-#define BROKER_DIRECT_MIN (16u * 1024u)
 #define BROKER_DIRECT_NAME_MAX 256u
 
 typedef struct broker_conn broker_conn;
@@ -358,7 +357,7 @@ static void broker_publish(broker *b, const frame *f, broker_conn *from) {
   broker_channel *ch = table_get(b->channels, f->a, f->a_len);
   if (!ch) return;
   uint32_t size = frame_size(f->a_len, 0, f->payload_len);
-  int direct = f->payload_len >= BROKER_DIRECT_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
+  int direct = f->payload_len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
   for (size_t i = 0; i < ch->count; i++) {
     broker_subscriber s = ch->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */

@@ -55,7 +55,10 @@ void buffer_trim(buffer *b, size_t keep);
 
 /* A frame in two parts (header and names in head, the payload apart), for
  * large payloads that go to a socket from where they are, not through a
- * queue. */
+ * queue. BUFFER_PARTS_MIN is where "large" starts, for the process side
+ * and the broker alike: below it, copying into a queue and writing many
+ * frames at once is cheaper than a syscall per frame. */
+#define BUFFER_PARTS_MIN (16u * 1024u)
 
 /* One non-blocking sendmsg of both parts: the bytes the socket took (0 when
  * it is full), or -1 with errno on failure. */

@@ -22,8 +22,6 @@
 #define CHANNEL_WRITE_EARLY (256u * 1024u)
 #define CHANNEL_KEEP_BUFFER (4u * 1024u * 1024u)
 #define CHANNEL_FLUSH_WAIT_MS 1000
-/* Payloads this large go straight to the socket when nothing is queued. */
-#define CHANNEL_DIRECT_MIN (16u * 1024u)
 /* Output a process may queue before a send waits for the broker to take
  * some: a publisher that outruns the cluster is slowed down, not allowed to
  * grow without bound. */
@@ -301,7 +299,7 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
     return -1;
   }
   ssize_t sent = 0;
-  if (ch->fd >= 0 && payload_len >= CHANNEL_DIRECT_MIN && buffer_length(&ch->out) == 0) {
+  if (ch->fd >= 0 && payload_len >= BUFFER_PARTS_MIN && buffer_length(&ch->out) == 0) {
     sent = buffer_send_parts(ch->fd, head, head_len, payload, payload_len);
     if (sent < 0) {
       /* As for a queued frame whose write fails: the owner hears of it
