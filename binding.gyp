@@ -10,6 +10,7 @@
         "src/expiry.c",
         "src/frame.c",
         "src/kv.c",
+        "src/shm.c",
         "src/table.c"
       ],
       "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-O2"],

@@ -21,6 +21,8 @@ declare namespace clusterStore {
     attachTimeout?: number;
     /** How long a worker waits on the broker when it must know the answer at once, in ms. Default 2000. */
     syncTimeout?: number;
+    /** Large messages (16 KiB to 1 MiB) travel through memory shared by the cluster (master only). Default true. */
+    sharedMemory?: boolean;
     /** Other options socket.io passes to its stores are kept as they are. */
     [option: string]: unknown;
   }
@@ -43,6 +45,8 @@ declare namespace clusterStore {
     maxQueuedBytes: number;
     queueLimit: number;
     maxFrameSize: number;
+    /** Deliveries whose payload a worker read from the shared memory pool. */
+    sharedDeliveries: number;
   }
 
   type Callback<T> = (err: Error | null, value: T) => void;

@@ -37,17 +37,19 @@ var TYPE = {
 var STATUS = { OK: 0, MISSING: 1, NO_MEMORY: 2, BAD_REQUEST: 3 };
 var FLAG_BARRIER = 1;
 var DESCRIPTOR_WORDS = 7;
+var WORD_SHARED = 0x10000; // the payload is in the shared pool, at the offset in word 5
 var STAT_NAMES = [
   'workers', 'workersCutOff', 'framesIn', 'bytesIn', 'messagesPublished', 'messagesDelivered',
   'bytesDelivered', 'channels', 'subscriptions', 'clients', 'keys', 'dataBytes', 'queuedBytes',
-  'maxQueuedBytes', 'queueLimit', 'maxFrameSize'
+  'maxQueuedBytes', 'queueLimit', 'maxFrameSize', 'sharedDeliveries'
 ];
 
 var DEFAULTS = {
   maxFrameSize: 32 * 1024 * 1024,
   queueLimit: 64 * 1024 * 1024,
   attachTimeout: 5000,
-  syncTimeout: 2000
+  syncTimeout: 2000,
+  sharedMemory: true
 };
 
 var MIN_FRAME_SIZE = 4096;
@@ -87,6 +89,12 @@ function readOptions(options, base) {
   integer('queueLimit', MIN_FRAME_SIZE, Number.MAX_SAFE_INTEGER);
   integer('attachTimeout', 1, 600000);
   integer('syncTimeout', 1, 600000);
+  if (options.sharedMemory !== undefined) {
+    if (typeof options.sharedMemory !== 'boolean') {
+      throw optionError('sharedMemory must be true or false, got ' + String(options.sharedMemory));
+    }
+    out.sharedMemory = options.sharedMemory;
+  }
   if (out.queueLimit < out.maxFrameSize) {
     throw optionError('queueLimit (' + out.queueLimit + ') must be at least maxFrameSize (' +
       out.maxFrameSize + '), or one large message would cut a worker off');
@@ -120,7 +128,7 @@ function startBroker(options) {
     }
     return;
   }
-  native.brokerStart(options.maxFrameSize, options.queueLimit);
+  native.brokerStart(options.maxFrameSize, options.queueLimit, options.sharedMemory);
   master.started = true;
   master.running = { maxFrameSize: options.maxFrameSize, queueLimit: options.queueLimit };
   log.master('broker started (max frame %d bytes, queue limit %d bytes)',
@@ -239,7 +247,9 @@ function Connection(options) {
   this.options = options;
   this.endpoints = new Map();
   this.pending = new Map();
-  this.inbox = []; // batches being delivered, oldest first: [bytes, words, next index]
+  this.inbox = []; // batches being delivered, oldest first: [bytes, words, next index, pool]
+  this.pool = null; // the shared pool's ArrayBuffer, and a Buffer over it
+  this.poolBytes = null;
   this.nextRequest = 1;
   this.nextEndpoint = 1;
   this.channel = null;
@@ -260,9 +270,10 @@ Connection.prototype.open = function () {
   var channel = native.channelCreate(this.options.maxFrameSize,
     // The addon lends its input buffer for the length of this call (an
     // ArrayBuffer it detaches afterwards): everything kept is copied out
-    // by the decoders, nothing holds on to these bytes.
-    function onInput(bytes, words) {
-      self.deliver(bytes instanceof ArrayBuffer ? Buffer.from(bytes) : bytes, words);
+    // by the decoders, nothing holds on to these bytes. Nor to the shared
+    // pool's: a payload read there may be written over once read.
+    function onInput(bytes, words, pool) {
+      self.deliver(bytes instanceof ArrayBuffer ? Buffer.from(bytes) : bytes, words, pool);
     },
     function onClose(reason) { if (self.channel === channel) self.lost(reason); });
   this.channel = channel;
@@ -473,7 +484,7 @@ Connection.prototype.catchUp = function (endpoint) {
     return false;
   }
   var batch = native.channelTake(this.channel);
-  if (batch) this.deliver(batch[0], batch[1]);
+  if (batch) this.deliver(batch[0], batch[1], batch[2]);
   return true;
 };
 
@@ -481,8 +492,8 @@ Connection.prototype.catchUp = function (endpoint) {
 // from inside its callback (catchUp): the frames that brings are queued
 // behind the rest of the current batch, and the nested call delivers the
 // rest first, then them, so nothing overtakes anything.
-Connection.prototype.deliver = function (bytes, words) {
-  this.inbox.push([bytes, words, 0]);
+Connection.prototype.deliver = function (bytes, words, pool) {
+  this.inbox.push([bytes, words, 0, pool]);
   var firstError = null;
   while (this.inbox.length) {
     var batch = this.inbox[0];
@@ -493,7 +504,7 @@ Connection.prototype.deliver = function (bytes, words) {
     }
     batch[2] = i + DESCRIPTOR_WORDS;
     try {
-      this.deliverOne(batch[0], batch[1], i);
+      this.deliverOne(batch[0], batch[1], i, batch[3]);
     } catch (err) {
       // One consumer's exception must not cost the rest of the batch.
       if (!firstError) firstError = err;
@@ -503,12 +514,21 @@ Connection.prototype.deliver = function (bytes, words) {
   if (firstError) throw firstError;
 };
 
-Connection.prototype.deliverOne = function (bytes, words, i) {
+Connection.prototype.deliverOne = function (bytes, words, i, pool) {
   var type = words[i] & 0xff;
   var start = words[i + 3];
   var aEnd = start + words[i + 4];
-  var payloadStart = aEnd + words[i + 5];
-  var payload = bytes.subarray(payloadStart, payloadStart + words[i + 6]);
+  var payload;
+  if (words[i] & WORD_SHARED) {
+    if (pool !== this.pool) {
+      this.pool = pool;
+      this.poolBytes = Buffer.from(pool);
+    }
+    payload = this.poolBytes.subarray(words[i + 5], words[i + 5] + words[i + 6]);
+  } else {
+    var payloadStart = aEnd + words[i + 5];
+    payload = bytes.subarray(payloadStart, payloadStart + words[i + 6]);
+  }
   if (type === TYPE.MESSAGE) {
     var endpoint = this.endpoints.get(words[i + 1]);
     if (endpoint) endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload);
@@ -516,7 +536,7 @@ Connection.prototype.deliverOne = function (bytes, words, i) {
     var callback = this.pending.get(words[i + 2]);
     if (callback) {
       this.pending.delete(words[i + 2]);
-      callback(null, words[i] >>> 8, payload);
+      callback(null, (words[i] >>> 8) & 0xff, payload);
     }
   }
 };

@@ -8,7 +8,9 @@
  * Input reaches JavaScript in batches: one call per readable event, with
  * one Buffer holding the bytes of every complete frame and a Uint32Array
  * that says where each frame's fields are (ADDON_DESCRIPTOR_WORDS words per
- * frame), so the shim decodes no framing itself. */
+ * frame), so the shim decodes no framing itself. A shared message's payload
+ * is not in that Buffer but in the shared pool (shm.h), which JavaScript
+ * sees as one read-only ArrayBuffer passed along. */
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,8 +26,12 @@
 #include "buffer.h"
 #include "channel.h"
 #include "frame.h"
+#include "shm.h"
 
 #define ADDON_DESCRIPTOR_WORDS 7
+/* In a descriptor's first word: the payload is in the shared pool (the
+ * third argument of onInput), at the offset in the sixth word. */
+#define ADDON_WORD_SHARED (1u << 16)
 /* Large payloads (BUFFER_PARTS_MIN) are sent in two parts
  * (channel_send_parts) when the names are this short or shorter. */
 #define ADDON_HEAD_MAX 1024u
@@ -49,6 +55,8 @@ struct addon_channel {
   addon_channel *prev;
   addon_channel *next;
   int released;
+  napi_ref pool;   /* JavaScript's view of the shared pool, once mapped */
+  int pool_failed; /* no view could be made: shared messages are not asked for */
 };
 
 /* ---- error plumbing ------------------------------------------------------ */
@@ -92,12 +100,12 @@ static int addon_get_u32(napi_env env, napi_value v, uint32_t *out) {
 
 /* ---- broker ------------------------------------------------------------- */
 
-/* brokerStart(maxFrameSize, queueLimit): true when started now, false when
- * this instance's broker already runs. */
+/* brokerStart(maxFrameSize, queueLimit, sharedMemory): true when started
+ * now, false when this instance's broker already runs. */
 static napi_value addon_broker_start(napi_env env, napi_callback_info info) {
   addon *a;
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&a));
   napi_value result;
   if (a->broker) {
@@ -107,10 +115,14 @@ static napi_value addon_broker_start(napi_env env, napi_callback_info info) {
   broker_options options;
   broker_options_default(&options);
   double queue_limit = 0;
-  if (argc < 2 || addon_get_u32(env, argv[0], &options.max_frame_size) != 0 ||
-      napi_get_value_double(env, argv[1], &queue_limit) != napi_ok)
-    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "brokerStart(maxFrameSize, queueLimit)");
+  bool shared = true;
+  if (argc < 3 || addon_get_u32(env, argv[0], &options.max_frame_size) != 0 ||
+      napi_get_value_double(env, argv[1], &queue_limit) != napi_ok ||
+      napi_get_value_bool(env, argv[2], &shared) != napi_ok)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
+                       "brokerStart(maxFrameSize, queueLimit, sharedMemory)");
   options.queue_limit = (uint64_t)queue_limit;
+  options.shared = shared;
   char err[256];
   if (broker_start(&a->broker, &options, err, sizeof(err)) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_BROKER", err);
@@ -201,7 +213,50 @@ static void addon_channel_unlink(addon_channel *ac) {
 static void addon_channel_drop_callbacks(napi_env env, addon_channel *ac) {
   if (ac->on_input) napi_delete_reference(env, ac->on_input);
   if (ac->on_close) napi_delete_reference(env, ac->on_close);
-  ac->on_input = ac->on_close = NULL;
+  if (ac->pool) napi_delete_reference(env, ac->pool);
+  ac->on_input = ac->on_close = ac->pool = NULL;
+}
+
+static void addon_pool_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  shm_map_release(hint);
+}
+
+/* Once the channel has mapped the shared pool: a view of it for JavaScript
+ * (it keeps the mapping alive as long as it is referenced), then word to
+ * the broker that shared messages may come. Without a view, the process
+ * still publishes through the pool but reads everything from the socket. */
+static void addon_channel_share_pool(napi_env env, addon_channel *ac) {
+  if (ac->pool || ac->pool_failed || !ac->ch) return;
+  shm_map *m = channel_pool(ac->ch);
+  if (!m) return;
+  napi_value view;
+  shm_map_retain(m);
+  if (napi_create_external_arraybuffer(env, m->base, (size_t)SHM_POOL_SIZE, addon_pool_finalize, m,
+                                       &view) != napi_ok) {
+    shm_map_release(m);
+    ac->pool_failed = 1;
+    bool pending = false;
+    napi_value ignored;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
+      napi_get_and_clear_last_exception(env, &ignored);
+    return;
+  }
+  if (napi_create_reference(env, view, 1, &ac->pool) != napi_ok) {
+    ac->pool = NULL;
+    ac->pool_failed = 1;
+    return;
+  }
+  (void)channel_pool_ready(ac->ch); /* failing here means the channel failed, and says so */
+}
+
+/* The pool's view, or undefined. */
+static napi_value addon_channel_pool_value(napi_env env, addon_channel *ac) {
+  napi_value v = NULL;
+  if (ac->pool && napi_get_reference_value(env, ac->pool, &v) == napi_ok && v) return v;
+  if (napi_get_undefined(env, &v) != napi_ok) return NULL;
+  return v;
 }
 
 static void addon_channel_release(addon_channel *ac, void (*done)(void *arg), void *arg) {
@@ -242,6 +297,12 @@ static napi_value addon_channel_words(napi_env env, const uint8_t *data, size_t 
     w[4] = f.a_len;
     w[5] = f.b_len;
     w[6] = f.payload_len;
+    if (f.type == FRAME_MESSAGE && (f.flags & FRAME_FLAG_SHARED)) {
+      /* Checked by channel_frames: inside the pool. */
+      w[0] |= ADDON_WORD_SHARED;
+      w[5] = frame_load_u32(f.payload);
+      w[6] = frame_load_u32(f.payload + 4);
+    }
     w += ADDON_DESCRIPTOR_WORDS;
     offset += f.size;
   }
@@ -260,15 +321,19 @@ static napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
     NAPI_CALL(env, napi_get_null(env, &result));
     return result;
   }
+  addon_channel_share_pool(env, ac);
   void *copy = NULL;
   napi_value bytes;
   NAPI_CALL(env, napi_create_buffer_copy(env, len, data, &copy, &bytes));
   napi_value words = addon_channel_words(env, data, len, count);
   if (!words) return NULL;
+  napi_value pool = addon_channel_pool_value(env, ac);
+  if (!pool) return NULL;
   channel_consume(ac->ch, len);
-  NAPI_CALL(env, napi_create_array_with_length(env, 2, &result));
+  NAPI_CALL(env, napi_create_array_with_length(env, 3, &result));
   NAPI_CALL(env, napi_set_element(env, result, 0, bytes));
   NAPI_CALL(env, napi_set_element(env, result, 1, words));
+  NAPI_CALL(env, napi_set_element(env, result, 2, pool));
   return result;
 }
 
@@ -309,12 +374,15 @@ static void addon_channel_on_input(channel *ch, void *ctx) {
   const uint8_t *data = NULL;
   size_t len = 0;
   int count = channel_lend(ch, &data, &len);
+  addon_channel_share_pool(env, ac);
   if (count > 0) {
-    napi_value argv[2];
+    napi_value argv[3];
     napi_status st = napi_create_external_arraybuffer(env, (void *)data, len, NULL, NULL, &argv[0]);
     if (st == napi_ok) {
       argv[1] = addon_channel_words(env, data, len, count);
-      if (argv[1]) addon_channel_call(ac, ac->on_input, 2, argv);
+      argv[2] = argv[1] ? addon_channel_pool_value(env, ac) : NULL;
+      if (!argv[2]) argv[1] = NULL;
+      if (argv[1]) addon_channel_call(ac, ac->on_input, 3, argv);
       /* Should detaching ever fail, JavaScript may still read the memory:
        * it is then never reused. Frames nobody was handed stay for the
        * next turn. */
@@ -338,10 +406,11 @@ static void addon_channel_on_input(channel *ch, void *ctx) {
     napi_value batch = addon_channel_batch(env, ac);
     napi_valuetype type = napi_null;
     if (batch && napi_typeof(env, batch, &type) == napi_ok && type == napi_object) {
-      napi_value argv[2];
+      napi_value argv[3];
       if (napi_get_element(env, batch, 0, &argv[0]) == napi_ok &&
-          napi_get_element(env, batch, 1, &argv[1]) == napi_ok)
-        addon_channel_call(ac, ac->on_input, 2, argv);
+          napi_get_element(env, batch, 1, &argv[1]) == napi_ok &&
+          napi_get_element(env, batch, 2, &argv[2]) == napi_ok)
+        addon_channel_call(ac, ac->on_input, 3, argv);
     } else {
       addon_report_pending(env);
     }
@@ -607,7 +676,8 @@ static napi_value addon_channel_wait(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* channelTake(channel): [Buffer, Uint32Array] of the frames waiting, or null. */
+/* channelTake(channel): [Buffer, Uint32Array, pool view or undefined] of the
+ * frames waiting, or null. */
 static napi_value addon_channel_take(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];

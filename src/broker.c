@@ -11,7 +11,16 @@
  *
  * A connection that fails, closes or is cut off is only marked dead at first;
  * it is reaped (subscriptions dropped, handle closed, memory freed) after the
- * current work, so no list being walked changes under the walker. */
+ * current work, so no list being walked changes under the walker.
+ *
+ * Shared payloads (shm.h): the broker gives each connection a region of the
+ * pool, routes a shared PUBLISH as small shared MESSAGE frames to the
+ * subscribers that said they read the pool (and as ordinary frames, copied
+ * out of the pool, to the others), and keeps the books: per slot, how many
+ * deliveries are unread; per region, the deliveries its process was handed,
+ * oldest first. A process reads its deliveries in order and counts them in
+ * its region's header, so the broker only has to compare that count with
+ * its list, once per loop turn, to know which slots are free again. */
 #define _GNU_SOURCE
 #include "broker.h"
 
@@ -28,6 +37,7 @@
 
 #include "buffer.h"
 #include "kv.h"
+#include "shm.h"
 #include "table.h"
 
 #define BROKER_READ_CHUNK_MIN (16u * 1024u)
@@ -62,6 +72,24 @@ typedef struct broker_channel {
   broker_subscriber *subscribers;
 } broker_channel;
 
+/* One region of the shared pool and the books on it. As a publisher's
+ * region: which slots are in flight and how many deliveries of each are
+ * unread. As a subscriber's: the shared deliveries handed to its process
+ * and not yet read, oldest first (pool-wide slot numbers). */
+typedef struct broker_region {
+  broker_conn *owner; /* NULL once its connection is gone */
+  int taken;          /* given to a connection and not free again yet */
+  uint64_t busy;      /* its slots in flight */
+  uint32_t unread;    /* deliveries of its payloads not yet read, all slots */
+  uint32_t slot_unread[SHM_SLOTS];
+  uint32_t *handed; /* ring of the deliveries its process has not read */
+  size_t handed_head;
+  size_t handed_count;
+  size_t handed_capacity;
+  uint64_t consumed; /* the process's count, as last read */
+  uint64_t grace_end; /* loop time after which what is unread is taken back */
+} broker_region;
+
 struct broker_conn {
   broker *owner;
   uv_poll_t poll;
@@ -80,6 +108,8 @@ struct broker_conn {
   broker_conn *prev;
   broker_conn *next;
   broker_conn *write_next;
+  int region;       /* its region of the shared pool, or -1 */
+  int shared_ready; /* its process reads shared messages */
 };
 
 struct broker {
@@ -109,18 +139,25 @@ struct broker {
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
+
+  shm_map *pool; /* NULL: no shared memory, every payload takes the sockets */
+  size_t regions_taken;
+  broker_region regions[SHM_REGIONS];
 };
 
 void broker_options_default(broker_options *options) {
   options->max_frame_size = BROKER_DEFAULT_MAX_FRAME_SIZE;
   options->queue_limit = BROKER_DEFAULT_QUEUE_LIMIT;
   options->stall_ms = BROKER_DEFAULT_STALL_MS;
+  options->shared = 1;
+  options->shared_grace_ms = BROKER_DEFAULT_SHARED_GRACE_MS;
 }
 
 /* ---- output ------------------------------------------------------------ */
 
 static void broker_conn_kill(broker_conn *c);
 static void broker_on_poll(uv_poll_t *handle, int status, int events);
+static void broker_protocol_error(broker_conn *c, const char *why);
 
 static void broker_conn_set_events(broker_conn *c, int events) {
   if (c->dead || events == c->poll_events) return;
@@ -352,6 +389,22 @@ static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoi
   return 0;
 }
 
+/* One ordinary delivery of f, whose payload is in hand, to s. */
+static void broker_deliver(broker *b, broker_subscriber s, const frame *f, uint32_t size,
+                           int direct) {
+  if (direct && !s.conn->dead && !s.conn->blocked && buffer_length(&s.conn->out) == 0) {
+    if (broker_deliver_direct(s.conn, f, s.endpoint, size) != 0) return;
+  } else {
+    uint8_t *at = broker_conn_reserve(s.conn, size);
+    if (!at) return;
+    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, f->payload,
+                 f->payload_len);
+    broker_conn_committed(s.conn, size);
+  }
+  b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
+  b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
+}
+
 static void broker_publish(broker *b, const frame *f, broker_conn *from) {
   b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
   broker_channel *ch = table_get(b->channels, f->a, f->a_len);
@@ -361,20 +414,188 @@ static void broker_publish(broker *b, const frame *f, broker_conn *from) {
   for (size_t i = 0; i < ch->count; i++) {
     broker_subscriber s = ch->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
-    if (direct && !s.conn->dead && !s.conn->blocked && buffer_length(&s.conn->out) == 0) {
-      if (broker_deliver_direct(s.conn, f, s.endpoint, size) != 0) continue;
+    broker_deliver(b, s, f, size, direct);
+  }
+}
+
+/* ---- the shared pool --------------------------------------------------- */
+
+/* A free region for c, or -1 (no pool, or all taken). */
+static int broker_region_take(broker *b, broker_conn *c) {
+  if (!b->pool) return -1;
+  for (uint32_t r = 0; r < SHM_REGIONS; r++) {
+    broker_region *g = &b->regions[r];
+    if (g->taken) continue;
+    g->taken = 1;
+    g->owner = c;
+    g->busy = 0;
+    g->unread = 0;
+    g->handed_head = 0;
+    g->handed_count = 0;
+    g->consumed = 0;
+    b->regions_taken++;
+    return (int)r;
+  }
+  return -1;
+}
+
+/* Gives region r back once nothing refers to it: its connection is gone,
+ * none of its payloads is unread, none of its deliveries is. */
+static void broker_region_maybe_free(broker *b, uint32_t r) {
+  broker_region *g = &b->regions[r];
+  if (!g->taken || g->owner || g->unread > 0 || g->handed_count > 0) return;
+  shm_region_reset(b->pool, r);
+  free(g->handed);
+  g->handed = NULL;
+  g->handed_capacity = 0;
+  g->taken = 0;
+  b->regions_taken--;
+}
+
+static void broker_slot_free(broker *b, uint32_t r, uint32_t slot) {
+  b->regions[r].busy &= ~((uint64_t)1 << slot);
+  /* The publisher may write over it from now on (sequentially consistent,
+   * against the publisher's waiting word: see shm_writer_wait). */
+  atomic_store(&shm_header_at(b->pool->base, r)->busy[slot], 0);
+  shm_wake(b->pool, r);
+}
+
+/* One delivery of the payload in pool-wide slot id has been read. */
+static void broker_slot_read(broker *b, uint32_t id) {
+  uint32_t r = id / SHM_SLOTS;
+  uint32_t slot = id % SHM_SLOTS;
+  broker_region *g = &b->regions[r];
+  g->unread--;
+  if (--g->slot_unread[slot] == 0) broker_slot_free(b, r, slot);
+  if (g->unread == 0) broker_region_maybe_free(b, r);
+}
+
+/* Room in g's list of handed deliveries for one more; 0, or -1 when out of
+ * memory. */
+static int broker_region_make_room(broker_region *g) {
+  if (g->handed_count < g->handed_capacity) return 0;
+  size_t capacity = g->handed_capacity ? g->handed_capacity * 2 : 64;
+  uint32_t *grown = malloc(capacity * sizeof(*grown));
+  if (!grown) return -1;
+  for (size_t i = 0; i < g->handed_count; i++)
+    grown[i] = g->handed[(g->handed_head + i) % g->handed_capacity];
+  free(g->handed);
+  g->handed = grown;
+  g->handed_head = 0;
+  g->handed_capacity = capacity;
+  return 0;
+}
+
+/* Takes back the deliveries region r's process has finished reading,
+ * consumed all told; all of them with everything (its connection is gone
+ * and its time to read them is over). */
+static void broker_region_collect(broker *b, uint32_t r, uint64_t consumed, int everything) {
+  broker_region *g = &b->regions[r];
+  uint64_t n = consumed - g->consumed;
+  if (n > g->handed_count) {
+    /* Counted more than it was handed: the process is broken, and nothing
+     * it says can be trusted any more. */
+    if (g->owner) broker_protocol_error(g->owner, "shared pool count out of step");
+    everything = 1;
+  }
+  if (everything) n = g->handed_count;
+  g->consumed = consumed;
+  while (n-- > 0) {
+    uint32_t id = g->handed[g->handed_head];
+    g->handed_head = (g->handed_head + 1) % g->handed_capacity;
+    g->handed_count--;
+    broker_slot_read(b, id);
+  }
+}
+
+/* Once a loop turn, for the regions whose connection is gone (the live
+ * ones say what they read in FRAME_SHARED_READ): what their processes
+ * still read, as the region's header counts it, and after the grace
+ * period everything. */
+static void broker_collect_shared(broker *b) {
+  if (b->regions_taken == 0) return;
+  uint64_t now = uv_now(&b->loop);
+  for (uint32_t r = 0; r < SHM_REGIONS; r++) {
+    broker_region *g = &b->regions[r];
+    if (!g->taken || g->owner) continue;
+    uint64_t consumed =
+        atomic_load_explicit(&shm_header_at(b->pool->base, r)->consumed, memory_order_acquire);
+    broker_region_collect(b, r, consumed, now >= g->grace_end);
+    broker_region_maybe_free(b, r);
+  }
+}
+
+/* c is being reaped: its region stays until what it published is read, and
+ * what it was handed is read or its time is up. */
+static void broker_region_release(broker *b, broker_conn *c) {
+  if (c->region < 0) return;
+  broker_region *g = &b->regions[c->region];
+  g->owner = NULL;
+  g->grace_end = uv_now(&b->loop) + b->options.shared_grace_ms;
+  broker_region_maybe_free(b, (uint32_t)c->region);
+  c->region = -1;
+}
+
+/* A PUBLISH whose payload waits in the publisher's region: subscribers that
+ * read the pool get a descriptor of it, the others a copy from the pool. */
+static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) {
+  int r = from->region;
+  uint32_t slot = 0, offset = 0, len = 0;
+  if (f->payload_len == SHM_PUBLISH_DESC_SIZE) {
+    slot = frame_load_u32(f->payload);
+    offset = frame_load_u32(f->payload + 4);
+    len = frame_load_u32(f->payload + 8);
+  }
+  if (r < 0 || f->payload_len != SHM_PUBLISH_DESC_SIZE || slot >= SHM_SLOTS ||
+      (b->regions[r].busy >> slot) & 1u || len == 0 || len > SHM_PAYLOAD_MAX ||
+      offset > SHM_DATA_SIZE - len) {
+    broker_protocol_error(from, "malformed shared publish");
+    return;
+  }
+  uint32_t size = frame_size(f->a_len, 0, len);
+  if (size == 0 || size > b->options.max_frame_size) {
+    broker_protocol_error(from, "shared publish over the maximum frame size");
+    return;
+  }
+  b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
+  broker_region *g = &b->regions[r];
+  g->busy |= (uint64_t)1 << slot;
+  uint64_t at_pool = shm_data_offset((uint32_t)r) + offset;
+  frame copy = *f;
+  copy.payload = b->pool->base + at_pool;
+  copy.payload_len = len;
+  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
+  uint32_t id = (uint32_t)r * SHM_SLOTS + slot;
+  uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
+  uint8_t desc[SHM_MESSAGE_DESC_SIZE];
+  frame_store_u32(desc, (uint32_t)at_pool);
+  frame_store_u32(desc + 4, len);
+  int direct = len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
+  for (size_t i = 0; ch && i < ch->count; i++) {
+    broker_subscriber s = ch->subscribers[i];
+    if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
+    broker_conn *to = s.conn;
+    if (to->shared_ready && to->region >= 0 && !to->dead &&
+        broker_region_make_room(&b->regions[to->region]) == 0) {
+      uint8_t *at = broker_conn_reserve(to, small);
+      if (!at) continue;
+      frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, desc,
+                   sizeof(desc));
+      at[6] = FRAME_FLAG_SHARED;
+      broker_region *tg = &b->regions[to->region];
+      tg->handed[(tg->handed_head + tg->handed_count) % tg->handed_capacity] = id;
+      tg->handed_count++;
+      g->slot_unread[slot]++;
+      g->unread++;
+      broker_conn_committed(to, small);
       b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
       b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
+      b->counters[FRAME_STAT_SHARED_DELIVERED]++;
       continue;
     }
-    uint8_t *at = broker_conn_reserve(s.conn, size);
-    if (!at) continue;
-    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, f->payload,
-                 f->payload_len);
-    broker_conn_committed(s.conn, size);
-    b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
-    b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
+    broker_deliver(b, s, &copy, size, direct);
   }
+  if (g->slot_unread[slot] == 0) broker_slot_free(b, (uint32_t)r, slot);
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -415,7 +636,23 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
   if ((f->flags & FRAME_FLAG_BARRIER) && !b->draining) broker_drain_others(b, c);
   switch (f->type) {
   case FRAME_PUBLISH:
-    broker_publish(b, f, c);
+    if (f->flags & FRAME_FLAG_SHARED)
+      broker_publish_shared(b, f, c);
+    else
+      broker_publish(b, f, c);
+    return;
+  case FRAME_SHARED:
+    /* The process mapped the pool: shared messages may go to it now. */
+    if (c->region >= 0)
+      c->shared_ready = 1;
+    else
+      broker_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST, "no shared region given");
+    return;
+  case FRAME_SHARED_READ:
+    if (c->region < 0 || f->payload_len != 8)
+      broker_protocol_error(c, "malformed shared read count");
+    else
+      broker_region_collect(b, (uint32_t)c->region, frame_load_u64(f->payload), 0);
     return;
   case FRAME_SUBSCRIBE:
     if (broker_subscribe(b, f, c) != 0)
@@ -522,6 +759,49 @@ static void broker_protocol_error(broker_conn *c, const char *why) {
   broker_conn_kill(c);
 }
 
+/* The hello, and with it the offer of a region of the shared pool (the
+ * pool's descriptor passed along with the bytes) when there is one to give.
+ * Nothing was sent to c before, so its socket takes both at once. */
+static void broker_greet(broker_conn *c) {
+  broker *b = c->owner;
+  uint8_t bytes[2 * FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + SHM_OFFER_SIZE];
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  frame_hello_write(hello, b->options.max_frame_size);
+  size_t len = frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+  ssize_t sent = 0;
+  int region = b->options.shared && buffer_length(&c->out) == 0 ? broker_region_take(b, c) : -1;
+  if (region >= 0) {
+    uint8_t offer[SHM_OFFER_SIZE];
+    frame_store_u32(offer, (uint32_t)region);
+    frame_store_u32(offer + 4, SHM_REGION_SIZE);
+    frame_store_u32(offer + 8, SHM_SLOTS);
+    frame_store_u32(offer + 12, SHM_PAYLOAD_MAX);
+    size_t hello_len = len;
+    len += frame_encode(bytes + len, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, offer, sizeof(offer));
+    sent = shm_send_fd(c->fd, bytes, len, b->pool->fd);
+    if (sent < 0) {
+      b->regions[region].owner = NULL;
+      broker_region_maybe_free(b, (uint32_t)region);
+      broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
+      return;
+    }
+    if (sent == 0) {
+      /* The descriptor did not go: this connection does without the pool. */
+      b->regions[region].owner = NULL;
+      broker_region_maybe_free(b, (uint32_t)region);
+      len = hello_len;
+    } else {
+      c->region = region;
+      c->progress = uv_now(&b->loop);
+    }
+  }
+  if ((size_t)sent == len) return;
+  uint8_t *at = broker_conn_reserve(c, (uint32_t)(len - (size_t)sent));
+  if (!at) return;
+  memcpy(at, bytes + sent, len - (size_t)sent);
+  broker_conn_committed(c, (uint32_t)(len - (size_t)sent));
+}
+
 static void broker_conn_process(broker_conn *c) {
   broker *b = c->owner;
   while (!c->dead) {
@@ -580,14 +860,7 @@ static void broker_conn_process(broker_conn *c) {
         break;
       }
       c->greeted = 1;
-      uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-      frame_hello_write(hello, b->options.max_frame_size);
-      uint32_t size = frame_size(0, 0, sizeof(hello));
-      uint8_t *at = broker_conn_reserve(c, size);
-      if (at) {
-        frame_encode(at, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
-        broker_conn_committed(c, size);
-      }
+      broker_greet(c);
     } else {
       broker_handle(b, c, &f);
     }
@@ -673,6 +946,7 @@ static void broker_reap(broker *b) {
   while (c) {
     broker_conn *next = c->next;
     if (c->dead) {
+      broker_region_release(b, c);
       if (c->prev)
         c->prev->next = c->next;
       else
@@ -704,6 +978,7 @@ static void broker_add_conn(broker *b, int fd) {
   c->owner = b;
   c->fd = fd;
   c->read_chunk = BROKER_READ_CHUNK_MIN;
+  c->region = -1;
   buffer_init(&c->in);
   buffer_init(&c->out);
   int size = BROKER_SOCKET_BUFFER;
@@ -773,6 +1048,7 @@ static void broker_on_prepare(uv_prepare_t *prepare) {
   /* Still some left: come straight back instead of waiting for events. */
   if (b->input_held && b->congested == 0) uv_async_send(&b->wake);
   broker_reap(b);
+  broker_collect_shared(b);
   if (b->expiry_changed) broker_arm_expiry(b);
   uint64_t values[FRAME_STATS_COUNT];
   broker_fill_stats(b, values);
@@ -822,6 +1098,8 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
     return -1;
   }
   b->options = *options;
+  /* Without shared memory here, every payload simply takes the sockets. */
+  if (options->shared) b->pool = shm_pool_create();
   b->channels = table_create();
   b->store = kv_create();
   if (!b->channels || !b->store) {
@@ -865,6 +1143,7 @@ fail_mutex:
 fail_tables:
   if (b->channels) table_destroy(b->channels, broker_channel_free, NULL);
   if (b->store) kv_destroy(b->store);
+  shm_map_release(b->pool);
   free(b);
   return -1;
 }
@@ -954,5 +1233,8 @@ void broker_stop(broker *b) {
   free(b->pending_fds);
   table_destroy(b->channels, broker_channel_free, NULL);
   kv_destroy(b->store);
+  for (size_t i = 0; i < SHM_REGIONS; i++)
+    free(b->regions[i].handed);
+  shm_map_release(b->pool);
   free(b);
 }

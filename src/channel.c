@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "shm.h"
 
 #define CHANNEL_READ_CHUNK (256u * 1024u)
 #define CHANNEL_READ_BUDGET (4u * 1024u * 1024u)
@@ -27,6 +28,7 @@
  * grow without bound. */
 #define CHANNEL_HIGH_WATER (2u * 1024u * 1024u)
 #define CHANNEL_HIGH_WATER_WAIT_MS 10000
+#define CHANNEL_RING_WAIT_MS 20
 
 struct channel {
   uv_loop_t *loop;
@@ -52,6 +54,16 @@ struct channel {
   void (*released_done)(void *arg);
   void *released_arg;
   char reason[256];
+  /* The shared pool (shm.h), once the broker offered it and it is mapped. */
+  int pool_fd;          /* its descriptor, received and not mapped yet */
+  shm_map *pool;
+  shm_writer writer;    /* this process's payloads in its region */
+  int shared_ready;     /* told the broker that shared messages may come */
+  int frames_shared;    /* shared messages among the frames channel_frames found */
+  int lent_shared;      /* ... among the frames lent out */
+  uint64_t handed;      /* shared messages handed to the owner and so read */
+  uint64_t handed_told; /* the count last written to the region's header */
+  int ring_stalled;     /* waited for a slot in vain: no waiting until one is free */
 };
 
 static void channel_fail(channel *ch, const char *reason);
@@ -127,7 +139,8 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
       return -1;
     }
     size_t room = buffer_spare(&ch->in);
-    ssize_t n = read(ch->fd, at, room);
+    /* The pool's descriptor comes with the first bytes, after the hello. */
+    ssize_t n = shm_recv(ch->fd, at, room, &ch->pool_fd);
     if (n > 0) {
       buffer_commit(&ch->in, (size_t)n);
       taken += (size_t)n;
@@ -142,6 +155,25 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
   return 0;
 }
 
+/* Tells the broker how many shared messages this process has read (the
+ * owner was handed them, and its call returned), so their slots can be
+ * written over: in a frame, and in the region's header for when the
+ * channel is gone but the process still reads what it had received. */
+static void channel_tell_handed(channel *ch) {
+  if (!ch->pool || ch->handed == ch->handed_told) return;
+  shm_header *h = (shm_header *)(void *)ch->pool->region;
+  atomic_store_explicit(&h->consumed, ch->handed, memory_order_release);
+  ch->handed_told = ch->handed;
+  if (ch->closed) return;
+  uint8_t count[8];
+  frame_store_u64(count, ch->handed);
+  uint32_t size = frame_size(0, 0, sizeof(count));
+  uint8_t *at = buffer_reserve(&ch->out, size);
+  if (!at) return; /* the next count says it, or the header does */
+  frame_encode(at, FRAME_SHARED_READ, 0, 0, 0, NULL, 0, NULL, 0, count, sizeof(count));
+  buffer_commit(&ch->out, size);
+}
+
 static void channel_on_poll(uv_poll_t *handle, int status, int events) {
   channel *ch = handle->data;
   if (status < 0) {
@@ -153,11 +185,13 @@ static void channel_on_poll(uv_poll_t *handle, int status, int events) {
   const char *why = NULL;
   int rc = channel_read(ch, CHANNEL_READ_BUDGET, &why);
   if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
+  channel_tell_handed(ch);
   if (rc != 0 && !ch->closed) channel_fail(ch, why);
 }
 
 static void channel_on_prepare(uv_prepare_t *prepare) {
   channel *ch = prepare->data;
+  channel_tell_handed(ch);
   if (ch->input_waiting && !ch->closed) {
     /* Read while a blocking call waited: the socket may hold nothing more,
      * so no readable event would ever bring these frames in. */
@@ -181,6 +215,8 @@ static void channel_on_handle_closed(uv_handle_t *handle) {
     buffer_free(&ch->in);
     buffer_free(&ch->out);
     free(ch->lent_block);
+    if (ch->pool_fd >= 0) close(ch->pool_fd);
+    shm_map_release(ch->pool);
     free(ch);
     if (done) done(arg);
   }
@@ -192,6 +228,7 @@ channel *channel_create(uv_loop_t *loop, uint32_t max_frame_size, const channel_
   if (!ch) return NULL;
   ch->loop = loop;
   ch->fd = -1;
+  ch->pool_fd = -1;
   ch->ref = 1;
   ch->max_frame_size = max_frame_size;
   ch->events = *events;
@@ -287,6 +324,68 @@ static void channel_queued(channel *ch, int flush_now) {
   }
 }
 
+/* The ring is full: the publisher outruns its subscribers, and waits for
+ * the broker to free a slot (writing what it queued, so the broker has it,
+ * and reading meanwhile), as it would wait for a full socket. After
+ * CHANNEL_RING_WAIT_MS without a slot (a subscriber that stopped reading
+ * holds them) it gives up, and payloads take the socket, with its flow
+ * control, until a slot is free again. */
+static uint8_t *channel_wait_ring(channel *ch, uint32_t len, uint32_t *slot, uint32_t *offset) {
+  uint64_t deadline = uv_hrtime() + (uint64_t)CHANNEL_RING_WAIT_MS * 1000000u;
+  for (;;) {
+    if (ch->closed || ch->fd < 0 || channel_write(ch) != 0) return NULL;
+    shm_writer_want(&ch->writer);
+    uint8_t *to = shm_writer_reserve(&ch->writer, len, slot, offset);
+    if (to) return to;
+    uint64_t now = uv_hrtime();
+    if (now >= deadline) {
+      ch->ring_stalled = 1;
+      return NULL;
+    }
+    uint64_t left = deadline - now;
+    shm_writer_wait(&ch->writer, left < 1000000u ? left : 1000000u);
+    const char *why = NULL;
+    size_t before = buffer_length(&ch->in);
+    if (channel_read(ch, CHANNEL_READ_BUDGET, &why) != 0) {
+      channel_fail(ch, why);
+      return NULL;
+    }
+    if (buffer_length(&ch->in) != before) ch->input_waiting = 1;
+  }
+}
+
+/* A PUBLISH whose payload fits in the ring goes through the pool: the
+ * payload is written there, and only the header, the names and a
+ * descriptor go through the socket. 1 when sent so, 0 when it must take
+ * the socket (no pool, no room in the ring now, not a publish). */
+static int channel_send_shared(channel *ch, const uint8_t *head, size_t head_len,
+                               const uint8_t *payload, size_t payload_len, int flush_now) {
+  if (!ch->pool || head_len < FRAME_HEADER_SIZE || head[4] != FRAME_PUBLISH ||
+      payload_len > SHM_PAYLOAD_MAX || head_len + SHM_PUBLISH_DESC_SIZE > ch->max_frame_size)
+    return 0;
+  uint32_t size = (uint32_t)(head_len + SHM_PUBLISH_DESC_SIZE);
+  uint32_t slot, offset;
+  uint8_t *to = shm_writer_reserve(&ch->writer, (uint32_t)payload_len, &slot, &offset);
+  /* No waiting inside a call that was handed shared messages: they hold
+   * slots until it returns, maybe the very ones other publishers wait for. */
+  if (!to && !ch->ring_stalled && !(ch->lent > 0 && ch->lent_shared > 0))
+    to = channel_wait_ring(ch, (uint32_t)payload_len, &slot, &offset);
+  if (!to) return 0;
+  ch->ring_stalled = 0;
+  uint8_t *at = channel_reserve(ch, size);
+  if (!at) return 0;
+  memcpy(to, payload, payload_len);
+  memcpy(at, head, head_len);
+  frame_store_u32(at, size);
+  at[6] |= FRAME_FLAG_SHARED;
+  frame_store_u32(at + head_len, slot);
+  frame_store_u32(at + head_len + 4, offset);
+  frame_store_u32(at + head_len + 8, (uint32_t)payload_len);
+  shm_writer_commit(&ch->writer, slot, offset, (uint32_t)payload_len);
+  channel_commit(ch, size, flush_now);
+  return 1;
+}
+
 int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const uint8_t *payload,
                        size_t payload_len, int flush_now) {
   if (ch->closed) {
@@ -298,6 +397,9 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
     errno = E2BIG;
     return -1;
   }
+  if (payload_len >= BUFFER_PARTS_MIN &&
+      channel_send_shared(ch, head, head_len, payload, payload_len, flush_now))
+    return 0;
   ssize_t sent = 0;
   if (ch->fd >= 0 && payload_len >= BUFFER_PARTS_MIN && buffer_length(&ch->out) == 0) {
     sent = buffer_send_parts(ch->fd, head, head_len, payload, payload_len);
@@ -426,9 +528,35 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
   }
 }
 
+/* The broker's offer of the pool: map it, with the descriptor that came
+ * with it. Without a descriptor, or with an offer this build does not
+ * understand, the process does without (every payload takes the socket). */
+static void channel_take_pool(channel *ch, const frame *f) {
+  int fd = ch->pool_fd;
+  ch->pool_fd = -1;
+  if (ch->pool || fd < 0 || f->payload_len != SHM_OFFER_SIZE ||
+      frame_load_u32(f->payload + 4) != SHM_REGION_SIZE ||
+      frame_load_u32(f->payload + 8) != SHM_SLOTS ||
+      frame_load_u32(f->payload + 12) != SHM_PAYLOAD_MAX) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  ch->pool = shm_pool_map(fd, frame_load_u32(f->payload));
+  if (ch->pool) shm_writer_init(&ch->writer, ch->pool);
+}
+
+/* Whether a shared message's descriptor points inside the pool. */
+static int channel_shared_valid(const channel *ch, const frame *f) {
+  if (!ch->shared_ready || f->payload_len != SHM_MESSAGE_DESC_SIZE) return 0;
+  uint64_t offset = frame_load_u32(f->payload);
+  uint64_t len = frame_load_u32(f->payload + 4);
+  return len > 0 && len <= SHM_PAYLOAD_MAX && offset + len <= SHM_POOL_SIZE;
+}
+
 int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
   size_t offset = 0;
   int count = 0;
+  ch->frames_shared = 0;
   if (channel_unshare(ch) != 0) {
     channel_fail(ch, "out of memory reading from the master");
     return -1;
@@ -459,6 +587,18 @@ int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
       buffer_consume(&ch->in, f.size);
       continue;
     }
+    if (f.type == FRAME_SHARED) {
+      channel_take_pool(ch, &f);
+      buffer_remove(&ch->in, offset, f.size);
+      continue;
+    }
+    if (f.type == FRAME_MESSAGE && (f.flags & FRAME_FLAG_SHARED)) {
+      if (!channel_shared_valid(ch, &f)) {
+        channel_fail(ch, "the master sent a malformed shared message");
+        return -1;
+      }
+      ch->frames_shared++;
+    }
     if (f.type == FRAME_REPLY && f.request_id == 0) {
       /* The broker says why it is about to hang up. */
       snprintf(ch->reason, sizeof(ch->reason), "the master's broker closed the channel: %.*s",
@@ -481,12 +621,17 @@ void channel_consume(channel *ch, size_t len) {
   }
   buffer_consume(&ch->in, len);
   buffer_trim(&ch->in, CHANNEL_KEEP_BUFFER);
+  ch->handed += (uint64_t)ch->frames_shared;
+  ch->frames_shared = 0;
 }
 
 int channel_lend(channel *ch, const uint8_t **data, size_t *len) {
   if (ch->lent > 0) return 0; /* one loan at a time: a nested borrower waits */
   int count = channel_frames(ch, data, len);
-  if (count > 0) ch->lent = *len;
+  if (count > 0) {
+    ch->lent = *len;
+    ch->lent_shared = ch->frames_shared;
+  }
   return count;
 }
 
@@ -496,6 +641,8 @@ void channel_unlend(channel *ch, enum channel_unlend_how how) {
     ch->lent = 0;
     return;
   }
+  ch->handed += (uint64_t)ch->lent_shared;
+  ch->lent_shared = 0;
   if (how == CHANNEL_UNLEND_ABANDON) {
     /* Move the rest out and let the old memory go unreferenced: a leak,
      * for a case that should not happen, rather than a reuse. */
@@ -518,6 +665,21 @@ void channel_unlend(channel *ch, enum channel_unlend_how how) {
   ch->lent = 0;
   buffer_consume(&ch->in, n);
   buffer_trim(&ch->in, CHANNEL_KEEP_BUFFER);
+}
+
+shm_map *channel_pool(const channel *ch) {
+  return ch->pool;
+}
+
+int channel_pool_ready(channel *ch) {
+  if (!ch->pool || ch->shared_ready) return 0;
+  uint32_t size = frame_size(0, 0, 0);
+  uint8_t *at = channel_reserve(ch, size);
+  if (!at) return -1;
+  frame_encode(at, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0);
+  ch->shared_ready = 1;
+  channel_commit(ch, size, 0);
+  return 0;
 }
 
 void channel_set_ref(channel *ch, int ref) {

@@ -89,6 +89,14 @@ enum channel_unlend_how {
 };
 void channel_unlend(channel *ch, enum channel_unlend_how how);
 
+/* The shared pool (shm.h), once the broker offered it and it is mapped;
+ * NULL before, and for good when there is none. */
+struct shm_map;
+struct shm_map *channel_pool(const channel *ch);
+/* Tells the broker that this process reads shared messages from now on
+ * (the owner can give its callback a view of the pool). 0, or -1 with
+ * errno as channel_reserve. */
+int channel_pool_ready(channel *ch);
 /* The broker's maximum frame size (from its hello), or ours until it spoke. */
 uint32_t channel_max_frame_size(const channel *ch);
 

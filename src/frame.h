@@ -6,7 +6,7 @@
  *   0      4     total length of the frame, header included (little-endian)
  *   4      1     type (FRAME_*)
  *   5      1     status: a reply's outcome (FRAME_STATUS_*), else 0
- *   6      2     flags, 0 for now
+ *   6      2     flags (FRAME_FLAG_*)
  *   8      4     endpoint: which store instance on the connection it concerns
  *   12     4     request id: echoed in the reply; 0 when no reply is wanted
  *   16     4     length of field a (a channel name or a namespace)
@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define FRAME_HEADER_SIZE 24u
-#define FRAME_VERSION 1u
+#define FRAME_VERSION 2u
 #define FRAME_MAGIC "CSTO"
 #define FRAME_HELLO_PAYLOAD_SIZE 12u /* magic, version, max frame size */
 #define FRAME_MIN_MAX_SIZE 4096u     /* smallest maximum frame size allowed */
@@ -53,7 +53,17 @@ enum frame_type {
   FRAME_STATS = 14,      /* reply payload = FRAME_STATS_COUNT 8-byte counters */
   FRAME_SYNC = 15,       /* replied after the broker took in all input already sent to it */
   FRAME_REPLY = 16,      /* broker to process: request id, status, payload */
-  FRAME_TYPE_MAX = 16
+  /* The shared pool (shm.h). Broker to process, right after its hello and
+   * with the pool's descriptor passed alongside (SCM_RIGHTS): payload =
+   * SHM_OFFER_SIZE bytes, u32s: the region given to this process, the
+   * region size, the slot count, the largest shared payload. Process to
+   * broker, once the pool is mapped: no payload; from then on the broker
+   * may send this process shared messages. */
+  FRAME_SHARED = 17,
+  /* Process to broker: payload = 8-byte count of the shared messages this
+   * process has finished reading, all told; their slots may be freed. */
+  FRAME_SHARED_READ = 18,
+  FRAME_TYPE_MAX = 18
 };
 
 /* Header flags. */
@@ -61,7 +71,11 @@ enum frame_flag {
   /* Before handling this request, the broker takes in everything the other
    * connections have already sent, so the reply reflects every write that
    * happened before the request. */
-  FRAME_FLAG_BARRIER = 1
+  FRAME_FLAG_BARRIER = 1,
+  /* On PUBLISH (process to broker) and MESSAGE (broker to process): the
+   * payload is not here but in the shared pool, and the frame's payload is
+   * a descriptor (SHM_PUBLISH_DESC_SIZE or SHM_MESSAGE_DESC_SIZE bytes). */
+  FRAME_FLAG_SHARED = 2
 };
 
 enum frame_status {
@@ -90,6 +104,7 @@ enum frame_stat {
   FRAME_STAT_MAX_QUEUED_BYTES, /* the largest one connection's queue has been */
   FRAME_STAT_QUEUE_LIMIT,
   FRAME_STAT_MAX_FRAME_SIZE,
+  FRAME_STAT_SHARED_DELIVERED, /* deliveries whose payload was read from the shared pool */
   FRAME_STATS_COUNT
 };
 

@@ -4,6 +4,7 @@
  * deterministic. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,15 @@
 #include "broker.h"
 #include "check.h"
 #include "frame.h"
+#include "shm.h"
 
 typedef struct peer {
   int fd;
   uint8_t in[1 << 20];
   size_t len;
   int eof;
+  int pool_fd;       /* the shared pool, as the broker passed it */
+  uint32_t region;   /* the region it offered */
 } peer;
 
 static broker *b;
@@ -57,7 +61,7 @@ static void send_frame(peer *p, uint8_t type, uint32_t endpoint, uint32_t id, co
 static void pump(peer *p) {
   for (;;) {
     if (p->len == sizeof(p->in)) return;
-    ssize_t n = recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, MSG_DONTWAIT);
+    ssize_t n = shm_recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, &p->pool_fd);
     if (n > 0) {
       p->len += (size_t)n;
       continue;
@@ -91,6 +95,7 @@ static int next_frame(peer *p, frame *f, uint8_t *payload, size_t cap) {
 
 static void peer_open(peer *p) {
   memset(p, 0, sizeof(*p));
+  p->pool_fd = -1;
   CHECK(broker_connect_pair(b, &p->fd) == 0);
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
   frame_hello_write(hello, 1u << 20);
@@ -103,10 +108,21 @@ static void peer_open(peer *p) {
   CHECK(frame_hello_parse(payload, f.payload_len, &version, &max) == 0);
   CHECK(version == FRAME_VERSION);
   CHECK(max == 1u << 16);
+  /* Then the offer of a region of the shared pool, with the pool. */
+  CHECK(next_frame(p, &f, payload, sizeof(payload)) == 0);
+  CHECK(f.type == FRAME_SHARED && f.payload_len == SHM_OFFER_SIZE);
+  CHECK(p->pool_fd >= 0);
+  p->region = frame_load_u32(payload);
+  CHECK(p->region < SHM_REGIONS);
+  CHECK(frame_load_u32(payload + 4) == SHM_REGION_SIZE);
+  CHECK(frame_load_u32(payload + 8) == SHM_SLOTS);
+  CHECK(frame_load_u32(payload + 12) == SHM_PAYLOAD_MAX);
 }
 
 static void peer_close(peer *p) {
   close(p->fd);
+  if (p->pool_fd >= 0) close(p->pool_fd);
+  p->pool_fd = -1;
   turn(4);
 }
 
@@ -269,6 +285,7 @@ static void test_barrier(void) {
 static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, const char *why) {
   static peer p, ok;
   memset(&p, 0, sizeof(p));
+  p.pool_fd = -1;
   CHECK(broker_connect_pair(b, &p.fd) == 0);
   if (send_hello) {
     uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
@@ -289,6 +306,7 @@ static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, con
   CHECK(got_reason);
   CHECK(p.eof);
   close(p.fd);
+  if (p.pool_fd >= 0) close(p.pool_fd);
   peer_open(&ok);
   CHECK(request(&ok, FRAME_KV_SET, 1, "n", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
   peer_close(&ok);
@@ -414,6 +432,7 @@ static void test_stalled_reader(void) {
   CHECK(slow.eof);
   CHECK(slow_frames < 2000);
   close(slow.fd);
+  close(slow.pool_fd);
   peer_close(&pub);
   peer_close(&other);
 }
@@ -587,6 +606,380 @@ static void test_large_payloads(void) {
   peer_close(&slow);
 }
 
+/* ---- the shared pool ------------------------------------------------------ */
+
+/* A process's side of the pool, as a channel has it. */
+typedef struct sharer {
+  shm_map *map;
+  shm_writer w;
+} sharer;
+
+static void sharer_open(peer *p, sharer *s, int ready) {
+  s->map = shm_pool_map(dup(p->pool_fd), p->region);
+  CHECK(s->map != NULL);
+  if (!s->map) abort();
+  shm_writer_init(&s->w, s->map);
+  if (ready) send_frame(p, FRAME_SHARED, 0, 0, NULL, NULL, NULL, 0, 0);
+}
+
+static void sharer_close(sharer *s) {
+  shm_map_release(s->map);
+  s->map = NULL;
+}
+
+static uint8_t pattern_byte(uint32_t seed, uint32_t i) {
+  return (uint8_t)(seed * 31u + i * 7u + (i >> 8));
+}
+
+/* Writes len bytes of pattern seed into p's ring and publishes them through
+ * the pool; returns the slot, or -1 when the ring has no room. */
+static int publish_shared(peer *p, sharer *s, const char *channel, uint32_t len, uint32_t seed) {
+  uint32_t slot, offset;
+  uint8_t *at = shm_writer_reserve(&s->w, len, &slot, &offset);
+  if (!at) return -1;
+  for (uint32_t i = 0; i < len; i++)
+    at[i] = pattern_byte(seed, i);
+  shm_writer_commit(&s->w, slot, offset, len);
+  uint8_t desc[SHM_PUBLISH_DESC_SIZE];
+  frame_store_u32(desc, slot);
+  frame_store_u32(desc + 4, offset);
+  frame_store_u32(desc + 8, len);
+  send_frame(p, FRAME_PUBLISH, 1, 0, channel, NULL, desc, sizeof(desc), FRAME_FLAG_SHARED);
+  return (int)slot;
+}
+
+static int pattern_ok(const uint8_t *at, uint32_t len, uint32_t seed) {
+  for (uint32_t i = 0; i < len; i++)
+    if (at[i] != pattern_byte(seed, i)) return 0;
+  return 1;
+}
+
+/* Says that p's process read count shared messages, as a channel does: in
+ * its region's header, then in a frame. */
+static void send_read(peer *p, sharer *s, uint64_t count) {
+  uint8_t c[8];
+  if (s) atomic_store(&s->w.header->consumed, count);
+  frame_store_u64(c, count);
+  send_frame(p, FRAME_SHARED_READ, 0, 0, NULL, NULL, c, sizeof(c), 0);
+}
+
+static uint32_t busy_of(sharer *s, int slot) {
+  return atomic_load(&s->w.header->busy[slot]);
+}
+
+/* The next message on p: checks that it carries len bytes of pattern seed,
+ * through the pool (shared) or in the frame. 1 when it does. */
+static int take_message(peer *p, sharer *s, int shared, uint32_t len, uint32_t seed) {
+  static uint8_t payload[1 << 16];
+  frame f;
+  if (next_frame(p, &f, payload, sizeof(payload)) != 0 || f.type != FRAME_MESSAGE) return 0;
+  if (!shared) return !(f.flags & FRAME_FLAG_SHARED) && f.payload_len == len &&
+                      pattern_ok(payload, len, seed);
+  if (!(f.flags & FRAME_FLAG_SHARED) || f.payload_len != SHM_MESSAGE_DESC_SIZE) return 0;
+  uint32_t offset = frame_load_u32(payload);
+  uint32_t got = frame_load_u32(payload + 4);
+  return got == len && (uint64_t)offset + got <= SHM_POOL_SIZE &&
+         pattern_ok(s->map->base + offset, len, seed);
+}
+
+/* A payload published through the pool reaches a subscriber that reads the
+ * pool as a descriptor and one that does not as bytes, in order with the
+ * rest; its slot stays busy until every reader said it read it. */
+static void test_shared_routing(void) {
+  static peer pub, reader, copier;
+  sharer ps, rs;
+  peer_open(&pub);
+  peer_open(&reader);
+  peer_open(&copier);
+  CHECK(pub.region != reader.region && reader.region != copier.region);
+  sharer_open(&pub, &ps, 0);
+  sharer_open(&reader, &rs, 1);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&copier, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  uint64_t shared0 = stat(FRAME_STAT_SHARED_DELIVERED);
+  uint64_t delivered0 = stat(FRAME_STAT_MESSAGES_DELIVERED);
+  uint8_t small[100];
+  for (uint32_t i = 0; i < sizeof(small); i++)
+    small[i] = pattern_byte(1, i);
+  send_frame(&pub, FRAME_PUBLISH, 1, 0, "big", NULL, small, sizeof(small), 0);
+  int slot = publish_shared(&pub, &ps, "big", 20000, 2);
+  CHECK(slot >= 0);
+  send_frame(&pub, FRAME_PUBLISH, 1, 0, "big", NULL, small, sizeof(small), 0);
+  CHECK(take_message(&reader, &rs, 0, sizeof(small), 1));
+  CHECK(take_message(&reader, &rs, 1, 20000, 2));
+  CHECK(take_message(&reader, &rs, 0, sizeof(small), 1));
+  CHECK(take_message(&copier, NULL, 0, sizeof(small), 1));
+  CHECK(take_message(&copier, NULL, 0, 20000, 2));
+  CHECK(take_message(&copier, NULL, 0, sizeof(small), 1));
+  CHECK(stat(FRAME_STAT_SHARED_DELIVERED) == shared0 + 1);
+  CHECK(stat(FRAME_STAT_MESSAGES_DELIVERED) == delivered0 + 6);
+  CHECK(busy_of(&ps, slot) == 1);
+  CHECK(shm_writer_in_flight(&ps.w) == 1);
+  /* The publisher waits for room: freeing the slot wakes it. */
+  shm_writer_want(&ps.w);
+  send_read(&reader, &rs, 1);
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 0);
+  CHECK(atomic_load(&ps.w.header->waiting) == 0);
+  CHECK(shm_writer_in_flight(&ps.w) == 0);
+
+  /* Rounds that fill the ring and wrap around it: every payload arrives
+   * intact, and the ring refuses more than it holds rather than overwrite. */
+  uint64_t read = 1;
+  uint32_t seed = 10;
+  int refused = 0, intact = 1;
+  for (int round = 0; round < 6; round++) {
+    int sent = 0;
+    for (; sent < 70; sent++)
+      if (publish_shared(&pub, &ps, "big", 60000, seed + (uint32_t)sent) < 0) break;
+    if (sent < 70) refused++;
+    for (int i = 0; i < sent; i++) {
+      if (!take_message(&reader, &rs, 1, 60000, seed + (uint32_t)i)) intact = 0;
+      if (!take_message(&copier, NULL, 0, 60000, seed + (uint32_t)i)) intact = 0;
+    }
+    read += (uint64_t)sent;
+    send_read(&reader, &rs, read);
+    turn(2);
+    seed += 100;
+  }
+  CHECK(intact);
+  CHECK(refused == 6); /* 70 payloads are more than a region has slots for */
+  CHECK(shm_writer_in_flight(&ps.w) == 0);
+  sharer_close(&ps);
+  sharer_close(&rs);
+  peer_close(&pub);
+  peer_close(&reader);
+  peer_close(&copier);
+}
+
+/* Reads frames until the broker hangs up; 1 when it said why, with why. */
+static int cut_with(peer *p, const char *why) {
+  frame f;
+  uint8_t text[256];
+  int said = 0;
+  while (next_frame(p, &f, text, sizeof(text) - 1) == 0) {
+    if (f.type == FRAME_REPLY && f.request_id == 0 && f.status == FRAME_STATUS_BAD_REQUEST) {
+      text[f.payload_len < 255 ? f.payload_len : 255] = 0;
+      if (strstr((char *)text, why)) said = 1;
+    }
+  }
+  if (!said) fprintf(stderr, "expected the broker to say '%s'\n", why);
+  return said && p->eof;
+}
+
+/* A process that lies about the pool is cut off, and only it. */
+static void test_shared_bad_input(void) {
+  static peer bad, reader, ok;
+  sharer bs, rs;
+  peer_open(&reader);
+  sharer_open(&reader, &rs, 1);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  uint64_t handed = 0;
+  struct {
+    uint32_t slot, offset, len, desc_size;
+  } cases[] = {
+      {SHM_SLOTS, 0, 20000, SHM_PUBLISH_DESC_SIZE},            /* no such slot */
+      {0, SHM_DATA_SIZE - 100, 20000, SHM_PUBLISH_DESC_SIZE},  /* past the region */
+      {0, 0, 0, SHM_PUBLISH_DESC_SIZE},                        /* empty */
+      {0, 0, SHM_PAYLOAD_MAX + 1, SHM_PUBLISH_DESC_SIZE},      /* too large */
+      {0, 0, 20000, 8},                                        /* short descriptor */
+      {0, 0, 60000, SHM_PUBLISH_DESC_SIZE},                    /* over maxFrameSize */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    peer_open(&bad);
+    uint8_t desc[SHM_PUBLISH_DESC_SIZE];
+    frame_store_u32(desc, cases[i].slot);
+    frame_store_u32(desc + 4, cases[i].offset);
+    frame_store_u32(desc + 8, cases[i].len);
+    /* 60000 bytes fit a frame, but not with a 10000-byte channel name */
+    static char name[10001];
+    memset(name, 'n', 10000);
+    const char *channel = cases[i].len == 60000 ? name : "big";
+    send_frame(&bad, FRAME_PUBLISH, 1, 0, channel, NULL, desc, cases[i].desc_size,
+               FRAME_FLAG_SHARED);
+    CHECK(cut_with(&bad, cases[i].len == 60000 ? "maximum frame size" : "malformed shared publish"));
+    peer_close(&bad);
+  }
+  /* A slot published twice before the broker freed it. */
+  peer_open(&bad);
+  sharer_open(&bad, &bs, 0);
+  int slot = publish_shared(&bad, &bs, "big", 20000, 5);
+  CHECK(take_message(&reader, &rs, 1, 20000, 5));
+  handed++;
+  uint8_t desc[SHM_PUBLISH_DESC_SIZE];
+  frame_store_u32(desc, (uint32_t)slot);
+  frame_store_u32(desc + 4, 0);
+  frame_store_u32(desc + 8, 20000);
+  send_frame(&bad, FRAME_PUBLISH, 1, 0, "big", NULL, desc, sizeof(desc), FRAME_FLAG_SHARED);
+  CHECK(cut_with(&bad, "malformed shared publish"));
+  sharer_close(&bs);
+  peer_close(&bad);
+  /* Counting more reads than deliveries, or a malformed count. */
+  peer_open(&bad);
+  send_read(&bad, NULL, 1);
+  CHECK(cut_with(&bad, "out of step"));
+  peer_close(&bad);
+  peer_open(&bad);
+  send_frame(&bad, FRAME_SHARED_READ, 0, 0, NULL, NULL, "abc", 3, 0);
+  CHECK(cut_with(&bad, "malformed shared read count"));
+  peer_close(&bad);
+  /* The reader, the pool and the others are none the worse. */
+  send_read(&reader, &rs, handed);
+  peer_open(&ok);
+  sharer ks;
+  sharer_open(&ok, &ks, 0);
+  CHECK(publish_shared(&ok, &ks, "big", 30000, 6) >= 0);
+  CHECK(take_message(&reader, &rs, 1, 30000, 6));
+  send_read(&reader, &rs, ++handed);
+  CHECK(request(&ok, FRAME_KV_SET, 1, "n", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(shm_writer_in_flight(&ks.w) == 0);
+  sharer_close(&ks);
+  sharer_close(&rs);
+  peer_close(&ok);
+  peer_close(&reader);
+}
+
+/* When a connection goes: what it published stays readable until read, its
+ * region is not given to anyone before, and what it was handed is freed as
+ * its process (still reading) counts it in the header, or after the grace
+ * period. */
+static void test_shared_gone(void) {
+  static peer pub, reader, late;
+  sharer ps, rs;
+  peer_open(&pub);
+  peer_open(&reader);
+  sharer_open(&pub, &ps, 0);
+  sharer_open(&reader, &rs, 1);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  uint32_t pub_region = pub.region;
+  int slot = publish_shared(&pub, &ps, "big", 40000, 7);
+  turn(2);
+  shm_header *pub_header = ps.w.header;
+  sharer_close(&ps); /* the publisher's process is gone altogether */
+  peer_close(&pub);
+  peer_open(&late);
+  CHECK(late.region != pub_region); /* still in use */
+  CHECK(take_message(&reader, &rs, 1, 40000, 7));
+  CHECK(atomic_load(&shm_header_at(rs.map->base, pub_region)->busy[slot]) == 1);
+  (void)pub_header;
+  send_read(&reader, &rs, 1);
+  turn(2);
+  peer_close(&late);
+  peer_open(&late);
+  CHECK(late.region == pub_region); /* free again, and the lowest */
+  peer_close(&late);
+
+  /* The reader's connection goes while its process still reads: the count
+   * in its header frees the slots. */
+  peer_open(&pub);
+  sharer_open(&pub, &ps, 0);
+  slot = publish_shared(&pub, &ps, "big", 40000, 8);
+  int slot2 = publish_shared(&pub, &ps, "big", 40000, 9);
+  CHECK(take_message(&reader, &rs, 1, 40000, 8));
+  CHECK(take_message(&reader, &rs, 1, 40000, 9));
+  close(reader.fd);
+  turn(4);
+  CHECK(busy_of(&ps, slot) == 1 && busy_of(&ps, slot2) == 1);
+  /* 1 was counted before: the header says so too */
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 1 && busy_of(&ps, slot2) == 1);
+  atomic_store(&rs.w.header->consumed, 2); /* the process read one more */
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 0 && busy_of(&ps, slot2) == 1);
+  /* ... and after the grace period, whatever it never counted. */
+  sleep_ms(150);
+  turn(2);
+  CHECK(busy_of(&ps, slot2) == 0);
+  CHECK(shm_writer_in_flight(&ps.w) == 0);
+  sharer_close(&rs);
+  close(reader.pool_fd);
+  sharer_close(&ps);
+  peer_close(&pub);
+}
+
+/* With every region given out, a connection does without the pool; a
+ * broker without one offers none. */
+static void test_shared_scarce(void) {
+  enum { COUNT = SHM_REGIONS + 3 };
+  static int fds[COUNT];
+  int offers = 0, plain = 0;
+  for (int i = 0; i < COUNT; i++) {
+    CHECK(broker_connect_pair(b, &fds[i]) == 0);
+    uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+    uint8_t f[FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE];
+    frame_hello_write(hello, 1u << 20);
+    uint32_t n = frame_encode(f, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+    CHECK(send(fds[i], f, n, MSG_NOSIGNAL) == (ssize_t)n);
+    uint8_t sync[FRAME_HEADER_SIZE];
+    n = frame_encode(sync, FRAME_SYNC, 0, 0, 9, NULL, 0, NULL, 0, NULL, 0);
+    CHECK(send(fds[i], sync, n, MSG_NOSIGNAL) == (ssize_t)n);
+    /* hello, maybe the offer, then the reply to the sync */
+    uint8_t in[256];
+    size_t len = 0;
+    int fd = -1, done = 0, offered = 0;
+    for (int tries = 0; tries < 2000 && !done; tries++) {
+      turn(1);
+      ssize_t got = shm_recv(fds[i], in + len, sizeof(in) - len, &fd);
+      if (got > 0) len += (size_t)got;
+      size_t at = 0;
+      frame fr;
+      offered = 0;
+      while (frame_decode(in + at, len - at, UINT32_MAX, &fr) == FRAME_OK) {
+        if (fr.type == FRAME_SHARED) offered = 1;
+        if (fr.type == FRAME_REPLY && fr.request_id == 9) done = 1;
+        at += fr.size;
+      }
+    }
+    CHECK(done);
+    offers += offered;
+    CHECK(offered == (fd >= 0));
+    if (fd >= 0)
+      close(fd);
+    else
+      plain++;
+  }
+  if (offers != SHM_REGIONS) fprintf(stderr, "offers: %d\n", offers);
+  CHECK(offers == SHM_REGIONS);
+  CHECK(plain == COUNT - SHM_REGIONS);
+  for (int i = 0; i < COUNT; i++)
+    close(fds[i]);
+  turn(4);
+
+  broker *saved = b;
+  broker_options options;
+  broker_options_default(&options);
+  options.shared = 0;
+  char err[128];
+  CHECK(broker_create(&b, &options, err, sizeof(err)) == 0);
+  int fd;
+  CHECK(broker_connect_pair(b, &fd) == 0);
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  uint8_t f[FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + FRAME_HEADER_SIZE];
+  frame_hello_write(hello, 1u << 20);
+  uint32_t n = frame_encode(f, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+  n += frame_encode(f + n, FRAME_SYNC, 0, 0, 9, NULL, 0, NULL, 0, NULL, 0);
+  CHECK(send(fd, f, n, MSG_NOSIGNAL) == (ssize_t)n);
+  uint8_t in[256];
+  size_t len = 0;
+  int pool = -1, done = 0, offered = 0;
+  for (int tries = 0; tries < 2000 && !done; tries++) {
+    turn(1);
+    ssize_t got = shm_recv(fd, in + len, sizeof(in) - len, &pool);
+    if (got > 0) len += (size_t)got;
+    size_t at = 0;
+    frame fr;
+    while (frame_decode(in + at, len - at, UINT32_MAX, &fr) == FRAME_OK) {
+      if (fr.type == FRAME_SHARED) offered = 1;
+      if (fr.type == FRAME_REPLY && fr.request_id == 9) done = 1;
+      at += fr.size;
+    }
+  }
+  CHECK(done && !offered && pool < 0);
+  close(fd);
+  broker_stop(b);
+  b = saved;
+}
+
 int main(void) {
   broker_options options;
   broker_options_default(&options);
@@ -594,6 +987,7 @@ int main(void) {
   options.queue_limit = 256u * 1024u;
   /* Long enough for a reading peer to make progress even under valgrind. */
   options.stall_ms = 1500;
+  options.shared_grace_ms = 100;
   char err[128];
   if (broker_create(&b, &options, err, sizeof(err)) != 0) {
     fprintf(stderr, "broker_create: %s\n", err);
@@ -607,6 +1001,10 @@ int main(void) {
   test_stalled_reader();
   test_slow_reader_keeps_up();
   test_large_payloads();
+  test_shared_routing();
+  test_shared_bad_input();
+  test_shared_gone();
+  test_shared_scarce();
   broker_stop(b);
   return check_report("broker");
 }

@@ -30,4 +30,6 @@ store.destroy();
 
 expectError(store.client(42));
 expectError(clusterStore.setup({ maxFrameSize: 'big' }));
+expectType<boolean>(clusterStore.setup({ sharedMemory: false }));
+expectError(clusterStore.setup({ sharedMemory: 'no' }));
 expectError(client.has('k'));
