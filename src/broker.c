@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ typedef struct broker_region {
   size_t handed_capacity;
   uint64_t consumed; /* the process's count, as last read */
   uint64_t grace_end; /* loop time after which what is unread is taken back */
+  uint32_t pid;       /* its process, once its connection is gone (0: unknown) */
 } broker_region;
 
 struct broker_conn {
@@ -110,6 +112,7 @@ struct broker_conn {
   broker_conn *write_next;
   int region;       /* its region of the shared pool, or -1 */
   int shared_ready; /* its process reads shared messages */
+  uint32_t pid;     /* its process, as it said (0: not said) */
 };
 
 struct broker {
@@ -520,7 +523,9 @@ static void broker_collect_shared(broker *b) {
     if (!g->taken || g->owner) continue;
     uint64_t consumed =
         atomic_load_explicit(&shm_header_at(b->pool->base, r)->consumed, memory_order_acquire);
-    broker_region_collect(b, r, consumed, now >= g->grace_end);
+    /* A process that no longer exists reads nothing more. */
+    int dead = g->handed_count > 0 && g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH;
+    broker_region_collect(b, r, consumed, dead || now >= g->grace_end);
     broker_region_maybe_free(b, r);
   }
 }
@@ -532,6 +537,7 @@ static void broker_region_release(broker *b, broker_conn *c) {
   broker_region *g = &b->regions[c->region];
   g->owner = NULL;
   g->grace_end = uv_now(&b->loop) + b->options.shared_grace_ms;
+  g->pid = c->pid;
   broker_region_maybe_free(b, (uint32_t)c->region);
   c->region = -1;
 }
@@ -643,9 +649,10 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
     return;
   case FRAME_SHARED:
     /* The process mapped the pool: shared messages may go to it now. */
-    if (c->region >= 0)
+    if (c->region >= 0) {
       c->shared_ready = 1;
-    else
+      if (f->payload_len == 4) c->pid = frame_load_u32(f->payload);
+    } else
       broker_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST, "no shared region given");
     return;
   case FRAME_SHARED_READ:

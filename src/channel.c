@@ -673,10 +673,12 @@ shm_map *channel_pool(const channel *ch) {
 
 int channel_pool_ready(channel *ch) {
   if (!ch->pool || ch->shared_ready) return 0;
-  uint32_t size = frame_size(0, 0, 0);
+  uint8_t pid[4];
+  frame_store_u32(pid, (uint32_t)getpid());
+  uint32_t size = frame_size(0, 0, sizeof(pid));
   uint8_t *at = channel_reserve(ch, size);
   if (!at) return -1;
-  frame_encode(at, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0);
+  frame_encode(at, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, pid, sizeof(pid));
   ch->shared_ready = 1;
   channel_commit(ch, size, 0);
   return 0;

@@ -57,7 +57,8 @@ enum frame_type {
    * with the pool's descriptor passed alongside (SCM_RIGHTS): payload =
    * SHM_OFFER_SIZE bytes, u32s: the region given to this process, the
    * region size, the slot count, the largest shared payload. Process to
-   * broker, once the pool is mapped: no payload; from then on the broker
+   * broker, once the pool is mapped: payload = the process id (4 bytes), so
+   * the broker can tell when the process is gone; from then on the broker
    * may send this process shared messages. */
   FRAME_SHARED = 17,
   /* Process to broker: payload = 8-byte count of the shared messages this

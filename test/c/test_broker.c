@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -893,6 +894,24 @@ static void test_shared_gone(void) {
   CHECK(shm_writer_in_flight(&ps.w) == 0);
   sharer_close(&rs);
   close(reader.pool_fd);
+
+  /* A reader whose process is gone altogether frees its slots at once, not
+   * after the grace period. */
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  CHECK(child > 0 && waitpid(child, NULL, 0) == child);
+  peer_open(&reader);
+  sharer_open(&reader, &rs, 0);
+  uint8_t pid[4];
+  frame_store_u32(pid, (uint32_t)child);
+  send_frame(&reader, FRAME_SHARED, 0, 0, NULL, NULL, pid, sizeof(pid), 0);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  slot = publish_shared(&pub, &ps, "big", 40000, 10);
+  CHECK(take_message(&reader, &rs, 1, 40000, 10));
+  sharer_close(&rs);
+  peer_close(&reader);
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 0); /* well within the 100 ms grace */
   sharer_close(&ps);
   peer_close(&pub);
 }
