@@ -87,7 +87,7 @@ typedef struct broker_region {
   size_t handed_head;
   size_t handed_count;
   size_t handed_capacity;
-  uint64_t consumed; /* the process's count, as last read */
+  uint64_t consumed;  /* the process's count, as last read */
   uint64_t grace_end; /* loop time after which what is unread is taken back */
   uint32_t pid;       /* its process, once its connection is gone (0: unknown) */
 } broker_region;

@@ -55,7 +55,7 @@ struct channel {
   void *released_arg;
   char reason[256];
   /* The shared pool (shm.h), once the broker offered it and it is mapped. */
-  int pool_fd;          /* its descriptor, received and not mapped yet */
+  int pool_fd; /* its descriptor, received and not mapped yet */
   shm_map *pool;
   shm_writer writer;    /* this process's payloads in its region */
   int shared_ready;     /* told the broker that shared messages may come */

@@ -120,8 +120,8 @@ void shm_region_reset(shm_map *m, uint32_t region) {
 #ifdef __linux__
   /* The last owner's payloads are dead: their pages go back to the system
    * (harmless if the kernel cannot punch holes here). */
-  (void)fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)shm_data_offset(region), SHM_DATA_SIZE);
+  (void)fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)shm_data_offset(region),
+                  SHM_DATA_SIZE);
 #endif
 }
 

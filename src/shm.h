@@ -35,13 +35,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SHM_REGIONS 64u                       /* connections that can have a region */
-#define SHM_REGION_SIZE (4u * 1024u * 1024u)  /* bytes a region spans, header included */
-#define SHM_HEADER_SIZE 4096u                 /* the region's header, then its data area */
+#define SHM_REGIONS 64u                      /* connections that can have a region */
+#define SHM_REGION_SIZE (4u * 1024u * 1024u) /* bytes a region spans, header included */
+#define SHM_HEADER_SIZE 4096u                /* the region's header, then its data area */
 #define SHM_DATA_SIZE (SHM_REGION_SIZE - SHM_HEADER_SIZE)
-#define SHM_SLOTS 64u                         /* payloads of one publisher in flight */
-#define SHM_PAYLOAD_MAX (1024u * 1024u)       /* larger payloads take the sockets */
-#define SHM_ALIGN 64u                         /* payloads start on a cache line */
+#define SHM_SLOTS 64u                   /* payloads of one publisher in flight */
+#define SHM_PAYLOAD_MAX (1024u * 1024u) /* larger payloads take the sockets */
+#define SHM_ALIGN 64u                   /* payloads start on a cache line */
 #define SHM_POOL_SIZE ((uint64_t)SHM_REGIONS * SHM_REGION_SIZE)
 
 /* Descriptors carried in frames (little-endian u32s). */
@@ -67,10 +67,10 @@ typedef struct shm_header {
 /* The whole pool as one process maps it. */
 typedef struct shm_map {
   int fd;
-  uint8_t *base;      /* the whole pool: read-only in a process, writable in the broker */
-  uint8_t *region;    /* this process's region, writable (NULL in the broker) */
+  uint8_t *base;   /* the whole pool: read-only in a process, writable in the broker */
+  uint8_t *region; /* this process's region, writable (NULL in the broker) */
   uint32_t region_index;
-  _Atomic int refs;   /* the channel and JavaScript's view of the pool each hold one */
+  _Atomic int refs; /* the channel and JavaScript's view of the pool each hold one */
 } shm_map;
 
 /* Broker side: creates the pool's memory and maps it writable. Returns NULL

@@ -4,8 +4,8 @@
  * deterministic. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdatomic.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +24,8 @@ typedef struct peer {
   uint8_t in[1 << 20];
   size_t len;
   int eof;
-  int pool_fd;       /* the shared pool, as the broker passed it */
-  uint32_t region;   /* the region it offered */
+  int pool_fd;     /* the shared pool, as the broker passed it */
+  uint32_t region; /* the region it offered */
 } peer;
 
 static broker *b;
@@ -674,8 +674,8 @@ static int take_message(peer *p, sharer *s, int shared, uint32_t len, uint32_t s
   static uint8_t payload[1 << 16];
   frame f;
   if (next_frame(p, &f, payload, sizeof(payload)) != 0 || f.type != FRAME_MESSAGE) return 0;
-  if (!shared) return !(f.flags & FRAME_FLAG_SHARED) && f.payload_len == len &&
-                      pattern_ok(payload, len, seed);
+  if (!shared)
+    return !(f.flags & FRAME_FLAG_SHARED) && f.payload_len == len && pattern_ok(payload, len, seed);
   if (!(f.flags & FRAME_FLAG_SHARED) || f.payload_len != SHM_MESSAGE_DESC_SIZE) return 0;
   uint32_t offset = frame_load_u32(payload);
   uint32_t got = frame_load_u32(payload + 4);
@@ -779,12 +779,12 @@ static void test_shared_bad_input(void) {
   struct {
     uint32_t slot, offset, len, desc_size;
   } cases[] = {
-      {SHM_SLOTS, 0, 20000, SHM_PUBLISH_DESC_SIZE},            /* no such slot */
-      {0, SHM_DATA_SIZE - 100, 20000, SHM_PUBLISH_DESC_SIZE},  /* past the region */
-      {0, 0, 0, SHM_PUBLISH_DESC_SIZE},                        /* empty */
-      {0, 0, SHM_PAYLOAD_MAX + 1, SHM_PUBLISH_DESC_SIZE},      /* too large */
-      {0, 0, 20000, 8},                                        /* short descriptor */
-      {0, 0, 60000, SHM_PUBLISH_DESC_SIZE},                    /* over maxFrameSize */
+      {SHM_SLOTS, 0, 20000, SHM_PUBLISH_DESC_SIZE},           /* no such slot */
+      {0, SHM_DATA_SIZE - 100, 20000, SHM_PUBLISH_DESC_SIZE}, /* past the region */
+      {0, 0, 0, SHM_PUBLISH_DESC_SIZE},                       /* empty */
+      {0, 0, SHM_PAYLOAD_MAX + 1, SHM_PUBLISH_DESC_SIZE},     /* too large */
+      {0, 0, 20000, 8},                                       /* short descriptor */
+      {0, 0, 60000, SHM_PUBLISH_DESC_SIZE},                   /* over maxFrameSize */
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     peer_open(&bad);
@@ -798,7 +798,8 @@ static void test_shared_bad_input(void) {
     const char *channel = cases[i].len == 60000 ? name : "big";
     send_frame(&bad, FRAME_PUBLISH, 1, 0, channel, NULL, desc, cases[i].desc_size,
                FRAME_FLAG_SHARED);
-    CHECK(cut_with(&bad, cases[i].len == 60000 ? "maximum frame size" : "malformed shared publish"));
+    CHECK(
+        cut_with(&bad, cases[i].len == 60000 ? "maximum frame size" : "malformed shared publish"));
     peer_close(&bad);
   }
   /* A slot published twice before the broker freed it. */
