@@ -1,12 +1,21 @@
 /* Writes the seed corpus: one file per kind of request a process sends,
  * plus a few sequences, so the fuzzer starts from well-formed streams and
  * mutates from there. Usage: gen_corpus DIR (frame seeds get the 2-byte
- * maximum-size prefix fuzz_frame expects when the name starts "frame-"). */
+ * maximum-size prefix fuzz_frame expects when the name starts "frame-").
+ *
+ * The shared pool has seeds of its own: the frame that says a process
+ * reads shared messages, shared publishes to the channels fuzz_broker's
+ * reader subscribes to, read counts, and descriptors the broker must
+ * refuse. A stream is the first connection's input after its hello, fed to
+ * the broker in slices of 4096 bytes (see fuzz_broker.c); the reader frees
+ * the slots it was handed between two slices, so a seed that reuses slots
+ * pads the first slice to its end. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "frame.h"
+#include "shm.h"
 
 static uint8_t buf[1 << 16];
 
@@ -17,6 +26,33 @@ static size_t put(size_t at, uint8_t type, uint32_t endpoint, uint32_t id, const
   buf[at + 6] = (uint8_t)flags;
   buf[at + 7] = (uint8_t)(flags >> 8);
   return at + n;
+}
+
+/* A shared publish: the payload's slot, its offset in the region's data
+ * area and its length, as the broker reads them. */
+static size_t put_shared(size_t at, uint32_t endpoint, const char *channel, uint32_t slot,
+                         uint32_t offset, uint32_t len) {
+  uint8_t desc[SHM_PUBLISH_DESC_SIZE];
+  frame_store_u32(desc, slot);
+  frame_store_u32(desc + 4, offset);
+  frame_store_u32(desc + 8, len);
+  return put(at, FRAME_PUBLISH, endpoint, 0, channel, NULL, desc, sizeof(desc), FRAME_FLAG_SHARED);
+}
+
+/* A count of shared messages read, all told. */
+static size_t put_read(size_t at, uint64_t count) {
+  uint8_t c[8];
+  frame_store_u64(c, count);
+  return put(at, FRAME_SHARED_READ, 0, 0, NULL, NULL, c, sizeof(c), 0);
+}
+
+/* A frame that takes the stream from at up to the end of its slice (the
+ * next one, when too little of this one is left for a frame). */
+static size_t put_pad(size_t at, size_t slice) {
+  static const uint8_t zeros[8192];
+  size_t end = (at / slice + 1) * slice;
+  if (end - at < FRAME_HEADER_SIZE + 2) end += slice;
+  return put(at, FRAME_KV_SET, 3, 0, "p", "k", zeros, end - at - FRAME_HEADER_SIZE - 2, 0);
 }
 
 static int save(const char *dir, const char *name, const uint8_t *prefix, size_t prefix_len,
@@ -42,7 +78,7 @@ int main(int argc, char **argv) {
   struct {
     const char *name;
     size_t len;
-  } seeds[16];
+  } seeds[32];
   int count = 0;
   size_t n;
 #define SEED(label, expr)                                                                          \
@@ -73,6 +109,24 @@ int main(int argc, char **argv) {
   SEED("stats", put(0, FRAME_STATS, 1, 9, NULL, NULL, NULL, 0, 0));
   SEED("barrier", put(0, FRAME_SYNC, 1, 5, NULL, NULL, NULL, 0, FRAME_FLAG_BARRIER));
   SEED("hello-again", put(0, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0));
+  /* The shared pool. The pid is no process's (over Linux's largest pid):
+   * once the connection is gone, the broker's check finds its process gone
+   * too. */
+  uint8_t pid[4];
+  frame_store_u32(pid, 0x3ffffff0u);
+  SEED("shared-ready", put(0, FRAME_SHARED, 0, 0, NULL, NULL, pid, sizeof(pid), 0));
+  SEED("shared-publish",
+       put_shared(put_shared(put_shared(put_shared(0, 3, "a", 0, 0, 16384), 3, "b", 1, 0, 30000), 3,
+                             "", 2, 0, 45000),
+                  3, "a", 3, 0, 60000));
+  SEED("shared-read", put_read(0, 0));
+  /* Subscribed itself (another endpoint): it is handed its own payload,
+   * reads it, and leaves the second one unread when it goes. */
+  n = put(0, FRAME_SHARED, 0, 0, NULL, NULL, pid, sizeof(pid), 0);
+  n = put(n, FRAME_SUBSCRIBE, 5, 1, "s", NULL, NULL, 0, 0);
+  n = put_shared(n, 6, "s", 8, 0, 20000);
+  n = put_read(n, 1);
+  SEED("shared-self", put_shared(n, 6, "s", 8, 0, 20000));
 #undef SEED
   /* One stream with every request above in a row. */
   uint8_t all[1 << 14];
@@ -87,6 +141,7 @@ int main(int argc, char **argv) {
   }
   memcpy(buf, all, all_len);
   if (save(dir, "everything", NULL, 0, all_len) != 0) return 1;
+  if (save(dir, "frame-everything", frame_prefix, 2, all_len) != 0) return 1;
   /* Large payloads (16 KiB and more go to an idle subscriber's socket
    * straight from the input), to both subscribed channels. */
   static char large[20000];
@@ -95,6 +150,43 @@ int main(int argc, char **argv) {
   n = put(n, FRAME_PUBLISH, 3, 0, "", NULL, large, sizeof(large), 0);
   n = put(n, FRAME_PUBLISH, 3, 0, "a", NULL, large, 3000, 0);
   if (save(dir, "publish-large", NULL, 0, n) != 0) return 1;
-  if (save(dir, "frame-everything", frame_prefix, 2, all_len) != 0) return 1;
+  /* Slots reused once the reader freed them: the same slot again in the
+   * next slice; and more deliveries than the reader's list first holds
+   * (two per publish to ""), after its start has moved on. */
+  n = put_pad(put_shared(0, 3, "a", 0, 0, 16384), 4096);
+  if (save(dir, "shared-reuse", NULL, 0, put_shared(n, 3, "a", 0, 0, 16384)) != 0) return 1;
+  n = 0;
+  for (uint32_t i = 0; i < 10; i++)
+    n = put_shared(n, 3, "", i, i * 16384u, 16384);
+  n = put_pad(n, 4096);
+  for (uint32_t i = 0; i < SHM_SLOTS; i++)
+    n = put_shared(n, 3, "", i, i * 16384u, 16384 + i * 64u);
+  if (save(dir, "shared-many", NULL, 0, n) != 0) return 1;
+  /* Shared frames the broker must refuse (each ends the connection, so
+   * each has a file of its own). */
+  uint8_t short_desc[8] = {0};
+  uint8_t short_count[4] = {1, 0, 0, 0};
+#define BAD(label, expr)                                                                           \
+  do {                                                                                             \
+    n = (expr);                                                                                    \
+    if (save(dir, label, NULL, 0, n) != 0) return 1;                                               \
+    if (save(dir, "frame-" label, frame_prefix, 2, n) != 0) return 1;                              \
+  } while (0)
+  BAD("shared-bad-slot", put_shared(0, 3, "a", SHM_SLOTS, 0, 16384));
+  BAD("shared-bad-offset", put_shared(0, 3, "a", 0, SHM_DATA_SIZE - 1000, 20000));
+  BAD("shared-offset-past", put_shared(0, 3, "a", 0, SHM_DATA_SIZE + 64, 16384));
+  BAD("shared-zero-length", put_shared(0, 3, "a", 0, 0, 0));
+  BAD("shared-too-large", put_shared(0, 3, "a", 0, 0, SHM_PAYLOAD_MAX));
+  BAD("shared-short",
+      put(0, FRAME_PUBLISH, 3, 0, "a", NULL, short_desc, sizeof(short_desc), FRAME_FLAG_SHARED));
+  BAD("shared-busy", put_shared(put_shared(0, 3, "a", 0, 0, 16384), 3, "a", 0, 16384, 16384));
+  BAD("shared-read-short",
+      put(0, FRAME_SHARED_READ, 0, 0, NULL, NULL, short_count, sizeof(short_count), 0));
+  BAD("shared-read-ahead", put_read(0, 5));
+  n = put(0, FRAME_SHARED, 0, 0, NULL, NULL, pid, sizeof(pid), 0);
+  n = put(n, FRAME_SUBSCRIBE, 5, 1, "s", NULL, NULL, 0, 0);
+  n = put_read(put_shared(n, 6, "s", 0, 0, 16384), 1);
+  BAD("shared-read-back", put_read(n, 0));
+#undef BAD
   return 0;
 }
