@@ -37,7 +37,7 @@ var TYPE = {
 var STATUS = { OK: 0, MISSING: 1, NO_MEMORY: 2, BAD_REQUEST: 3 };
 var FLAG_BARRIER = 1;
 var DESCRIPTOR_WORDS = 7;
-var WORD_SHARED = 0x10000; // the payload is in the shared pool, at the offset in word 5
+var WORD_SHARED = 0x10000; // the payload is in the shared pool: region in word 2, offset in word 5
 var STAT_NAMES = [
   'workers', 'workersCutOff', 'framesIn', 'bytesIn', 'messagesPublished', 'messagesDelivered',
   'bytesDelivered', 'channels', 'subscriptions', 'clients', 'keys', 'dataBytes', 'queuedBytes',
@@ -248,8 +248,7 @@ function Connection(options) {
   this.endpoints = new Map();
   this.pending = new Map();
   this.inbox = []; // batches being delivered, oldest first: [bytes, words, next index, pool]
-  this.pool = null; // the shared pool's ArrayBuffer, and a Buffer over it
-  this.poolBytes = null;
+  this.poolBytes = []; // Buffers over the views of the shared pool's regions
   this.nextRequest = 1;
   this.nextEndpoint = 1;
   this.channel = null;
@@ -520,11 +519,11 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
   var aEnd = start + words[i + 4];
   var payload;
   if (words[i] & WORD_SHARED) {
-    if (pool !== this.pool) {
-      this.pool = pool;
-      this.poolBytes = Buffer.from(pool);
-    }
-    payload = this.poolBytes.subarray(words[i + 5], words[i + 5] + words[i + 6]);
+    // pool[r] views region r of the shared pool; a Buffer over each is kept.
+    var r = words[i + 2];
+    var region = this.poolBytes[r];
+    if (region === undefined || region.buffer !== pool[r]) region = this.poolBytes[r] = Buffer.from(pool[r]);
+    payload = region.subarray(words[i + 5], words[i + 5] + words[i + 6]);
   } else {
     var payloadStart = aEnd + words[i + 5];
     payload = bytes.subarray(payloadStart, payloadStart + words[i + 6]);

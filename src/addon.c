@@ -29,9 +29,10 @@
 #include "shm.h"
 
 #define ADDON_DESCRIPTOR_WORDS 7
-/* In a descriptor's first word: the payload is in the shared pool (the
- * third argument of onInput), at the offset in the sixth word. */
+/* In a descriptor's first word: the payload is in the shared pool, whose
+ * regions' views are the third argument of onInput ... */
 #define ADDON_WORD_SHARED (1u << 16)
+/* ... then the third word is the region, and the sixth the offset in it. */
 /* Large payloads (BUFFER_PARTS_MIN) are sent in two parts
  * (channel_send_parts) when the names are this short or shorter. */
 #define ADDON_HEAD_MAX 1024u
@@ -55,8 +56,9 @@ struct addon_channel {
   addon_channel *prev;
   addon_channel *next;
   int released;
-  napi_ref pool;   /* JavaScript's view of the shared pool, once mapped */
-  int pool_failed; /* no view could be made: shared messages are not asked for */
+  napi_ref pool;      /* an Array: element r views region r of the shared pool */
+  uint64_t pool_made; /* the regions viewed so far, one bit each */
+  int pool_failed;    /* no view could be made: shared messages are not asked for */
 };
 
 /* ---- error plumbing ------------------------------------------------------ */
@@ -223,29 +225,49 @@ static void addon_pool_finalize(napi_env env, void *data, void *hint) {
   shm_map_release(hint);
 }
 
-/* Once the channel has mapped the shared pool: a view of it for JavaScript
- * (it keeps the mapping alive as long as it is referenced), then word to
- * the broker that shared messages may come. Without a view, the process
- * still publishes through the pool but reads everything from the socket. */
+/* Makes element r of ac's pool Array a view of region r (an external
+ * ArrayBuffer that keeps the mapping alive while referenced). One view per
+ * region, made when first needed, not one of the whole pool: V8 counts an
+ * external buffer's size as memory pressure, and a 256 MiB one made its
+ * collector run often enough to cost a fifth of small-message throughput.
+ * 0, or -1 (with an exception pending, or external buffers not allowed). */
+static int addon_channel_view(napi_env env, addon_channel *ac, uint32_t r) {
+  if (ac->pool_made & ((uint64_t)1 << r)) return 0;
+  shm_map *m = ac->ch ? channel_pool(ac->ch) : NULL;
+  napi_value pool, view;
+  if (!m || !ac->pool || napi_get_reference_value(env, ac->pool, &pool) != napi_ok || !pool)
+    return -1;
+  shm_map_retain(m);
+  if (napi_create_external_arraybuffer(env, m->base + (size_t)r * SHM_REGION_SIZE, SHM_REGION_SIZE,
+                                       addon_pool_finalize, m, &view) != napi_ok) {
+    shm_map_release(m);
+    return -1;
+  }
+  if (napi_set_element(env, pool, r, view) != napi_ok) return -1;
+  ac->pool_made |= (uint64_t)1 << r;
+  return 0;
+}
+
+/* Once the channel has mapped the shared pool: JavaScript's Array of views
+ * of it, with this process's own region as a first view (which also shows
+ * whether external buffers are allowed here), then word to the broker that
+ * shared messages may come. Without views, the process still publishes
+ * through the pool but reads everything from the socket. */
 static void addon_channel_share_pool(napi_env env, addon_channel *ac) {
   if (ac->pool || ac->pool_failed || !ac->ch) return;
   shm_map *m = channel_pool(ac->ch);
   if (!m) return;
-  napi_value view;
-  shm_map_retain(m);
-  if (napi_create_external_arraybuffer(env, m->base, (size_t)SHM_POOL_SIZE, addon_pool_finalize, m,
-                                       &view) != napi_ok) {
-    shm_map_release(m);
+  napi_value pool;
+  if (napi_create_array_with_length(env, SHM_REGIONS, &pool) != napi_ok ||
+      napi_create_reference(env, pool, 1, &ac->pool) != napi_ok ||
+      addon_channel_view(env, ac, m->region_index) != 0) {
+    if (ac->pool) napi_delete_reference(env, ac->pool);
+    ac->pool = NULL;
     ac->pool_failed = 1;
     bool pending = false;
     napi_value ignored;
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
       napi_get_and_clear_last_exception(env, &ignored);
-    return;
-  }
-  if (napi_create_reference(env, view, 1, &ac->pool) != napi_ok) {
-    ac->pool = NULL;
-    ac->pool_failed = 1;
     return;
   }
   (void)channel_pool_ready(ac->ch); /* failing here means the channel failed, and says so */
@@ -276,8 +298,10 @@ static void addon_channel_finalize(napi_env env, void *data, void *hint) {
   free(ac);
 }
 
-/* The descriptor words for the count frames in data[0..len). */
-static napi_value addon_channel_words(napi_env env, const uint8_t *data, size_t len, int count) {
+/* The descriptor words for the count frames in data[0..len), with a view
+ * of every region a shared message in them lies in. */
+static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uint8_t *data,
+                                      size_t len, int count) {
   napi_value words_buffer, words;
   void *words_data = NULL;
   size_t word_count = (size_t)count * ADDON_DESCRIPTOR_WORDS;
@@ -298,9 +322,16 @@ static napi_value addon_channel_words(napi_env env, const uint8_t *data, size_t 
     w[5] = f.b_len;
     w[6] = f.payload_len;
     if (f.type == FRAME_MESSAGE && (f.flags & FRAME_FLAG_SHARED)) {
-      /* Checked by channel_frames: inside the pool. */
+      /* Checked by channel_frames: inside one region's data area. */
+      uint32_t at = frame_load_u32(f.payload);
+      uint32_t r = at / SHM_REGION_SIZE;
+      if (addon_channel_view(env, ac, r) != 0) {
+        addon_throw_last(env, "channel input");
+        return NULL;
+      }
       w[0] |= ADDON_WORD_SHARED;
-      w[5] = frame_load_u32(f.payload);
+      w[2] = r;
+      w[5] = at - r * SHM_REGION_SIZE;
       w[6] = frame_load_u32(f.payload + 4);
     }
     w += ADDON_DESCRIPTOR_WORDS;
@@ -325,7 +356,7 @@ static napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
   void *copy = NULL;
   napi_value bytes;
   NAPI_CALL(env, napi_create_buffer_copy(env, len, data, &copy, &bytes));
-  napi_value words = addon_channel_words(env, data, len, count);
+  napi_value words = addon_channel_words(env, ac, data, len, count);
   if (!words) return NULL;
   napi_value pool = addon_channel_pool_value(env, ac);
   if (!pool) return NULL;
@@ -379,7 +410,7 @@ static void addon_channel_on_input(channel *ch, void *ctx) {
     napi_value argv[3];
     napi_status st = napi_create_external_arraybuffer(env, (void *)data, len, NULL, NULL, &argv[0]);
     if (st == napi_ok) {
-      argv[1] = addon_channel_words(env, data, len, count);
+      argv[1] = addon_channel_words(env, ac, data, len, count);
       argv[2] = argv[1] ? addon_channel_pool_value(env, ac) : NULL;
       if (!argv[2]) argv[1] = NULL;
       if (argv[1]) addon_channel_call(ac, ac->on_input, 3, argv);

@@ -545,12 +545,15 @@ static void channel_take_pool(channel *ch, const frame *f) {
   if (ch->pool) shm_writer_init(&ch->writer, ch->pool);
 }
 
-/* Whether a shared message's descriptor points inside the pool. */
+/* Whether a shared message's descriptor points inside one region's data
+ * area of the pool. */
 static int channel_shared_valid(const channel *ch, const frame *f) {
   if (!ch->shared_ready || f->payload_len != SHM_MESSAGE_DESC_SIZE) return 0;
   uint64_t offset = frame_load_u32(f->payload);
   uint64_t len = frame_load_u32(f->payload + 4);
-  return len > 0 && len <= SHM_PAYLOAD_MAX && offset + len <= SHM_POOL_SIZE;
+  uint64_t in_region = offset % SHM_REGION_SIZE;
+  return len > 0 && len <= SHM_PAYLOAD_MAX && offset < SHM_POOL_SIZE &&
+         in_region >= SHM_HEADER_SIZE && in_region + len <= SHM_REGION_SIZE;
 }
 
 int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
