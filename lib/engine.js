@@ -121,16 +121,19 @@ var master = {
 function startBroker(options) {
   if (master.started) {
     var running = master.running;
-    if (options.maxFrameSize !== running.maxFrameSize || options.queueLimit !== running.queueLimit) {
+    if (options.maxFrameSize !== running.maxFrameSize || options.queueLimit !== running.queueLimit ||
+        options.sharedMemory !== running.sharedMemory) {
       throw optionError('the broker already runs with maxFrameSize ' + running.maxFrameSize +
-        ' and queueLimit ' + running.queueLimit + '; pass options to setup() in the same turn ' +
-        'as requiring the module, before any store or worker uses it');
+        ', queueLimit ' + running.queueLimit + ' and sharedMemory ' + running.sharedMemory +
+        '; pass options to setup() in the same turn as requiring the module, before any store ' +
+        'or worker uses it');
     }
     return;
   }
   native.brokerStart(options.maxFrameSize, options.queueLimit, options.sharedMemory);
   master.started = true;
-  master.running = { maxFrameSize: options.maxFrameSize, queueLimit: options.queueLimit };
+  master.running = { maxFrameSize: options.maxFrameSize, queueLimit: options.queueLimit,
+    sharedMemory: options.sharedMemory };
   log.master('broker started (max frame %d bytes, queue limit %d bytes)',
     options.maxFrameSize, options.queueLimit);
 }
@@ -264,6 +267,7 @@ function Connection(options) {
 
 Connection.prototype.open = function () {
   var self = this;
+  this.poolBytes = []; // a new channel: the old one's pool views may go
   this.state = 'attaching';
   this.failure = null;
   var channel = native.channelCreate(this.options.maxFrameSize,

@@ -9,8 +9,9 @@
  * one Buffer holding the bytes of every complete frame and a Uint32Array
  * that says where each frame's fields are (ADDON_DESCRIPTOR_WORDS words per
  * frame), so the shim decodes no framing itself. A shared message's payload
- * is not in that Buffer but in the shared pool (shm.h), which JavaScript
- * sees as one read-only ArrayBuffer passed along. */
+ * is not in that Buffer but in the shared pool (shm.h): JavaScript gets an
+ * Array of read-only ArrayBuffers along, one per region of the pool it has
+ * had messages from. */
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
 #include <errno.h>
@@ -340,7 +341,7 @@ static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uin
   return words;
 }
 
-/* Builds [Buffer, Uint32Array] from a copy of the complete frames waiting
+/* Builds [Buffer, Uint32Array, pool views] from a copy of the complete frames waiting
  * on ac, or null when there are none (for channelTake, whose caller keeps
  * the batch as long as it likes). */
 static napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
@@ -463,7 +464,7 @@ static void addon_channel_on_close(channel *ch, const char *reason, void *ctx) {
 
 static const channel_events addon_channel_events = {addon_channel_on_input, addon_channel_on_close};
 
-/* channelCreate(maxFrameSize, onInput(bytes, descriptors), onClose(reason)) */
+/* channelCreate(maxFrameSize, onInput(bytes, descriptors, poolViews), onClose(reason)) */
 static napi_value addon_channel_create(napi_env env, napi_callback_info info) {
   addon *a;
   size_t argc = 3;
@@ -642,6 +643,9 @@ static napi_value addon_channel_send(napi_env env, napi_callback_info info) {
       return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "payload must be a Uint8Array");
   }
   uint32_t size = frame_size((size_t)a_len, (size_t)b_len, payload_len);
+  /* Only the flags JavaScript may set: FRAME_FLAG_SHARED is the channel's
+   * to set, on frames whose payload it put in the pool. */
+  flags &= FRAME_FLAG_BARRIER;
   addon_head h = {(uint8_t)type, (uint16_t)flags, endpoint,      request_id, argv[4],
                   (size_t)a_len, argv[5],         (size_t)b_len, payload_len};
   if (size && payload_len >= BUFFER_PARTS_MIN && h.a_len + h.b_len <= ADDON_HEAD_MAX) {

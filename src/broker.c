@@ -18,9 +18,10 @@
  * subscribers that said they read the pool (and as ordinary frames, copied
  * out of the pool, to the others), and keeps the books: per slot, how many
  * deliveries are unread; per region, the deliveries its process was handed,
- * oldest first. A process reads its deliveries in order and counts them in
- * its region's header, so the broker only has to compare that count with
- * its list, once per loop turn, to know which slots are free again. */
+ * oldest first. A process reads its deliveries in order and says how many
+ * it has read (FRAME_SHARED_READ, and in its region's header for when its
+ * connection is gone), so the broker only has to take that many off the
+ * front of its list to know which slots are free again. */
 #define _GNU_SOURCE
 #include "broker.h"
 
@@ -59,6 +60,10 @@
  * subscriber's queue: one copy of the payload less, where copies are most of
  * the cost. Smaller ones are queued and written in one batch per turn. */
 #define BROKER_DIRECT_NAME_MAX 256u
+/* Shared deliveries one process may have unread before it gets copies
+ * instead: bounds the broker's books for a reader that never says it read
+ * (4 bytes each). */
+#define BROKER_HANDED_MAX 65536u
 
 typedef struct broker_conn broker_conn;
 
@@ -87,9 +92,10 @@ typedef struct broker_region {
   size_t handed_head;
   size_t handed_count;
   size_t handed_capacity;
-  uint64_t consumed;  /* the process's count, as last read */
-  uint64_t grace_end; /* loop time after which what is unread is taken back */
-  uint32_t pid;       /* its process, once its connection is gone (0: unknown) */
+  uint64_t consumed;   /* the process's count, as last read */
+  uint32_t generation; /* which use of the region this is (in the offer and the header) */
+  uint64_t grace_end;  /* loop time after which what is unread is taken back */
+  uint32_t pid;        /* its process, once its connection is gone (0: unknown) */
 } broker_region;
 
 struct broker_conn {
@@ -430,6 +436,7 @@ static int broker_region_take(broker *b, broker_conn *c) {
     broker_region *g = &b->regions[r];
     if (g->taken) continue;
     g->taken = 1;
+    g->generation++;
     g->owner = c;
     g->busy = 0;
     g->unread = 0;
@@ -521,11 +528,22 @@ static void broker_collect_shared(broker *b) {
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
     broker_region *g = &b->regions[r];
     if (!g->taken || g->owner) continue;
-    uint64_t consumed =
+    uint64_t said =
         atomic_load_explicit(&shm_header_at(b->pool->base, r)->consumed, memory_order_acquire);
-    /* A process that no longer exists reads nothing more. */
-    int dead = g->handed_count > 0 && g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH;
-    broker_region_collect(b, r, consumed, dead || now >= g->grace_end);
+    /* A count from another use of the region says nothing about this one;
+     * SHM_COUNT_ALL: the process will read nothing more (its channel is
+     * closed); and a process that no longer exists reads nothing more. */
+    uint64_t consumed = g->consumed;
+    int done = 0;
+    if (said >> SHM_COUNT_BITS == (g->generation & SHM_GENERATION_MASK)) {
+      if ((said & SHM_COUNT_ALL) == SHM_COUNT_ALL)
+        done = 1;
+      else
+        consumed = said & SHM_COUNT_ALL;
+    }
+    if (!done && g->handed_count > 0 && g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH)
+      done = 1;
+    broker_region_collect(b, r, consumed, done || now >= g->grace_end);
     broker_region_maybe_free(b, r);
   }
 }
@@ -582,6 +600,7 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
     broker_conn *to = s.conn;
     if (to->shared_ready && to->region >= 0 && !to->dead &&
+        b->regions[to->region].handed_count < BROKER_HANDED_MAX &&
         broker_region_make_room(&b->regions[to->region]) == 0) {
       uint8_t *at = broker_conn_reserve(to, small);
       if (!at) continue;
@@ -783,6 +802,7 @@ static void broker_greet(broker_conn *c) {
     frame_store_u32(offer + 4, SHM_REGION_SIZE);
     frame_store_u32(offer + 8, SHM_SLOTS);
     frame_store_u32(offer + 12, SHM_PAYLOAD_MAX);
+    frame_store_u32(offer + 16, b->regions[region].generation);
     size_t hello_len = len;
     len += frame_encode(bytes + len, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, offer, sizeof(offer));
     sent = shm_send_fd(c->fd, bytes, len, b->pool->fd);

@@ -57,13 +57,15 @@ struct channel {
   /* The shared pool (shm.h), once the broker offered it and it is mapped. */
   int pool_fd; /* its descriptor, received and not mapped yet */
   shm_map *pool;
-  shm_writer writer;    /* this process's payloads in its region */
-  int shared_ready;     /* told the broker that shared messages may come */
-  int frames_shared;    /* shared messages among the frames channel_frames found */
-  int lent_shared;      /* ... among the frames lent out */
-  uint64_t handed;      /* shared messages handed to the owner and so read */
-  uint64_t handed_told; /* the count last written to the region's header */
-  int ring_stalled;     /* waited for a slot in vain: no waiting until one is free */
+  shm_writer writer;        /* this process's payloads in its region */
+  int shared_ready;         /* told the broker that shared messages may come */
+  int frames_shared;        /* shared messages among the frames channel_frames found */
+  int lent_shared;          /* ... among the frames lent out */
+  uint64_t handed;          /* shared messages handed to the owner and so read */
+  uint64_t handed_told;     /* the count last written to the region's header */
+  uint32_t pool_generation; /* the region's, from the offer (shm_consumed_pack) */
+  int abandoned;            /* told the broker that nothing more will be read here */
+  int ring_stalled;         /* waited for a slot in vain: no waiting until one is free */
 };
 
 static void channel_fail(channel *ch, const char *reason);
@@ -160,9 +162,20 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
  * written over: in a frame, and in the region's header for when the
  * channel is gone but the process still reads what it had received. */
 static void channel_tell_handed(channel *ch) {
-  if (!ch->pool || ch->handed == ch->handed_told) return;
+  if (!ch->pool || ch->abandoned) return;
   shm_header *h = (shm_header *)(void *)ch->pool->region;
-  atomic_store_explicit(&h->consumed, ch->handed, memory_order_release);
+  if (ch->closed && ch->lent == 0) {
+    /* Closed, and no call is reading: whatever was sent here and not read
+     * never will be (the loop hands nothing over after the close), so the
+     * broker may take back every slot this process holds. */
+    atomic_store_explicit(&h->consumed, shm_consumed_pack(ch->pool_generation, SHM_COUNT_ALL),
+                          memory_order_release);
+    ch->abandoned = 1;
+    return;
+  }
+  if (ch->handed == ch->handed_told) return;
+  atomic_store_explicit(&h->consumed, shm_consumed_pack(ch->pool_generation, ch->handed),
+                        memory_order_release);
   ch->handed_told = ch->handed;
   if (ch->closed) return;
   uint8_t count[8];
@@ -191,13 +204,13 @@ static void channel_on_poll(uv_poll_t *handle, int status, int events) {
 
 static void channel_on_prepare(uv_prepare_t *prepare) {
   channel *ch = prepare->data;
-  channel_tell_handed(ch);
   if (ch->input_waiting && !ch->closed) {
     /* Read while a blocking call waited: the socket may hold nothing more,
      * so no readable event would ever bring these frames in. */
     ch->input_waiting = 0;
     if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
   }
+  channel_tell_handed(ch);
   if (!ch->closed && buffer_length(&ch->out) > 0 && !(ch->poll_events & UV_WRITABLE))
     channel_write(ch);
   if (ch->closed && !ch->reported) {
@@ -216,6 +229,11 @@ static void channel_on_handle_closed(uv_handle_t *handle) {
     buffer_free(&ch->out);
     free(ch->lent_block);
     if (ch->pool_fd >= 0) close(ch->pool_fd);
+    if (ch->pool && !ch->abandoned) {
+      shm_header *h = (shm_header *)(void *)ch->pool->region;
+      atomic_store_explicit(&h->consumed, shm_consumed_pack(ch->pool_generation, SHM_COUNT_ALL),
+                            memory_order_release);
+    }
     shm_map_release(ch->pool);
     free(ch);
     if (done) done(arg);
@@ -366,9 +384,11 @@ static int channel_send_shared(channel *ch, const uint8_t *head, size_t head_len
   uint32_t size = (uint32_t)(head_len + SHM_PUBLISH_DESC_SIZE);
   uint32_t slot, offset;
   uint8_t *to = shm_writer_reserve(&ch->writer, (uint32_t)payload_len, &slot, &offset);
-  /* No waiting inside a call that was handed shared messages: they hold
-   * slots until it returns, maybe the very ones other publishers wait for. */
-  if (!to && !ch->ring_stalled && !(ch->lent > 0 && ch->lent_shared > 0))
+  /* No waiting while this process holds shared messages it has not said it
+   * read (inside the call that was handed them, or before the count went
+   * out): they hold slots, maybe the very ones it would wait for. */
+  if (!to && !ch->ring_stalled && !(ch->lent > 0 && ch->lent_shared > 0) &&
+      ch->handed == ch->handed_told)
     to = channel_wait_ring(ch, (uint32_t)payload_len, &slot, &offset);
   if (!to) return 0;
   ch->ring_stalled = 0;
@@ -543,6 +563,7 @@ static void channel_take_pool(channel *ch, const frame *f) {
   }
   ch->pool = shm_pool_map(fd, frame_load_u32(f->payload));
   if (ch->pool) shm_writer_init(&ch->writer, ch->pool);
+  ch->pool_generation = frame_load_u32(f->payload + 16);
 }
 
 /* Whether a shared message's descriptor points inside one region's data

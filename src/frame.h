@@ -56,7 +56,8 @@ enum frame_type {
   /* The shared pool (shm.h). Broker to process, right after its hello and
    * with the pool's descriptor passed alongside (SCM_RIGHTS): payload =
    * SHM_OFFER_SIZE bytes, u32s: the region given to this process, the
-   * region size, the slot count, the largest shared payload. Process to
+   * region size, the slot count, the largest shared payload, the region's
+   * generation (for its consumed count, shm.h). Process to
    * broker, once the pool is mapped: payload = the process id (4 bytes), so
    * the broker can tell when the process is gone; from then on the broker
    * may send this process shared messages. */

@@ -26,10 +26,13 @@ static shm_map *shm_map_new(int fd) {
 
 shm_map *shm_pool_create(void) {
 #ifdef __linux__
-  int fd = memfd_create("socket.io-cluster-store", MFD_CLOEXEC);
+  int fd = memfd_create("socket.io-cluster-store", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return NULL;
-  /* Sparse: pages exist only once a payload is written into them. */
-  if (ftruncate(fd, (off_t)SHM_POOL_SIZE) != 0) {
+  /* Sparse: pages exist only once a payload is written into them. Sealed
+   * at that size: every process gets this descriptor, and one that cut the
+   * pool short would make every mapping of it fault. */
+  if (ftruncate(fd, (off_t)SHM_POOL_SIZE) != 0 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     int saved = errno;
     close(fd);
     errno = saved;
@@ -115,6 +118,7 @@ void shm_map_release(shm_map *m) {
 void shm_region_reset(shm_map *m, uint32_t region) {
   shm_header *h = shm_header_at(m->base, region);
   atomic_store_explicit(&h->consumed, 0, memory_order_relaxed);
+  atomic_store_explicit(&h->waiting, 0, memory_order_relaxed);
   for (uint32_t i = 0; i < SHM_SLOTS; i++)
     atomic_store_explicit(&h->busy[i], 0, memory_order_relaxed);
 #ifdef __linux__

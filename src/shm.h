@@ -21,9 +21,12 @@
  *     slot's busy word in the publisher's header.
  *
  * Every other process maps the pool read-only, and its own region writable,
- * so a process can spoil nothing but its own payloads. The broker trusts
- * nothing it reads from the pool beyond the consumed count, which it checks
- * against what it handed out.
+ * so a stray write in a process cannot spoil other processes' payloads. That
+ * guards against mistakes, not malice: a process holds the pool's
+ * descriptor, and runs as the same user as the master anyway. The pool is
+ * sealed against shrinking and growing, so no process can make the others'
+ * mappings fault, and the broker trusts nothing it reads from the pool
+ * beyond the consumed count, which it checks against what it handed out.
  *
  * The pool is an optimisation only: without it (no memfd, a region shortage,
  * a ring that is full) payloads go through the sockets as before. */
@@ -47,11 +50,24 @@
 /* Descriptors carried in frames (little-endian u32s). */
 #define SHM_PUBLISH_DESC_SIZE 12u /* process to broker: slot, offset in the data area, length */
 #define SHM_MESSAGE_DESC_SIZE 8u  /* broker to process: offset in the pool, length */
-#define SHM_OFFER_SIZE 16u        /* the offer that comes with the pool: see frame.h */
+#define SHM_OFFER_SIZE 20u        /* the offer that comes with the pool: see frame.h */
 
-/* A region's header. The consumed count sits on a line of its own: the
- * process writes it (and tells the broker the same in a FRAME_SHARED_READ;
- * the broker reads it here only once the connection is gone). The busy
+/* A region's consumed count carries the region's generation (which use of
+ * the region it is, from the offer) in its top bits, so a process that
+ * writes after its region was given to another connection is ignored. A
+ * count of SHM_COUNT_ALL means: this process will read nothing more. */
+#define SHM_COUNT_BITS 40u
+#define SHM_COUNT_ALL ((UINT64_C(1) << SHM_COUNT_BITS) - 1)
+#define SHM_GENERATION_MASK ((UINT64_C(1) << (64u - SHM_COUNT_BITS)) - 1)
+static inline uint64_t shm_consumed_pack(uint32_t generation, uint64_t count) {
+  return ((uint64_t)(generation & SHM_GENERATION_MASK) << SHM_COUNT_BITS) |
+         (count < SHM_COUNT_ALL ? count : SHM_COUNT_ALL);
+}
+
+/* A region's header. The consumed count (shm_consumed_pack) sits on a
+ * line of its own: the process writes it (and tells the broker the same in
+ * a FRAME_SHARED_READ; the broker reads it here only once the connection is
+ * gone). The busy
  * words are written by both (the process sets a slot's word, the broker
  * clears it), and so is the waiting word: the process sets it when its
  * ring is full and sleeps on it (a futex), the broker clears it and wakes
@@ -70,7 +86,7 @@ typedef struct shm_map {
   uint8_t *base;   /* the whole pool: read-only in a process, writable in the broker */
   uint8_t *region; /* this process's region, writable (NULL in the broker) */
   uint32_t region_index;
-  _Atomic int refs; /* the channel and JavaScript's view of the pool each hold one */
+  _Atomic int refs; /* the channel and each of JavaScript's views hold one */
 } shm_map;
 
 /* Broker side: creates the pool's memory and maps it writable. Returns NULL
@@ -142,6 +158,9 @@ uint32_t shm_writer_in_flight(shm_writer *w);
 void shm_writer_wait(shm_writer *w, uint64_t timeout_ns);
 static inline void shm_writer_want(shm_writer *w) {
   atomic_store(&w->header->waiting, 1);
+  /* The store above before the loads of the busy words that follow (a
+   * store then a load: only a full fence orders them everywhere). */
+  atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* Broker side, after freeing a slot of region: wakes its process if it

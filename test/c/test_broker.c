@@ -24,8 +24,9 @@ typedef struct peer {
   uint8_t in[1 << 20];
   size_t len;
   int eof;
-  int pool_fd;     /* the shared pool, as the broker passed it */
-  uint32_t region; /* the region it offered */
+  int pool_fd;         /* the shared pool, as the broker passed it */
+  uint32_t region;     /* the region it offered */
+  uint32_t generation; /* ... and that use of the region */
 } peer;
 
 static broker *b;
@@ -114,6 +115,7 @@ static void peer_open(peer *p) {
   CHECK(f.type == FRAME_SHARED && f.payload_len == SHM_OFFER_SIZE);
   CHECK(p->pool_fd >= 0);
   p->region = frame_load_u32(payload);
+  p->generation = frame_load_u32(payload + 16);
   CHECK(p->region < SHM_REGIONS);
   CHECK(frame_load_u32(payload + 4) == SHM_REGION_SIZE);
   CHECK(frame_load_u32(payload + 8) == SHM_SLOTS);
@@ -659,7 +661,7 @@ static int pattern_ok(const uint8_t *at, uint32_t len, uint32_t seed) {
  * its region's header, then in a frame. */
 static void send_read(peer *p, sharer *s, uint64_t count) {
   uint8_t c[8];
-  if (s) atomic_store(&s->w.header->consumed, count);
+  if (s) atomic_store(&s->w.header->consumed, shm_consumed_pack(p->generation, count));
   frame_store_u64(c, count);
   send_frame(p, FRAME_SHARED_READ, 0, 0, NULL, NULL, c, sizeof(c), 0);
 }
@@ -882,10 +884,14 @@ static void test_shared_gone(void) {
   close(reader.fd);
   turn(4);
   CHECK(busy_of(&ps, slot) == 1 && busy_of(&ps, slot2) == 1);
-  /* 1 was counted before: the header says so too */
+  /* 1 was counted before: the header says so too. A count written for
+   * another use of the region (a process that wrote late) is ignored. */
   turn(2);
   CHECK(busy_of(&ps, slot) == 1 && busy_of(&ps, slot2) == 1);
-  atomic_store(&rs.w.header->consumed, 2); /* the process read one more */
+  atomic_store(&rs.w.header->consumed, shm_consumed_pack(reader.generation - 1, SHM_COUNT_ALL));
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 1 && busy_of(&ps, slot2) == 1);
+  atomic_store(&rs.w.header->consumed, shm_consumed_pack(reader.generation, 2)); /* one more */
   turn(2);
   CHECK(busy_of(&ps, slot) == 0 && busy_of(&ps, slot2) == 1);
   /* ... and after the grace period, whatever it never counted. */
@@ -913,6 +919,18 @@ static void test_shared_gone(void) {
   peer_close(&reader);
   turn(2);
   CHECK(busy_of(&ps, slot) == 0); /* well within the 100 ms grace */
+
+  /* So does one whose channel closed: it says it will read nothing more. */
+  peer_open(&reader);
+  sharer_open(&reader, &rs, 1);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  slot = publish_shared(&pub, &ps, "big", 40000, 11);
+  CHECK(take_message(&reader, &rs, 1, 40000, 11));
+  atomic_store(&rs.w.header->consumed, shm_consumed_pack(reader.generation, SHM_COUNT_ALL));
+  sharer_close(&rs);
+  peer_close(&reader);
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 0);
   sharer_close(&ps);
   peer_close(&pub);
 }

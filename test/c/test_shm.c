@@ -39,6 +39,11 @@ static void test_mapping(void) {
   close(fds[1]);
   errno = 0;
   CHECK(shm_pool_map(fds[0], 0) == NULL && errno == EINVAL);
+  /* The pool's size is sealed: no process can cut it short (which would
+   * make every mapping of it fault) or grow it. */
+  errno = 0;
+  CHECK(ftruncate(pool->fd, 0) != 0 && errno == EPERM);
+  CHECK(ftruncate(pool->fd, (off_t)SHM_POOL_SIZE * 2) != 0 && errno == EPERM);
   /* Reset gives the region back clean. */
   atomic_store(&shm_header_at(pool->base, 3)->busy[7], 1);
   atomic_store(&shm_header_at(pool->base, 3)->consumed, 9);

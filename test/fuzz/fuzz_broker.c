@@ -61,10 +61,11 @@
 /* One process's end of its connection. */
 typedef struct peer {
   int fd;
-  int pool_fd;      /* the pool's descriptor as received, until mapped or closed */
-  int fds_received; /* descriptors that came with the bytes: one at most */
-  int offered;      /* the offer frame arrived */
-  uint32_t region;  /* the region it offered */
+  int pool_fd;         /* the pool's descriptor as received, until mapped or closed */
+  int fds_received;    /* descriptors that came with the bytes: one at most */
+  int offered;         /* the offer frame arrived */
+  uint32_t region;     /* the region it offered */
+  uint32_t generation; /* ... and that use of it */
   uint8_t in[1 << 18];
   size_t len;
 } peer;
@@ -137,6 +138,7 @@ static void take_offer(peer *p) {
   if (o.type == FRAME_SHARED) {
     EXPECT(o.payload_len == SHM_OFFER_SIZE && p->pool_fd >= 0);
     p->region = frame_load_u32(o.payload);
+    p->generation = frame_load_u32(o.payload + 16);
     EXPECT(p->region < SHM_REGIONS);
     used += o.size;
   }
@@ -206,7 +208,8 @@ static void reader_take(void) {
  * lets the broker take it in before more input comes. */
 static void reader_report(void) {
   if (reader_shared == reader_reported || !reader_map) return;
-  atomic_store(&((shm_header *)(void *)reader_map->region)->consumed, reader_shared);
+  atomic_store(&((shm_header *)(void *)reader_map->region)->consumed,
+               shm_consumed_pack(reader.generation, reader_shared));
   uint8_t count[8];
   frame_store_u64(count, reader_shared);
   send_frame(reader.fd, FRAME_SHARED_READ, 0, 0, NULL, count, sizeof(count));
