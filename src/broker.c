@@ -96,6 +96,7 @@ typedef struct broker_region {
   uint32_t generation; /* which use of the region this is (in the offer and the header) */
   uint64_t grace_end;  /* loop time after which what is unread is taken back */
   uint32_t pid;        /* its process, once its connection is gone (0: unknown) */
+  int done; /* ... and that process is done with the region (closed, gone, or timed out) */
 } broker_region;
 
 struct broker_conn {
@@ -242,14 +243,26 @@ static void broker_conn_write(broker_conn *c) {
   broker_conn_watch(c);
 }
 
+/* Cuts c off for falling behind (why: SHM_CUT_*), saying why in its
+ * region's header first when it has one, so its process can tell the user
+ * rather than guess between this and the master going away. */
+static void broker_conn_cut(broker_conn *c, uint32_t why) {
+  broker *b = c->owner;
+  if (c->dead) return;
+  if (c->region >= 0)
+    atomic_store_explicit(&shm_header_at(b->pool->base, (uint32_t)c->region)->cut, why,
+                          memory_order_release);
+  b->counters[FRAME_STAT_CONNECTIONS_CUT]++;
+  broker_conn_kill(c);
+}
+
 /* Reserves room for one frame on c's output, or NULL when c cannot take it
  * (dead, out of memory, or cut off for passing the queue limit). */
 static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
   broker *b = c->owner;
   if (c->dead) return NULL;
   if (size == 0 || buffer_length(&c->out) + size > b->options.queue_limit) {
-    b->counters[FRAME_STAT_CONNECTIONS_CUT]++;
-    broker_conn_kill(c);
+    broker_conn_cut(c, SHM_CUT_QUEUE_LIMIT);
     return NULL;
   }
   uint8_t *at = buffer_reserve(&c->out, size);
@@ -436,6 +449,7 @@ static int broker_region_take(broker *b, broker_conn *c) {
     broker_region *g = &b->regions[r];
     if (g->taken) continue;
     g->taken = 1;
+    g->done = 0;
     g->generation++;
     g->owner = c;
     g->busy = 0;
@@ -449,11 +463,12 @@ static int broker_region_take(broker *b, broker_conn *c) {
   return -1;
 }
 
-/* Gives region r back once nothing refers to it: its connection is gone,
- * none of its payloads is unread, none of its deliveries is. */
+/* Gives region r back once nothing refers to it: its connection is gone and
+ * its process is done with it (it may still read the header, to learn why it
+ * was cut off), none of its payloads is unread, none of its deliveries is. */
 static void broker_region_maybe_free(broker *b, uint32_t r) {
   broker_region *g = &b->regions[r];
-  if (!g->taken || g->owner || g->unread > 0 || g->handed_count > 0) return;
+  if (!g->taken || g->owner || !g->done || g->unread > 0 || g->handed_count > 0) return;
   shm_region_reset(b->pool, r);
   free(g->handed);
   g->handed = NULL;
@@ -541,15 +556,16 @@ static void broker_collect_shared(broker *b) {
       else
         consumed = said & SHM_COUNT_ALL;
     }
-    if (!done && g->handed_count > 0 && g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH)
-      done = 1;
-    broker_region_collect(b, r, consumed, done || now >= g->grace_end);
+    if (!done && g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH) done = 1;
+    if (done || now >= g->grace_end) g->done = 1;
+    broker_region_collect(b, r, consumed, g->done);
     broker_region_maybe_free(b, r);
   }
 }
 
-/* c is being reaped: its region stays until what it published is read, and
- * what it was handed is read or its time is up. */
+/* c is being reaped: its region stays until what it published is read and
+ * its process is done with it (says so, is gone, or its time is up); what
+ * it was handed comes back as it reads it, and all of it once it is done. */
 static void broker_region_release(broker *b, broker_conn *c) {
   if (c->region < 0) return;
   broker_region *g = &b->regions[c->region];
@@ -808,6 +824,7 @@ static void broker_greet(broker_conn *c) {
     sent = shm_send_fd(c->fd, bytes, len, b->pool->fd);
     if (sent < 0) {
       b->regions[region].owner = NULL;
+      b->regions[region].done = 1; /* the process never heard of it */
       broker_region_maybe_free(b, (uint32_t)region);
       broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
       return;
@@ -815,6 +832,7 @@ static void broker_greet(broker_conn *c) {
     if (sent == 0) {
       /* The descriptor did not go: this connection does without the pool. */
       b->regions[region].owner = NULL;
+      b->regions[region].done = 1;
       broker_region_maybe_free(b, (uint32_t)region);
       len = hello_len;
     } else {
@@ -941,10 +959,8 @@ static void broker_on_stall_check(uv_timer_t *timer) {
   uv_update_time(&b->loop);
   uint64_t now = uv_now(&b->loop);
   for (broker_conn *c = b->conns; c; c = c->next) {
-    if (!c->dead && c->congested && now - c->progress >= b->options.stall_ms) {
-      b->counters[FRAME_STAT_CONNECTIONS_CUT]++;
-      broker_conn_kill(c);
-    }
+    if (!c->dead && c->congested && now - c->progress >= b->options.stall_ms)
+      broker_conn_cut(c, SHM_CUT_STALLED);
   }
 }
 

@@ -91,6 +91,24 @@ static int channel_unshare(channel *ch) {
   return 0;
 }
 
+/* Why the channel broke: what the broker wrote in this process's region
+ * before cutting it off, when it did, else the caller's general reason. */
+static const char *channel_broken(const channel *ch, const char *otherwise) {
+  uint32_t cut = SHM_CUT_NONE;
+  if (ch->pool)
+    cut =
+        atomic_load_explicit(&((shm_header *)(void *)ch->pool->region)->cut, memory_order_acquire);
+  if (cut == SHM_CUT_STALLED)
+    return "the master cut this process off: it stopped reading its channel while messages "
+           "waited for it (a blocked event loop?); the stores reconnect by themselves, and "
+           "messages published meanwhile are lost to this process";
+  if (cut == SHM_CUT_QUEUE_LIMIT)
+    return "the master cut this process off: more than queueLimit bytes waited for it (it reads "
+           "slower than others publish: raise queueLimit or publish less); the stores reconnect "
+           "by themselves, and messages published meanwhile are lost to this process";
+  return otherwise;
+}
+
 static void channel_set_events(channel *ch, int events) {
   if (ch->closed || !ch->poll_started || events == ch->poll_events) return;
   if (uv_poll_start(&ch->poll, events, ch->poll.poll_cb) != 0) {
@@ -114,7 +132,8 @@ static int channel_write(channel *ch) {
       channel_set_events(ch, UV_READABLE | UV_WRITABLE | UV_DISCONNECT);
       return 0;
     }
-    channel_fail(ch, "the channel to the master broke (the master exited or cut this process off)");
+    channel_fail(ch, channel_broken(ch, "the channel to the master broke (the master exited or "
+                                        "cut this process off)"));
     return -1;
   }
   if (ch->closed) return -1;
@@ -151,7 +170,8 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-    *why = "the master closed the channel (it exited, or cut this process off for not reading)";
+    *why = channel_broken(ch, "the master closed the channel (it exited, or cut this process off "
+                              "for not reading)");
     return -1;
   }
   return 0;
@@ -426,8 +446,8 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
     if (sent < 0) {
       /* As for a queued frame whose write fails: the owner hears of it
        * from the loop. */
-      channel_fail(ch,
-                   "the channel to the master broke (the master exited or cut this process off)");
+      channel_fail(ch, channel_broken(ch, "the channel to the master broke (the master exited or "
+                                          "cut this process off)"));
       return 0;
     }
     if ((size_t)sent == size) return 0;

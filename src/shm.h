@@ -56,6 +56,10 @@
  * the region it is, from the offer) in its top bits, so a process that
  * writes after its region was given to another connection is ignored. A
  * count of SHM_COUNT_ALL means: this process will read nothing more. */
+/* Why the broker cut a connection off, in its region's header: the process
+ * finds its channel closed and can say why. */
+enum shm_cut { SHM_CUT_NONE = 0, SHM_CUT_STALLED = 1, SHM_CUT_QUEUE_LIMIT = 2 };
+
 #define SHM_COUNT_BITS 40u
 #define SHM_COUNT_ALL ((UINT64_C(1) << SHM_COUNT_BITS) - 1)
 #define SHM_GENERATION_MASK ((UINT64_C(1) << (64u - SHM_COUNT_BITS)) - 1)
@@ -76,7 +80,8 @@ typedef struct shm_header {
   _Atomic uint64_t consumed; /* shared deliveries this process has finished reading */
   uint8_t pad[56];
   _Atomic uint32_t waiting;
-  uint8_t pad2[60];
+  _Atomic uint32_t cut; /* why the broker cut this process off (SHM_CUT_*), before it hangs up */
+  uint8_t pad2[56];
   _Atomic uint32_t busy[SHM_SLOTS]; /* 1 from the process's write until the broker frees it */
 } shm_header;
 

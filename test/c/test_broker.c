@@ -122,8 +122,20 @@ static void peer_open(peer *p) {
   CHECK(frame_load_u32(payload + 12) == SHM_PAYLOAD_MAX);
 }
 
+/* As a channel does when it is released: says in its region's header that
+ * it will read nothing more, so the broker may give the region out again. */
+static void peer_done(peer *p) {
+  if (p->pool_fd < 0) return;
+  shm_map *m = shm_pool_map(dup(p->pool_fd), p->region);
+  if (!m) return;
+  atomic_store(&((shm_header *)(void *)m->region)->consumed,
+               shm_consumed_pack(p->generation, SHM_COUNT_ALL));
+  shm_map_release(m);
+}
+
 static void peer_close(peer *p) {
   close(p->fd);
+  peer_done(p);
   if (p->pool_fd >= 0) close(p->pool_fd);
   p->pool_fd = -1;
   turn(4);
@@ -426,6 +438,15 @@ static void test_stalled_reader(void) {
   }
   CHECK(received == 2000);
   CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before + 1);
+  /* It was told why, in its region of the shared pool. */
+  shm_map *slow_map = shm_pool_map(dup(slow.pool_fd), slow.region);
+  CHECK(slow_map != NULL);
+  if (slow_map) {
+    uint32_t why = atomic_load(&shm_header_at(slow_map->base, slow.region)->cut);
+    if (why != SHM_CUT_STALLED) fprintf(stderr, "cut: %u\n", why);
+    CHECK(why == SHM_CUT_STALLED);
+    shm_map_release(slow_map);
+  }
   CHECK(stat(FRAME_STAT_MAX_QUEUED_BYTES) <= 256u * 1024u);
   /* The slow peer finds the end of the stream after what was queued. */
   size_t slow_frames = 0;
