@@ -220,6 +220,15 @@ static void addon_channel_drop_callbacks(napi_env env, addon_channel *ac) {
   ac->on_input = ac->on_close = ac->pool = NULL;
 }
 
+/* Drops an exception a call left pending, for a failure that has its own
+ * way out (a fallback), not one JavaScript must hear of. */
+static void addon_clear_pending(napi_env env) {
+  bool pending = false;
+  napi_value ignored;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
+    napi_get_and_clear_last_exception(env, &ignored);
+}
+
 static void addon_pool_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)data;
@@ -265,10 +274,7 @@ static void addon_channel_share_pool(napi_env env, addon_channel *ac) {
     if (ac->pool) napi_delete_reference(env, ac->pool);
     ac->pool = NULL;
     ac->pool_failed = 1;
-    bool pending = false;
-    napi_value ignored;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
-      napi_get_and_clear_last_exception(env, &ignored);
+    addon_clear_pending(env);
     return;
   }
   (void)channel_pool_ready(ac->ch); /* failing here means the channel failed, and says so */
@@ -427,11 +433,7 @@ static void addon_channel_on_input(channel *ch, void *ctx) {
       return;
     }
     channel_unlend(ch, CHANNEL_UNLEND_UNREAD);
-    bool pending = false;
-    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
-      napi_value ignored;
-      napi_get_and_clear_last_exception(env, &ignored);
-    }
+    addon_clear_pending(env); /* the copying way below */
   }
   if (count >= 0) {
     /* No external buffers here (or nothing to lend): the copying way. */

@@ -427,7 +427,14 @@ static void broker_deliver(broker *b, broker_subscriber s, const frame *f, uint3
   b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
 }
 
-static void broker_publish(broker *b, const frame *f, broker_conn *from) {
+static int broker_deliver_shared(broker *b, broker_subscriber s, const frame *f, uint32_t size,
+                                 uint32_t id);
+
+/* Routes f, whose payload is in hand, to the subscribers of its channel.
+ * shared_id: the pool-wide slot the payload lies in, whose descriptor goes
+ * to the subscribers that read the pool; UINT32_MAX when it is not in the
+ * pool. */
+static void broker_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
   b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
   broker_channel *ch = table_get(b->channels, f->a, f->a_len);
   if (!ch) return;
@@ -436,6 +443,7 @@ static void broker_publish(broker *b, const frame *f, broker_conn *from) {
   for (size_t i = 0; i < ch->count; i++) {
     broker_subscriber s = ch->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
+    if (shared_id != UINT32_MAX && broker_deliver_shared(b, s, f, size, shared_id) == 0) continue;
     broker_deliver(b, s, f, size, direct);
   }
 }
@@ -576,6 +584,35 @@ static void broker_region_release(broker *b, broker_conn *c) {
   c->region = -1;
 }
 
+/* A delivery of the payload in pool-wide slot id (f's payload points at it)
+ * to s as a descriptor: 0, or -1 when s does not read the pool (or its books
+ * are full), and takes an ordinary copy instead. */
+static int broker_deliver_shared(broker *b, broker_subscriber s, const frame *f, uint32_t size,
+                                 uint32_t id) {
+  broker_conn *to = s.conn;
+  if (!to->shared_ready || to->region < 0 || to->dead) return -1;
+  broker_region *tg = &b->regions[to->region];
+  if (tg->handed_count >= BROKER_HANDED_MAX || broker_region_make_room(tg) != 0) return -1;
+  uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
+  uint8_t *at = broker_conn_reserve(to, small);
+  if (!at) return 0; /* cut off: nothing more goes to it */
+  uint8_t desc[SHM_MESSAGE_DESC_SIZE];
+  frame_store_u32(desc, (uint32_t)(f->payload - b->pool->base));
+  frame_store_u32(desc + 4, f->payload_len);
+  frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, desc, sizeof(desc));
+  at[6] = FRAME_FLAG_SHARED;
+  tg->handed[(tg->handed_head + tg->handed_count) % tg->handed_capacity] = id;
+  tg->handed_count++;
+  broker_region *g = &b->regions[id / SHM_SLOTS];
+  g->slot_unread[id % SHM_SLOTS]++;
+  g->unread++;
+  broker_conn_committed(to, small);
+  b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
+  b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
+  b->counters[FRAME_STAT_SHARED_DELIVERED]++;
+  return 0;
+}
+
 /* A PUBLISH whose payload waits in the publisher's region: subscribers that
  * read the pool get a descriptor of it, the others a copy from the pool. */
 static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) {
@@ -597,45 +634,12 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
     broker_protocol_error(from, "shared publish over the maximum frame size");
     return;
   }
-  b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
   broker_region *g = &b->regions[r];
   g->busy |= (uint64_t)1 << slot;
-  uint64_t at_pool = shm_data_offset((uint32_t)r) + offset;
   frame copy = *f;
-  copy.payload = b->pool->base + at_pool;
+  copy.payload = b->pool->base + shm_data_offset((uint32_t)r) + offset;
   copy.payload_len = len;
-  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
-  uint32_t id = (uint32_t)r * SHM_SLOTS + slot;
-  uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
-  uint8_t desc[SHM_MESSAGE_DESC_SIZE];
-  frame_store_u32(desc, (uint32_t)at_pool);
-  frame_store_u32(desc + 4, len);
-  int direct = len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
-  for (size_t i = 0; ch && i < ch->count; i++) {
-    broker_subscriber s = ch->subscribers[i];
-    if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
-    broker_conn *to = s.conn;
-    if (to->shared_ready && to->region >= 0 && !to->dead &&
-        b->regions[to->region].handed_count < BROKER_HANDED_MAX &&
-        broker_region_make_room(&b->regions[to->region]) == 0) {
-      uint8_t *at = broker_conn_reserve(to, small);
-      if (!at) continue;
-      frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, desc,
-                   sizeof(desc));
-      at[6] = FRAME_FLAG_SHARED;
-      broker_region *tg = &b->regions[to->region];
-      tg->handed[(tg->handed_head + tg->handed_count) % tg->handed_capacity] = id;
-      tg->handed_count++;
-      g->slot_unread[slot]++;
-      g->unread++;
-      broker_conn_committed(to, small);
-      b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
-      b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
-      b->counters[FRAME_STAT_SHARED_DELIVERED]++;
-      continue;
-    }
-    broker_deliver(b, s, &copy, size, direct);
-  }
+  broker_route(b, &copy, from, (uint32_t)r * SHM_SLOTS + slot);
   if (g->slot_unread[slot] == 0) broker_slot_free(b, (uint32_t)r, slot);
 }
 
@@ -680,7 +684,7 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
     if (f->flags & FRAME_FLAG_SHARED)
       broker_publish_shared(b, f, c);
     else
-      broker_publish(b, f, c);
+      broker_route(b, f, c, UINT32_MAX);
     return;
   case FRAME_SHARED:
     /* The process mapped the pool: shared messages may go to it now. */
@@ -811,7 +815,7 @@ static void broker_greet(broker_conn *c) {
   frame_hello_write(hello, b->options.max_frame_size);
   size_t len = frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
   ssize_t sent = 0;
-  int region = b->options.shared && buffer_length(&c->out) == 0 ? broker_region_take(b, c) : -1;
+  int region = buffer_length(&c->out) == 0 ? broker_region_take(b, c) : -1;
   if (region >= 0) {
     uint8_t offer[SHM_OFFER_SIZE];
     frame_store_u32(offer, (uint32_t)region);
@@ -822,19 +826,16 @@ static void broker_greet(broker_conn *c) {
     size_t hello_len = len;
     len += frame_encode(bytes + len, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, offer, sizeof(offer));
     sent = shm_send_fd(c->fd, bytes, len, b->pool->fd);
-    if (sent < 0) {
-      b->regions[region].owner = NULL;
-      b->regions[region].done = 1; /* the process never heard of it */
-      broker_region_maybe_free(b, (uint32_t)region);
-      broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
-      return;
-    }
-    if (sent == 0) {
-      /* The descriptor did not go: this connection does without the pool. */
+    if (sent <= 0) {
+      /* The descriptor did not go: the process never heard of the region. */
       b->regions[region].owner = NULL;
       b->regions[region].done = 1;
       broker_region_maybe_free(b, (uint32_t)region);
-      len = hello_len;
+      if (sent < 0) {
+        broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
+        return;
+      }
+      len = hello_len; /* this connection does without the pool */
     } else {
       c->region = region;
       c->progress = uv_now(&b->loop);

@@ -95,9 +95,7 @@ static int channel_unshare(channel *ch) {
  * before cutting it off, when it did, else the caller's general reason. */
 static const char *channel_broken(const channel *ch, const char *otherwise) {
   uint32_t cut = SHM_CUT_NONE;
-  if (ch->pool)
-    cut =
-        atomic_load_explicit(&((shm_header *)(void *)ch->pool->region)->cut, memory_order_acquire);
+  if (ch->pool) cut = atomic_load_explicit(&ch->writer.header->cut, memory_order_acquire);
   if (cut == SHM_CUT_STALLED)
     return "the master cut this process off: it stopped reading its channel while messages "
            "waited for it (a blocked event loop?); the stores reconnect by themselves, and "
@@ -107,6 +105,22 @@ static const char *channel_broken(const channel *ch, const char *otherwise) {
            "slower than others publish: raise queueLimit or publish less); the stores reconnect "
            "by themselves, and messages published meanwhile are lost to this process";
   return otherwise;
+}
+
+/* The channel broke writing to the master. */
+static void channel_fail_broken(channel *ch) {
+  channel_fail(ch, channel_broken(ch, "the channel to the master broke (the master exited or cut "
+                                      "this process off)"));
+}
+
+/* Says in the region's header that this process will read nothing more, so
+ * the broker may take back every slot it holds and, once gone, its region. */
+static void channel_abandon_shared(channel *ch) {
+  if (!ch->pool || ch->abandoned) return;
+  atomic_store_explicit(&ch->writer.header->consumed,
+                        shm_consumed_pack(ch->pool_generation, SHM_COUNT_ALL),
+                        memory_order_release);
+  ch->abandoned = 1;
 }
 
 static void channel_set_events(channel *ch, int events) {
@@ -132,8 +146,7 @@ static int channel_write(channel *ch) {
       channel_set_events(ch, UV_READABLE | UV_WRITABLE | UV_DISCONNECT);
       return 0;
     }
-    channel_fail(ch, channel_broken(ch, "the channel to the master broke (the master exited or "
-                                        "cut this process off)"));
+    channel_fail_broken(ch);
     return -1;
   }
   if (ch->closed) return -1;
@@ -183,19 +196,15 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
  * channel is gone but the process still reads what it had received. */
 static void channel_tell_handed(channel *ch) {
   if (!ch->pool || ch->abandoned) return;
-  shm_header *h = (shm_header *)(void *)ch->pool->region;
   if (ch->closed && ch->lent == 0) {
     /* Closed, and no call is reading: whatever was sent here and not read
-     * never will be (the loop hands nothing over after the close), so the
-     * broker may take back every slot this process holds. */
-    atomic_store_explicit(&h->consumed, shm_consumed_pack(ch->pool_generation, SHM_COUNT_ALL),
-                          memory_order_release);
-    ch->abandoned = 1;
+     * never will be (the loop hands nothing over after the close). */
+    channel_abandon_shared(ch);
     return;
   }
   if (ch->handed == ch->handed_told) return;
-  atomic_store_explicit(&h->consumed, shm_consumed_pack(ch->pool_generation, ch->handed),
-                        memory_order_release);
+  atomic_store_explicit(&ch->writer.header->consumed,
+                        shm_consumed_pack(ch->pool_generation, ch->handed), memory_order_release);
   ch->handed_told = ch->handed;
   if (ch->closed) return;
   uint8_t count[8];
@@ -249,11 +258,7 @@ static void channel_on_handle_closed(uv_handle_t *handle) {
     buffer_free(&ch->out);
     free(ch->lent_block);
     if (ch->pool_fd >= 0) close(ch->pool_fd);
-    if (ch->pool && !ch->abandoned) {
-      shm_header *h = (shm_header *)(void *)ch->pool->region;
-      atomic_store_explicit(&h->consumed, shm_consumed_pack(ch->pool_generation, SHM_COUNT_ALL),
-                            memory_order_release);
-    }
+    channel_abandon_shared(ch);
     shm_map_release(ch->pool);
     free(ch);
     if (done) done(arg);
@@ -446,8 +451,7 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
     if (sent < 0) {
       /* As for a queued frame whose write fails: the owner hears of it
        * from the loop. */
-      channel_fail(ch, channel_broken(ch, "the channel to the master broke (the master exited or "
-                                          "cut this process off)"));
+      channel_fail_broken(ch);
       return 0;
     }
     if ((size_t)sent == size) return 0;

@@ -16,10 +16,27 @@
 #include <time.h>
 #endif
 
-static shm_map *shm_map_new(int fd) {
+/* After a failure: lets go of what was mapped and of fd, keeping errno. */
+static shm_map *shm_fail(int fd, void *base, void *region) {
+  int saved = errno;
+  if (region) munmap(region, SHM_REGION_SIZE);
+  if (base) munmap(base, SHM_POOL_SIZE);
+  close(fd);
+  errno = saved;
+  return NULL;
+}
+
+/* A map that owns fd and its mappings, or NULL (ENOMEM, all let go). */
+static shm_map *shm_map_new(int fd, uint8_t *base, uint8_t *region, uint32_t region_index) {
   shm_map *m = calloc(1, sizeof(*m));
-  if (!m) return NULL;
+  if (!m) {
+    errno = ENOMEM;
+    return shm_fail(fd, base, region);
+  }
   m->fd = fd;
+  m->base = base;
+  m->region = region;
+  m->region_index = region_index;
   atomic_init(&m->refs, 1);
   return m;
 }
@@ -32,29 +49,11 @@ shm_map *shm_pool_create(void) {
    * at that size: every process gets this descriptor, and one that cut the
    * pool short would make every mapping of it fault. */
   if (ftruncate(fd, (off_t)SHM_POOL_SIZE) != 0 ||
-      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return NULL;
-  }
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+    return shm_fail(fd, NULL, NULL);
   void *base = mmap(NULL, SHM_POOL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return NULL;
-  }
-  shm_map *m = shm_map_new(fd);
-  if (!m) {
-    munmap(base, SHM_POOL_SIZE);
-    close(fd);
-    errno = ENOMEM;
-    return NULL;
-  }
-  m->base = base;
-  m->region_index = UINT32_MAX;
-  return m;
+  if (base == MAP_FAILED) return shm_fail(fd, NULL, NULL);
+  return shm_map_new(fd, base, NULL, UINT32_MAX);
 #else
   errno = ENOSYS;
   return NULL;
@@ -63,44 +62,16 @@ shm_map *shm_pool_create(void) {
 
 shm_map *shm_pool_map(int fd, uint32_t region_index) {
   struct stat st;
-  if (region_index >= SHM_REGIONS) {
-    close(fd);
+  if (region_index >= SHM_REGIONS || fstat(fd, &st) != 0 || (uint64_t)st.st_size != SHM_POOL_SIZE) {
     errno = EINVAL;
-    return NULL;
-  }
-  if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != SHM_POOL_SIZE) {
-    close(fd);
-    errno = EINVAL;
-    return NULL;
+    return shm_fail(fd, NULL, NULL);
   }
   void *base = mmap(NULL, SHM_POOL_SIZE, PROT_READ, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return NULL;
-  }
+  if (base == MAP_FAILED) return shm_fail(fd, NULL, NULL);
   void *region = mmap(NULL, SHM_REGION_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
                       (off_t)region_index * SHM_REGION_SIZE);
-  if (region == MAP_FAILED) {
-    int saved = errno;
-    munmap(base, SHM_POOL_SIZE);
-    close(fd);
-    errno = saved;
-    return NULL;
-  }
-  shm_map *m = shm_map_new(fd);
-  if (!m) {
-    munmap(region, SHM_REGION_SIZE);
-    munmap(base, SHM_POOL_SIZE);
-    close(fd);
-    errno = ENOMEM;
-    return NULL;
-  }
-  m->base = base;
-  m->region = region;
-  m->region_index = region_index;
-  return m;
+  if (region == MAP_FAILED) return shm_fail(fd, base, NULL);
+  return shm_map_new(fd, base, region, region_index);
 }
 
 void shm_map_retain(shm_map *m) {
