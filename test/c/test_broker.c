@@ -296,6 +296,21 @@ static void test_barrier(void) {
   }
 }
 
+/* Reads frames until the broker hangs up; 1 when it said why, with why. */
+static int cut_with(peer *p, const char *why) {
+  frame f;
+  uint8_t text[256];
+  int said = 0;
+  while (next_frame(p, &f, text, sizeof(text) - 1) == 0) {
+    if (f.type == FRAME_REPLY && f.request_id == 0 && f.status == FRAME_STATUS_BAD_REQUEST) {
+      text[f.payload_len < 255 ? f.payload_len : 255] = 0;
+      if (strstr((char *)text, why)) said = 1;
+    }
+  }
+  if (!said) fprintf(stderr, "expected the broker to say '%s'\n", why);
+  return said && p->eof;
+}
+
 /* Protocol errors: the broker says why, then hangs up; others go on. */
 static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, const char *why) {
   static peer p, ok;
@@ -308,18 +323,7 @@ static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, con
     send_frame(&p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
   }
   CHECK(send(p.fd, bytes, len, MSG_NOSIGNAL) == (ssize_t)len);
-  frame f;
-  uint8_t text[256] = {0};
-  int got_reason = 0;
-  while (next_frame(&p, &f, text, sizeof(text) - 1) == 0) {
-    if (f.type == FRAME_REPLY && f.request_id == 0 && f.status == FRAME_STATUS_BAD_REQUEST) {
-      text[f.payload_len < 255 ? f.payload_len : 255] = 0;
-      if (strstr((char *)text, why)) got_reason = 1;
-    }
-  }
-  if (!got_reason) fprintf(stderr, "expected a refusal saying '%s'\n", why);
-  CHECK(got_reason);
-  CHECK(p.eof);
+  CHECK(cut_with(&p, why));
   close(p.fd);
   if (p.pool_fd >= 0) close(p.pool_fd);
   peer_open(&ok);
@@ -777,21 +781,6 @@ static void test_shared_routing(void) {
   peer_close(&copier);
 }
 
-/* Reads frames until the broker hangs up; 1 when it said why, with why. */
-static int cut_with(peer *p, const char *why) {
-  frame f;
-  uint8_t text[256];
-  int said = 0;
-  while (next_frame(p, &f, text, sizeof(text) - 1) == 0) {
-    if (f.type == FRAME_REPLY && f.request_id == 0 && f.status == FRAME_STATUS_BAD_REQUEST) {
-      text[f.payload_len < 255 ? f.payload_len : 255] = 0;
-      if (strstr((char *)text, why)) said = 1;
-    }
-  }
-  if (!said) fprintf(stderr, "expected the broker to say '%s'\n", why);
-  return said && p->eof;
-}
-
 /* A process that lies about the pool is cut off, and only it. */
 static void test_shared_bad_input(void) {
   static peer bad, reader, ok;
@@ -957,6 +946,34 @@ static void test_shared_gone(void) {
   peer_close(&pub);
 }
 
+/* Says hello on a raw connection and syncs: 1 once the broker's hello, its
+ * offer of the shared pool if any (*offered, the descriptor in *pool) and
+ * the reply to the sync have come. */
+static int greet_raw(int fd, int *offered, int *pool) {
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  uint8_t f[FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + FRAME_HEADER_SIZE];
+  frame_hello_write(hello, 1u << 20);
+  uint32_t n = frame_encode(f, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+  n += frame_encode(f + n, FRAME_SYNC, 0, 0, 9, NULL, 0, NULL, 0, NULL, 0);
+  if (send(fd, f, n, MSG_NOSIGNAL) != (ssize_t)n) return 0;
+  uint8_t in[256];
+  size_t len = 0;
+  for (int tries = 0; tries < 2000; tries++) {
+    turn(1);
+    ssize_t got = shm_recv(fd, in + len, sizeof(in) - len, pool);
+    if (got > 0) len += (size_t)got;
+    size_t at = 0;
+    frame fr;
+    *offered = 0;
+    while (frame_decode(in + at, len - at, UINT32_MAX, &fr) == FRAME_OK) {
+      if (fr.type == FRAME_SHARED) *offered = 1;
+      if (fr.type == FRAME_REPLY && fr.request_id == 9) return 1;
+      at += fr.size;
+    }
+  }
+  return 0;
+}
+
 /* With every region given out, a connection does without the pool; a
  * broker without one offers none. */
 static void test_shared_scarce(void) {
@@ -965,32 +982,8 @@ static void test_shared_scarce(void) {
   int offers = 0, plain = 0;
   for (int i = 0; i < COUNT; i++) {
     CHECK(broker_connect_pair(b, &fds[i]) == 0);
-    uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-    uint8_t f[FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE];
-    frame_hello_write(hello, 1u << 20);
-    uint32_t n = frame_encode(f, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
-    CHECK(send(fds[i], f, n, MSG_NOSIGNAL) == (ssize_t)n);
-    uint8_t sync[FRAME_HEADER_SIZE];
-    n = frame_encode(sync, FRAME_SYNC, 0, 0, 9, NULL, 0, NULL, 0, NULL, 0);
-    CHECK(send(fds[i], sync, n, MSG_NOSIGNAL) == (ssize_t)n);
-    /* hello, maybe the offer, then the reply to the sync */
-    uint8_t in[256];
-    size_t len = 0;
-    int fd = -1, done = 0, offered = 0;
-    for (int tries = 0; tries < 2000 && !done; tries++) {
-      turn(1);
-      ssize_t got = shm_recv(fds[i], in + len, sizeof(in) - len, &fd);
-      if (got > 0) len += (size_t)got;
-      size_t at = 0;
-      frame fr;
-      offered = 0;
-      while (frame_decode(in + at, len - at, UINT32_MAX, &fr) == FRAME_OK) {
-        if (fr.type == FRAME_SHARED) offered = 1;
-        if (fr.type == FRAME_REPLY && fr.request_id == 9) done = 1;
-        at += fr.size;
-      }
-    }
-    CHECK(done);
+    int fd = -1, offered = 0;
+    CHECK(greet_raw(fds[i], &offered, &fd));
     offers += offered;
     CHECK(offered == (fd >= 0));
     if (fd >= 0)
@@ -1011,30 +1004,10 @@ static void test_shared_scarce(void) {
   options.shared = 0;
   char err[128];
   CHECK(broker_create(&b, &options, err, sizeof(err)) == 0);
-  int fd;
+  int fd, pool = -1, offered = 0;
   CHECK(broker_connect_pair(b, &fd) == 0);
-  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-  uint8_t f[FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + FRAME_HEADER_SIZE];
-  frame_hello_write(hello, 1u << 20);
-  uint32_t n = frame_encode(f, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
-  n += frame_encode(f + n, FRAME_SYNC, 0, 0, 9, NULL, 0, NULL, 0, NULL, 0);
-  CHECK(send(fd, f, n, MSG_NOSIGNAL) == (ssize_t)n);
-  uint8_t in[256];
-  size_t len = 0;
-  int pool = -1, done = 0, offered = 0;
-  for (int tries = 0; tries < 2000 && !done; tries++) {
-    turn(1);
-    ssize_t got = shm_recv(fd, in + len, sizeof(in) - len, &pool);
-    if (got > 0) len += (size_t)got;
-    size_t at = 0;
-    frame fr;
-    while (frame_decode(in + at, len - at, UINT32_MAX, &fr) == FRAME_OK) {
-      if (fr.type == FRAME_SHARED) offered = 1;
-      if (fr.type == FRAME_REPLY && fr.request_id == 9) done = 1;
-      at += fr.size;
-    }
-  }
-  CHECK(done && !offered && pool < 0);
+  CHECK(greet_raw(fd, &offered, &pool));
+  CHECK(!offered && pool < 0);
   close(fd);
   broker_stop(b);
   b = saved;
