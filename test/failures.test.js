@@ -7,6 +7,7 @@ var fs = require('fs');
 var os = require('os');
 var path = require('path');
 var harness = require('./support/cluster');
+var readJsonLines = require('./support/jsonl').readJsonLines;
 
 function sleep(ms) {
   return new Promise(function (r) { setTimeout(r, ms); });
@@ -129,11 +130,6 @@ describe('when the master is killed (SIGKILL) while workers have calls pending',
     });
   }
 
-  function read(file) {
-    if (!fs.existsSync(file)) return [];
-    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map(function (l) { return JSON.parse(l); });
-  }
-
   it('fails every pending and later callback with an Error within ~1 s, and the workers do not crash', async function () {
     this.timeout(30000);
     var files = {};
@@ -145,7 +141,7 @@ describe('when the master is killed (SIGKILL) while workers have calls pending',
     // the calls are being answered
     await harness.waitFor(function () {
       return [1, 2].every(function (w) {
-        return read(files[w]).filter(function (r) { return r.ev === 'cb' && r.err === null; }).length >= 5;
+        return readJsonLines(files[w]).filter(function (r) { return r.ev === 'cb' && r.err === null; }).length >= 5;
       });
     }, 10000, 'answered calls');
     // Stop the master so calls pile up unanswered, then kill it.
@@ -156,10 +152,10 @@ describe('when the master is killed (SIGKILL) while workers have calls pending',
     var tKill = Date.now();
     await cluster.waitExit(5000);
     await harness.waitFor(function () {
-      return [1, 2].every(function (w) { return read(files[w]).some(function (r) { return r.ev === 'done'; }); });
+      return [1, 2].every(function (w) { return readJsonLines(files[w]).some(function (r) { return r.ev === 'done'; }); });
     }, 10000, 'both workers to finish watching');
     [1, 2].forEach(function (w) {
-      var recs = read(files[w]);
+      var recs = readJsonLines(files[w]);
       var label = 'worker ' + w + ': ';
       assert.deepStrictEqual(recs.filter(function (r) { return r.ev === 'uncaught'; }), [], label + 'crashed');
       var done = recs.find(function (r) { return r.ev === 'done'; });
