@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// Load (issue #6, item 7): W cluster workers (default 8, on 2 CPUs), C
+// Load: W cluster workers (default 8, on 2 CPUs), C
 // channels (default 10k), M messages in total (default 1M) published by the
 // workers, through this package's broker.
 //

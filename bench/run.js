@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// Side-by-side benchmark (issue #4): this package's store (`cluster`)
+// Side-by-side benchmark: this package's store (`cluster`)
 // against strong-cluster-socket.io-store (`strong`), socket.io 0.9's
 // RedisStore on a local redis-server (`redis`), and the floor: a raw
 // AF_UNIX socketpair between processes (`socketpair`) and node's own IPC

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// Stress without sticky sessions (issue #3).
+// Stress without sticky sessions.
 //
 // For each store x transport: a cluster master (child process) forks W
 // workers running socket.io 0.9.19 on one shared port with that store, and

@@ -1,5 +1,5 @@
 'use strict';
-// Issue #3: no sticky sessions needed. socket.io 0.9.19 with ClusterStore
+// No sticky sessions needed: socket.io 0.9.19 with ClusterStore
 // in 4 cluster workers on one port, node's default round-robin scheduling,
 // a few hundred clients connecting at once, one transport at a time. Driven
 // by bench/stress.js's run() (the same fixture `npm run stress` prints the
@@ -52,7 +52,7 @@ function get(port, path) {
   });
 }
 
-describe('no sticky sessions (issue #3): ClusterStore, ' + WORKERS + ' workers, round-robin', function () {
+describe('no sticky sessions: ClusterStore, ' + WORKERS + ' workers, round-robin', function () {
   stress.TRANSPORTS.forEach(function (transport) {
     describe(CLIENTS + ' ' + transport + ' clients connecting at once', function () {
       var row;

@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 6: bad input, across 2 workers. Values JSON cannot hold
+// Bad input, across 2 workers. Values JSON cannot hold
 // (cycles and BigInt round-trip faithfully; functions and symbols get a
 // clear TypeError), keys, ids and channel names that are not strings (a
 // clear TypeError, through the callback for client calls, thrown for

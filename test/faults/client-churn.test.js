@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 5: 100k clients (store-level: client ids) connected and
+// Client churn: 100k clients (store-level: client ids) connected and
 // disconnected one after another, as socket.io does: a couple of keys set,
 // then client.destroy(1), which keeps the data one second and then drops
 // it. After the expirations the broker's counters (clients, keys,

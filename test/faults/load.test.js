@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 7, reduced: bench/load.js with 100k messages (8 workers,
+// Load, reduced: bench/load.js with 100k messages (8 workers,
 // 10k channels plus a common one). load.js itself checks that every
 // subscriber got exactly what was addressed to it, in order per publisher,
 // and that nobody was cut off; here its JSON result is checked again, with

@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 2: the master's JavaScript blocked for 2 s (a busy loop,
+// The master's JavaScript blocked for 2 s (a busy loop,
 // started over IPC). The broker runs on a thread of its own, so during the
 // block publishes and get/set between workers must keep flowing. Workers
 // timestamp every delivery and reply; the test counts those that fall

@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 3: the master killed (SIGKILL) while workers have requests
+// The master killed (SIGKILL) while workers have requests
 // in flight. Every pending callback and every later one must get a clear
 // Error within a second, nothing may hang, and no worker may crash: node's
 // cluster makes a worker exit (code 0) when its IPC channel to the master

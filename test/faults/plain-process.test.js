@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 4, outside a cluster: a plain process (the broker runs in
+// A slow reader outside a cluster: a plain process (the broker runs in
 // it) whose store is cut off for not reading must hear of it like a worker
 // does: the request in flight fails, 'error', then 'reconnect', and new
 // publishes arrive; an open store keeps the process alive meanwhile.

@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 4: a worker that stops reading its channel (its event loop
+// A slow worker: one that stops reading its channel (its event loop
 // blocked by a busy loop for a few seconds) while another worker floods
 // 64 KiB publishes, with the master set up as
 // setup({ maxFrameSize: 1 << 20, queueLimit: 4 << 20 }). The broker must

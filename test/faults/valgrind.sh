@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Leak and memory-error checks under valgrind (issue #6, item 5).
+# Leak and memory-error checks under valgrind.
 #
 #   test/faults/valgrind.sh [c|node|all]      (default: all)
 #

@@ -1,5 +1,5 @@
 'use strict';
-// Issue #6, item 1: a worker SIGKILLed in the middle of a publish burst
+// A worker SIGKILLed in the middle of a publish burst
 // (it publishes and subscribes). The master must not crash, the broker
 // must drop the dead worker's subscriptions, every other worker must keep
 // receiving everything addressed to it (a second publisher's sequence
