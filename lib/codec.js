@@ -7,12 +7,12 @@
 //    reused buffer. It keeps what JSON loses: undefined, array holes, NaN,
 //    Infinity, -0, Dates, the "__proto__" key as data.
 //  - V8 (first byte 2): anything else (Map, Set, RegExp, BigInt, typed
-//    arrays, Buffers, class instances, shared references and cycles, very
-//    deep nesting) goes through V8's structured-clone serializer, which
-//    round-trips them.
+//    arrays, Buffers, class instances, shared references and cycles) goes
+//    through V8's structured-clone serializer, which round-trips them.
 //
 // What neither can hold (functions, symbols) is refused with a TypeError
-// rather than silently changed.
+// rather than silently changed, and so is a value nested deeper than
+// MAX_DEPTH: every process that receives it must be able to decode it.
 //
 // The split is for speed: V8's serializer costs a few microseconds per
 // small value in allocations and wrapper objects, several times what the
@@ -20,6 +20,7 @@
 // worker.
 
 var v8 = require('v8');
+var types = require('util').types;
 
 var FORM_COMPACT = 1;
 var FORM_V8 = 2;
@@ -38,13 +39,25 @@ var T_OBJECT = 10;
 var T_DATE = 11;
 var T_BARE_OBJECT = 12; // an object without a prototype
 
-var MAX_DEPTH = 64; // deeper (or cyclic) structures take the V8 form
+// The deepest nesting a value may have. Both decoders recurse once per
+// level: V8's deserializer reads ~1,950 levels of objects on node 20's
+// default stack (~1,550 when called 3,000 frames deep), though its
+// serializer writes ~3,100; the compact decoder reads ~5,900. A value
+// deeper than this is refused at the sender, with room left for the
+// stack of whatever delivers the message.
+var MAX_DEPTH = 1000;
+// The fewest bytes one level of nesting takes in the V8 form (a Set: its
+// tag, its end tag, its count): a V8-form value shorter than
+// MAX_DEPTH * V8_MIN_LEVEL_BYTES cannot be too deep, and is not walked.
+var V8_MIN_LEVEL_BYTES = 3;
 var objectProto = Object.prototype;
 var arrayProto = Array.prototype;
 var dateProto = Date.prototype;
 
 // Thrown inside the compact encoder to fall back to the V8 form.
 var NOT_COMPACT = { notCompact: true };
+// Thrown inside the compact encoder for a value nested too deep.
+var TOO_DEEP = { tooDeep: true };
 
 // Doubles go through this pair of views (the platform's byte order is
 // little-endian on every target the addon builds for).
@@ -168,7 +181,7 @@ function writeValue(v, depth) {
         out[pos++] = T_NULL;
         return;
       }
-      if (depth >= MAX_DEPTH) throw NOT_COMPACT;
+      if (depth >= MAX_DEPTH) throw TOO_DEEP;
       visit(v);
       var proto = Object.getPrototypeOf(v);
       if (proto === arrayProto) {
@@ -211,10 +224,55 @@ function writeValue(v, depth) {
   }
 }
 
+// Whether a value for the V8 form nests deeper than MAX_DEPTH, counting
+// each object where V8 first meets it (it writes a reference after that),
+// in V8's order: own enumerable keys, Map entries, Set values, an Error's
+// cause.
+function tooDeep(v, depth, met) {
+  if (typeof v !== 'object' || v === null || met.has(v)) return false;
+  met.add(v);
+  if (depth >= MAX_DEPTH) return true;
+  if (types.isMap(v)) {
+    var found = false;
+    Map.prototype.forEach.call(v, function (value, key) {
+      if (!found) found = tooDeep(key, depth + 1, met) || tooDeep(value, depth + 1, met);
+    });
+    return found;
+  }
+  if (types.isSet(v)) {
+    var deep = false;
+    Set.prototype.forEach.call(v, function (value) {
+      if (!deep) deep = tooDeep(value, depth + 1, met);
+    });
+    return deep;
+  }
+  if (types.isAnyArrayBuffer(v) || types.isArrayBufferView(v) || types.isDate(v) ||
+      types.isRegExp(v) || types.isBoxedPrimitive(v)) {
+    return false;
+  }
+  if (types.isNativeError(v)) {
+    var cause = Object.getOwnPropertyDescriptor(v, 'cause');
+    return !!cause && tooDeep(cause.value, depth + 1, met);
+  }
+  var keys = Object.keys(v);
+  for (var k = 0; k < keys.length; k++) {
+    if (tooDeep(v[keys[k]], depth + 1, met)) return true;
+  }
+  return false;
+}
+
 function valueError(value, what, err) {
   var e = new TypeError('socket.io-cluster-store: cannot store ' + what + ': ' +
     (err && err.message ? err.message : String(err)) + ' (values must be data: JSON values, ' +
     'Dates, Maps, Sets, typed arrays, BigInts; not functions or symbols)');
+  e.code = 'ERR_CLUSTER_STORE_VALUE';
+  return e;
+}
+
+function depthError(what) {
+  var e = new TypeError('socket.io-cluster-store: cannot store ' + what + ': it is nested more than ' +
+    MAX_DEPTH + ' levels deep, deeper than every process can decode (flatten it, or send it as a ' +
+    'JSON string)');
   e.code = 'ERR_CLUSTER_STORE_VALUE';
   return e;
 }
@@ -234,6 +292,7 @@ function encode(value, what) {
     writeValue(value, 0);
     return out.subarray(0, pos);
   } catch (err) {
+    if (err === TOO_DEEP) throw depthError(what);
     if (err !== NOT_COMPACT) throw err;
   } finally {
     busy = false;
@@ -248,7 +307,23 @@ function encodeV8(value, what) {
   try {
     bytes = v8.serialize(value);
   } catch (err) {
-    throw valueError(value, what, err);
+    // V8's serializer runs out of stack past ~2,000-3,000 levels: say why.
+    var deepAlso = false;
+    try {
+      deepAlso = tooDeep(value, 0, new Set());
+    } catch (e) {
+      // the serializer's own error says more
+    }
+    throw deepAlso ? depthError(what) : valueError(value, what, err);
+  }
+  if (bytes.length > MAX_DEPTH * V8_MIN_LEVEL_BYTES) {
+    var deep;
+    try {
+      deep = tooDeep(value, 0, new Set());
+    } catch (err) {
+      throw valueError(value, what, err);
+    }
+    if (deep) throw depthError(what);
   }
   var copy = Buffer.allocUnsafe(bytes.length + 1);
   copy[0] = FORM_V8;

@@ -96,3 +96,64 @@ describe('value codec', function () {
     }
   });
 });
+
+// Issue #16: values from clients are hostile input.
+describe('value codec: hostile values', function () {
+  function nested(depth, make) {
+    var v = 'bottom';
+    for (var i = 0; i < depth; i++) v = make(v);
+    return v;
+  }
+  function deepObject(v) { return { a: v }; }
+
+  // Item 1: V8's serializer writes ~3,100 levels of objects but its
+  // deserializer reads only ~1,950 (fewer on a deeper stack): a value the
+  // receivers cannot decode must be refused at the sender.
+  it('refuses values nested deeper than every process can decode, naming the call', function () {
+    var kinds = {
+      object: deepObject,
+      array: function (v) { return [v]; },
+      'object with a Map (V8 form)': function (v) { return { m: new Map([['k', v]]) }; },
+      Set: function (v) { return new Set([v]); },
+      'sparse array': function (v) { var a = []; a[5] = v; return a; }
+    };
+    Object.keys(kinds).forEach(function (kind) {
+      [2000, 2500, 3000].forEach(function (depth) {
+        assert.throws(function () { codec.encode(nested(depth, kinds[kind]), 'the value of "deep"'); }, function (err) {
+          assert.ok(err instanceof TypeError, kind + ' ' + depth + ': ' + err.stack);
+          assert.strictEqual(err.code, 'ERR_CLUSTER_STORE_VALUE');
+          assert.match(err.message, /^socket\.io-cluster-store: cannot store the value of "deep": /);
+          assert.match(err.message, /nested more than 1000 levels deep/, err.message);
+          return true;
+        }, kind + ' at depth ' + depth);
+      });
+    });
+    assert.deepStrictEqual(roundTrip({ ok: [1, 'two'] }), { ok: [1, 'two'] });
+  });
+
+  it('round-trips values nested up to the limit, in either form', function () {
+    // The top-level array and the 999 objects in it: 1000 levels.
+    // (assert.deepStrictEqual recurses too deep for these: walked down.)
+    function levels(v, down) {
+      var n = 0;
+      while (typeof v === 'object') {
+        v = down(v);
+        n++;
+      }
+      assert.strictEqual(v, 'bottom');
+      return n;
+    }
+    var v = [nested(999, deepObject)];
+    var bytes = Buffer.from(codec.encode(v, 'x'));
+    assert.strictEqual(bytes[0], 1, 'compact form');
+    assert.strictEqual(levels(codec.decode(bytes)[0], function (x) { return x.a; }), 999);
+    var m = [nested(999, function (x) { return new Map([[1, x]]); })];
+    var mb = Buffer.from(codec.encode(m, 'x'));
+    assert.strictEqual(mb[0], 2, 'V8 form');
+    assert.strictEqual(levels(codec.decode(mb)[0], function (x) { return x.get(1); }), 999);
+    // Shared references are written once: depth counts the first visit.
+    var shared = nested(900, deepObject);
+    var wide = { a: shared, b: { c: shared } };
+    assert.deepStrictEqual(roundTrip(wide), wide);
+  });
+});
