@@ -38,6 +38,7 @@ var T_HOLE = 9;
 var T_OBJECT = 10;
 var T_DATE = 11;
 var T_BARE_OBJECT = 12; // an object without a prototype
+var T_HOLES = 13; // a run of array holes: varint count
 
 // The deepest nesting a value may have. Both decoders recurse once per
 // level: V8's deserializer reads ~1,950 levels of objects on node 20's
@@ -50,6 +51,10 @@ var MAX_DEPTH = 1000;
 // tag, its end tag, its count): a V8-form value shorter than
 // MAX_DEPTH * V8_MIN_LEVEL_BYTES cannot be too deep, and is not walked.
 var V8_MIN_LEVEL_BYTES = 3;
+// A run of this many holes in an array switches the encoder from visiting
+// every index to visiting the array's own keys, so an array of length
+// 2^32-1 with few items costs what its items cost.
+var SPARSE_RUN = 32;
 var objectProto = Object.prototype;
 var arrayProto = Array.prototype;
 var dateProto = Date.prototype;
@@ -189,15 +194,18 @@ function writeValue(v, depth) {
         ensure(6);
         out[pos++] = T_ARRAY;
         writeVarint(n);
+        var holes = 0;
         for (var i = 0; i < n; i++) {
           var item = v[i];
           if (item === undefined && !(i in v)) {
-            ensure(1);
-            out[pos++] = T_HOLE;
+            if (++holes === SPARSE_RUN) return writeSparse(v, n, i + 1 - holes, depth);
           } else {
+            if (holes > 0) writeHoles(holes);
+            holes = 0;
             writeValue(item, depth + 1);
           }
         }
+        if (holes > 0) writeHoles(holes);
         return;
       }
       if (proto === objectProto || proto === null) {
@@ -222,6 +230,35 @@ function writeValue(v, depth) {
     default: // bigint, function, symbol
       throw NOT_COMPACT;
   }
+}
+
+function writeHoles(count) {
+  ensure(6);
+  if (count === 1) {
+    out[pos++] = T_HOLE;
+  } else {
+    out[pos++] = T_HOLES;
+    writeVarint(count);
+  }
+}
+
+// The rest of an array from index `from` (a run of holes starts there),
+// through its own keys: array indices come first in them, in order.
+function writeSparse(v, n, from, depth) {
+  var keys = Object.keys(v);
+  var next = from; // the first index not yet written
+  var last = -1;
+  for (var k = 0; k < keys.length; k++) {
+    var index = +keys[k];
+    // Past the indices: names like "01" or "1e3" are not elements.
+    if (!(index < n) || index <= last || '' + index !== keys[k]) break;
+    last = index;
+    if (index < next) continue;
+    if (index > next) writeHoles(index - next);
+    writeValue(v[index], depth + 1);
+    next = index + 1;
+  }
+  if (next < n) writeHoles(n - next);
 }
 
 // Whether a value for the V8 form nests deeper than MAX_DEPTH, counting
@@ -427,11 +464,21 @@ function readValue() {
     case T_UNDEFINED: return undefined;
     case T_ARRAY:
       n = readVarint();
-      if (n > din.length - dpos) throw truncated();
+      if (n > 0xffffffff) throw truncated();
       v = new Array(n);
-      for (i = 0; i < n; i++) {
-        if (din[dpos] === T_HOLE) dpos++;
-        else v[i] = readValue();
+      for (i = 0; i < n;) {
+        tag = din[dpos];
+        if (tag === T_HOLE) {
+          dpos++;
+          i++;
+        } else if (tag === T_HOLES) {
+          dpos++;
+          var run = readVarint();
+          if (run > n - i) throw truncated();
+          i += run;
+        } else {
+          v[i++] = readValue();
+        }
       }
       return v;
     case T_OBJECT:

@@ -156,4 +156,64 @@ describe('value codec: hostile values', function () {
     var wide = { a: shared, b: { c: shared } };
     assert.deepStrictEqual(roundTrip(wide), wide);
   });
+
+  // Item 10: a sparse array cost one byte and one loop turn per hole.
+  it('encodes runs of holes in a few bytes, and huge sparse arrays fast', function () {
+    var a = [];
+    a.length = 50000000;
+    a[3] = 'x';
+    a[40000000] = { y: 1 };
+    var bytes = Buffer.from(codec.encode(a, 'x'));
+    assert.ok(bytes.length < 64, bytes.length + ' bytes');
+    var r = codec.decode(bytes);
+    assert.strictEqual(r.length, 50000000);
+    assert.strictEqual(r[3], 'x');
+    assert.deepStrictEqual(r[40000000], { y: 1 });
+    assert.deepStrictEqual(Object.keys(r), ['3', '40000000']);
+
+    // The longest array there is: with the old loop, still encoding after 25 s.
+    var huge = [];
+    huge.length = 4294967295;
+    huge[0] = 1;
+    huge[4294967294] = 'last';
+    huge[1234567] = [, , 'inner', , ,]; // eslint-disable-line no-sparse-arrays
+    var hb = Buffer.from(codec.encode(huge, 'x'));
+    assert.ok(hb.length < 64, hb.length + ' bytes');
+    var hr = codec.decode(hb);
+    assert.strictEqual(hr.length, 4294967295);
+    assert.deepStrictEqual(Object.keys(hr), ['0', '1234567', '4294967294']);
+    assert.strictEqual(hr[4294967294], 'last');
+    assert.deepStrictEqual(hr[1234567], [, , 'inner', , ,]); // eslint-disable-line no-sparse-arrays
+  });
+
+  it('keeps holes and undefined apart in runs of every length around the switch to keys', function () {
+    for (var len = 0; len < 80; len++) {
+      [0, 1, 2, 31, 32, 33, 64].forEach(function (gap) {
+        var a = [];
+        for (var i = 0; i < len; i++) {
+          if (i % (gap + 1) === 0) a[i] = i % 3 === 0 ? undefined : i;
+        }
+        a.length = len + gap;
+        var r = roundTrip(a);
+        assert.deepStrictEqual(r, a, 'length ' + a.length + ', gap ' + gap);
+        assert.deepStrictEqual(Object.keys(r), Object.keys(a));
+      });
+    }
+    // Index-like names that are not indices are not elements.
+    var odd = [];
+    odd[100] = 'a';
+    odd['01'] = 'not an element';
+    odd['1e3'] = 'nor this';
+    var r = roundTrip(odd);
+    assert.deepStrictEqual(Object.keys(r), ['100']);
+    assert.strictEqual(r.length, 101);
+  });
+
+  it('still decodes arrays written with one byte per hole', function () {
+    // [1, <hole>, <hole>, 2] as the earlier encoder wrote it.
+    var old = Buffer.from([1, 8, 4, 4, 1, 9, 9, 4, 2]);
+    var r = codec.decode(old);
+    assert.strictEqual(r.length, 4);
+    assert.deepStrictEqual(Object.keys(r), ['0', '3']);
+  });
 });
