@@ -330,7 +330,9 @@ function encode(value, what) {
     return out.subarray(0, pos);
   } catch (err) {
     if (err === TOO_DEEP) throw depthError(what);
-    if (err !== NOT_COMPACT) throw err;
+    // A getter or a Proxy trap that threw: the value's fault, reported as
+    // such (the V8 form would call it again).
+    if (err !== NOT_COMPACT) throw valueError(value, what, err);
   } finally {
     busy = false;
     seen.length = 0;

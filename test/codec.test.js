@@ -216,4 +216,30 @@ describe('value codec: hostile values', function () {
     assert.strictEqual(r.length, 4);
     assert.deepStrictEqual(Object.keys(r), ['0', '3']);
   });
+
+  // Item 12: a getter or a Proxy that throws is the value's fault: the
+  // caller gets ERR_CLUSTER_STORE_VALUE naming the call, not the raw error.
+  it('reports getters and Proxies that throw as ERR_CLUSTER_STORE_VALUE naming the call', function () {
+    var getter = {};
+    Object.defineProperty(getter, 'boom', { enumerable: true, get: function () { throw new Error('getter broke'); } });
+    var arrGetter = [1];
+    Object.defineProperty(arrGetter, 1, { enumerable: true, get: function () { throw new Error('index getter broke'); } });
+    var trap = new Proxy({}, { ownKeys: function () { throw new Error('ownKeys trap broke'); } });
+    var protoTrap = new Proxy({}, { getPrototypeOf: function () { throw new Error('getPrototypeOf trap broke'); } });
+    var arrTrap = new Proxy([1, 2], { get: function () { throw new Error('get trap broke'); } });
+    var cases = [[getter, /getter broke/], [{ deep: [arrGetter] }, /index getter broke/],
+      [trap, /ownKeys trap broke/], [protoTrap, /getPrototypeOf trap broke/], [[arrTrap], /get trap broke/],
+      [{ thrown: Object.defineProperty({}, 'x', { enumerable: true, get: function () { throw 'a string'; } }) },
+        /a string/]]; // eslint-disable-line no-throw-literal
+    cases.forEach(function (c, i) {
+      assert.throws(function () { codec.encode(c[0], 'the arguments published on "ch"'); }, function (err) {
+        assert.ok(err instanceof TypeError, 'case ' + i + ': ' + (err && err.stack || err));
+        assert.strictEqual(err.code, 'ERR_CLUSTER_STORE_VALUE', 'case ' + i);
+        assert.match(err.message, /^socket\.io-cluster-store: cannot store the arguments published on "ch": /);
+        assert.match(err.message, c[1]);
+        return true;
+      });
+    });
+    assert.deepStrictEqual(roundTrip({ ok: [1, 'two'] }), { ok: [1, 'two'] });
+  });
 });
