@@ -47,6 +47,11 @@ declare namespace clusterStore {
     maxFrameSize: number;
     /** Deliveries whose payload a worker read from the shared memory pool. */
     sharedDeliveries: number;
+    /**
+     * Only in `store.stats()`: messages and values this process received
+     * but could not decode, and dropped (each also an `'error'`).
+     */
+    decodeErrors?: number;
   }
 
   type Callback<T> = (err: Error | null, value: T) => void;

@@ -63,6 +63,24 @@ function checkName(what, value) {
   return null;
 }
 
+// Messages and values this process received but could not decode (see
+// decodeError), reported by store.stats() as decodeErrors.
+var decodeErrors = 0;
+
+// A payload that does not decode here (sent by another version of the
+// package, or by a writer that does not check depth) costs that message
+// only: never an exception out of the channel's callback, which would
+// take the process down.
+function decodeError(what, err) {
+  decodeErrors++;
+  var e = new Error('socket.io-cluster-store: ' + what + ' could not be decoded in this process and ' +
+    'was dropped: ' + (err && err.message ? err.message : String(err)) + ' (run one version of ' +
+    'socket.io-cluster-store in every process of the cluster)');
+  e.code = 'ERR_CLUSTER_STORE_DECODE';
+  e.cause = err;
+  return e;
+}
+
 // Calls fn(err, ...) on the next tick: callbacks are never called before
 // the call that takes them returns, whatever the outcome.
 function later(fn, err, value) {
@@ -186,7 +204,8 @@ module.exports = function createStore(io) {
     return this;
   };
 
-  // Counters of the broker this store talks to (see README).
+  // Counters of the broker this store talks to (see README), and this
+  // process's decodeErrors.
   ClusterStore.prototype.stats = function (fn) {
     this._request(TYPE.STATS, undefined, undefined, undefined, function (err, status, payload) {
       if (err) return fn(err);
@@ -194,7 +213,9 @@ module.exports = function createStore(io) {
       for (var i = 0; i + 8 <= payload.length; i += 8) {
         values.push(payload.readUInt32LE(i) + payload.readUInt32LE(i + 4) * 0x100000000);
       }
-      fn(null, engine.statsObject(values));
+      var stats = engine.statsObject(values);
+      stats.decodeErrors = decodeErrors;
+      fn(null, stats);
     });
   };
 
@@ -214,7 +235,12 @@ module.exports = function createStore(io) {
   ClusterStore.prototype.onMessage = function (name, payload) {
     var consumers = this._consumers.get(name);
     if (!consumers || consumers.length === 0) return;
-    var args = codec.decode(payload);
+    var args;
+    try {
+      args = codec.decode(payload);
+    } catch (err) {
+      return this._fail(decodeError('a message on "' + name + '"', err));
+    }
     for (var i = 0; i < consumers.length; i++) consumers[i].apply(null, args);
   };
 
@@ -287,7 +313,12 @@ module.exports = function createStore(io) {
 
   Client.prototype.get = function (key, fn) {
     return this._kv(TYPE.KV_GET, key, undefined, fn, function (status, bytes) {
-      return status === STATUS.OK ? codec.decode(bytes) : null;
+      if (status !== STATUS.OK) return null;
+      try {
+        return codec.decode(bytes);
+      } catch (err) {
+        throw decodeError('the value of "' + key + '"', err);
+      }
     });
   };
 
