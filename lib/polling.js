@@ -68,6 +68,32 @@ function install(store, manager) {
     return t && t.open ? t : null;
   }
 
+  // Ends a client as socket.io does when it sends a disconnect packet: its
+  // open poll, wherever it is, is answered with one, and every worker
+  // drops it. For a client whose input this worker cannot pass on.
+  function refuse(id, err) {
+    var t = manager.transports[id];
+    if (t) t.onForcedDisconnect();
+    else publish.call(store, 'disconnect-force', id);
+    if (!err) return;
+    var e = new Error('socket.io-cluster-store: a message from client ' + id + ' was refused and the ' +
+      'client disconnected: ' + err.message);
+    e.code = err.code;
+    store._fail(e);
+  }
+
+  // A client's packet goes home. One that cannot be sent (nested too
+  // deep, over maxFrameSize) is refused to that client: this runs in
+  // socket.io's request 'end' handler, where a throw would end the worker.
+  function forward(id, packet) {
+    try {
+      publish.call(store, 'message-remote', id, packet);
+    } catch (err) {
+      log('message from %s refused: %s', id, err.message);
+      refuse(id, err);
+    }
+  }
+
   function push(node, id, packets, volatile) {
     publish.call(store, PUSH, node, id, packets, !!volatile, store.nodeId);
   }
@@ -174,7 +200,7 @@ function install(store, manager) {
   manager.onClientMessage = function (id, packet) {
     if (home.has(id)) return orig.onClientMessage.apply(this, arguments);
     if (state.remote) return; // not ours
-    publish.call(store, 'message-remote', id, packet);
+    forward(id, packet);
   };
 
   // Not at home: nothing is buffered here (home has the packet, through
@@ -199,6 +225,10 @@ function install(store, manager) {
     if (name === 'message-remote' && home.has(id)) {
       if (this.listenerCount('publish') > 0) this.emit('publish', name, id, packet);
       orig.onClientMessage.call(manager, id, packet);
+      return this;
+    }
+    if (name === 'message-remote') {
+      forward(id, packet);
       return this;
     }
     return publish.apply(this, arguments);

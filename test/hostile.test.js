@@ -194,4 +194,38 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
       await storeErrors(); // worker 1's other store got it too
     });
   });
+
+  describe('through socket.io polling requests', function () {
+    // Item 1: the non-home worker forwarded the packet in the V8 form, and
+    // every other worker died decoding it.
+    it('refuses a client whose 15 KB xhr-polling POST nests 2,500 deep; every worker lives', async function () {
+      var client = await connectPolling('xhr-polling');
+      var body = '5:::{"name":"hello","args":[' + deepJson(DEPTH) + ']}';
+      assert.ok(body.length < 16 * 1024, body.length + ' bytes');
+      var res = await postAway(client, 'xhr-polling', body);
+      assert.strictEqual(res.status, 200);
+      await refused(client.sid, 'the deep POST');
+      await allAlive('after the deep POST');
+      var errors = await storeErrors();
+      assert.ok(errors.length >= 1 && errors.every(function (e) {
+        return e.code === 'ERR_CLUSTER_STORE_VALUE' && /nested more than 1000 levels deep/.test(e.message) &&
+          e.message.indexOf(client.sid) >= 0;
+      }), JSON.stringify(errors));
+    });
+
+    // Item 2: the non-home worker threw RangeError (over maxFrameSize) out
+    // of socket.io's request 'end' handler and exited.
+    it('refuses a client whose 2 MiB xhr-polling POST is over maxFrameSize; every worker lives', async function () {
+      var client = await connectPolling('xhr-polling');
+      var body = '5:::{"name":"hello","args":["' + 'x'.repeat(2 * MAX_FRAME) + '"]}';
+      var res = await postAway(client, 'xhr-polling', body);
+      assert.strictEqual(res.status, 200);
+      await refused(client.sid, 'the 2 MiB POST');
+      await allAlive('after the 2 MiB POST');
+      var errors = await storeErrors();
+      assert.ok(errors.length >= 1 && errors.every(function (e) {
+        return e.code === 'ERR_CLUSTER_STORE_TOO_LARGE' && e.message.indexOf(client.sid) >= 0;
+      }), JSON.stringify(errors));
+    });
+  });
 });
