@@ -94,6 +94,30 @@ function install(store, manager) {
     }
   }
 
+  // socket.io answers a POST ('1') before it parses the body, then may
+  // write an error to that same response (a jsonp-polling body that is not
+  // JSON: ERR_HTTP_HEADERS_SENT, out of the request's 'end' handler). No
+  // worker writes to an answered poll: such a write is dropped, and the
+  // client, which cannot be told why, is disconnected.
+  function guardAnswered(res, id) {
+    var told = false;
+    function late() {
+      if (!res.writableEnded) return false;
+      if (!told) {
+        told = true;
+        log('late write to the answered POST of %s dropped; client disconnected', id);
+        refuse(id, null);
+      }
+      return true;
+    }
+    var writeHead = res.writeHead;
+    var write = res.write;
+    var end = res.end;
+    res.writeHead = function () { return late() ? res : writeHead.apply(res, arguments); };
+    res.write = function () { return late() ? true : write.apply(res, arguments); };
+    res.end = function () { return late() ? res : end.apply(res, arguments); };
+  }
+
   function push(node, id, packets, volatile) {
     publish.call(store, PUSH, node, id, packets, !!volatile, store.nodeId);
   }
@@ -151,6 +175,7 @@ function install(store, manager) {
 
   manager.handleClient = function (data, req) {
     var id = data && data.id;
+    if (id && req.method === 'POST' && req.res && POLLING.has(data.transport)) guardAnswered(req.res, id);
     state.handling = id;
     try {
       orig.handleClient.apply(this, arguments);

@@ -227,5 +227,18 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
         return e.code === 'ERR_CLUSTER_STORE_TOO_LARGE' && e.message.indexOf(client.sid) >= 0;
       }), JSON.stringify(errors));
     });
+
+    // Item 3: socket.io answers a POST before it parses the body; a
+    // jsonp-polling body that is not JSON made it write its 'parse' error
+    // to that answered response: ERR_HTTP_HEADERS_SENT, the worker exited.
+    it('refuses a client whose jsonp-polling POST is not JSON, without writing to the answered POST', async function () {
+      var client = await connectPolling('jsonp-polling');
+      var res = await request(c.port, 'POST', url('jsonp-polling', client.sid, '&i=0'), 'd=this is not JSON');
+      assert.strictEqual(res.status, 200);
+      assert.strictEqual(res.body, '1');
+      await refused(client.sid, 'the bad jsonp body');
+      await allAlive('after the bad jsonp body');
+      await storeErrors();
+    });
   });
 });
