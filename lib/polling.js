@@ -219,7 +219,12 @@ function install(store, manager) {
     bounced.delete(id);
     holders.delete(id);
     announced.delete(id);
-    return orig.onDisconnect.apply(this, arguments);
+    var out = orig.onDisconnect.apply(this, arguments);
+    // socket.io's onOpen leaves transports[id] = null where another worker
+    // opened a poll, and its onDisconnect deletes truthy entries only: a
+    // key per client that ever polled elsewhere, for good.
+    delete this.transports[id];
+    return out;
   };
 
   manager.onClientMessage = function (id, packet) {

@@ -240,5 +240,30 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
       await allAlive('after the bad jsonp body');
       await storeErrors();
     });
+
+    // Item 11: socket.io's onOpen sets transports[id] = null where another
+    // worker opened a poll for the client, and its onDisconnect deletes
+    // only truthy entries: a key per such client stayed on for good.
+    it('leaves no manager.transports key behind for clients whose polls crossed workers', async function () {
+      var sids = [];
+      for (var i = 0; i < 6; i++) {
+        var client = await connectPolling('xhr-polling');
+        sids.push(client.sid);
+        // A poll held open on the next worker, then a disconnect request.
+        var held = request(c.port, 'GET', url('xhr-polling', client.sid));
+        await c.runAll(function (ctx, id) {
+          return ctx.until(function () { return !!ctx.io.open[id]; }, 10000, 'the held poll of ' + id)
+            .then(function () { return true; });
+        }, client.sid);
+        await request(c.port, 'GET', url('xhr-polling', client.sid, '&disconnect=1'));
+        assert.strictEqual((await held).body, '0::', 'the held poll was answered with a disconnect');
+        await refused(client.sid, 'client ' + i);
+      }
+      var left = await c.runAll(function (ctx, ids) {
+        return Object.keys(ctx.io.transports).filter(function (id) { return ids.indexOf(id) >= 0; });
+      }, sids);
+      assert.deepStrictEqual(left, new Array(WORKERS).fill([]), 'transports keys left by worker');
+      await allAlive('after the disconnects');
+    });
   });
 });
