@@ -115,7 +115,10 @@ describe('value codec: hostile values', function () {
       array: function (v) { return [v]; },
       'object with a Map (V8 form)': function (v) { return { m: new Map([['k', v]]) }; },
       Set: function (v) { return new Set([v]); },
-      'sparse array': function (v) { var a = []; a[5] = v; return a; }
+      'sparse array': function (v) { var a = []; a[5] = v; return a; },
+      // Walked by index, and past a run of holes by keys.
+      'long array with a Map': function (v) { var a = new Array(1500).fill(0); a[0] = new Map(); a[1400] = v; return a; },
+      'long sparse array with a Map': function (v) { var a = [new Map()]; a[1e6] = v; return a; }
     };
     Object.keys(kinds).forEach(function (kind) {
       [2000, 2500, 3000].forEach(function (depth) {
