@@ -27,6 +27,12 @@ var log = {
 var CMD_ATTACH = 'NODE_SOCKET_IO_CLUSTER_STORE_ATTACH';
 var CMD_CHANNEL = 'NODE_SOCKET_IO_CLUSTER_STORE_CHANNEL';
 var PROTOCOL = 1;
+// Nonces of this copy of the module start with this: an answer to one of
+// them that is not awaited is closed, and a second copy of the package in
+// the same worker keeps its own answers.
+var NONCE_PREFIX = process.pid + ':' + Math.random().toString(36).slice(2) + ':';
+var RETRY_FIRST_MS = 100;
+var RETRY_MAX_MS = 5000;
 
 // Mirrors src/frame.h.
 var TYPE = {
@@ -262,14 +268,18 @@ function Connection(options) {
   this.wasOpen = false;
   this.backoff = 0;
   this.reconnectTimer = null;
+  this.attempt = null; // the attach through the master in flight: { nonce, answer, abandon }
+  this.attempts = 0;
+  if (this.worker) this.closeLateAnswers();
   this.open();
 }
 
 Connection.prototype.open = function () {
   var self = this;
   this.poolBytes = []; // a new channel: the old one's pool views may go
+  // The failure, if any, stays until a channel is attached: calls made
+  // while a retry waits for the master fail at once with it (see send).
   this.state = 'attaching';
-  this.failure = null;
   var channel = native.channelCreate(this.options.maxFrameSize,
     // The addon lends its input buffer for the length of this call (an
     // ArrayBuffer it detaches afterwards): everything kept is copied out
@@ -295,17 +305,37 @@ Connection.prototype.open = function () {
   }
 };
 
+// Every answer of the master reaches this listener, also those to attaches
+// this process gave up on (the master's loop was busy past attachTimeout).
+// Each carries one end of a pair whose other end the broker counts as a
+// worker, holding a region of its pool, until it is closed: an answer that
+// is not the one awaited now is closed at once, never left to node's
+// wrapper (which would keep it open for the life of the process).
+Connection.prototype.closeLateAnswers = function () {
+  var self = this;
+  process.on('internalMessage', function (message, handle) {
+    if (!message || message.cmd !== CMD_CHANNEL || typeof message.nonce !== 'string' ||
+        message.nonce.indexOf(NONCE_PREFIX) !== 0) return;
+    var attempt = self.attempt;
+    if (attempt && attempt.nonce === message.nonce) {
+      attempt.answer(message, handle);
+      return;
+    }
+    if (handle) handle.destroy();
+    log.channel('closed a late answer of the master (%s)', handle ? 'a channel' : 'no channel');
+  });
+};
+
 Connection.prototype.attachThroughMaster = function (channel) {
   var self = this;
-  var nonce = process.pid + ':' + Date.now() + ':' + Math.random();
+  var attempt = { nonce: NONCE_PREFIX + ++this.attempts, answer: onAnswer, abandon: finish };
   var timer = null;
   function finish() {
     clearTimeout(timer);
-    process.removeListener('internalMessage', onMessage);
+    if (self.attempt === attempt) self.attempt = null;
     process.removeListener('disconnect', onDisconnect);
   }
-  function onMessage(message, handle) {
-    if (!message || message.cmd !== CMD_CHANNEL || message.nonce !== nonce) return;
+  function onAnswer(message, handle) {
     finish();
     if (self.channel !== channel) {
       if (handle) handle.destroy();
@@ -343,55 +373,78 @@ Connection.prototype.attachThroughMaster = function (channel) {
   }
   timer = setTimeout(function () {
     finish();
+    // The same words for every attempt: a retry that fails so is not
+    // reported again (see lost).
     self.lost('the cluster master did not answer within ' + self.options.attachTimeout +
       ' ms. Require socket.io-cluster-store in the master process (or call ' +
-      "require('socket.io-cluster-store').setup() there) before forking the workers");
+      "require('socket.io-cluster-store').setup() there) before forking the workers. If it " +
+      "is required, the master's event loop was busy: this worker keeps asking, and its " +
+      "stores emit 'reconnect' once the master answers (raise attachTimeout to wait longer)");
   }, this.options.attachTimeout);
-  process.on('internalMessage', onMessage);
+  this.attempt = attempt;
   process.on('disconnect', onDisconnect);
   try {
-    process.send({ cmd: CMD_ATTACH, nonce: nonce, protocol: PROTOCOL });
+    process.send({ cmd: CMD_ATTACH, nonce: attempt.nonce, protocol: PROTOCOL });
   } catch (err) {
     finish();
     this.lost('could not ask the master for a channel: ' + err.message);
   }
 };
 
+// After a failure (a channel that broke, or a first attach that failed),
+// the stores subscribe again and emit 'reconnect' once that is live.
 Connection.prototype.opened = function () {
   this.state = 'open';
-  var again = this.wasOpen;
+  var again = this.failure !== null;
+  this.failure = null;
   this.wasOpen = true;
   this.backoff = 0;
-  if (again) this.endpoints.forEach(function (endpoint) { endpoint.onReconnect(); });
+  if (again) {
+    this.endpoints.forEach(function (endpoint) {
+      endpoint.onReconnect();
+      endpoint.resubscribe();
+    });
+  }
 };
 
-// The channel is gone: every pending request fails, every store hears of it.
-// A channel that had worked is opened again (the broker may have cut this
-// process off for not reading, and the master is still there): the stores
-// subscribe again and emit 'reconnect'. Messages published in between are
-// lost to this process; the data in the broker is not.
+// The channel is gone, or never came: every pending request fails, every
+// store hears of it. It is opened again with backoff (the broker may have
+// cut this process off for not reading, or the master's loop was busy when
+// the worker asked), in a worker as long as its master may answer, in a
+// plain process if it had worked (there a failure is the process's own).
+// Messages published in between are lost to this process; the data in the
+// broker is not. A retry that fails as the last attempt did is not reported
+// again: one 'error' per outage, whatever the number of attempts.
 Connection.prototype.lost = function (reason) {
   if (this.state === 'closed' && this.failure) return;
   reason = String(reason).replace(/^(socket\.io-cluster-store: )+/, '');
   var channel = this.channel;
+  var repeated = this.failure === reason;
   this.state = 'closed';
   this.failure = reason;
+  if (this.attempt) this.attempt.abandon(); // its answer, if any, is closed when it comes
   if (channel) native.channelClose(channel);
-  log.error('channel closed: %s', reason);
   var pending = this.pending;
   this.pending = new Map();
   this.updateRef();
   var error = this.error();
   pending.forEach(function (callback) { callback(error); });
-  this.endpoints.forEach(function (endpoint) { endpoint.onChannelError(error); });
-  if (this.wasOpen) this.scheduleReconnect();
+  if (repeated) {
+    log.channel('attach failed again: %s', reason);
+  } else {
+    log.error('channel closed: %s', reason);
+    this.endpoints.forEach(function (endpoint) { endpoint.onChannelError(error); });
+  }
+  if (this.worker || this.wasOpen) this.scheduleReconnect();
 };
 
 Connection.prototype.scheduleReconnect = function () {
   var self = this;
   if (this.reconnectTimer || this.endpoints.size === 0) return;
   if (this.worker && !process.connected) return;
-  this.backoff = Math.min(this.backoff ? this.backoff * 2 : 100, 5000);
+  // Capped: a worker whose master never loaded the module asks once per
+  // attachTimeout + RETRY_MAX_MS at most, for as long as it has stores.
+  this.backoff = Math.min(this.backoff ? this.backoff * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
   log.channel('reconnecting in %d ms', this.backoff);
   this.reconnectTimer = setTimeout(function () {
     self.reconnectTimer = null;
@@ -435,16 +488,18 @@ Connection.prototype.removeEndpoint = function (id) {
 // channel, as long as the master may still answer.
 Connection.prototype.reopen = function () {
   if (this.worker && !process.connected) return false;
+  clearTimeout(this.reconnectTimer);
+  this.reconnectTimer = null;
   this.refd = null;
   this.open();
-  // Subscriptions go out at once: they wait in the new channel behind its
-  // hello until the master hands it over.
-  if (this.wasOpen) this.endpoints.forEach(function (endpoint) { endpoint.resubscribe(); });
   return true;
 };
 
 Connection.prototype.send = function (type, endpoint, a, b, payload, flags, flushNow, callback) {
-  if (this.state === 'closed') {
+  // Only a first attach queues calls behind its hello; while a retry waits
+  // for the master they fail at once, rather than each waiting out an
+  // attempt that may well fail the same way.
+  if (this.state === 'closed' || this.failure) {
     var error = this.error();
     if (callback) process.nextTick(callback, error);
     return;

@@ -139,3 +139,148 @@ describe('faults: the master\'s event loop blocked for 2 s', function () {
     for (var i = 1; i < seqs.length; i++) assert.strictEqual(seqs[i], seqs[i - 1] + 1, 'tick order at ' + i);
   });
 });
+
+// Issue #16, item 7: a worker that starts while the master's loop is busy
+// longer than attachTimeout. Its first attach times out; it must keep
+// asking (with backoff), fail calls at once meanwhile, attach by itself
+// once the master answers ('reconnect'), and close the master's late
+// answers to the attempts it gave up on: each holds a channel the broker
+// counts as a worker (and a region of its pool) until it is closed.
+describe('faults: a worker starting while the master\'s loop is busy past attachTimeout', function () {
+  var ATTACH_TIMEOUT = 1000;
+  var c;
+
+  before(async function () {
+    c = await harness.start({ workers: 1 });
+  });
+
+  after(async function () {
+    if (c) await c.close();
+  });
+
+  // Polls fn (async) until what it returns has ok set.
+  async function eventually(fn, what) {
+    var deadline = Date.now() + 20000;
+    var last;
+    for (;;) {
+      last = await fn();
+      if (last && last.ok) return last;
+      if (Date.now() > deadline) throw new Error('timed out waiting for ' + what + '; last: ' + JSON.stringify(last));
+      await harness.sleep(50);
+    }
+  }
+
+  it('fails calls at once meanwhile, then attaches by itself, with no ghost channel', async function () {
+    var first = c.ids()[0];
+    // A worker attached the usual way: what one channel costs in descriptors.
+    var usual = await c.run(first, async function (ctx) {
+      var fs = ctx.require('fs');
+      var before = fs.readdirSync('/proc/self/fd').length;
+      var r = await ctx.call(ctx.store(), 'stats');
+      if (r.err) throw r.err;
+      return { before: before, after: fs.readdirSync('/proc/self/fd').length };
+    });
+    await c.waitStats(function (s) { return s.workers === 1; }, 10000, 'one worker attached');
+
+    // The master forks a worker, then keeps its loop busy until that worker
+    // has failed its first attach, and for two attachTimeouts more (so the
+    // worker gives up on more than one attempt).
+    var fork = await c.run('master', function (ctx, arg) {
+      var fs = ctx.require('fs');
+      var path = ctx.require('path');
+      var fdsBefore = fs.readdirSync('/proc/self/fd').length;
+      var w = ctx.cluster.fork({ FAULTS_PROBE_AT_START: JSON.stringify({ attachTimeout: arg.attachTimeout }) });
+      var file = path.join(process.env.FAULTS_DIR, 'p' + w.process.pid + '.jsonl');
+      var nap = new Int32Array(new SharedArrayBuffer(4));
+      var failed = null;
+      var giveUp = Date.now() + 30000;
+      while (!failed && Date.now() < giveUp) {
+        Atomics.wait(nap, 0, 0, 10);
+        var text = '';
+        try { text = fs.readFileSync(file, 'utf8'); } catch (e) { continue; }
+        // Only whole lines: the worker may be writing the last one.
+        text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean).forEach(function (l) {
+          var note = JSON.parse(l);
+          if (note.attachFailed) failed = note.attachFailed;
+        });
+      }
+      if (failed) Atomics.wait(nap, 0, 0, 2 * arg.attachTimeout);
+      return { id: w.id, pid: w.process.pid, fdsBefore: fdsBefore, failed: failed };
+    }, { attachTimeout: ATTACH_TIMEOUT });
+    c.workers.set(fork.id, fork.pid);
+    harness.track(fork.pid);
+    assert.ok(fork.failed, 'the new worker\'s first attach failed while the master was busy');
+
+    // Now the master is free: the worker must attach by itself.
+    var probe = await eventually(function () {
+      return c.run(fork.id, function (ctx) {
+        var p = ctx.state.probe;
+        var ok = p.reconnects > 0 && p.calls.some(function (x) { return x[0] && x[1] === null; });
+        return { ok: ok, reconnects: p.reconnects, errors: p.errors.slice(0, 3), calls: p.calls.length };
+      });
+    }, 'the worker to attach after the master answered');
+
+    // Its subscription, made while the master was busy, is live again.
+    await eventually(function () {
+      return c.run(first, function (ctx) {
+        ctx.store().publish('news', 'after the block');
+        return true;
+      }).then(function () {
+        return c.run(fork.id, function (ctx) { return { ok: ctx.state.probe.news.length > 0, news: ctx.state.probe.news }; });
+      });
+    }, 'a publish to reach the worker\'s subscription');
+
+    // No ghost: the broker counts the two workers, nothing for the
+    // attempts the worker gave up on.
+    await c.waitStats(function (s) { return s.workers === 2; }, 10000,
+      'the broker to count exactly the 2 live workers (a late answer left open is one more)');
+
+    var p = await c.run(fork.id, function (ctx) {
+      var probe = ctx.state.probe;
+      clearInterval(probe.timer);
+      return { answers: probe.answers, errors: probe.errors, reconnects: probe.reconnects, calls: probe.calls,
+        fdsBefore: probe.fdsBefore, fdsAfter: ctx.require('fs').readdirSync('/proc/self/fd').length };
+    });
+
+    var duringRetry = p.calls.filter(function (x) { return x[0] && x[1] !== null; });
+    var succeeded = p.calls.filter(function (x) { return x[1] === null; });
+    this.test.title += ' (' + p.answers + ' answers from the master, ' + duringRetry.length +
+      ' calls failed while retrying, ' + succeeded.length + ' succeeded)';
+
+    // The clear error, and 'error' emitted.
+    assert.ok(p.errors.length >= 1, 'the store emitted \'error\'');
+    p.errors.forEach(function (m) {
+      assert.ok(/Require socket.io-cluster-store in the master process/.test(m), 'the error says what to do: ' + m);
+    });
+    // While retrying, every call failed with it, at once (before the next
+    // setImmediate), rather than waiting out an attempt.
+    assert.ok(duringRetry.length >= 1, 'calls were made while the worker retried');
+    duringRetry.forEach(function (x) {
+      assert.strictEqual(x[1], 'ERR_CLUSTER_STORE_CLOSED', x[2]);
+      assert.ok(/Require socket.io-cluster-store in the master process/.test(x[2]), x[2]);
+      assert.strictEqual(x[3], true, 'a call made while retrying failed at once');
+    });
+    // Once attached, calls succeed and keep succeeding.
+    var firstSuccess = p.calls.findIndex(function (x) { return x[1] === null; });
+    assert.deepStrictEqual(p.calls.slice(firstSuccess).filter(function (x) { return x[1] !== null; }), [],
+      'no call failed after the worker attached');
+    assert.strictEqual(p.reconnects, 1, '\'reconnect\' was emitted once');
+    // The master answered the attempts given up on as well: those channels
+    // were closed (the broker's count above), and the worker holds the
+    // descriptors of one channel, as a worker attached at once does.
+    assert.ok(p.answers >= 2, 'the worker received late answers (' + p.answers + ' answers)');
+    assert.strictEqual(p.fdsAfter - p.fdsBefore, usual.after - usual.before,
+      'descriptors one channel costs: ' + JSON.stringify({ usual: usual, probe: [p.fdsBefore, p.fdsAfter] }));
+
+    // The master holds no descriptor for it once it is gone.
+    c.kill(fork.id, 'SIGKILL');
+    await c.waitExit(fork.id);
+    await c.waitStats(function (s) { return s.workers === 1; }, 10000, 'the broker to drop the killed worker');
+    await eventually(function () {
+      return c.run('master', function (ctx, before) {
+        var now = ctx.require('fs').readdirSync('/proc/self/fd').length;
+        return { ok: now === before, before: before, now: now };
+      }, fork.fdsBefore);
+    }, 'the master\'s descriptors to be back to what they were before the fork');
+  });
+});
