@@ -68,6 +68,79 @@ describe('when the master never loaded the module', function () {
     assert.strictEqual(await cluster.run(2, function (ctx) { return ctx.workerId; }), 2);
     assert.deepStrictEqual(cluster.exits, []);
   });
+
+  // Issue #16, item 7: a worker retries a failed attach (the master may
+  // only have been busy). Here nobody ever answers: it must keep failing
+  // the same clear way, every call at once, one 'error' for the outage
+  // rather than one per attempt, and attempts that leave nothing behind.
+  it('keeps asking, failing every call at once, with one \'error\' and nothing left per attempt', async function () {
+    this.timeout(40000);
+    await cluster.run('master', function (ctx) {
+      var seen = ctx.state.attempts = [];
+      ctx.cluster.workers[2].process.on('internalMessage', function (m) {
+        if (m && m.cmd === 'NODE_SOCKET_IO_CLUSTER_STORE_ATTACH') seen.push(m.nonce);
+      });
+      return true;
+    });
+    var before = await cluster.run(2, function (ctx) {
+      var s = ctx.state;
+      s.calls = [];
+      s.before = {
+        fds: ctx.require('fs').readdirSync('/proc/self/fd').length,
+        disconnect: process.listenerCount('disconnect'),
+        internalMessage: process.listenerCount('internalMessage')
+      };
+      var client = ctx.newStore({ attachTimeout: 200 }).client('orphan-2');
+      // [made after the first 'error'?, error message, failed before the next setImmediate?]
+      s.timer = setInterval(function () {
+        var call = [ctx.errors.length > 0, null, false];
+        var answered = false;
+        client.get('k', function (err) {
+          answered = true;
+          call[1] = err ? err.message : null;
+          s.calls.push(call);
+        });
+        setImmediate(function () { call[2] = answered; });
+      }, 20);
+      return s.before;
+    });
+    // Five attempts: the first and four retries (100, 200, 400, 800 ms apart).
+    var deadline = Date.now() + 30000;
+    var attempts;
+    for (;;) {
+      attempts = await cluster.run('master', function (ctx) { return ctx.state.attempts; });
+      if (attempts.length >= 5) break;
+      assert.ok(Date.now() < deadline, 'the worker asked the master ' + attempts.length + ' time(s), then no more');
+      await sleep(100);
+    }
+    var r = await cluster.run(2, function (ctx) {
+      clearInterval(ctx.state.timer);
+      return {
+        calls: ctx.state.calls,
+        errors: ctx.errors.map(function (e) { return e.message; }),
+        fds: ctx.require('fs').readdirSync('/proc/self/fd').length,
+        disconnect: process.listenerCount('disconnect'),
+        internalMessage: process.listenerCount('internalMessage')
+      };
+    });
+    assert.strictEqual(new Set(attempts).size, attempts.length, 'every attempt has a nonce of its own');
+    r.calls.forEach(function (x) {
+      assert.ok(x[1] && /require/i.test(x[1]) && /master/i.test(x[1]), 'a call failed clearly: ' + x[1]);
+    });
+    var whileRetrying = r.calls.filter(function (x) { return x[0]; });
+    assert.ok(whileRetrying.length > 0, 'calls were made while the worker retried');
+    whileRetrying.forEach(function (x) { assert.strictEqual(x[2], true, 'a call made while retrying failed at once'); });
+    assert.strictEqual(r.errors.length, 1, 'one \'error\' for ' + attempts.length + ' attempts: ' + JSON.stringify(r.errors));
+    // Nothing left per attempt: no descriptor (at most the channel of the
+    // attempt in flight), no listener (at most the engine's own).
+    assert.ok(r.fds <= before.fds + 1, 'descriptors: ' + before.fds + ' before, ' + r.fds + ' after');
+    assert.ok(r.disconnect <= before.disconnect + 1,
+      '\'disconnect\' listeners: ' + before.disconnect + ' before, ' + r.disconnect + ' after');
+    assert.ok(r.internalMessage <= before.internalMessage + 1,
+      '\'internalMessage\' listeners: ' + before.internalMessage + ' before, ' + r.internalMessage + ' after');
+    assert.strictEqual(await cluster.run(2, function (ctx) { return ctx.workerId; }), 2);
+    assert.deepStrictEqual(cluster.exits, []);
+  });
 });
 
 describe('when the master is killed (SIGKILL) while workers have calls pending', function () {
