@@ -270,6 +270,7 @@ function Connection(options) {
   this.reconnectTimer = null;
   this.attempt = null; // the attach through the master in flight: { nonce, answer, abandon }
   this.attempts = 0;
+  this.told = new Set(); // endpoints that heard of the current failure
   if (this.worker) this.closeLateAnswers();
   this.open();
 }
@@ -397,6 +398,7 @@ Connection.prototype.opened = function () {
   this.state = 'open';
   var again = this.failure !== null;
   this.failure = null;
+  this.told.clear();
   this.wasOpen = true;
   this.backoff = 0;
   if (again) {
@@ -413,8 +415,9 @@ Connection.prototype.opened = function () {
 // the worker asked), in a worker as long as its master may answer, in a
 // plain process if it had worked (there a failure is the process's own).
 // Messages published in between are lost to this process; the data in the
-// broker is not. A retry that fails as the last attempt did is not reported
-// again: one 'error' per outage, whatever the number of attempts.
+// broker is not. A retry that fails as the last attempt did is reported
+// only to stores made since: one 'error' per store and outage, whatever
+// the number of attempts.
 Connection.prototype.lost = function (reason) {
   if (this.state === 'closed' && this.failure) return;
   reason = String(reason).replace(/^(socket\.io-cluster-store: )+/, '');
@@ -433,8 +436,14 @@ Connection.prototype.lost = function (reason) {
     log.channel('attach failed again: %s', reason);
   } else {
     log.error('channel closed: %s', reason);
-    this.endpoints.forEach(function (endpoint) { endpoint.onChannelError(error); });
+    this.told.clear();
   }
+  var told = this.told;
+  this.endpoints.forEach(function (endpoint, id) {
+    if (told.has(id)) return;
+    told.add(id);
+    endpoint.onChannelError(error);
+  });
   if (this.worker || this.wasOpen) this.scheduleReconnect();
 };
 
@@ -481,6 +490,7 @@ Connection.prototype.addEndpoint = function (endpoint) {
 
 Connection.prototype.removeEndpoint = function (id) {
   this.endpoints.delete(id);
+  this.told.delete(id);
   this.updateRef();
 };
 

@@ -71,9 +71,10 @@ describe('when the master never loaded the module', function () {
 
   // Issue #16, item 7: a worker retries a failed attach (the master may
   // only have been busy). Here nobody ever answers: it must keep failing
-  // the same clear way, every call at once, one 'error' for the outage
-  // rather than one per attempt, and attempts that leave nothing behind.
-  it('keeps asking, failing every call at once, with one \'error\' and nothing left per attempt', async function () {
+  // the same clear way, every call at once, one 'error' per store for the
+  // outage rather than one per attempt, and attempts that leave nothing
+  // behind.
+  it('keeps asking, failing every call at once, one \'error\' per store, nothing left per attempt', async function () {
     this.timeout(40000);
     await cluster.run('master', function (ctx) {
       var seen = ctx.state.attempts = [];
@@ -104,15 +105,20 @@ describe('when the master never loaded the module', function () {
       }, 20);
       return s.before;
     });
-    // Five attempts: the first and four retries (100, 200, 400, 800 ms apart).
-    var deadline = Date.now() + 30000;
-    var attempts;
-    for (;;) {
-      attempts = await cluster.run('master', function (ctx) { return ctx.state.attempts; });
-      if (attempts.length >= 5) break;
-      assert.ok(Date.now() < deadline, 'the worker asked the master ' + attempts.length + ' time(s), then no more');
-      await sleep(100);
+    async function attemptsReach(n) {
+      var deadline = Date.now() + 30000;
+      for (;;) {
+        var seen = await cluster.run('master', function (ctx) { return ctx.state.attempts; });
+        if (seen.length >= n) return seen;
+        assert.ok(Date.now() < deadline, 'the worker asked the master ' + seen.length + ' time(s), then no more');
+        await sleep(100);
+      }
     }
+    // Five attempts: the first and four retries (100, 200, 400, 800 ms apart).
+    var attempts = await attemptsReach(5);
+    // A store made meanwhile hears of the failure too, once.
+    await cluster.run(2, function (ctx) { ctx.newStore(); return true; });
+    attempts = await attemptsReach(attempts.length + 2);
     var r = await cluster.run(2, function (ctx) {
       clearInterval(ctx.state.timer);
       return {
@@ -130,7 +136,8 @@ describe('when the master never loaded the module', function () {
     var whileRetrying = r.calls.filter(function (x) { return x[0]; });
     assert.ok(whileRetrying.length > 0, 'calls were made while the worker retried');
     whileRetrying.forEach(function (x) { assert.strictEqual(x[2], true, 'a call made while retrying failed at once'); });
-    assert.strictEqual(r.errors.length, 1, 'one \'error\' for ' + attempts.length + ' attempts: ' + JSON.stringify(r.errors));
+    assert.strictEqual(r.errors.length, 2, 'one \'error\' per store for ' + attempts.length + ' attempts: ' +
+      JSON.stringify(r.errors));
     // Nothing left per attempt: no descriptor (at most the channel of the
     // attempt in flight), no listener (at most the engine's own).
     assert.ok(r.fds <= before.fds + 1, 'descriptors: ' + before.fds + ' before, ' + r.fds + ' after');
