@@ -374,8 +374,8 @@ Connection.prototype.attachThroughMaster = function (channel) {
   }
   timer = setTimeout(function () {
     finish();
-    // The same words for every attempt: a retry that fails so is not
-    // reported again (see lost).
+    // The same words for every attempt: a retry that fails so is told
+    // only to stores that have not heard it yet (see lost).
     self.lost('the cluster master did not answer within ' + self.options.attachTimeout +
       ' ms. Require socket.io-cluster-store in the master process (or call ' +
       "require('socket.io-cluster-store').setup() there) before forking the workers. If it " +
@@ -433,7 +433,7 @@ Connection.prototype.lost = function (reason) {
   var error = this.error();
   pending.forEach(function (callback) { callback(error); });
   if (repeated) {
-    log.channel('attach failed again: %s', reason);
+    log.channel('attach failed again, for the same reason');
   } else {
     log.error('channel closed: %s', reason);
     this.told.clear();
@@ -451,8 +451,8 @@ Connection.prototype.scheduleReconnect = function () {
   var self = this;
   if (this.reconnectTimer || this.endpoints.size === 0) return;
   if (this.worker && !process.connected) return;
-  // Capped: a worker whose master never loaded the module asks once per
-  // attachTimeout + RETRY_MAX_MS at most, for as long as it has stores.
+  // Capped: a worker whose master never loaded the module asks at most
+  // once per attachTimeout + RETRY_MAX_MS, for as long as it has stores.
   this.backoff = Math.min(this.backoff ? this.backoff * 2 : RETRY_FIRST_MS, RETRY_MAX_MS);
   log.channel('reconnecting in %d ms', this.backoff);
   this.reconnectTimer = setTimeout(function () {
