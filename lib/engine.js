@@ -34,21 +34,13 @@ var NONCE_PREFIX = process.pid + ':' + Math.random().toString(36).slice(2) + ':'
 var RETRY_FIRST_MS = 100;
 var RETRY_MAX_MS = 5000;
 
-// Mirrors src/frame.h.
-var TYPE = {
-  SUBSCRIBE: 2, UNSUBSCRIBE: 3, PUBLISH: 4, MESSAGE: 5, KV_GET: 6, KV_SET: 7, KV_HAS: 8,
-  KV_DEL: 9, KV_CLEAR: 10, KV_EXPIRE: 11, KV_PERSIST: 12, CLOSE: 13, STATS: 14, SYNC: 15,
-  REPLY: 16
-};
-var STATUS = { OK: 0, MISSING: 1, NO_MEMORY: 2, BAD_REQUEST: 3 };
-var FLAG_BARRIER = 1;
-var DESCRIPTOR_WORDS = 7;
-var WORD_SHARED = 0x10000; // the payload is in the shared pool: region in word 2, offset in word 5
-var STAT_NAMES = [
-  'workers', 'workersCutOff', 'framesIn', 'bytesIn', 'messagesPublished', 'messagesDelivered',
-  'bytesDelivered', 'channels', 'subscriptions', 'clients', 'keys', 'dataBytes', 'queuedBytes',
-  'maxQueuedBytes', 'queueLimit', 'maxFrameSize', 'sharedDeliveries'
-];
+var protocol = require('./protocol');
+var TYPE = protocol.TYPE;
+var STAT_NAMES = protocol.STAT_NAMES;
+var FLAG_BARRIER = protocol.FLAG.BARRIER;
+var DESCRIPTOR_WORDS = protocol.DESCRIPTOR_WORDS;
+var WORD_SHARED = protocol.WORD_SHARED;
+var statsObject = protocol.statsObject;
 
 var DEFAULTS = {
   maxFrameSize: 32 * 1024 * 1024,
@@ -105,13 +97,6 @@ function readOptions(options, base) {
     throw optionError('queueLimit (' + out.queueLimit + ') must be at least maxFrameSize (' +
       out.maxFrameSize + '), or one large message would cut a worker off');
   }
-  return out;
-}
-
-function statsObject(values) {
-  if (!values) return null;
-  var out = {};
-  for (var i = 0; i < STAT_NAMES.length; i++) out[STAT_NAMES[i]] = values[i];
   return out;
 }
 
@@ -632,7 +617,7 @@ function connection(options) {
 
 module.exports = {
   TYPE: TYPE,
-  STATUS: STATUS,
+  STATUS: protocol.STATUS,
   STAT_NAMES: STAT_NAMES,
   DEFAULTS: DEFAULTS,
   setup: setup,
