@@ -13,7 +13,6 @@
 // directly; the engine and the protocol are the same.
 
 var cluster = require('cluster');
-var net = require('net');
 var threads = require('worker_threads');
 var debug = require('debug');
 var native = require('./native');
@@ -24,9 +23,10 @@ var log = {
   error: debug('socket.io-cluster-store:error')
 };
 
-var CMD_ATTACH = 'NODE_SOCKET_IO_CLUSTER_STORE_ATTACH';
-var CMD_CHANNEL = 'NODE_SOCKET_IO_CLUSTER_STORE_CHANNEL';
-var PROTOCOL = 1;
+var master = require('./master');
+var CMD_ATTACH = master.CMD_ATTACH;
+var CMD_CHANNEL = master.CMD_CHANNEL;
+var PROTOCOL = master.IPC_VERSION;
 // Nonces of this copy of the module start with this: an answer to one of
 // them that is not awaited is closed, and a second copy of the package in
 // the same worker keeps its own answers.
@@ -45,149 +45,11 @@ var statsObject = protocol.statsObject;
 var options = require('./options');
 var DEFAULTS = options.DEFAULTS;
 var readOptions = options.readOptions;
-var optionError = options.optionError;
 
 function isWorkerProcess() {
   return cluster.isWorker && threads.isMainThread && typeof process.send === 'function';
 }
 
-function isMasterProcess() {
-  return (cluster.isPrimary !== undefined ? cluster.isPrimary : cluster.isMaster) &&
-    threads.isMainThread;
-}
-
-// ---- master -------------------------------------------------------------
-
-var master = {
-  options: null,
-  started: false,
-  listening: false,
-  attached: 0
-};
-
-function startBroker(options) {
-  if (master.started) {
-    var running = master.running;
-    if (options.maxFrameSize !== running.maxFrameSize || options.queueLimit !== running.queueLimit ||
-        options.sharedMemory !== running.sharedMemory) {
-      throw optionError('the broker already runs with maxFrameSize ' + running.maxFrameSize +
-        ', queueLimit ' + running.queueLimit + ' and sharedMemory ' + running.sharedMemory +
-        '; pass options to setup() in the same turn as requiring the module, before any store ' +
-        'or worker uses it');
-    }
-    return;
-  }
-  native.brokerStart(options.maxFrameSize, options.queueLimit, options.sharedMemory);
-  master.started = true;
-  master.running = { maxFrameSize: options.maxFrameSize, queueLimit: options.queueLimit,
-    sharedMemory: options.sharedMemory };
-  log.master('broker started (max frame %d bytes, queue limit %d bytes)',
-    options.maxFrameSize, options.queueLimit);
-}
-
-function answerWorker(worker, message) {
-  var reply = { cmd: CMD_CHANNEL, nonce: message.nonce, protocol: PROTOCOL };
-  if (message.protocol !== PROTOCOL) {
-    reply.error = 'the master runs socket.io-cluster-store protocol ' + PROTOCOL +
-      ' and this worker protocol ' + message.protocol + ': use one version of the package';
-    worker.send(reply, function () {});
-    return;
-  }
-  var fd;
-  var socket;
-  try {
-    startBroker(master.options);
-    fd = native.brokerPair();
-    // Only a wrapper to pass the descriptor along: it must never read, so
-    // not one byte meant for the worker is taken here.
-    socket = new net.Socket({ fd: fd, readable: false, writable: false });
-  } catch (err) {
-    log.error('cannot give worker %d a channel: %s', worker.id, err.message);
-    reply.error = 'the master could not open a channel: ' + err.message;
-    worker.send(reply, function () {});
-    return;
-  }
-  // node closes the master's copy of the descriptor once the worker has
-  // acknowledged it. A worker killed at the wrong moment can leave node
-  // holding it for good (the broker would keep a connection to nobody), so
-  // it is also closed when the worker exits; closing twice is a no-op.
-  var handle = socket._handle;
-  var handleClosed = false;
-  var closeHandle = handle.close;
-  handle.close = function () {
-    if (handleClosed) return undefined;
-    handleClosed = true;
-    return closeHandle.apply(handle, arguments);
-  };
-  worker.once('exit', function () { handle.close(); });
-  worker.send(reply, socket, function (err) {
-    if (err) {
-      log.error('worker %d went away before its channel was sent: %s', worker.id, err.message);
-      socket.destroy();
-      return;
-    }
-    master.attached++;
-    log.master('worker %d attached', worker.id);
-    reportCutOffs();
-  });
-}
-
-// The broker thread cannot log; its counters say when it cut a worker off.
-// Checked whenever a worker (re)attaches, which is what a cut-off worker does.
-function reportCutOffs() {
-  var values = native.brokerStats();
-  if (!values) return;
-  var cut = values[STAT_NAMES.indexOf('workersCutOff')];
-  if (cut > (master.cutOffsSeen || 0)) {
-    log.error('the broker cut %d worker channel(s) off for passing queueLimit (%d bytes) ' +
-      'without reading', cut - (master.cutOffsSeen || 0), master.running.queueLimit);
-    master.cutOffsSeen = cut;
-  }
-}
-
-function watchWorker(worker) {
-  if (worker.__socketIoClusterStore) return;
-  worker.__socketIoClusterStore = true;
-  worker.process.on('internalMessage', function (message) {
-    if (message && message.cmd === CMD_ATTACH) answerWorker(worker, message);
-  });
-}
-
-// Serves channels to every worker forked from this process (the master)
-// and starts the broker. Requiring the module calls it without options, and
-// the broker itself starts on the next tick, so that setup(options) called
-// right after require still applies. Idempotent.
-function setup(options, deferStart) {
-  if (options !== undefined && options !== null) {
-    var opts = readOptions(options, master.options || DEFAULTS);
-    if (master.started) startBroker(opts); // throws when the running broker's limits differ
-    master.options = opts;
-  } else if (!master.options) {
-    master.options = readOptions(null);
-  }
-  if (!isMasterProcess()) return false;
-  if (!master.listening) {
-    master.listening = true;
-    Object.keys(cluster.workers || {}).forEach(function (id) { watchWorker(cluster.workers[id]); });
-    cluster.on('fork', watchWorker);
-  }
-  if (deferStart) {
-    process.nextTick(function () {
-      try {
-        startBroker(master.options);
-      } catch (err) {
-        log.error('broker did not start: %s', err.message);
-      }
-    });
-  } else {
-    startBroker(master.options);
-  }
-  return true;
-}
-
-function masterStats() {
-  return statsObject(native.brokerStats());
-}
 
 // ---- process side -------------------------------------------------------
 
@@ -237,7 +99,7 @@ Connection.prototype.open = function () {
     this.attachThroughMaster(channel);
   } else {
     try {
-      startBroker(readOptions(null, master.options || this.options));
+      master.startBroker(readOptions(null, master.setupOptions() || this.options));
       native.channelAttach(channel, native.brokerPair());
       this.opened();
       log.channel('attached to the broker in this process');
@@ -567,7 +429,7 @@ Connection.prototype.maxFrameSize = function () {
 var shared = null;
 
 function connection(options) {
-  if (!shared) shared = new Connection(readOptions(options, master.options || DEFAULTS));
+  if (!shared) shared = new Connection(readOptions(options, master.setupOptions() || DEFAULTS));
   return shared;
 }
 
@@ -576,11 +438,11 @@ module.exports = {
   STATUS: protocol.STATUS,
   STAT_NAMES: STAT_NAMES,
   DEFAULTS: DEFAULTS,
-  setup: setup,
-  masterStats: masterStats,
+  setup: master.setup,
+  masterStats: master.stats,
   connection: connection,
   readOptions: readOptions,
   statsObject: statsObject,
-  isMasterProcess: isMasterProcess,
+  isMasterProcess: master.isMasterProcess,
   isWorkerProcess: isWorkerProcess
 };

@@ -1,0 +1,187 @@
+'use strict';
+// The master's side: the broker thread, started once per process, and the
+// hand-over of a channel to each cluster worker that asks for one.
+//
+// A worker asks over node's IPC channel, with a message whose `cmd` starts
+// with NODE_: node routes those to the internal 'internalMessage' event, so
+// the application's own 'message' handlers in the master and the workers
+// never see this traffic. The master answers with one end of a fresh
+// socketpair whose other end its broker thread owns (see connection.js for
+// the worker's side). The broker also runs in a plain process, or a worker
+// thread, that makes a store: the same engine, attached to directly.
+
+var cluster = require('cluster');
+var net = require('net');
+var threads = require('worker_threads');
+var debug = require('debug');
+var native = require('./native');
+var protocol = require('./protocol');
+var options = require('./options');
+
+var log = {
+  master: debug('socket.io-cluster-store:master'),
+  error: debug('socket.io-cluster-store:error')
+};
+
+// The hand-over over the IPC channel: a worker sends CMD_ATTACH with a
+// nonce and IPC_VERSION; the master answers CMD_CHANNEL with the same
+// nonce, and one end of a socketpair or an error. Both strings and the
+// version are the same in every release that speaks this exchange.
+var CMD_ATTACH = 'NODE_SOCKET_IO_CLUSTER_STORE_ATTACH';
+var CMD_CHANNEL = 'NODE_SOCKET_IO_CLUSTER_STORE_CHANNEL';
+var IPC_VERSION = 1;
+
+var master = {
+  options: null,
+  started: false,
+  listening: false,
+  attached: 0
+};
+
+function isMasterProcess() {
+  return (cluster.isPrimary !== undefined ? cluster.isPrimary : cluster.isMaster) &&
+    threads.isMainThread;
+}
+
+// Starts this process's broker with options' limits, once; later calls
+// with other limits throw, since they cannot change under a running broker.
+function startBroker(opts) {
+  if (master.started) {
+    var running = master.running;
+    if (opts.maxFrameSize !== running.maxFrameSize || opts.queueLimit !== running.queueLimit ||
+        opts.sharedMemory !== running.sharedMemory) {
+      throw options.optionError('the broker already runs with maxFrameSize ' + running.maxFrameSize +
+        ', queueLimit ' + running.queueLimit + ' and sharedMemory ' + running.sharedMemory +
+        '; pass options to setup() in the same turn as requiring the module, before any store ' +
+        'or worker uses it');
+    }
+    return;
+  }
+  native.brokerStart(opts.maxFrameSize, opts.queueLimit, opts.sharedMemory);
+  master.started = true;
+  master.running = { maxFrameSize: opts.maxFrameSize, queueLimit: opts.queueLimit,
+    sharedMemory: opts.sharedMemory };
+  log.master('broker started (max frame %d bytes, queue limit %d bytes)',
+    opts.maxFrameSize, opts.queueLimit);
+}
+
+function answerWorker(worker, message) {
+  var reply = { cmd: CMD_CHANNEL, nonce: message.nonce, protocol: IPC_VERSION };
+  if (message.protocol !== IPC_VERSION) {
+    reply.error = 'the master runs socket.io-cluster-store protocol ' + IPC_VERSION +
+      ' and this worker protocol ' + message.protocol + ': use one version of the package';
+    worker.send(reply, function () {});
+    return;
+  }
+  var fd;
+  var socket;
+  try {
+    startBroker(master.options);
+    fd = native.brokerPair();
+    // Only a wrapper to pass the descriptor along: it must never read, so
+    // not one byte meant for the worker is taken here.
+    socket = new net.Socket({ fd: fd, readable: false, writable: false });
+  } catch (err) {
+    log.error('cannot give worker %d a channel: %s', worker.id, err.message);
+    reply.error = 'the master could not open a channel: ' + err.message;
+    worker.send(reply, function () {});
+    return;
+  }
+  // node closes the master's copy of the descriptor once the worker has
+  // acknowledged it. A worker killed at the wrong moment can leave node
+  // holding it for good (the broker would keep a connection to nobody), so
+  // it is also closed when the worker exits; closing twice is a no-op.
+  var handle = socket._handle;
+  var handleClosed = false;
+  var closeHandle = handle.close;
+  handle.close = function () {
+    if (handleClosed) return undefined;
+    handleClosed = true;
+    return closeHandle.apply(handle, arguments);
+  };
+  worker.once('exit', function () { handle.close(); });
+  worker.send(reply, socket, function (err) {
+    if (err) {
+      log.error('worker %d went away before its channel was sent: %s', worker.id, err.message);
+      socket.destroy();
+      return;
+    }
+    master.attached++;
+    log.master('worker %d attached', worker.id);
+    reportCutOffs();
+  });
+}
+
+// The broker thread cannot log; its counters say when it cut a worker off.
+// Checked whenever a worker (re)attaches, which is what a cut-off worker does.
+function reportCutOffs() {
+  var values = native.brokerStats();
+  if (!values) return;
+  var cut = values[protocol.STAT_NAMES.indexOf('workersCutOff')];
+  if (cut > (master.cutOffsSeen || 0)) {
+    log.error('the broker cut %d worker channel(s) off for passing queueLimit (%d bytes) ' +
+      'without reading', cut - (master.cutOffsSeen || 0), master.running.queueLimit);
+    master.cutOffsSeen = cut;
+  }
+}
+
+function watchWorker(worker) {
+  if (worker.__socketIoClusterStore) return;
+  worker.__socketIoClusterStore = true;
+  worker.process.on('internalMessage', function (message) {
+    if (message && message.cmd === CMD_ATTACH) answerWorker(worker, message);
+  });
+}
+
+// Serves channels to every worker forked from this process (the master)
+// and starts the broker. Requiring the module calls it without options, and
+// the broker itself starts on the next tick, so that setup(options) called
+// right after require still applies. Idempotent.
+function setup(opts, deferStart) {
+  if (opts !== undefined && opts !== null) {
+    var read = options.readOptions(opts, master.options || options.DEFAULTS);
+    if (master.started) startBroker(read); // throws when the running broker's limits differ
+    master.options = read;
+  } else if (!master.options) {
+    master.options = options.readOptions(null);
+  }
+  if (!isMasterProcess()) return false;
+  if (!master.listening) {
+    master.listening = true;
+    Object.keys(cluster.workers || {}).forEach(function (id) { watchWorker(cluster.workers[id]); });
+    cluster.on('fork', watchWorker);
+  }
+  if (deferStart) {
+    process.nextTick(function () {
+      try {
+        startBroker(master.options);
+      } catch (err) {
+        log.error('broker did not start: %s', err.message);
+      }
+    });
+  } else {
+    startBroker(master.options);
+  }
+  return true;
+}
+
+// The options setup() was given in this process (defaults once it ran
+// without any), or null before it ran.
+function setupOptions() {
+  return master.options;
+}
+
+function stats() {
+  return protocol.statsObject(native.brokerStats());
+}
+
+module.exports = {
+  CMD_ATTACH: CMD_ATTACH,
+  CMD_CHANNEL: CMD_CHANNEL,
+  IPC_VERSION: IPC_VERSION,
+  isMasterProcess: isMasterProcess,
+  setup: setup,
+  setupOptions: setupOptions,
+  startBroker: startBroker,
+  stats: stats
+};
