@@ -549,7 +549,7 @@ function decode(bytes) {
     }
   }
   // V8's deserializer returns typed arrays and Buffers as views of its
-  // input, and the input is lent (see engine.js): it gets a copy of its own.
+  // input, and the input is lent (see connection.js): it gets a copy of its own.
   if (bytes[0] === FORM_V8) return v8.deserialize(Buffer.from(bytes.subarray(1)));
   throw new RangeError('socket.io-cluster-store: unknown value encoding ' + bytes[0]);
 }

@@ -3,7 +3,7 @@
 // Requiring this module in the cluster master is enough to start the broker
 // there; setup() says so explicitly and takes options.
 
-var engine = require('./engine');
+var master = require('./master');
 var createStore = require('./store');
 
 var cache = new WeakMap();
@@ -17,9 +17,9 @@ function factory(io) {
   return Store;
 }
 
-factory.setup = function setup(options) { return engine.setup(options); };
-factory.stats = engine.masterStats;
+factory.setup = function setup(options) { return master.setup(options); };
+factory.stats = master.stats;
 
-if (engine.isMasterProcess()) engine.setup(null, true);
+if (master.isMasterProcess()) master.setup(null, true);
 
 module.exports = factory;

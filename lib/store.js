@@ -6,12 +6,15 @@
 var util = require('util');
 var debug = require('debug');
 var codec = require('./codec');
-var engine = require('./engine');
+var protocol = require('./protocol');
+var options = require('./options');
+var master = require('./master');
+var connection = require('./connection');
 var polling = require('./polling');
 
 var log = debug('socket.io-cluster-store:store');
-var TYPE = engine.TYPE;
-var STATUS = engine.STATUS;
+var TYPE = protocol.TYPE;
+var STATUS = protocol.STATUS;
 
 // socket.io's state changes are written to the broker before the call
 // returns, so that the HTTP response that follows them cannot overtake them
@@ -123,12 +126,12 @@ module.exports = function createStore(io) {
       "require('socket.io-cluster-store')(require('socket.io'))");
   }
 
-  function ClusterStore(options) {
-    if (!(this instanceof ClusterStore)) return new ClusterStore(options);
-    var opts = engine.readOptions(options);
-    Store.call(this, options || {});
+  function ClusterStore(opts) {
+    if (!(this instanceof ClusterStore)) return new ClusterStore(opts);
+    var read = options.readOptions(opts);
+    Store.call(this, opts || {});
     this.nodeId = process.pid + ':' + Math.random().toString(36).slice(2);
-    this._connection = engine.connection(opts);
+    this._connection = connection.connection(read);
     this._consumers = new Map();
     this._closed = false;
     this._endpoint = this._connection.addEndpoint(this);
@@ -213,7 +216,7 @@ module.exports = function createStore(io) {
       for (var i = 0; i + 8 <= payload.length; i += 8) {
         values.push(payload.readUInt32LE(i) + payload.readUInt32LE(i + 4) * 0x100000000);
       }
-      var stats = engine.statsObject(values);
+      var stats = protocol.statsObject(values);
       stats.decodeErrors = decodeErrors;
       fn(null, stats);
     });
@@ -361,6 +364,6 @@ module.exports = function createStore(io) {
   };
 
   ClusterStore.Client = Client;
-  ClusterStore.setup = function setup(options) { return engine.setup(options); };
+  ClusterStore.setup = function setup(opts) { return master.setup(opts); };
   return ClusterStore;
 };

@@ -160,7 +160,7 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
         var bytes = v8.serialize([deep]);
         var payload = Buffer.concat([Buffer.from([2]), bytes]);
         var s = ctx.store('api1');
-        var TYPE = ctx.require(ctx.path.join(ctx.ROOT, 'lib', 'engine')).TYPE;
+        var TYPE = ctx.require(ctx.path.join(ctx.ROOT, 'lib', 'protocol')).TYPE;
         s._connection.send(TYPE.PUBLISH, s._endpoint, 'deep', undefined, payload, 0, true, null);
         s._connection.send(TYPE.KV_SET, s._endpoint, 'undecodable', 'k', payload, 0, true, null);
         s.publish('deep', 'after');

@@ -1,32 +1,34 @@
 'use strict';
-// The process's side of the engine: one channel to the master's broker per
-// process (per thread, when loaded in worker threads), shared by every store
-// instance in it, and the master's side of handing channels out.
+// The process's connection to the broker: one channel per process (per
+// thread, when loaded in worker threads), shared by every store instance
+// in it (each an endpoint), that matches replies to requests and delivers
+// messages to the endpoints.
 //
-// A cluster worker asks the master for a channel over node's IPC channel,
-// with a message whose `cmd` starts with NODE_: node routes those to the
-// internal 'internalMessage' event, so the application's own 'message'
-// handlers in the master and the workers never see this traffic. The master
-// answers with one end of a fresh socketpair whose other end its broker
-// thread owns. Everywhere else (a plain process, the master itself, a
-// worker thread) the broker runs in-process and the store connects to it
-// directly; the engine and the protocol are the same.
+// A cluster worker asks the master for its channel over node's IPC
+// channel (master.js answers) and asks again, with backoff, when it
+// breaks or never comes. Everywhere else (a plain process, the master
+// itself, a worker thread) the broker runs in-process and the channel
+// attaches to it directly; the engine and the protocol are the same.
 
 var cluster = require('cluster');
 var threads = require('worker_threads');
 var debug = require('debug');
 var native = require('./native');
+var protocol = require('./protocol');
+var options = require('./options');
+var master = require('./master');
 
 var log = {
-  master: debug('socket.io-cluster-store:master'),
   channel: debug('socket.io-cluster-store:channel'),
   error: debug('socket.io-cluster-store:error')
 };
 
-var master = require('./master');
-var CMD_ATTACH = master.CMD_ATTACH;
-var CMD_CHANNEL = master.CMD_CHANNEL;
-var PROTOCOL = master.IPC_VERSION;
+var TYPE = protocol.TYPE;
+var FLAG_BARRIER = protocol.FLAG.BARRIER;
+var DESCRIPTOR_WORDS = protocol.DESCRIPTOR_WORDS;
+var WORD_SHARED = protocol.WORD_SHARED;
+var readOptions = options.readOptions;
+
 // Nonces of this copy of the module start with this: an answer to one of
 // them that is not awaited is closed, and a second copy of the package in
 // the same worker keeps its own answers.
@@ -34,29 +36,14 @@ var NONCE_PREFIX = process.pid + ':' + Math.random().toString(36).slice(2) + ':'
 var RETRY_FIRST_MS = 100;
 var RETRY_MAX_MS = 5000;
 
-var protocol = require('./protocol');
-var TYPE = protocol.TYPE;
-var STAT_NAMES = protocol.STAT_NAMES;
-var FLAG_BARRIER = protocol.FLAG.BARRIER;
-var DESCRIPTOR_WORDS = protocol.DESCRIPTOR_WORDS;
-var WORD_SHARED = protocol.WORD_SHARED;
-var statsObject = protocol.statsObject;
-
-var options = require('./options');
-var DEFAULTS = options.DEFAULTS;
-var readOptions = options.readOptions;
-
 function isWorkerProcess() {
   return cluster.isWorker && threads.isMainThread && typeof process.send === 'function';
 }
 
-
-// ---- process side -------------------------------------------------------
-
 // One per process: multiplexes every store instance (endpoint) over one
 // channel and matches replies to requests.
-function Connection(options) {
-  this.options = options;
+function Connection(opts) {
+  this.options = opts;
   this.endpoints = new Map();
   this.pending = new Map();
   this.inbox = []; // batches being delivered, oldest first: [bytes, words, next index, pool]
@@ -118,7 +105,7 @@ Connection.prototype.open = function () {
 Connection.prototype.closeLateAnswers = function () {
   var self = this;
   process.on('internalMessage', function (message, handle) {
-    if (!message || message.cmd !== CMD_CHANNEL || typeof message.nonce !== 'string' ||
+    if (!message || message.cmd !== master.CMD_CHANNEL || typeof message.nonce !== 'string' ||
         message.nonce.indexOf(NONCE_PREFIX) !== 0) return;
     var attempt = self.attempt;
     if (attempt && attempt.nonce === message.nonce) {
@@ -188,7 +175,7 @@ Connection.prototype.attachThroughMaster = function (channel) {
   this.attempt = attempt;
   process.on('disconnect', onDisconnect);
   try {
-    process.send({ cmd: CMD_ATTACH, nonce: attempt.nonce, protocol: PROTOCOL });
+    process.send({ cmd: master.CMD_ATTACH, nonce: attempt.nonce, protocol: master.IPC_VERSION });
   } catch (err) {
     finish();
     this.lost('could not ask the master for a channel: ' + err.message);
@@ -428,21 +415,13 @@ Connection.prototype.maxFrameSize = function () {
 
 var shared = null;
 
-function connection(options) {
-  if (!shared) shared = new Connection(readOptions(options, master.setupOptions() || DEFAULTS));
+// The process's connection, made with these options the first time.
+function connection(opts) {
+  if (!shared) shared = new Connection(readOptions(opts, master.setupOptions() || options.DEFAULTS));
   return shared;
 }
 
 module.exports = {
-  TYPE: TYPE,
-  STATUS: protocol.STATUS,
-  STAT_NAMES: STAT_NAMES,
-  DEFAULTS: DEFAULTS,
-  setup: master.setup,
-  masterStats: master.stats,
   connection: connection,
-  readOptions: readOptions,
-  statsObject: statsObject,
-  isMasterProcess: master.isMasterProcess,
   isWorkerProcess: isWorkerProcess
 };
