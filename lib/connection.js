@@ -295,7 +295,24 @@ Connection.prototype.reopen = function () {
   return true;
 };
 
-Connection.prototype.send = function (type, endpoint, a, b, payload, flags, flushNow, callback) {
+// Sends one request to the broker, named fields:
+//   type      protocol.TYPE
+//   endpoint  the store instance it concerns (addEndpoint)
+//   topic     a pub/sub topic (subscribe, unsubscribe, publish), or
+//   client    a client id, whose data a KV_* request reads or writes
+//   key       one of that client's keys
+//   payload   a Buffer: the message or the value
+//   flags     protocol.FLAG bits (none: 0)
+//   now       true: written before this returns (flushed), not at the end
+//             of this turn of the loop with the rest of the batch
+//   callback  (err, status, payload) once the broker replied; none: no
+//             reply is asked for
+// Give every field, in this order, even those left undefined: every
+// request then has one shape, and the publish path reads its fields at
+// full speed whatever else the process sends. Nothing keeps the request
+// object once this returns.
+Connection.prototype.send = function (request) {
+  var callback = request.callback;
   // Only a first attach queues calls behind its hello; while a retry waits
   // for the master they fail at once, rather than each waiting out an
   // attempt that may well fail the same way.
@@ -310,7 +327,7 @@ Connection.prototype.send = function (type, endpoint, a, b, payload, flags, flus
     this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
   }
   try {
-    native.channelSend(this.channel, type, endpoint, id, a, b, payload, flags, flushNow);
+    this.write(request, id);
   } catch (err) {
     // The engine found the channel broken before the loop could tell us:
     // the same as hearing it from the loop. Other errors (a frame over the
@@ -326,6 +343,13 @@ Connection.prototype.send = function (type, endpoint, a, b, payload, flags, flus
   }
 };
 
+// One frame into the channel's output, with request id (0: no reply).
+Connection.prototype.write = function (request, id) {
+  native.channelSend(this.channel, request.type, request.endpoint, id,
+    request.topic !== undefined ? request.topic : request.client, request.key, request.payload,
+    request.flags || 0, request.now === true);
+};
+
 // Blocks until the broker has taken in everything every process had sent
 // before this call, then delivers what that brought to this process. Used
 // where socket.io must know the cluster's state before it answers a request.
@@ -334,8 +358,8 @@ Connection.prototype.catchUp = function (endpoint) {
   var id = this.nextRequest;
   this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
   try {
-    native.channelSend(this.channel, TYPE.SYNC, endpoint, id, undefined, undefined, undefined,
-      FLAG_BARRIER, true);
+    this.write({ type: TYPE.SYNC, endpoint: endpoint, topic: undefined, client: undefined,
+      key: undefined, payload: undefined, flags: FLAG_BARRIER, now: true, callback: null }, id);
     native.channelWait(this.channel, id, this.options.syncTimeout);
   } catch (err) {
     log.error('catch-up failed: %s', err.message);

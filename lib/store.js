@@ -157,8 +157,9 @@ module.exports = function createStore(io) {
     // Encoding errors throw a TypeError here, before anything is sent.
     var payload = codec.encode(args, 'the arguments published on "' + name + '"');
     if (!this._closed) {
-      this._connection.send(TYPE.PUBLISH, this._endpoint, name, undefined, payload, 0,
-        FLUSH_AT_ONCE.has(name), null);
+      this._connection.send({ type: TYPE.PUBLISH, endpoint: this._endpoint, topic: name,
+        client: undefined, key: undefined, payload: payload, flags: 0, now: FLUSH_AT_ONCE.has(name),
+        callback: null });
     }
     if (this.listenerCount('publish') > 0) this.emit.apply(this, ['publish', name].concat(args));
     return this;
@@ -172,7 +173,7 @@ module.exports = function createStore(io) {
     if (!list) this._consumers.set(name, list = []);
     if (typeof consumer === 'function') list.push(consumer);
     var self = this;
-    this._request(TYPE.SUBSCRIBE, name, undefined, undefined, function (err) {
+    this._request({ type: TYPE.SUBSCRIBE, topic: name }, function (err) {
       if (err) return self._fail(err, fn);
       if (typeof fn === 'function') fn();
     });
@@ -185,7 +186,7 @@ module.exports = function createStore(io) {
     if (bad) throw bad;
     this._consumers.delete(name);
     var self = this;
-    this._request(TYPE.UNSUBSCRIBE, name, undefined, undefined, function (err) {
+    this._request({ type: TYPE.UNSUBSCRIBE, topic: name }, function (err) {
       if (err) return self._fail(err, fn);
       if (typeof fn === 'function') fn();
     });
@@ -202,15 +203,16 @@ module.exports = function createStore(io) {
     this._consumers.clear();
     var connection = this._connection;
     var endpoint = this._endpoint;
-    connection.send(TYPE.CLOSE, endpoint, undefined, undefined, undefined, 0, true,
-      function () { connection.removeEndpoint(endpoint); });
+    connection.send({ type: TYPE.CLOSE, endpoint: endpoint, topic: undefined, client: undefined,
+      key: undefined, payload: undefined, flags: 0, now: true,
+      callback: function () { connection.removeEndpoint(endpoint); } });
     return this;
   };
 
   // Counters of the broker this store talks to (see README), and this
   // process's decodeErrors.
   ClusterStore.prototype.stats = function (fn) {
-    this._request(TYPE.STATS, undefined, undefined, undefined, function (err, status, payload) {
+    this._request({ type: TYPE.STATS }, function (err, status, payload) {
       if (err) return fn(err);
       var values = [];
       for (var i = 0; i + 8 <= payload.length; i += 8) {
@@ -222,10 +224,14 @@ module.exports = function createStore(io) {
     });
   };
 
-  ClusterStore.prototype._request = function (type, a, b, payload, callback) {
+  // A request of this store's, { type, topic or client, key, payload }
+  // (see Connection#send), whose reply goes to callback.
+  ClusterStore.prototype._request = function (request, callback) {
     if (this._closed) return later(callback, storeError('the store was destroyed', 'ERR_CLUSTER_STORE_DESTROYED'));
     try {
-      this._connection.send(type, this._endpoint, a, b, payload, 0, false, callback);
+      this._connection.send({ type: request.type, endpoint: this._endpoint, topic: request.topic,
+        client: request.client, key: request.key, payload: request.payload, flags: 0, now: false,
+        callback: callback });
     } catch (err) {
       later(callback, err);
     }
@@ -267,11 +273,11 @@ module.exports = function createStore(io) {
       self.emit('reconnect');
     }
     names.forEach(function (name) {
-      self._request(TYPE.SUBSCRIBE, name, undefined, undefined, done);
+      self._request({ type: TYPE.SUBSCRIBE, topic: name }, done);
     });
     // Also waits for the channel itself: a store with no subscriptions
     // reconnects once a round trip succeeds.
-    this._request(TYPE.SYNC, undefined, undefined, undefined, done);
+    this._request({ type: TYPE.SYNC }, done);
   };
 
   ClusterStore.prototype.onReconnect = function () {};
@@ -291,12 +297,14 @@ module.exports = function createStore(io) {
 
   util.inherits(Client, Store.Client);
 
-  // key === NO_KEY for the calls on the whole client (clear, expire).
-  Client.prototype._kv = function (type, key, payload, fn, decode) {
-    var bad = checkName('a client id', this.id) || (key === NO_KEY ? null : checkName('a key', key));
+  // A request on this client's data: { type, key, payload }. One without a
+  // key field concerns the whole client (clear, expire); one whose key is
+  // there but undefined is refused like any key that is not a string.
+  Client.prototype._kv = function (request, fn, decode) {
+    var bad = checkName('a client id', this.id) || ('key' in request ? checkName('a key', request.key) : null);
     if (bad) return later(fn, bad);
-    if (key === NO_KEY) key = undefined;
-    this.store._request(type, this.id, key, payload, function (err, status, bytes) {
+    request.client = this.id;
+    this.store._request(request, function (err, status, bytes) {
       if (typeof fn !== 'function') return;
       if (err) return fn(err);
       if (status !== STATUS.OK && status !== STATUS.MISSING) return fn(replyError(status, bytes));
@@ -312,10 +320,9 @@ module.exports = function createStore(io) {
   };
 
   function none() { return undefined; }
-  var NO_KEY = {};
 
   Client.prototype.get = function (key, fn) {
-    return this._kv(TYPE.KV_GET, key, undefined, fn, function (status, bytes) {
+    return this._kv({ type: TYPE.KV_GET, key: key }, fn, function (status, bytes) {
       if (status !== STATUS.OK) return null;
       try {
         return codec.decode(bytes);
@@ -335,17 +342,17 @@ module.exports = function createStore(io) {
       later(fn, err);
       return this;
     }
-    return this._kv(TYPE.KV_SET, key, payload, fn, none);
+    return this._kv({ type: TYPE.KV_SET, key: key, payload: payload }, fn, none);
   };
 
   Client.prototype.has = function (key, fn) {
-    return this._kv(TYPE.KV_HAS, key, undefined, fn, function (status) {
+    return this._kv({ type: TYPE.KV_HAS, key: key }, fn, function (status) {
       return status === STATUS.OK;
     });
   };
 
   Client.prototype.del = function (key, fn) {
-    return this._kv(TYPE.KV_DEL, key, undefined, fn, none);
+    return this._kv({ type: TYPE.KV_DEL, key: key }, fn, none);
   };
 
   // destroy(): clear the client's data now. destroy(seconds): keep it that
@@ -353,12 +360,12 @@ module.exports = function createStore(io) {
   // not move the deadline, as with RedisStore's EXPIRE.
   Client.prototype.destroy = function (expiration) {
     if (typeof expiration !== 'number') {
-      this._kv(TYPE.KV_CLEAR, NO_KEY, undefined, null, none);
+      this._kv({ type: TYPE.KV_CLEAR }, null, none);
     } else {
       var ms = Math.max(0, Math.min(0xffffffff, Math.round(expiration * 1000)));
       var payload = Buffer.alloc(4);
       payload.writeUInt32LE(ms, 0);
-      this._kv(TYPE.KV_EXPIRE, NO_KEY, payload, null, none);
+      this._kv({ type: TYPE.KV_EXPIRE, payload: payload }, null, none);
     }
     return this;
   };

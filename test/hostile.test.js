@@ -161,8 +161,10 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
         var payload = Buffer.concat([Buffer.from([2]), bytes]);
         var s = ctx.store('api1');
         var TYPE = ctx.require(ctx.path.join(ctx.ROOT, 'lib', 'protocol')).TYPE;
-        s._connection.send(TYPE.PUBLISH, s._endpoint, 'deep', undefined, payload, 0, true, null);
-        s._connection.send(TYPE.KV_SET, s._endpoint, 'undecodable', 'k', payload, 0, true, null);
+        s._connection.send({ type: TYPE.PUBLISH, endpoint: s._endpoint, topic: 'deep', payload: payload,
+          now: true });
+        s._connection.send({ type: TYPE.KV_SET, endpoint: s._endpoint, client: 'undecodable', key: 'k',
+          payload: payload, now: true });
         s.publish('deep', 'after');
       }, DEPTH);
       for (var w = 2; w <= WORKERS; w++) {
