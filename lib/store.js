@@ -10,7 +10,7 @@ var protocol = require('./protocol');
 var options = require('./options');
 var master = require('./master');
 var connection = require('./connection');
-var polling = require('./polling');
+var hookManager = require('./manager');
 
 var log = debug('socket.io-cluster-store:store');
 var TYPE = protocol.TYPE;
@@ -24,8 +24,6 @@ var FLUSH_AT_ONCE = new Set([
   'handshake', 'connect', 'open', 'close', 'disconnect', 'join', 'leave', 'disconnect-force',
   'disconnect-remote', 'heartbeat-clear', 'message-remote'
 ]);
-
-var POLLING = new Set(['xhr-polling', 'jsonp-polling', 'htmlfile']);
 
 function storeError(message, code) {
   var err = new Error('socket.io-cluster-store: ' + message);
@@ -90,35 +88,6 @@ function later(fn, err, value) {
   if (typeof fn === 'function') process.nextTick(fn, err, value);
 }
 
-// Makes socket.io 0.9 work without sticky sessions. Before the Manager
-// handles a request for a client it cannot vouch for (an id it has not
-// seen, a client it does not know as connected, or a polling request, which
-// any worker may get), the store makes the broker take in everything the
-// other workers had already written and delivers it here, synchronously.
-// So the `handshake` (or `connect`, `open`, `close`) that another worker
-// published before answering the client is known here before the Manager
-// looks. Requests for ids this worker already serves cost nothing.
-function hookManager(store, manager) {
-  if (!manager || typeof manager.handleClient !== 'function' || manager.__clusterStoreHooked) return;
-  manager.__clusterStoreHooked = true;
-  var handleClient = manager.handleClient;
-  manager.handleClient = function (data, req) {
-    var id = data && data.id;
-    if (id && (!this.handshaken[id] || !this.connected[id] || POLLING.has(data.transport))) {
-      store._catchUp();
-    }
-    return handleClient.apply(this, arguments);
-  };
-  // Polling clients served by any worker (see polling.js). socket.io's
-  // Manager subscribes right after this (in the same initStore call): its
-  // consumers are adapted until the end of this tick.
-  var wrap = polling(store, manager);
-  store._wrapConsumer = wrap;
-  process.nextTick(function () {
-    if (store._wrapConsumer === wrap) store._wrapConsumer = null;
-  });
-}
-
 module.exports = function createStore(io) {
   var Store = io && io.Store;
   if (typeof Store !== 'function' || typeof Store.Client !== 'function') {
@@ -140,7 +109,8 @@ module.exports = function createStore(io) {
 
   util.inherits(ClusterStore, Store);
 
-  // socket.io sets `store.manager` the first time a Manager reads its store.
+  // socket.io sets `store.manager` whenever a Manager reads its store; the
+  // first time, manager.js patches that Manager.
   Object.defineProperty(ClusterStore.prototype, 'manager', {
     configurable: true,
     get: function () { return this._manager; },
@@ -168,7 +138,6 @@ module.exports = function createStore(io) {
   ClusterStore.prototype.subscribe = function (name, consumer, fn) {
     var bad = checkName('a channel name', name);
     if (bad) throw bad;
-    if (this._wrapConsumer) consumer = this._wrapConsumer(name, consumer);
     var list = this._consumers.get(name);
     if (!list) this._consumers.set(name, list = []);
     if (typeof consumer === 'function') list.push(consumer);

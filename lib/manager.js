@@ -1,7 +1,18 @@
 'use strict';
-// Polling clients without sticky sessions.
+// Every patch this package makes to socket.io 0.9's Manager, made once per
+// Manager, when it first reads its store (socket.io then sets
+// `store.manager`, see store.js). Two concerns:
 //
-// Successive requests of an xhr-polling / jsonp-polling client land on any
+// Handshakes without sticky sessions. Before the Manager handles a request
+// for a client it cannot vouch for (an id it has not seen, a client it does
+// not know as connected, or a polling request, which any worker may get),
+// the store makes the broker take in everything the other workers had
+// already written and delivers it here, synchronously. So the `handshake`
+// (or `connect`, `open`, `close`) that another worker published before
+// answering the client is known here before the Manager looks. Requests for
+// ids this worker already serves cost nothing.
+//
+// Polling clients without sticky sessions. Successive requests of an xhr-polling / jsonp-polling client land on any
 // worker. socket.io 0.9 assumes they all land on one, and then crashes
 // (writes to a poll another worker answered), loses client events (handled
 // where the app has no handlers) and loses or duplicates packets (every
@@ -37,9 +48,9 @@ var CLOSE = 'cluster-store:poll-close';   // (id, holder node)
 var PUSH = 'cluster-store:push';          // (holder node, id, packets, volatile, home node)
 var BOUNCE = 'cluster-store:bounce';      // (home node, id, packets, holder node)
 
-function install(store, manager) {
-  if (manager.__clusterStorePolling) return;
-  manager.__clusterStorePolling = true;
+function hookManager(store, manager) {
+  if (!manager || typeof manager.handleClient !== 'function' || manager.__clusterStoreHooked) return;
+  manager.__clusterStoreHooked = true;
 
   var home = new Set();        // ids homed here
   var holders = new Map();     // at home: id -> node holding an open poll for it
@@ -178,6 +189,9 @@ function install(store, manager) {
     if (id && req.method === 'POST' && req.res && POLLING.has(data.transport)) guardAnswered(req.res, id);
     state.handling = id;
     try {
+      if (id && (!this.handshaken[id] || !this.connected[id] || POLLING.has(data.transport))) {
+        store._catchUp();
+      }
       orig.handleClient.apply(this, arguments);
     } finally {
       state.handling = null;
@@ -300,9 +314,10 @@ function install(store, manager) {
     flush(id);
   });
 
-  // Replaces or wraps socket.io's own consumers (see the subscribe path in
-  // store.js).
-  return function wrapConsumer(name, consumer) {
+  // Replaces or wraps socket.io's own consumers. socket.io's Manager
+  // subscribes right after it sets store.manager (in the same initStore
+  // call): its consumers are adapted until the end of this tick.
+  function wrapConsumer(name, consumer) {
     if (typeof consumer !== 'function') return consumer;
     if (name === 'dispatch-remote') {
       return function (id, packet, volatile) {
@@ -325,7 +340,15 @@ function install(store, manager) {
       };
     }
     return consumer;
+  }
+
+  var subscribe = store.subscribe;
+  var adapting = true;
+  store.subscribe = function (name, consumer, fn) {
+    if (adapting) consumer = wrapConsumer(name, consumer);
+    return subscribe.call(this, name, consumer, fn);
   };
+  process.nextTick(function () { adapting = false; });
 }
 
-module.exports = install;
+module.exports = hookManager;
