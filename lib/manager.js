@@ -314,9 +314,7 @@ function hookManager(store, manager) {
     flush(id);
   });
 
-  // Replaces or wraps socket.io's own consumers. socket.io's Manager
-  // subscribes right after it sets store.manager (in the same initStore
-  // call): its consumers are adapted until the end of this tick.
+  // Replaces or wraps socket.io's own consumers of these topics.
   function wrapConsumer(name, consumer) {
     if (typeof consumer !== 'function') return consumer;
     if (name === 'dispatch-remote') {
@@ -342,13 +340,17 @@ function hookManager(store, manager) {
     return consumer;
   }
 
+  // socket.io's Manager is in initStore now: it set store.manager on its
+  // first read of the store there, and subscribes next, in the same call,
+  // once to each topic. So the first subscription to each of these topics
+  // from now on is socket.io's own; any later one (the application's, or
+  // another Manager's) is left as it is.
+  var adapt = new Set(['dispatch-remote', 'message-remote', 'close', 'connect']);
   var subscribe = store.subscribe;
-  var adapting = true;
   store.subscribe = function (name, consumer, fn) {
-    if (adapting) consumer = wrapConsumer(name, consumer);
+    if (adapt.delete(name)) consumer = wrapConsumer(name, consumer);
     return subscribe.call(this, name, consumer, fn);
   };
-  process.nextTick(function () { adapting = false; });
 }
 
 module.exports = hookManager;
