@@ -36,6 +36,7 @@ declare namespace clusterStore {
     messagesPublished: number;
     messagesDelivered: number;
     bytesDelivered: number;
+    /** Topics (the names given to subscribe) in the subscription table. */
     channels: number;
     subscriptions: number;
     clients: number;

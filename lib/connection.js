@@ -412,6 +412,7 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
     payload = bytes.subarray(payloadStart, payloadStart + words[i + 6]);
   }
   if (type === TYPE.MESSAGE) {
+    // Field a is the topic; the endpoint is the subscriber.
     var endpoint = this.endpoints.get(words[i + 1]);
     if (endpoint) endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload);
   } else if (type === TYPE.REPLY) {

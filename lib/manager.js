@@ -43,6 +43,7 @@ var debug = require('debug');
 var log = debug('socket.io-cluster-store:polling');
 
 var POLLING = new Set(['xhr-polling', 'jsonp-polling', 'htmlfile']);
+// The topics of this module's own messages, with their arguments.
 var OPEN = 'cluster-store:poll-open';     // (id, holder node)
 var CLOSE = 'cluster-store:poll-close';   // (id, holder node)
 var PUSH = 'cluster-store:push';          // (holder node, id, packets, volatile, home node)
@@ -167,7 +168,7 @@ function hookManager(store, manager) {
   }
 
   // At home: whatever is queued goes to the transport that is open now.
-  function flush(id) {
+  function sendQueued(id) {
     var q = manager.closed[id];
     if (!q || !q.length) return;
     var t = localOpen(id);
@@ -202,7 +203,7 @@ function hookManager(store, manager) {
     if (home.has(id)) {
       // The client polls here: any poll announced elsewhere is over.
       holders.delete(id);
-      flush(id);
+      sendQueued(id);
     } else if (POLLING.has(data.transport) && this.connected[id]) {
       announced.add(id);
       publish.call(store, OPEN, id, store.nodeId);
@@ -265,13 +266,13 @@ function hookManager(store, manager) {
 
   // Home never hears its own 'message-remote' (published when it has no
   // transport for the client): it handles the packet itself instead.
-  store.publish = function (name, id, packet) {
-    if (name === 'message-remote' && home.has(id)) {
-      if (this.listenerCount('publish') > 0) this.emit('publish', name, id, packet);
+  store.publish = function (topic, id, packet) {
+    if (topic === 'message-remote' && home.has(id)) {
+      if (this.listenerCount('publish') > 0) this.emit('publish', topic, id, packet);
       orig.onClientMessage.call(manager, id, packet);
       return this;
     }
-    if (name === 'message-remote') {
+    if (topic === 'message-remote') {
       forward(id, packet);
       return this;
     }
@@ -281,7 +282,7 @@ function hookManager(store, manager) {
   store.subscribe(OPEN, function (id, node) {
     if (!home.has(id)) return;
     holders.set(id, node);
-    flush(id);
+    sendQueued(id);
   });
 
   store.subscribe(CLOSE, function (id, node) {
@@ -311,23 +312,23 @@ function hookManager(store, manager) {
     var at = Math.min(bounced.get(id) || 0, q.length);
     Array.prototype.splice.apply(q, [at, 0].concat(packets));
     bounced.set(id, at + packets.length);
-    flush(id);
+    sendQueued(id);
   });
 
   // Replaces or wraps socket.io's own consumers of these topics.
-  function wrapConsumer(name, consumer) {
+  function wrapConsumer(topic, consumer) {
     if (typeof consumer !== 'function') return consumer;
-    if (name === 'dispatch-remote') {
+    if (topic === 'dispatch-remote') {
       return function (id, packet, volatile) {
         if (home.has(id)) deliver(id, packet, volatile);
       };
     }
-    if (name === 'message-remote') {
+    if (topic === 'message-remote') {
       return function (id, packet) {
         if (home.has(id)) orig.onClientMessage.call(manager, id, packet);
       };
     }
-    if (name === 'close' || name === 'connect') {
+    if (topic === 'close' || topic === 'connect') {
       return function () {
         state.remote++;
         try {
@@ -347,9 +348,9 @@ function hookManager(store, manager) {
   // another Manager's) is left as it is.
   var adapt = new Set(['dispatch-remote', 'message-remote', 'close', 'connect']);
   var subscribe = store.subscribe;
-  store.subscribe = function (name, consumer, fn) {
-    if (adapt.delete(name)) consumer = wrapConsumer(name, consumer);
-    return subscribe.call(this, name, consumer, fn);
+  store.subscribe = function (topic, consumer, fn) {
+    if (adapt.delete(topic)) consumer = wrapConsumer(topic, consumer);
+    return subscribe.call(this, topic, consumer, fn);
   };
 }
 

@@ -89,7 +89,8 @@ function answerWorker(worker, message) {
   }
   // node closes the master's copy of the descriptor once the worker has
   // acknowledged it. A worker killed at the wrong moment can leave node
-  // holding it for good (the broker would keep a connection to nobody), so
+  // holding it for good (the broker would keep serving a channel nobody
+  // reads), so
   // it is also closed when the worker exits; closing twice is a no-op.
   var handle = socket._handle;
   var handleClosed = false;

@@ -27,6 +27,8 @@ var DESCRIPTOR_WORDS = 7;
 var WORD_SHARED = 0x10000;
 
 // The broker's counters, in the order of a STATS reply (enum frame_stat).
+// These names are API (stats()); 'channels' counts topics, as the C side
+// still calls them.
 var STAT_NAMES = [
   'workers', 'workersCutOff', 'framesIn', 'bytesIn', 'messagesPublished', 'messagesDelivered',
   'bytesDelivered', 'channels', 'subscriptions', 'clients', 'keys', 'dataBytes', 'queuedBytes',

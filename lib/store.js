@@ -51,6 +51,9 @@ var wellFormed = typeof String.prototype.isWellFormed === 'function' ?
   function (s) { return !LONE_SURROGATE.test(s); };
 var LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/;
 
+// What errors call a topic: the API's word for it (README).
+var A_TOPIC = 'a channel name';
+
 // An Error for a name that cannot be used (not a string, or not well-formed
 // Unicode), or null.
 function checkName(what, value) {
@@ -120,46 +123,46 @@ module.exports = function createStore(io) {
     }
   });
 
-  ClusterStore.prototype.publish = function (name) {
-    var bad = checkName('a channel name', name);
+  ClusterStore.prototype.publish = function (topic) {
+    var bad = checkName(A_TOPIC, topic);
     if (bad) throw bad;
     var args = Array.prototype.slice.call(arguments, 1);
     // Encoding errors throw a TypeError here, before anything is sent.
-    var payload = codec.encode(args, 'the arguments published on "' + name + '"');
+    var payload = codec.encode(args, 'the arguments published on "' + topic + '"');
     if (!this._closed) {
-      this._connection.send({ type: TYPE.PUBLISH, endpoint: this._endpoint, topic: name,
-        client: undefined, key: undefined, payload: payload, flags: 0, now: FLUSH_AT_ONCE.has(name),
+      this._connection.send({ type: TYPE.PUBLISH, endpoint: this._endpoint, topic: topic,
+        client: undefined, key: undefined, payload: payload, flags: 0, now: FLUSH_AT_ONCE.has(topic),
         callback: null });
     }
-    if (this.listenerCount('publish') > 0) this.emit.apply(this, ['publish', name].concat(args));
+    if (this.listenerCount('publish') > 0) this.emit.apply(this, ['publish', topic].concat(args));
     return this;
   };
 
-  ClusterStore.prototype.subscribe = function (name, consumer, fn) {
-    var bad = checkName('a channel name', name);
+  ClusterStore.prototype.subscribe = function (topic, consumer, fn) {
+    var bad = checkName(A_TOPIC, topic);
     if (bad) throw bad;
-    var list = this._consumers.get(name);
-    if (!list) this._consumers.set(name, list = []);
+    var list = this._consumers.get(topic);
+    if (!list) this._consumers.set(topic, list = []);
     if (typeof consumer === 'function') list.push(consumer);
     var self = this;
-    this._request({ type: TYPE.SUBSCRIBE, topic: name }, function (err) {
+    this._request({ type: TYPE.SUBSCRIBE, topic: topic }, function (err) {
       if (err) return self._fail(err, fn);
       if (typeof fn === 'function') fn();
     });
-    this.emit('subscribe', name, consumer, fn);
+    this.emit('subscribe', topic, consumer, fn);
     return this;
   };
 
-  ClusterStore.prototype.unsubscribe = function (name, fn) {
-    var bad = checkName('a channel name', name);
+  ClusterStore.prototype.unsubscribe = function (topic, fn) {
+    var bad = checkName(A_TOPIC, topic);
     if (bad) throw bad;
-    this._consumers.delete(name);
+    this._consumers.delete(topic);
     var self = this;
-    this._request({ type: TYPE.UNSUBSCRIBE, topic: name }, function (err) {
+    this._request({ type: TYPE.UNSUBSCRIBE, topic: topic }, function (err) {
       if (err) return self._fail(err, fn);
       if (typeof fn === 'function') fn();
     });
-    this.emit('unsubscribe', name, fn);
+    this.emit('unsubscribe', topic, fn);
     return this;
   };
 
@@ -210,14 +213,14 @@ module.exports = function createStore(io) {
     if (!this._closed) this._connection.catchUp(this._endpoint);
   };
 
-  ClusterStore.prototype.onMessage = function (name, payload) {
-    var consumers = this._consumers.get(name);
+  ClusterStore.prototype.onMessage = function (topic, payload) {
+    var consumers = this._consumers.get(topic);
     if (!consumers || consumers.length === 0) return;
     var args;
     try {
       args = codec.decode(payload);
     } catch (err) {
-      return this._fail(decodeError('a message on "' + name + '"', err));
+      return this._fail(decodeError('a message on "' + topic + '"', err));
     }
     for (var i = 0; i < consumers.length; i++) consumers[i].apply(null, args);
   };
@@ -226,13 +229,13 @@ module.exports = function createStore(io) {
     this._fail(err);
   };
 
-  // After a reconnect: subscribe again to every channel; 'reconnect' is
+  // After a reconnect: subscribe again to every topic; 'reconnect' is
   // emitted once all of them are live in the broker (so a message published
   // after it is delivered).
   ClusterStore.prototype.resubscribe = function () {
     var self = this;
-    var names = Array.from(this._consumers.keys());
-    var waiting = names.length + 1;
+    var topics = Array.from(this._consumers.keys());
+    var waiting = topics.length + 1;
     var failed = null;
     function done(err) {
       if (err && !failed) failed = err;
@@ -241,8 +244,8 @@ module.exports = function createStore(io) {
       log('store %d reconnected', self._endpoint);
       self.emit('reconnect');
     }
-    names.forEach(function (name) {
-      self._request({ type: TYPE.SUBSCRIBE, topic: name }, done);
+    topics.forEach(function (topic) {
+      self._request({ type: TYPE.SUBSCRIBE, topic: topic }, done);
     });
     // Also waits for the channel itself: a store with no subscriptions
     // reconnects once a round trip succeeds.
