@@ -441,12 +441,11 @@ Connection.prototype.maxFrameSize = function () {
 var shared = null;
 
 // The process's connection, made with these options the first time.
-function connection(opts) {
+function forProcess(opts) {
   if (!shared) shared = new Connection(readOptions(opts, master.setupOptions() || options.DEFAULTS));
   return shared;
 }
 
 module.exports = {
-  connection: connection,
-  isWorkerProcess: isWorkerProcess
+  forProcess: forProcess
 };

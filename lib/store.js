@@ -103,7 +103,7 @@ module.exports = function createStore(io) {
     var read = options.readOptions(opts);
     Store.call(this, opts || {});
     this.nodeId = process.pid + ':' + Math.random().toString(36).slice(2);
-    this._connection = connection.connection(read);
+    this._connection = connection.forProcess(read);
     this._consumers = new Map();
     this._closed = false;
     this._endpoint = this._connection.addEndpoint(this);
