@@ -190,6 +190,8 @@ function hookManager(store, manager) {
     if (id && req.method === 'POST' && req.res && POLLING.has(data.transport)) guardAnswered(req.res, id);
     state.handling = id;
     try {
+      // A client this worker cannot vouch for: catch up with the broker
+      // first (handshakes without sticky sessions, at the top).
       if (id && (!this.handshaken[id] || !this.connected[id] || POLLING.has(data.transport))) {
         store._catchUp();
       }
