@@ -6,7 +6,7 @@ var assert = require('assert');
 var fs = require('fs');
 var os = require('os');
 var path = require('path');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 var readJsonLines = require('./support/jsonl').readJsonLines;
 
 function sleep(ms) {
@@ -17,7 +17,7 @@ describe('when the master never loaded the module', function () {
   var cluster;
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 2, load: false });
+    cluster = await harness.start({ workers: 2, load: false });
   });
 
   after(async function () {
@@ -156,7 +156,7 @@ describe('when the master is killed (SIGKILL) while workers have calls pending',
 
   before(async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster-store-test-'));
-    cluster = await harness.startCluster({ workers: 2 });
+    cluster = await harness.start({ workers: 2 });
   });
 
   after(async function () {
@@ -225,12 +225,12 @@ describe('when the master is killed (SIGKILL) while workers have calls pending',
       });
     }, 10000, 'answered calls');
     // Stop the master so calls pile up unanswered, then kill it.
-    assert.ok(cluster.signalMaster('SIGSTOP'));
+    assert.ok(cluster.kill('master', 'SIGSTOP'));
     var tStop = Date.now();
     await sleep(300);
-    assert.ok(cluster.signalMaster('SIGKILL'));
+    assert.ok(cluster.kill('master', 'SIGKILL'));
     var tKill = Date.now();
-    await cluster.waitExit(5000);
+    await cluster.waitExit('master', 5000);
     await harness.waitFor(function () {
       return [1, 2].every(function (w) { return readJsonLines(files[w]).some(function (r) { return r.ev === 'done'; }); });
     }, 10000, 'both workers to finish watching');
@@ -267,7 +267,7 @@ describe('a value over the maximum frame size', function () {
   var cluster;
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 3, setup: { maxFrameSize: 1048576, queueLimit: 8388608 } });
+    cluster = await harness.start({ workers: 3, setup: { maxFrameSize: 1048576, queueLimit: 8388608 } });
   });
 
   after(async function () {
@@ -371,7 +371,7 @@ describe('when a worker is killed mid-traffic', function () {
   var cluster;
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 3 });
+    cluster = await harness.start({ workers: 3 });
   });
 
   after(async function () {

@@ -6,7 +6,7 @@
 
 var assert = require('assert');
 var http = require('http');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 
 var WORKERS = 4;
 var MAX_FRAME = 1024 * 1024;
@@ -42,9 +42,9 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
 
   before(async function () {
     this.timeout(60000);
-    c = await harness.startCluster({ workers: WORKERS, sio: true, setup: { maxFrameSize: MAX_FRAME } });
+    c = await harness.start({ workers: WORKERS, sio: true, setup: { maxFrameSize: MAX_FRAME } });
     // Every answer says which worker gave it.
-    await c.runAll(function (ctx) {
+    await c.runAll(c.workerIds, function (ctx) {
       ctx.io.server.prependListener('request', function (req, res) {
         res.setHeader('x-worker', String(ctx.workerId));
       });
@@ -65,7 +65,7 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
   async function allAlive(label) {
     var exits = c.exits.slice();
     assert.deepStrictEqual(exits, [], label + ': workers exited' + c.output());
-    var pids = await c.runAll(function () { return process.pid; });
+    var pids = await c.runAll(c.workerIds, function () { return process.pid; });
     assert.deepStrictEqual(pids.sort(), c.workerPids().sort(), label);
   }
 
@@ -92,7 +92,7 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
   // The client is gone from every worker (disconnected, not just left
   // waiting), and a poll for it is refused as not handshaken.
   async function refused(sid, label) {
-    var left = await c.runAll(function (ctx, id) {
+    var left = await c.runAll(c.workerIds, function (ctx, id) {
       return ctx.until(function () {
         return !ctx.io.connected[id] && !ctx.io.handshaken[id] && !ctx.io.open[id];
       }, 10000, 'client ' + id + ' disconnected here').then(function () { return true; });
@@ -103,7 +103,7 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
   }
 
   async function storeErrors() {
-    var all = await c.runAll(function (ctx) { return ctx.errors.splice(0); });
+    var all = await c.runAll(c.workerIds, function (ctx) { return ctx.errors.splice(0); });
     return [].concat.apply([], all);
   }
 
@@ -253,7 +253,7 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
         sids.push(client.sid);
         // A poll held open on the next worker, then a disconnect request.
         var held = request(c.port, 'GET', url('xhr-polling', client.sid));
-        await c.runAll(function (ctx, id) {
+        await c.runAll(c.workerIds, function (ctx, id) {
           return ctx.until(function () { return !!ctx.io.open[id]; }, 10000, 'the held poll of ' + id)
             .then(function () { return true; });
         }, client.sid);
@@ -261,7 +261,7 @@ describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, 
         assert.strictEqual((await held).body, '0::', 'the held poll was answered with a disconnect');
         await refused(client.sid, 'client ' + i);
       }
-      var left = await c.runAll(function (ctx, ids) {
+      var left = await c.runAll(c.workerIds, function (ctx, ids) {
         return Object.keys(ctx.io.transports).filter(function (id) { return ids.indexOf(id) >= 0; });
       }, sids);
       assert.deepStrictEqual(left, new Array(WORKERS).fill([]), 'transports keys left by worker');

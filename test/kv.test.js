@@ -3,7 +3,7 @@
 // store.destroyClient, store.destroy) across real cluster workers.
 
 var assert = require('assert');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 
 describe('client data across the cluster (4 workers)', function () {
   var cluster;
@@ -13,7 +13,7 @@ describe('client data across the cluster (4 workers)', function () {
   }
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 4 });
+    cluster = await harness.start({ workers: 4 });
   });
 
   after(async function () {
@@ -181,7 +181,7 @@ describe('client data across the cluster (4 workers)', function () {
     this.timeout(60000);
     var id = clientId('race');
     var PER = 125; // set + get each: 250 calls per worker, 1000 in all
-    var results = await cluster.runAll(async function (ctx, a) {
+    var results = await cluster.runAll(cluster.workerIds, async function (ctx, a) {
       var client = ctx.store('race').client(a.id);
       var me = ctx.workerId;
       var sets = [];
@@ -219,9 +219,9 @@ describe('client data across the cluster (4 workers)', function () {
     });
     // After every call was acked, everyone reads the same final value,
     // and it is some worker's last write.
-    var finals = await cluster.runAll(async function (ctx, id) {
+    var finals = await cluster.runAll(cluster.workerIds.concat('master'), async function (ctx, id) {
       return (await ctx.call(ctx.store('race').client(id), 'get', 'k'))[1];
-    }, id, { includeMaster: true });
+    }, id);
     finals.forEach(function (v) { assert.deepStrictEqual(v, finals[0]); });
     assert.strictEqual(finals[0].i, PER - 1);
   });

@@ -3,7 +3,7 @@
 // master), store instance by store instance.
 
 var assert = require('assert');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 
 describe('publish and subscribe across the cluster (4 workers)', function () {
   var cluster;
@@ -13,7 +13,7 @@ describe('publish and subscribe across the cluster (4 workers)', function () {
   }
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 4 });
+    cluster = await harness.start({ workers: 4 });
   });
 
   after(async function () {

@@ -6,7 +6,7 @@
 // handlers), and the option that turns the pool off works.
 
 var assert = require('assert');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 
 // Runs in a fixture process: a string of `length` characters that differs
 // from message to message, and its digest.
@@ -85,7 +85,7 @@ describe('large messages through the shared memory pool (3 workers)', function (
   var cluster;
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 3 });
+    cluster = await harness.start({ workers: 3 });
   });
 
   after(async function () {
@@ -171,7 +171,7 @@ describe('large messages when a reader dies holding them (3 workers)', function 
   var cluster;
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 3 });
+    cluster = await harness.start({ workers: 3 });
   });
 
   after(async function () {
@@ -212,7 +212,7 @@ describe('the sharedMemory option', function () {
   var cluster;
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 2, setup: { sharedMemory: false } });
+    cluster = await harness.start({ workers: 2, setup: { sharedMemory: false } });
   });
 
   after(async function () {

@@ -3,7 +3,7 @@
 // real socket.io-client 0.9.16 clients over websockets.
 
 var assert = require('assert');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 var clients = require('./support/clients');
 
 describe('socket.io 0.9 over the cluster (4 workers, websocket clients)', function () {
@@ -11,7 +11,7 @@ describe('socket.io 0.9 over the cluster (4 workers, websocket clients)', functi
   var placed; // { byWorker, all }
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 4, sio: true });
+    cluster = await harness.start({ workers: 4, sio: true });
     placed = await clients.connectToEvery(cluster.port, cluster.workerIds);
   });
 

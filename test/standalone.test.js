@@ -3,7 +3,7 @@
 // itself, and worker_threads.
 
 var assert = require('assert');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 
 function lastJson(stdout) {
   var lines = stdout.trim().split('\n').filter(Boolean);
@@ -58,7 +58,7 @@ describe('outside a cluster worker', function () {
     var cluster;
 
     before(async function () {
-      cluster = await harness.startCluster({ workers: 2 });
+      cluster = await harness.start({ workers: 2 });
     });
 
     after(async function () {

@@ -3,7 +3,7 @@
 // cluster workers; what the encoding cannot hold is refused cleanly.
 
 var assert = require('assert');
-var harness = require('./support/cluster');
+var harness = require('./support/harness');
 var describe_ = require('./support/describe');
 var samples = require('./support/samples');
 
@@ -30,7 +30,7 @@ describe('values across the cluster (2 workers)', function () {
   }
 
   before(async function () {
-    cluster = await harness.startCluster({ workers: 2 });
+    cluster = await harness.start({ workers: 2 });
   });
 
   after(async function () {

@@ -11,7 +11,7 @@
 var assert = require('assert');
 var childProcess = require('child_process');
 var path = require('path');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 describe('faults: bad input (2 workers)', function () {
   var c;
@@ -20,9 +20,9 @@ describe('faults: bad input (2 workers)', function () {
   var round = 0;
 
   before(async function () {
-    c = await harness.start({ workers: 2 });
-    writer = c.ids()[0];
-    reader = c.ids()[1];
+    c = await harness.start({ runTimeout: 30000, workers: 2 });
+    writer = c.workerIds[0];
+    reader = c.workerIds[1];
     await c.runAll([writer, reader], function (ctx) {
       var s = ctx.store();
       ctx.state.errors = [];
@@ -395,7 +395,7 @@ describe('faults: bad input (2 workers)', function () {
   // lib/store.js refuses every string with a surrogate pair, so an emoji in
   // a client id, key or channel name is refused as a "lone surrogate".
   it('accepts well-formed astral characters (emoji) in names without String.prototype.isWellFormed', async function () {
-    var script = path.join(__dirname, 'fixtures', 'names-without-iswellformed.js');
+    var script = path.join(harness.FIXTURES, 'names-without-iswellformed.js');
     var out = childProcess.spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20000 });
     var result = JSON.parse(out.stdout.trim().split('\n').pop() || 'null');
     assert.deepStrictEqual(result, {

@@ -7,7 +7,7 @@
 // keep growing (two rounds of 100k; figures in the test title).
 
 var assert = require('assert');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 var CLIENTS = 100000;
 var SANITIZED = /lib(asan|ubsan)/.test(process.env.LD_PRELOAD || '');
@@ -17,7 +17,7 @@ describe('faults: 100k clients set, destroyed with a 1 s expiration', function (
   var c;
 
   before(async function () {
-    c = await harness.start({ workers: 2 });
+    c = await harness.start({ runTimeout: 30000, workers: 2 });
   });
 
   after(async function () {
@@ -61,7 +61,7 @@ describe('faults: 100k clients set, destroyed with a 1 s expiration', function (
   }
 
   async function round(r) {
-    var ids = c.ids();
+    var ids = c.workerIds;
     var results = await Promise.all(ids.map(function (id, i) {
       return c.run(id, churn, { round: r, from: i, to: CLIENTS, step: ids.length, window: WINDOW }, { timeout: 110000 });
     }));

@@ -8,7 +8,7 @@
 var assert = require('assert');
 var childProcess = require('child_process');
 var path = require('path');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 var LOAD = path.join(__dirname, '..', '..', 'bench', 'load.js');
 

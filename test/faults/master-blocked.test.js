@@ -6,7 +6,7 @@
 // inside the block window (the master reports when it started and ended).
 
 var assert = require('assert');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 var BLOCK_MS = 2000;
 var MARGIN_MS = 200; // only what is well inside the window counts
@@ -15,7 +15,7 @@ describe('faults: the master\'s event loop blocked for 2 s', function () {
   var c;
 
   before(async function () {
-    c = await harness.start({ workers: 3 });
+    c = await harness.start({ runTimeout: 30000, workers: 3 });
   });
 
   after(async function () {
@@ -23,7 +23,7 @@ describe('faults: the master\'s event loop blocked for 2 s', function () {
   });
 
   it('does not stop publishes, get and set between workers', async function () {
-    var ids = c.ids();
+    var ids = c.workerIds;
     var writer = ids[0];
     var reader = ids[1];
     var other = ids[2];
@@ -151,7 +151,7 @@ describe('faults: a worker starting while the master\'s loop is busy past attach
   var c;
 
   before(async function () {
-    c = await harness.start({ workers: 1 });
+    c = await harness.start({ runTimeout: 30000, workers: 1 });
   });
 
   after(async function () {
@@ -171,7 +171,7 @@ describe('faults: a worker starting while the master\'s loop is busy past attach
   }
 
   it('fails calls at once meanwhile, then attaches by itself, with no ghost channel', async function () {
-    var first = c.ids()[0];
+    var first = c.workerIds[0];
     // A worker attached the usual way: what one channel costs in descriptors.
     var usual = await c.run(first, async function (ctx) {
       var fs = ctx.require('fs');
@@ -189,8 +189,8 @@ describe('faults: a worker starting while the master\'s loop is busy past attach
       var fs = ctx.require('fs');
       var path = ctx.require('path');
       var fdsBefore = fs.readdirSync('/proc/self/fd').length;
-      var w = ctx.cluster.fork({ FAULTS_PROBE_AT_START: JSON.stringify({ attachTimeout: arg.attachTimeout }) });
-      var file = path.join(process.env.FAULTS_DIR, 'p' + w.process.pid + '.jsonl');
+      var w = ctx.cluster.fork({ CS_PROBE_AT_START: JSON.stringify({ attachTimeout: arg.attachTimeout }) });
+      var file = path.join(process.env.CS_NOTES_DIR, 'p' + w.process.pid + '.jsonl');
       var nap = new Int32Array(new SharedArrayBuffer(4));
       var failed = null;
       var giveUp = Date.now() + 30000;

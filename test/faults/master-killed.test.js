@@ -13,13 +13,13 @@
 // carry them. The third worker keeps node's default behaviour.
 
 var assert = require('assert');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 describe('faults: the master killed (SIGKILL)', function () {
   var c;
 
   before(async function () {
-    c = await harness.start({ workers: 3 });
+    c = await harness.start({ runTimeout: 30000, workers: 3 });
   });
 
   after(async function () {
@@ -29,7 +29,7 @@ describe('faults: the master killed (SIGKILL)', function () {
   // Runs in a worker: a flood of requests that is in flight when the master
   // dies, then (survivors) a round of later calls, then a summary note.
   function load(ctx, arg) {
-    var CS = ctx.CS();
+    var CS = ctx.ClusterStore;
     var s = ctx.store();
     var client = s.client('master-killed');
     var st = ctx.state;
@@ -132,7 +132,7 @@ describe('faults: the master killed (SIGKILL)', function () {
     function finish() {
       ctx.note({
         summary: true,
-        worker: ctx.id,
+        worker: ctx.workerId,
         issued: st.issued,
         called: st.called,
         ok: st.ok,
@@ -151,7 +151,7 @@ describe('faults: the master killed (SIGKILL)', function () {
   }
 
   it('fails pending and later callbacks with an Error, and workers exit cleanly', async function () {
-    var ids = c.ids();
+    var ids = c.workerIds;
     var survivors = [ids[0], ids[1]];
     var plain = ids[2];
     var pids = ids.map(function (id) { return c.workerPid(id); });

@@ -16,7 +16,7 @@ describe('faults: a plain process cut off for not reading (queueLimit 1 MiB)', f
   // unref'd too: the loop runs out first. The process exits with code 0,
   // the request in flight never gets its callback, no 'error' is emitted.
   it('the cut is reported, pending calls fail, the store reconnects', function () {
-    var script = path.join(__dirname, 'fixtures', 'plain-cutoff.js');
+    var script = path.join(__dirname, '..', 'fixtures', 'plain-cutoff.js');
     var r = childProcess.spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20000 });
     var result = JSON.parse((r.stdout || '').trim().split('\n').pop() || 'null');
     assert.deepStrictEqual(result, {

@@ -12,7 +12,7 @@
 // 2 MiB unacknowledged), so only the blocked worker can fall behind.
 
 var assert = require('assert');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 var QUEUE_LIMIT = 4 << 20;
 var FLOOD = 300; // 64 KiB each: ~19 MiB, several times the limit
@@ -23,7 +23,7 @@ describe('faults: a worker that stops reading (queueLimit 4 MiB)', function () {
   var c;
 
   before(async function () {
-    c = await harness.start({ workers: 3, setup: { maxFrameSize: 1 << 20, queueLimit: QUEUE_LIMIT } });
+    c = await harness.start({ runTimeout: 30000, workers: 3, setup: { maxFrameSize: 1 << 20, queueLimit: QUEUE_LIMIT } });
   });
 
   after(async function () {
@@ -31,7 +31,7 @@ describe('faults: a worker that stops reading (queueLimit 4 MiB)', function () {
   });
 
   it('is cut off, reconnects and receives again; the others are unaffected', async function () {
-    var ids = c.ids();
+    var ids = c.workerIds;
     var slow = ids[0];
     var flooder = ids[1];
     var fast = ids[2];

@@ -4,7 +4,7 @@
 #   test/faults/valgrind.sh [c|node|all]      (default: all)
 #
 #   c     the C unit tests under memcheck: make -C test/c valgrind
-#   node  test/faults/fixtures/valgrind-script.js (one process: the broker,
+#   node  test/fixtures/valgrind-script.js (one process: the broker,
 #         two stores, a worker thread, a cut-off and reconnect, teardown at
 #         exit) under `valgrind --leak-check=full`, with the addon node-gyp-build
 #         picks. Node and V8 themselves are not clean under memcheck (JIT code,
@@ -35,14 +35,14 @@ fi
 
 if [ "$what" = node ] || [ "$what" = all ]; then
   log=$(mktemp /tmp/cs-valgrind-XXXXXX.log)
-  echo "== node test/faults/fixtures/valgrind-script.js under valgrind (log: $log)"
+  echo "== node test/fixtures/valgrind-script.js under valgrind (log: $log)"
   # shellcheck disable=SC2086
   # Bounded (the script takes ~30 s under valgrind): a hang ends here, with
   # valgrind killed, not in the caller's timeout with valgrind left running.
   out=$(timeout --kill-after=10 "${VALGRIND_NODE_TIMEOUT:-240}" valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --suppressions=test/faults/valgrind.supp \
     --num-callers=40 --error-exitcode=0 --log-file="$log" \
-    node ${VALGRIND_NODE_ARGS:-} test/faults/fixtures/valgrind-script.js 2>&1)
+    node ${VALGRIND_NODE_ARGS:-} test/fixtures/valgrind-script.js 2>&1)
   rc=$?
   echo "$out"
   if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then

@@ -1,7 +1,7 @@
 'use strict';
 // Memory errors and leaks in C: test/faults/valgrind.sh, i.e. the C unit
 // tests under valgrind's memcheck, then a single-process node workout of
-// the addon (fixtures/valgrind-script.js) under memcheck, counting only
+// the addon (test/fixtures/valgrind-script.js) under memcheck, counting only
 // errors and definite leaks with a frame in the addon. About a minute.
 
 var assert = require('assert');

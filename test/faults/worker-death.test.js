@@ -9,7 +9,7 @@
 // leave no descriptor behind in the master and no ghost in the broker.
 
 var assert = require('assert');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 var SEQ_TOTAL = 20000;
 var VICTIM_CHANNELS = 200;
@@ -18,7 +18,7 @@ describe('faults: a worker killed mid-burst (SIGKILL)', function () {
   var c;
 
   before(async function () {
-    c = await harness.start({ workers: 4 });
+    c = await harness.start({ runTimeout: 30000, workers: 4 });
   });
 
   after(async function () {
@@ -26,7 +26,7 @@ describe('faults: a worker killed mid-burst (SIGKILL)', function () {
   });
 
   it('leaves the master, the others and a replacement worker working', async function () {
-    var ids = c.ids();
+    var ids = c.workerIds;
     var victim = ids[0];
     var publisher = ids[1];
     var subscribers = [ids[2], ids[3]];
@@ -46,7 +46,7 @@ describe('faults: a worker killed mid-burst (SIGKILL)', function () {
       }
       s.on('error', function (err) { ctx.state.error = err.message; });
       var subs = [['burst', track(ctx.state.burst)]];
-      if (ctx.id !== arg.publisher) subs.push(['seq', track(ctx.state.seq)]);
+      if (ctx.workerId !== arg.publisher) subs.push(['seq', track(ctx.state.seq)]);
       return Promise.all(subs.map(function (p) {
         return new Promise(function (resolve, reject) {
           s.subscribe(p[0], function (n, pad) { p[1](n, pad); }, function (err) { return err ? reject(err) : resolve(); });
@@ -180,7 +180,7 @@ describe('faults: workers killed while they attach', function () {
   var c;
 
   before(async function () {
-    c = await harness.start({ workers: 1 });
+    c = await harness.start({ runTimeout: 30000, workers: 1 });
   });
 
   after(async function () {
@@ -192,7 +192,7 @@ describe('faults: workers killed while they attach', function () {
   // while the channel is in flight, just after attaching. The master must
   // survive, leak no descriptor, and its broker must forget them all.
   it('leaves the master without leaked descriptors and the broker without ghosts', async function () {
-    var first = c.ids()[0];
+    var first = c.workerIds[0];
     await c.run(first, function (ctx) { return ctx.call(ctx.store(), 'stats').then(function () {}); });
     function fds() {
       return c.run('master', function (ctx) { return ctx.require('fs').readdirSync('/proc/self/fd').length; });
@@ -207,7 +207,7 @@ describe('faults: workers killed while they attach', function () {
         return new Promise(function (resolve) {
           for (var i = 0; i < n; i++) {
             (function (i) {
-              var w = ctx.cluster.fork({ FAULTS_ATTACH_AT_START: '1' });
+              var w = ctx.cluster.fork({ CS_ATTACH_AT_START: '1' });
               w.on('exit', function () { if (++gone === n) resolve(gone); });
               setTimeout(function () { w.process.kill('SIGKILL'); }, i * 25 + r * 6);
             })(i);

@@ -1,9 +1,9 @@
 'use strict';
 // The processes a test starts, and waiting for a condition or a callback:
-// shared by the store suites (test/support/) and the fault suites
-// (test/faults/fixtures/), in the test process and inside the fixture
-// processes. Every tracked process is killed when the process that started
-// it exits, whatever happened.
+// used by the harness (test/support/harness.js) in the test process and by
+// the context (test/support/context.js) inside the fixture processes. Every
+// tracked process is killed when the process that started it exits,
+// whatever happened.
 
 var childProcess = require('child_process');
 
