@@ -4,6 +4,10 @@
 // block publishes and get/set between workers must keep flowing. Workers
 // timestamp every delivery and reply; the test counts those that fall
 // inside the block window (the master reports when it started and ended).
+// Then the master not answering attaches: a worker that starts while its
+// loop is busy past attachTimeout, and a master that never loaded the
+// module, where the worker keeps asking, failing every call at once, with
+// one 'error' per store and nothing left behind per attempt.
 
 var assert = require('assert');
 var harness = require('../support/harness');
@@ -282,5 +286,97 @@ describe('faults: a worker starting while the master\'s loop is busy past attach
         return { ok: now === before, before: before, now: now };
       }, fork.fdsBefore);
     }, 'the master\'s descriptors to be back to what they were before the fork');
+  });
+});
+
+describe('faults: a master that never loaded the module', function () {
+  var cluster;
+
+  before(async function () {
+    cluster = await harness.start({ workers: 2, load: false });
+  });
+
+  after(async function () {
+    if (cluster) await cluster.close();
+  });
+
+  // Issue #16, item 7: a worker retries a failed attach (the master may
+  // only have been busy). Here nobody ever answers: it must keep failing
+  // the same clear way, every call at once, one 'error' per store for the
+  // outage rather than one per attempt, and attempts that leave nothing
+  // behind.
+  it('keeps asking, failing every call at once, one \'error\' per store, nothing left per attempt', async function () {
+    this.timeout(40000);
+    await cluster.run('master', function (ctx) {
+      var seen = ctx.state.attempts = [];
+      ctx.cluster.workers[2].process.on('internalMessage', function (m) {
+        if (m && m.cmd === 'NODE_SOCKET_IO_CLUSTER_STORE_ATTACH') seen.push(m.nonce);
+      });
+      return true;
+    });
+    var before = await cluster.run(2, function (ctx) {
+      var s = ctx.state;
+      s.calls = [];
+      s.before = {
+        fds: ctx.require('fs').readdirSync('/proc/self/fd').length,
+        disconnect: process.listenerCount('disconnect'),
+        internalMessage: process.listenerCount('internalMessage')
+      };
+      var client = ctx.newStore({ attachTimeout: 200 }).client('orphan-2');
+      // [made after the first 'error'?, error message, failed before the next setImmediate?]
+      s.timer = setInterval(function () {
+        var call = [ctx.errors.length > 0, null, false];
+        var answered = false;
+        client.get('k', function (err) {
+          answered = true;
+          call[1] = err ? err.message : null;
+          s.calls.push(call);
+        });
+        setImmediate(function () { call[2] = answered; });
+      }, 20);
+      return s.before;
+    });
+    async function attemptsReach(n) {
+      var deadline = Date.now() + 30000;
+      for (;;) {
+        var seen = await cluster.run('master', function (ctx) { return ctx.state.attempts; });
+        if (seen.length >= n) return seen;
+        assert.ok(Date.now() < deadline, 'the worker asked the master ' + seen.length + ' time(s), then no more');
+        await harness.sleep(100);
+      }
+    }
+    // Five attempts: the first and four retries (100, 200, 400, 800 ms apart).
+    var attempts = await attemptsReach(5);
+    // A store made meanwhile hears of the failure too, once.
+    await cluster.run(2, function (ctx) { ctx.newStore(); return true; });
+    attempts = await attemptsReach(attempts.length + 2);
+    var r = await cluster.run(2, function (ctx) {
+      clearInterval(ctx.state.timer);
+      return {
+        calls: ctx.state.calls,
+        errors: ctx.errors.map(function (e) { return e.message; }),
+        fds: ctx.require('fs').readdirSync('/proc/self/fd').length,
+        disconnect: process.listenerCount('disconnect'),
+        internalMessage: process.listenerCount('internalMessage')
+      };
+    });
+    assert.strictEqual(new Set(attempts).size, attempts.length, 'every attempt has a nonce of its own');
+    r.calls.forEach(function (x) {
+      assert.ok(x[1] && /require/i.test(x[1]) && /master/i.test(x[1]), 'a call failed clearly: ' + x[1]);
+    });
+    var whileRetrying = r.calls.filter(function (x) { return x[0]; });
+    assert.ok(whileRetrying.length > 0, 'calls were made while the worker retried');
+    whileRetrying.forEach(function (x) { assert.strictEqual(x[2], true, 'a call made while retrying failed at once'); });
+    assert.strictEqual(r.errors.length, 2, 'one \'error\' per store for ' + attempts.length + ' attempts: ' +
+      JSON.stringify(r.errors));
+    // Nothing left per attempt: no descriptor (at most the channel of the
+    // attempt in flight), no listener (at most the engine's own).
+    assert.ok(r.fds <= before.fds + 1, 'descriptors: ' + before.fds + ' before, ' + r.fds + ' after');
+    assert.ok(r.disconnect <= before.disconnect + 1,
+      '\'disconnect\' listeners: ' + before.disconnect + ' before, ' + r.disconnect + ' after');
+    assert.ok(r.internalMessage <= before.internalMessage + 1,
+      '\'internalMessage\' listeners: ' + before.internalMessage + ' before, ' + r.internalMessage + ' after');
+    assert.strictEqual(await cluster.run(2, function (ctx) { return ctx.workerId; }), 2);
+    assert.deepStrictEqual(cluster.exits, []);
   });
 });

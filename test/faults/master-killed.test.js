@@ -11,9 +11,17 @@
 // own once their work is done: an event loop the store keeps alive would
 // hang them. Results travel through files (ctx.note): no master is left to
 // carry them. The third worker keeps node's default behaviour.
+//
+// Then the same with the master stopped (SIGSTOP) first, so that calls
+// pile up unanswered: every pending and later callback must fail with an
+// Error within ~1 s of the kill.
 
 var assert = require('assert');
+var fs = require('fs');
+var os = require('os');
+var path = require('path');
 var harness = require('../support/harness');
+var readJsonLines = require('../support/jsonl').readJsonLines;
 
 describe('faults: the master killed (SIGKILL)', function () {
   var c;
@@ -206,5 +214,118 @@ describe('faults: the master killed (SIGKILL)', function () {
     var s0 = notes[c.workerPid(survivors[0])].find(function (n) { return n.summary; });
     this.test.title += ' (worker ' + survivors[0] + ': ' + s0.issued + ' calls, first error ' +
       (s0.firstErrorAt - killedAt) + ' ms after the kill: "' + s0.errors[0] + '")';
+  });
+});
+
+describe('faults: the master killed (SIGKILL) while workers have calls pending', function () {
+  var cluster;
+  var dir;
+
+  before(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster-store-test-'));
+    cluster = await harness.start({ workers: 2 });
+  });
+
+  after(async function () {
+    if (cluster) await cluster.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  // In the worker: keep one call going every 10 ms and write what every
+  // callback got to a file, synchronously. node's cluster makes a worker
+  // exit as soon as its master is gone; for this test the worker keeps
+  // running 1.5 s after that so the callbacks can be watched.
+  function arm(ctx, file) {
+    var fs = ctx.require('fs');
+    function rec(o) {
+      o.t = Date.now();
+      fs.appendFileSync(file, JSON.stringify(o) + '\n');
+    }
+    process.on('uncaughtException', function (err) {
+      rec({ ev: 'uncaught', message: String(err && err.stack || err) });
+      process.exit(1);
+    });
+    var store = ctx.newStore();
+    store.on('error', function (err) { rec({ ev: 'store-error', message: err.message }); });
+    var client = store.client('pending');
+    var issued = 0;
+    var answered = 0;
+    var timer = null;
+    process.removeAllListeners('disconnect');
+    process.on('disconnect', function () {
+      rec({ ev: 'disconnect' });
+      setTimeout(function () {
+        clearInterval(timer);
+        rec({ ev: 'done', issued: issued, answered: answered });
+        process.exit(0);
+      }, 1500);
+    });
+    return ctx.call(store, 'subscribe', 'pending-ch', function () {}).then(function () {
+      return ctx.call(client, 'set', 'k', 'v');
+    }).then(function () {
+      timer = setInterval(function () {
+        var i = issued++;
+        var sent = Date.now();
+        client.get('k', function (err, v) {
+          answered++;
+          rec({ ev: 'cb', i: i, sent: sent, err: err ? err.message : null, isError: err instanceof Error, v: v });
+        });
+        if (i % 3 === 0) store.publish('pending-ch', i);
+      }, 10);
+      rec({ ev: 'armed' });
+      return process.pid;
+    });
+  }
+
+  it('fails every pending and later callback with an Error within ~1 s, and the workers do not crash', async function () {
+    this.timeout(30000);
+    var files = {};
+    var pids = {};
+    for (var w = 1; w <= 2; w++) {
+      files[w] = path.join(dir, 'worker-' + w + '.jsonl');
+      pids[w] = await cluster.run(w, arm, files[w]);
+    }
+    // the calls are being answered
+    await harness.waitFor(function () {
+      return [1, 2].every(function (w) {
+        return readJsonLines(files[w]).filter(function (r) { return r.ev === 'cb' && r.err === null; }).length >= 5;
+      });
+    }, 10000, 'answered calls');
+    // Stop the master so calls pile up unanswered, then kill it.
+    assert.ok(cluster.kill('master', 'SIGSTOP'));
+    var tStop = Date.now();
+    await harness.sleep(300);
+    assert.ok(cluster.kill('master', 'SIGKILL'));
+    var tKill = Date.now();
+    await cluster.waitExit('master', 5000);
+    await harness.waitFor(function () {
+      return [1, 2].every(function (w) { return readJsonLines(files[w]).some(function (r) { return r.ev === 'done'; }); });
+    }, 10000, 'both workers to finish watching');
+    [1, 2].forEach(function (w) {
+      var recs = readJsonLines(files[w]);
+      var label = 'worker ' + w + ': ';
+      assert.deepStrictEqual(recs.filter(function (r) { return r.ev === 'uncaught'; }), [], label + 'crashed');
+      var done = recs.find(function (r) { return r.ev === 'done'; });
+      assert.strictEqual(done.answered, done.issued, label + 'calls that never called back');
+      var cbs = recs.filter(function (r) { return r.ev === 'cb'; });
+      // calls made while the master was stopped were pending when it died
+      var pending = cbs.filter(function (r) { return r.sent > tStop + 50 && r.sent < tKill; });
+      assert.ok(pending.length >= 5, label + 'only ' + pending.length + ' calls were pending at the kill');
+      pending.forEach(function (r) {
+        assert.ok(r.isError, label + 'pending call ' + r.i + ' got ' + JSON.stringify(r));
+        assert.ok(r.t - tKill < 1000, label + 'pending call ' + r.i + ' failed ' + (r.t - tKill) + ' ms after the kill');
+      });
+      var after = cbs.filter(function (r) { return r.sent > tKill + 50; });
+      assert.ok(after.length >= 10, label + 'only ' + after.length + ' calls made after the kill');
+      after.forEach(function (r) {
+        assert.ok(r.isError, label + 'call ' + r.i + ' after the kill got ' + JSON.stringify(r));
+        assert.ok(r.t - r.sent < 1000, label + 'call ' + r.i + ' after the kill took ' + (r.t - r.sent) + ' ms');
+      });
+      assert.ok(recs.some(function (r) { return r.ev === 'store-error'; }), label + 'the store emitted no \'error\'');
+    });
+    // and they exit normally afterwards (code 0, from the 'done' handler)
+    await harness.waitFor(function () {
+      return [1, 2].every(function (w) { return !harness.isAlive(pids[w]); });
+    }, 10000, 'the workers to exit');
   });
 });

@@ -7,6 +7,8 @@
 // attach and work. Also: workers killed at every moment of their attach
 // (before asking the master, while the channel is handed over, just after)
 // leave no descriptor behind in the master and no ghost in the broker.
+// And a worker killed while it floods publishes and sets: the master and
+// the other workers go on, and the broker stops counting it.
 
 var assert = require('assert');
 var harness = require('../support/harness');
@@ -228,5 +230,55 @@ describe('faults: workers killed while they attach', function () {
     });
     assert.strictEqual(works, true);
     assert.strictEqual(c.exited, false);
+  });
+});
+
+describe('faults: a worker killed (SIGKILL) mid-traffic', function () {
+  var cluster;
+
+  before(async function () {
+    cluster = await harness.start({ workers: 3 });
+  });
+
+  after(async function () {
+    if (cluster) await cluster.close();
+  });
+
+  it('the master and the other workers go on', async function () {
+    var ch = 'dying-' + Date.now();
+    for (var w = 1; w <= 3; w++) await cluster.run(w, function (ctx, ch) { return ctx.subscribe('d', ch); }, ch);
+    // worker 3 floods the broker, then dies with calls pending
+    await cluster.run(3, function (ctx, ch) {
+      var store = ctx.store('d');
+      (function loop() {
+        for (var i = 0; i < 200; i++) {
+          store.publish(ch, 'flood', i);
+          store.client('dying').set('k' + (i % 10), i, function () {});
+        }
+        setImmediate(loop);
+      })();
+    }, ch);
+    await harness.sleep(200);
+    harness.killPid(cluster.workerPid(3), 'SIGKILL');
+    await harness.waitFor(function () { return cluster.exits.length === 1; }, 10000, 'worker 3 to exit');
+    // the others still talk through the broker
+    await cluster.run(1, function (ctx, ch) { ctx.store('d').publish(ch, 'after'); }, ch);
+    var seen = await cluster.run(2, function (ctx, ch) {
+      var list = ctx.got('d', ch);
+      return ctx.until(function () {
+        return list.some(function (m) { return m[0] === 'after'; });
+      }, 10000, 'the message after the kill').then(function () { return true; });
+    }, ch);
+    assert.strictEqual(seen, true);
+    var kv = await cluster.run(2, async function (ctx) {
+      var c = ctx.store('d').client('survivor');
+      await ctx.call(c, 'set', 'k', 'v');
+      return (await ctx.call(c, 'get', 'k'))[1];
+    });
+    assert.strictEqual(kv, 'v');
+    var stats = await cluster.run('master', function (ctx) { return ctx.require(ctx.ROOT).stats(); });
+    assert.strictEqual(stats.workers, 2, 'the broker still counts the dead worker: ' + JSON.stringify(stats));
+    assert.deepStrictEqual(cluster.exits.map(function (e) { return [e.worker, e.signal]; }), [[3, 'SIGKILL']]);
+    assert.ok(!cluster.exited, 'the master exited');
   });
 });
