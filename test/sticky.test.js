@@ -2,14 +2,14 @@
 // No sticky sessions needed: socket.io 0.9.19 with ClusterStore
 // in 4 cluster workers on one port, node's default round-robin scheduling,
 // a few hundred clients connecting at once, one transport at a time. Driven
-// by bench/stress.js's run() (the same fixture `npm run stress` prints the
+// by test/support/stress's run() (the same fixture `npm run stress` prints the
 // side-by-side table with); see there for what each phase does.
 //
 // STICKY_CLIENTS=n changes the number of clients (default 250).
 
 var assert = require('assert');
 var http = require('http');
-var stress = require('../bench/stress');
+var stress = require('./support/stress');
 
 var CLIENTS = Number(process.env.STICKY_CLIENTS) || 250;
 var WORKERS = 4;

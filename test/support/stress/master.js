@@ -1,23 +1,23 @@
 'use strict';
-// The stress fixture's cluster master (a child of bench/stress.js): loads
+// The stress fixture's cluster master (a child of run() in index.js): loads
 // the chosen store the way its README says, forks the workers onto one
 // shared port (node's default round-robin scheduling, no sticky sessions)
 // and relays the runner's commands to them.
 
 var cluster = require('cluster');
 var path = require('path');
-var rpc = require('./stress-rpc');
-var stores = require('./stress-stores');
+var rpc = require('./rpc');
+var stores = require('./stores');
 
 var cfg = JSON.parse(process.env.STRESS_CONFIG || '{}');
 var primary = cluster.isPrimary !== undefined ? cluster.isPrimary : cluster.isMaster;
-if (!primary) throw new Error('stress-master.js is the cluster master, not a worker');
+if (!primary) throw new Error('stress/master.js is the cluster master, not a worker');
 
 stores.masterSetup(cfg);
 
 cluster.schedulingPolicy = cluster.SCHED_RR;
 (cluster.setupPrimary || cluster.setupMaster).call(cluster, {
-  exec: path.join(__dirname, 'stress-worker.js'),
+  exec: path.join(__dirname, 'worker.js'),
   args: []
 });
 

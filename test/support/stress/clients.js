@@ -1,11 +1,11 @@
 'use strict';
-// The stress fixture's client process (a child of bench/stress.js): opens N
+// The stress fixture's client process (a child of run() in index.js): opens N
 // socket.io 0.9 clients at once with one forced transport and runs the
 // phases the runner asks for, counting what arrives. websocket and
 // xhr-polling use socket.io-client 0.9.16; jsonp-polling uses
 // ./jsonp-client.js (socket.io-client cannot do it under node).
 
-var rpc = require('./stress-rpc');
+var rpc = require('./rpc');
 var JsonpClient = require('./jsonp-client');
 
 var ioc = null;

@@ -8,8 +8,8 @@
 var cluster = require('cluster');
 var http = require('http');
 var io = require('socket.io');
-var rpc = require('./stress-rpc');
-var stores = require('./stress-stores');
+var rpc = require('./rpc');
+var stores = require('./stores');
 
 var cfg = JSON.parse(process.env.STRESS_CONFIG || '{}');
 var wid = cluster.worker.id;

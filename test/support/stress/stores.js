@@ -12,7 +12,7 @@
 
 var path = require('path');
 
-var PKG_DIR = path.join(__dirname, '..', '..');
+var PKG_DIR = path.join(__dirname, '..', '..', '..');
 var KINDS = ['cluster', 'strong', 'redis', 'memory'];
 
 function masterSetup(cfg) {
