@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -94,9 +96,9 @@ typedef struct broker_region {
   size_t handed_capacity;
   uint64_t consumed;   /* the process's count, as last read */
   uint32_t generation; /* which use of the region this is (in the offer and the header) */
-  uint64_t grace_end;  /* loop time after which what is unread is taken back */
   uint32_t pid;        /* its process, once its connection is gone (0: unknown) */
-  int done; /* ... and that process is done with the region (closed, gone, or timed out) */
+  int pidfd;           /* ... as a pidfd, when the system has them (-1: none) */
+  int done;            /* ... and that process is done with the region (closed or exited) */
 } broker_region;
 
 struct broker_conn {
@@ -160,7 +162,6 @@ void broker_options_default(broker_options *options) {
   options->queue_limit = BROKER_DEFAULT_QUEUE_LIMIT;
   options->stall_ms = BROKER_DEFAULT_STALL_MS;
   options->shared = 1;
-  options->shared_grace_ms = BROKER_DEFAULT_SHARED_GRACE_MS;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -478,6 +479,9 @@ static void broker_region_maybe_free(broker *b, uint32_t r) {
   broker_region *g = &b->regions[r];
   if (!g->taken || g->owner || !g->done || g->unread > 0 || g->handed_count > 0) return;
   shm_region_reset(b->pool, r);
+  if (g->pidfd >= 0) close(g->pidfd);
+  g->pidfd = -1;
+  g->pid = 0;
   free(g->handed);
   g->handed = NULL;
   g->handed_capacity = 0;
@@ -541,13 +545,26 @@ static void broker_region_collect(broker *b, uint32_t r, uint64_t consumed, int 
   }
 }
 
+/* Whether region g's last process has exited: its pidfd is readable, or
+ * (without pidfds) its pid is gone. A process not known, or a pid another
+ * process was given since, counts as alive: the region then waits for its
+ * process to say it is done, which may cost a region, never a wrong read. */
+static int broker_region_exited(const broker_region *g) {
+  if (g->pidfd >= 0) {
+    struct pollfd p = {.fd = g->pidfd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+  }
+  return g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH;
+}
+
 /* Once a loop turn, for the regions whose connection is gone (the live
  * ones say what they read in FRAME_SHARED_READ): what their processes
- * still read, as the region's header counts it, and after the grace
- * period everything. */
+ * still read, as the region's header counts it, and everything once the
+ * process is done with the region (said so, or exited). No timer takes
+ * anything back: a process cut off but alive may still read what it was
+ * handed, and write into its region, however long it was stuck. */
 static void broker_collect_shared(broker *b) {
   if (b->regions_taken == 0) return;
-  uint64_t now = uv_now(&b->loop);
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
     broker_region *g = &b->regions[r];
     if (!g->taken || g->owner) continue;
@@ -564,22 +581,36 @@ static void broker_collect_shared(broker *b) {
       else
         consumed = said & SHM_COUNT_ALL;
     }
-    if (!done && g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH) done = 1;
-    if (done || now >= g->grace_end) g->done = 1;
+    if (done || broker_region_exited(g)) g->done = 1;
     broker_region_collect(b, r, consumed, g->done);
     broker_region_maybe_free(b, r);
   }
 }
 
 /* c is being reaped: its region stays until what it published is read and
- * its process is done with it (says so, is gone, or its time is up); what
- * it was handed comes back as it reads it, and all of it once it is done. */
+ * its process is done with it (says so, or exits); what it was handed
+ * comes back as it reads it, and all of it once it is done. The process is
+ * the pid it said (FRAME_SHARED) or wrote in its region's header, held as a
+ * pidfd from here on, so that a later process given the same pid is not
+ * taken for it. */
 static void broker_region_release(broker *b, broker_conn *c) {
   if (c->region < 0) return;
   broker_region *g = &b->regions[c->region];
+  uint32_t pid = c->pid;
+  if (pid == 0)
+    pid = atomic_load_explicit(&shm_header_at(b->pool->base, (uint32_t)c->region)->pid,
+                               memory_order_acquire);
   g->owner = NULL;
-  g->grace_end = uv_now(&b->loop) + b->options.shared_grace_ms;
-  g->pid = c->pid;
+  g->pid = pid <= INT32_MAX ? pid : 0; /* not a pid: kill() would take it for a group */
+#ifdef SYS_pidfd_open
+  if (g->pid > 0) {
+    long fd = syscall(SYS_pidfd_open, (pid_t)g->pid, 0u);
+    if (fd >= 0)
+      g->pidfd = (int)fd;
+    else if (errno == ESRCH)
+      g->done = 1; /* exited already */
+  }
+#endif
   broker_region_maybe_free(b, (uint32_t)c->region);
   c->region = -1;
 }
@@ -1142,6 +1173,8 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
     return -1;
   }
   b->options = *options;
+  for (size_t i = 0; i < SHM_REGIONS; i++)
+    b->regions[i].pidfd = -1;
   /* Without shared memory here, every payload simply takes the sockets. */
   if (options->shared) b->pool = shm_pool_create();
   b->channels = table_create();
@@ -1277,8 +1310,10 @@ void broker_stop(broker *b) {
   free(b->pending_fds);
   table_destroy(b->channels, broker_channel_free, NULL);
   kv_destroy(b->store);
-  for (size_t i = 0; i < SHM_REGIONS; i++)
+  for (size_t i = 0; i < SHM_REGIONS; i++) {
     free(b->regions[i].handed);
+    if (b->regions[i].pidfd >= 0) close(b->regions[i].pidfd);
+  }
   shm_map_release(b->pool);
   free(b);
 }

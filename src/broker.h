@@ -31,18 +31,15 @@
 typedef struct broker broker;
 
 typedef struct broker_options {
-  uint32_t max_frame_size;  /* largest frame accepted or sent */
-  uint64_t queue_limit;     /* output bytes queued for one connection before it is cut off */
-  uint32_t stall_ms;        /* how long a congested connection may make no progress */
-  int shared;               /* large payloads through the shared pool (shm.h), when available */
-  uint32_t shared_grace_ms; /* how long a gone connection's process may still read its shared
-                               deliveries before their slots are taken back */
+  uint32_t max_frame_size; /* largest frame accepted or sent */
+  uint64_t queue_limit;    /* output bytes queued for one connection before it is cut off */
+  uint32_t stall_ms;       /* how long a congested connection may make no progress */
+  int shared;              /* large payloads through the shared pool (shm.h), when available */
 } broker_options;
 
 #define BROKER_DEFAULT_MAX_FRAME_SIZE (32u * 1024u * 1024u)
 #define BROKER_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u)
 #define BROKER_DEFAULT_STALL_MS 2000u
-#define BROKER_DEFAULT_SHARED_GRACE_MS 10000u
 
 void broker_options_default(broker_options *options);
 

@@ -586,8 +586,12 @@ static void channel_take_pool(channel *ch, const frame *f) {
     return;
   }
   ch->pool = shm_pool_map(fd, frame_load_u32(f->payload));
-  if (ch->pool) shm_writer_init(&ch->writer, ch->pool);
+  if (!ch->pool) return;
+  shm_writer_init(&ch->writer, ch->pool);
   ch->pool_generation = frame_load_u32(f->payload + 16);
+  /* The broker holds the region for this process until it exits, should
+   * the channel go before the process is done with it. */
+  atomic_store_explicit(&ch->writer.header->pid, (uint32_t)getpid(), memory_order_release);
 }
 
 /* Whether a shared message's descriptor points inside one region's data

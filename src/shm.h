@@ -75,13 +75,18 @@ static inline uint64_t shm_consumed_pack(uint32_t generation, uint64_t count) {
  * words are written by both (the process sets a slot's word, the broker
  * clears it), and so is the waiting word: the process sets it when its
  * ring is full and sleeps on it (a futex), the broker clears it and wakes
- * the process when it frees a slot. */
+ * the process when it frees a slot.
+ *
+ * The broker gives a region to a new connection only once the last one's
+ * process is provably done with it (it said so with SHM_COUNT_ALL, or it
+ * exited: see broker.c), so a process cut off but alive keeps its region. */
 typedef struct shm_header {
   _Atomic uint64_t consumed; /* shared deliveries this process has finished reading */
   uint8_t pad[56];
   _Atomic uint32_t waiting;
   _Atomic uint32_t cut; /* why the broker cut this process off (SHM_CUT_*), before it hangs up */
-  uint8_t pad2[56];
+  _Atomic uint32_t pid; /* its process (the process's, once it mapped the pool) */
+  uint8_t pad2[52];
   _Atomic uint32_t busy[SHM_SLOTS]; /* 1 from the process's write until the broker frees it */
 } shm_header;
 

@@ -302,6 +302,10 @@ static int cut_with(peer *p, const char *why) {
   uint8_t text[256];
   int said = 0;
   while (next_frame(p, &f, text, sizeof(text) - 1) == 0) {
+    if (f.type == FRAME_SHARED && f.payload_len == SHM_OFFER_SIZE) {
+      p->region = frame_load_u32(text); /* for peer_done */
+      p->generation = frame_load_u32(text + 16);
+    }
     if (f.type == FRAME_REPLY && f.request_id == 0 && f.status == FRAME_STATUS_BAD_REQUEST) {
       text[f.payload_len < 255 ? f.payload_len : 255] = 0;
       if (strstr((char *)text, why)) said = 1;
@@ -325,6 +329,7 @@ static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, con
   CHECK(send(p.fd, bytes, len, MSG_NOSIGNAL) == (ssize_t)len);
   CHECK(cut_with(&p, why));
   close(p.fd);
+  peer_done(&p); /* as its channel would: the region comes back */
   if (p.pool_fd >= 0) close(p.pool_fd);
   peer_open(&ok);
   CHECK(request(&ok, FRAME_KV_SET, 1, "n", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
@@ -461,6 +466,7 @@ static void test_stalled_reader(void) {
   CHECK(slow.eof);
   CHECK(slow_frames < 2000);
   close(slow.fd);
+  peer_done(&slow); /* its channel heard of the cut: the region comes back */
   close(slow.pool_fd);
   peer_close(&pub);
   peer_close(&other);
@@ -856,8 +862,8 @@ static void test_shared_bad_input(void) {
 
 /* When a connection goes: what it published stays readable until read, its
  * region is not given to anyone before, and what it was handed is freed as
- * its process (still reading) counts it in the header, or after the grace
- * period. */
+ * its process (still reading) counts it in the header, and all of it once
+ * the process is done (says so, or exits). */
 static void test_shared_gone(void) {
   static peer pub, reader, late;
   sharer ps, rs;
@@ -905,16 +911,16 @@ static void test_shared_gone(void) {
   atomic_store(&rs.w.header->consumed, shm_consumed_pack(reader.generation, 2)); /* one more */
   turn(2);
   CHECK(busy_of(&ps, slot) == 0 && busy_of(&ps, slot2) == 1);
-  /* ... and after the grace period, whatever it never counted. */
-  sleep_ms(1100);
+  /* ... and whatever it never counted once it says it is done (no timer
+   * takes it back: test_shared_live_owner). */
+  atomic_store(&rs.w.header->consumed, shm_consumed_pack(reader.generation, SHM_COUNT_ALL));
   turn(2);
   CHECK(busy_of(&ps, slot2) == 0);
   CHECK(shm_writer_in_flight(&ps.w) == 0);
   sharer_close(&rs);
   close(reader.pool_fd);
 
-  /* A reader whose process is gone altogether frees its slots at once, not
-   * after the grace period. */
+  /* A reader whose process is gone altogether frees its slots at once. */
   pid_t child = fork();
   if (child == 0) _exit(0);
   CHECK(child > 0 && waitpid(child, NULL, 0) == child);
@@ -929,7 +935,7 @@ static void test_shared_gone(void) {
   sharer_close(&rs);
   peer_close(&reader);
   turn(2);
-  CHECK(busy_of(&ps, slot) == 0); /* well within the 1 s grace */
+  CHECK(busy_of(&ps, slot) == 0);
 
   /* So does one whose channel closed: it says it will read nothing more. */
   peer_open(&reader);
@@ -942,6 +948,94 @@ static void test_shared_gone(void) {
   peer_close(&reader);
   turn(2);
   CHECK(busy_of(&ps, slot) == 0);
+  sharer_close(&ps);
+  peer_close(&pub);
+}
+
+/* Says that p's process is pid, as a channel does once it reads the pool. */
+static void say_pid(peer *p, pid_t pid) {
+  uint8_t said[4];
+  frame_store_u32(said, (uint32_t)pid);
+  send_frame(p, FRAME_SHARED, 0, 0, NULL, NULL, said, sizeof(said), 0);
+}
+
+/* A process whose connection is gone (cut off, say) but which lives on
+ * keeps what it holds in the pool, however long: its region is given to no
+ * other connection (it could still write into it) and the slots of what it
+ * was handed and has not read are not freed (it could still read them).
+ * Both come back once it says it is done, or once it exits. */
+static void test_shared_live_owner(void) {
+  static peer pub, reader, late;
+  sharer ps, rs;
+  peer_open(&pub);
+  peer_open(&reader);
+  sharer_open(&pub, &ps, 0);
+  sharer_open(&reader, &rs, 0);
+  say_pid(&pub, getpid());
+  say_pid(&reader, getpid()); /* this very process: alive throughout */
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  int slot = publish_shared(&pub, &ps, "big", 40000, 20);
+  CHECK(take_message(&reader, &rs, 1, 40000, 20));
+  /* Both connections go, neither process says it is done: well past the
+   * 1 s grace period the old books had here, nothing is taken back. */
+  close(reader.fd);
+  close(pub.fd);
+  turn(4);
+  sleep_ms(1200);
+  turn(4);
+  CHECK(busy_of(&ps, slot) == 1);
+  peer_open(&late);
+  CHECK(late.region != reader.region && late.region != pub.region);
+  peer_close(&late);
+  /* The reader says it will read nothing more: its slots are free. The
+   * publisher's region stays its own. */
+  atomic_store(&rs.w.header->consumed, shm_consumed_pack(reader.generation, SHM_COUNT_ALL));
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 0);
+  peer_open(&late);
+  CHECK(late.region != pub.region);
+  peer_close(&late);
+  sharer_close(&rs);
+  close(reader.pool_fd);
+  /* The publisher's process says the same, through its own count. */
+  atomic_store(&ps.w.header->consumed, shm_consumed_pack(pub.generation, SHM_COUNT_ALL));
+  sharer_close(&ps);
+  close(pub.pool_fd);
+  turn(2);
+
+  /* A reader in another process, alive when its connection goes: its
+   * slots stay while it lives and come back once it exits. */
+  int gate[2];
+  CHECK(pipe(gate) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    char byte;
+    close(gate[1]);
+    while (read(gate[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
+  CHECK(child > 0);
+  close(gate[0]);
+  peer_open(&pub);
+  peer_open(&reader);
+  sharer_open(&pub, &ps, 0);
+  sharer_open(&reader, &rs, 0);
+  say_pid(&reader, child);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  slot = publish_shared(&pub, &ps, "big", 40000, 21);
+  CHECK(take_message(&reader, &rs, 1, 40000, 21));
+  close(reader.fd);
+  turn(4);
+  sleep_ms(1200);
+  turn(4);
+  CHECK(busy_of(&ps, slot) == 1); /* it lives */
+  close(gate[1]);
+  CHECK(waitpid(child, NULL, 0) == child);
+  turn(2);
+  CHECK(busy_of(&ps, slot) == 0); /* it exited */
+  sharer_close(&rs);
+  close(reader.pool_fd);
   sharer_close(&ps);
   peer_close(&pub);
 }
@@ -1020,7 +1114,6 @@ int main(void) {
   options.queue_limit = 256u * 1024u;
   /* Long enough for a reading peer to make progress even under valgrind. */
   options.stall_ms = 1500;
-  options.shared_grace_ms = 1000; /* short, but long enough under valgrind */
   char err[128];
   if (broker_create(&b, &options, err, sizeof(err)) != 0) {
     fprintf(stderr, "broker_create: %s\n", err);
@@ -1037,6 +1130,7 @@ int main(void) {
   test_shared_routing();
   test_shared_bad_input();
   test_shared_gone();
+  test_shared_live_owner();
   test_shared_scarce();
   broker_stop(b);
   return check_report("broker");

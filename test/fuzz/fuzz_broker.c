@@ -24,9 +24,9 @@
  * wrote read as zeros, so a descriptor inside the region is valid without
  * the harness writing the bytes.
  *
- * The grace period of a gone connection is 0, so once a connection is
- * closed its region is taken back within the same input, by whatever path
- * the input led to (read counts, a dead pid, the grace period over).
+ * A closed connection's region is taken back within the same input when
+ * the input led there (read counts, SHM_COUNT_ALL, a pid that does not
+ * exist); a live pid (this process's, say) keeps it until broker_stop.
  *
  * Crashes, leaks and sanitizer reports are what is looked for, plus what
  * the reader must see whatever the input: frames within the broker's
@@ -231,7 +231,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   broker_options_default(&options);
   options.max_frame_size = MAX_FRAME;
   options.queue_limit = 1u << 18;
-  options.shared_grace_ms = 0;
   char err[128];
   if (broker_create(&b, &options, err, sizeof(err)) != 0) abort();
   peer_reset(&fuzzed);
