@@ -466,6 +466,9 @@ static int broker_region_take(broker *b, broker_conn *c) {
     g->handed_head = 0;
     g->handed_count = 0;
     g->consumed = 0;
+    /* Before the offer: the process checks it against the offer's. */
+    atomic_store_explicit(&shm_header_at(b->pool->base, r)->generation, g->generation,
+                          memory_order_release);
     b->regions_taken++;
     return (int)r;
   }

@@ -367,6 +367,16 @@ static void channel_queued(channel *ch, int flush_now) {
   }
 }
 
+/* Whether this process may still write into its region: the broker has
+ * not cut it off (it may not have read the hang-up yet), and the region is
+ * still the use of it the offer gave. The broker gives no region away
+ * while its process lives (shm.h); this is the second line. */
+static int channel_region_ours(const channel *ch) {
+  const shm_header *h = ch->writer.header;
+  return atomic_load_explicit(&h->cut, memory_order_acquire) == SHM_CUT_NONE &&
+         atomic_load_explicit(&h->generation, memory_order_acquire) == ch->pool_generation;
+}
+
 /* The ring is full: the publisher outruns its subscribers, and waits for
  * the broker to free a slot (writing what it queued, so the broker has it,
  * and reading meanwhile), as it would wait for a full socket. After
@@ -376,7 +386,7 @@ static void channel_queued(channel *ch, int flush_now) {
 static uint8_t *channel_wait_ring(channel *ch, uint32_t len, uint32_t *slot, uint32_t *offset) {
   uint64_t deadline = uv_hrtime() + (uint64_t)CHANNEL_RING_WAIT_MS * 1000000u;
   for (;;) {
-    if (ch->closed || ch->fd < 0 || channel_write(ch) != 0) return NULL;
+    if (ch->closed || ch->fd < 0 || channel_write(ch) != 0 || !channel_region_ours(ch)) return NULL;
     shm_writer_want(&ch->writer);
     uint8_t *to = shm_writer_reserve(&ch->writer, len, slot, offset);
     if (to) return to;
@@ -400,11 +410,13 @@ static uint8_t *channel_wait_ring(channel *ch, uint32_t len, uint32_t *slot, uin
 /* A PUBLISH whose payload fits in the ring goes through the pool: the
  * payload is written there, and only the header, the names and a
  * descriptor go through the socket. 1 when sent so, 0 when it must take
- * the socket (no pool, no room in the ring now, not a publish). */
+ * the socket (no pool, no room in the ring now, not a publish, or the
+ * region is no longer this process's to write: the socket then fails). */
 static int channel_send_shared(channel *ch, const uint8_t *head, size_t head_len,
                                const uint8_t *payload, size_t payload_len, int flush_now) {
   if (!ch->pool || head_len < FRAME_HEADER_SIZE || head[4] != FRAME_PUBLISH ||
-      payload_len > SHM_PAYLOAD_MAX || head_len + SHM_PUBLISH_DESC_SIZE > ch->max_frame_size)
+      payload_len > SHM_PAYLOAD_MAX || head_len + SHM_PUBLISH_DESC_SIZE > ch->max_frame_size ||
+      ch->closed || !channel_region_ours(ch))
     return 0;
   uint32_t size = (uint32_t)(head_len + SHM_PUBLISH_DESC_SIZE);
   uint32_t slot, offset;

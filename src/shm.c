@@ -91,6 +91,7 @@ void shm_region_reset(shm_map *m, uint32_t region) {
   atomic_store_explicit(&h->consumed, 0, memory_order_relaxed);
   atomic_store_explicit(&h->waiting, 0, memory_order_relaxed);
   atomic_store_explicit(&h->cut, SHM_CUT_NONE, memory_order_relaxed);
+  atomic_store_explicit(&h->generation, 0, memory_order_relaxed);
   atomic_store_explicit(&h->pid, 0, memory_order_relaxed);
   for (uint32_t i = 0; i < SHM_SLOTS; i++)
     atomic_store_explicit(&h->busy[i], 0, memory_order_relaxed);

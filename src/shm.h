@@ -79,14 +79,18 @@ static inline uint64_t shm_consumed_pack(uint32_t generation, uint64_t count) {
  *
  * The broker gives a region to a new connection only once the last one's
  * process is provably done with it (it said so with SHM_COUNT_ALL, or it
- * exited: see broker.c), so a process cut off but alive keeps its region. */
+ * exited: see broker.c), so a process cut off but alive keeps its region.
+ * As a second line, the process checks before each payload it writes that
+ * the broker has not cut it off and that the region's generation is still
+ * the one it was offered. */
 typedef struct shm_header {
   _Atomic uint64_t consumed; /* shared deliveries this process has finished reading */
   uint8_t pad[56];
   _Atomic uint32_t waiting;
   _Atomic uint32_t cut; /* why the broker cut this process off (SHM_CUT_*), before it hangs up */
-  _Atomic uint32_t pid; /* its process (the process's, once it mapped the pool) */
-  uint8_t pad2[52];
+  _Atomic uint32_t generation; /* which use of the region (the broker's, as in the offer) */
+  _Atomic uint32_t pid;        /* its process (the process's, once it mapped the pool) */
+  uint8_t pad2[48];
   _Atomic uint32_t busy[SHM_SLOTS]; /* 1 from the process's write until the broker frees it */
 } shm_header;
 

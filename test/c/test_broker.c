@@ -654,6 +654,9 @@ static void sharer_open(peer *p, sharer *s, int ready) {
   CHECK(s->map != NULL);
   if (!s->map) abort();
   shm_writer_init(&s->w, s->map);
+  /* The region's header says which use of it the offer was for: a channel
+   * writes into it only while the two agree. */
+  CHECK(atomic_load(&s->w.header->generation) == p->generation);
   if (ready) send_frame(p, FRAME_SHARED, 0, 0, NULL, NULL, NULL, 0, 0);
 }
 
