@@ -146,8 +146,9 @@ struct broker {
   kv *store;
   int draining;
   int expiry_changed;
-  size_t congested; /* connections over the high water mark */
-  int input_held;   /* frames left unhandled while others were congested */
+  size_t congested;    /* connections over the high water mark */
+  uint64_t stall_tick; /* loop time of the stall timer's last tick */
+  int input_held;      /* frames left unhandled while others were congested */
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
@@ -196,6 +197,7 @@ static void broker_congestion_changed(broker *b) {
     broker_conn_watch(o);
   if (b->congested > 0) {
     uint64_t every = b->options.stall_ms / 4 ? b->options.stall_ms / 4 : 1;
+    b->stall_tick = uv_now(&b->loop);
     uv_timer_start(&b->stall_timer, broker_on_stall_check, every, every);
   } else {
     uv_timer_stop(&b->stall_timer);
@@ -988,14 +990,24 @@ static void broker_conn_kill(broker_conn *c) {
 }
 
 /* Cuts off congested connections that took nothing for stall_ms: they
- * stopped reading, and the others must not wait for them any longer. */
+ * stopped reading, and the others must not wait for them any longer.
+ *
+ * Only time the broker was there to write counts: a tick that comes later
+ * than its interval means the broker itself was away (the master stopped
+ * or paused, a long turn), and timers run before the poll phase that would
+ * have seen the connection's progress. That much is added to every
+ * baseline, so a pause of the master cuts no one off. */
 static void broker_on_stall_check(uv_timer_t *timer) {
   broker *b = timer->data;
   uv_update_time(&b->loop);
   uint64_t now = uv_now(&b->loop);
+  uint64_t every = uv_timer_get_repeat(timer);
+  uint64_t away = now - b->stall_tick > every ? now - b->stall_tick - every : 0;
+  b->stall_tick = now;
   for (broker_conn *c = b->conns; c; c = c->next) {
-    if (!c->dead && c->congested && now - c->progress >= b->options.stall_ms)
-      broker_conn_cut(c, SHM_CUT_STALLED);
+    if (c->dead || !c->congested) continue;
+    c->progress = now - c->progress > away ? c->progress + away : now;
+    if (now - c->progress >= b->options.stall_ms) broker_conn_cut(c, SHM_CUT_STALLED);
   }
 }
 

@@ -643,6 +643,70 @@ static void test_large_payloads(void) {
 
 /* ---- the shared pool ------------------------------------------------------ */
 
+/* A broker that was away itself (the master stopped or paused) does not
+ * count that time against a congested reader that went on reading: after
+ * the pause nobody is cut off and nothing is lost. Threadless, a pause is
+ * simply not turning the broker's loop; the reader reads meanwhile, as a
+ * worker does. */
+static void test_broker_paused(void) {
+  enum { COUNT = 1500, CHUNK = 8192 };
+  static peer reader, pub;
+  peer_open(&reader);
+  peer_open(&pub);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
+  static uint8_t chunk[CHUNK];
+  uint32_t frame_bytes = frame_size(5, 0, CHUNK);
+  uint8_t *stream = malloc((size_t)frame_bytes * COUNT);
+  CHECK(stream != NULL);
+  if (!stream) return;
+  for (uint32_t i = 0; i < COUNT; i++) {
+    memcpy(chunk, &i, 4);
+    frame_encode(stream + (size_t)i * frame_bytes, FRAME_PUBLISH, 0, 1, 0, "flood", 5, NULL, 0,
+                 chunk, CHUNK);
+  }
+  size_t total = (size_t)frame_bytes * COUNT, off = 0;
+  /* Publishes until the reader, not reading yet, is congested (its queue
+   * past the 128 KiB high water mark). */
+  uint64_t queued = 0;
+  while (off < total && (queued = stat(FRAME_STAT_QUEUED_BYTES)) <= 128u * 1024u) {
+    ssize_t n = send(pub.fd, stream + off, total - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) off += (size_t)n;
+  }
+  CHECK(queued > 128u * 1024u);
+  /* The broker is away for longer than stall_ms; the reader reads all it
+   * was sent meanwhile. */
+  uint32_t expect = 0, wrong = 0;
+  for (int i = 0; i < 25; i++) {
+    sleep_ms(100);
+    pump(&reader);
+  }
+  /* Back: the rest flows, the reader takes it all. */
+  for (int tries = 0; expect < COUNT && !reader.eof && tries < 20000; tries++) {
+    if (off < total) {
+      ssize_t n = send(pub.fd, stream + off, total - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) off += (size_t)n;
+    }
+    turn(1);
+    pump(&reader);
+    frame f;
+    while (frame_decode(reader.in, reader.len, UINT32_MAX, &f) == FRAME_OK) {
+      uint32_t v;
+      memcpy(&v, f.payload, 4);
+      if (v != expect) wrong++;
+      expect++;
+      memmove(reader.in, reader.in + f.size, reader.len - f.size);
+      reader.len -= f.size;
+    }
+  }
+  free(stream);
+  if (expect != COUNT) fprintf(stderr, "paused broker: reader got %u of %u\n", expect, COUNT);
+  CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before);
+  CHECK(expect == COUNT && wrong == 0);
+  peer_close(&reader);
+  peer_close(&pub);
+}
+
 /* A process's side of the pool, as a channel has it. */
 typedef struct sharer {
   shm_map *map;
@@ -1129,6 +1193,7 @@ int main(void) {
   test_oversized();
   test_stalled_reader();
   test_slow_reader_keeps_up();
+  test_broker_paused();
   test_large_payloads();
   test_shared_routing();
   test_shared_bad_input();
