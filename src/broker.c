@@ -131,6 +131,7 @@ struct broker {
   uv_prepare_t flush;
   uv_timer_t expiry_timer;
   uv_timer_t stall_timer;
+  uint64_t stall_tick; /* loop time of the stall timer's last tick */
   uv_thread_t thread;
   int threaded;
   uv_mutex_t lock; /* guards pending_fds and stopping */
@@ -146,9 +147,8 @@ struct broker {
   kv *store;
   int draining;
   int expiry_changed;
-  size_t congested;    /* connections over the high water mark */
-  uint64_t stall_tick; /* loop time of the stall timer's last tick */
-  int input_held;      /* frames left unhandled while others were congested */
+  size_t congested; /* connections over the high water mark */
+  int input_held;   /* frames left unhandled while others were congested */
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
