@@ -155,6 +155,7 @@ struct broker {
 
   shm_map *pool; /* NULL: no shared memory, every payload takes the sockets */
   size_t regions_taken;
+  int no_pidfd; /* pidfd_open is missing here (or under valgrind): kill() checks pids */
   broker_region regions[SHM_REGIONS];
 };
 
@@ -608,12 +609,14 @@ static void broker_region_release(broker *b, broker_conn *c) {
   g->owner = NULL;
   g->pid = pid <= INT32_MAX ? pid : 0; /* not a pid: kill() would take it for a group */
 #ifdef SYS_pidfd_open
-  if (g->pid > 0) {
+  if (g->pid > 0 && !b->no_pidfd) {
     long fd = syscall(SYS_pidfd_open, (pid_t)g->pid, 0u);
     if (fd >= 0)
       g->pidfd = (int)fd;
     else if (errno == ESRCH)
       g->done = 1; /* exited already */
+    else if (errno == ENOSYS)
+      b->no_pidfd = 1;
   }
 #endif
   broker_region_maybe_free(b, (uint32_t)c->region);
