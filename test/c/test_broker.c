@@ -431,7 +431,7 @@ static void test_stalled_reader(void) {
   CHECK(request(&other, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
   uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
   /* Why it is cut off, as its process would read it in its region (looked
-   * at as the flood goes, before the grace period could reset the region). */
+   * at as the flood goes). */
   shm_map *slow_map = shm_pool_map(dup(slow.pool_fd), slow.region);
   CHECK(slow_map != NULL);
   uint32_t why = SHM_CUT_NONE;
