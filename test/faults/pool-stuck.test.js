@@ -1,5 +1,5 @@
 'use strict';
-// Issue #16, items 4 and 5: a process the broker cut off, but which is
+// A process the broker cut off, but which is
 // still alive, keeps what it holds in the shared pool. Its region is not
 // given to another process while it can still write into it, and the slots
 // of what it was handed and has not read are not reused while it can still
@@ -13,7 +13,7 @@
 var assert = require('assert');
 var fs = require('fs');
 var path = require('path');
-var harness = require('./fixtures/harness');
+var harness = require('../support/harness');
 
 var PAST_GRACE_MS = 12000; // the old grace period (10 s), and some
 
@@ -69,7 +69,7 @@ describe('faults: a live process the broker cut off keeps its share of the pool'
   }
 
   it('a cut-off writer that wakes never writes into another process\'s region', async function () {
-    var ids = c.ids();
+    var ids = c.workerIds;
     var old = ids[0];
     var flooder = ids[1];
     var reader = ids[2];
@@ -170,7 +170,7 @@ describe('faults: a live process the broker cut off keeps its share of the pool'
   });
 
   it('a cut-off reader stuck past the old grace period reads what it was handed', async function () {
-    var ids = c.ids();
+    var ids = c.workerIds;
     var reader = ids[0];
     var publisher = ids[1];
     var BATCH = 32;
