@@ -66,6 +66,9 @@
  * instead: bounds the broker's books for a reader that never says it read
  * (4 bytes each). */
 #define BROKER_HANDED_MAX 65536u
+/* How often an idle broker looks whether gone connections' processes have
+ * exited (their regions come back then, and their pidfds are closed). */
+#define BROKER_REGION_CHECK_MS 100u
 
 typedef struct broker_conn broker_conn;
 
@@ -131,7 +134,8 @@ struct broker {
   uv_prepare_t flush;
   uv_timer_t expiry_timer;
   uv_timer_t stall_timer;
-  uint64_t stall_tick; /* loop time of the stall timer's last tick */
+  uint64_t stall_tick;     /* loop time of the stall timer's last tick */
+  uv_timer_t region_timer; /* looks for the exit of gone connections' processes */
   uv_thread_t thread;
   int threaded;
   uv_mutex_t lock; /* guards pending_fds and stopping */
@@ -587,10 +591,34 @@ static void broker_collect_shared(broker *b) {
       else
         consumed = said & SHM_COUNT_ALL;
     }
-    if (done || broker_region_exited(g)) g->done = 1;
+    if (!g->done && (done || broker_region_exited(g))) {
+      g->done = 1;
+      /* Nothing more to learn from the process: its descriptor goes now,
+       * not when the last reader of its payloads is done. */
+      if (g->pidfd >= 0) close(g->pidfd);
+      g->pidfd = -1;
+    }
     broker_region_collect(b, r, consumed, g->done);
     broker_region_maybe_free(b, r);
   }
+}
+
+/* Whether a gone connection's region waits for its process to exit or say
+ * it is done: then an idle loop must still look now and then (an exit
+ * brings no event to the loop). */
+static int broker_regions_waiting(const broker *b) {
+  if (b->regions_taken == 0) return 0;
+  for (uint32_t r = 0; r < SHM_REGIONS; r++) {
+    const broker_region *g = &b->regions[r];
+    if (g->taken && !g->owner && !g->done) return 1;
+  }
+  return 0;
+}
+
+static void broker_on_region_check(uv_timer_t *timer) {
+  broker *b = timer->data;
+  broker_collect_shared(b);
+  if (!broker_regions_waiting(b)) uv_timer_stop(&b->region_timer);
 }
 
 /* c is being reaped: its region stays until what it published is read and
@@ -621,6 +649,12 @@ static void broker_region_release(broker *b, broker_conn *c) {
 #endif
   broker_region_maybe_free(b, (uint32_t)c->region);
   c->region = -1;
+  /* Should the timer not start (it cannot fail on an open loop), the
+   * prepare phase still looks at every turn the loop makes. */
+  if (broker_regions_waiting(b) && !uv_is_active((uv_handle_t *)&b->region_timer) &&
+      uv_timer_start(&b->region_timer, broker_on_region_check, BROKER_REGION_CHECK_MS,
+                     BROKER_REGION_CHECK_MS) != 0)
+    return;
 }
 
 /* A delivery of the payload in pool-wide slot id (f's payload points at it)
@@ -1213,7 +1247,8 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
       (rc = uv_prepare_init(&b->loop, &b->flush)) != 0 ||
       (rc = uv_prepare_start(&b->flush, broker_on_prepare)) != 0 ||
       (rc = uv_timer_init(&b->loop, &b->expiry_timer)) != 0 ||
-      (rc = uv_timer_init(&b->loop, &b->stall_timer)) != 0) {
+      (rc = uv_timer_init(&b->loop, &b->stall_timer)) != 0 ||
+      (rc = uv_timer_init(&b->loop, &b->region_timer)) != 0) {
     snprintf(err, err_len, "broker handles: %s", uv_strerror(rc));
     goto fail_loop;
   }
@@ -1221,11 +1256,13 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
   b->flush.data = b;
   b->expiry_timer.data = b;
   b->stall_timer.data = b;
+  b->region_timer.data = b;
   /* The prepare and timer handles must not keep the loop alive: only the
    * wake handle does, until broker_stop closes it. */
   uv_unref((uv_handle_t *)&b->flush);
   uv_unref((uv_handle_t *)&b->expiry_timer);
   uv_unref((uv_handle_t *)&b->stall_timer);
+  uv_unref((uv_handle_t *)&b->region_timer);
   *out = b;
   return 0;
 
