@@ -40,7 +40,7 @@ describe('faults: a live process the broker cut off keeps its share of the pool'
 
   beforeEach(async function () {
     c = await harness.start({ workers: 3 });
-    dir = c.dir;
+    dir = c.notesDir;
   });
 
   afterEach(async function () {
