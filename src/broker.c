@@ -50,10 +50,11 @@
 #define BROKER_SOCKET_BUFFER (1024 * 1024)
 #define BROKER_EXPIRE_BATCH 10000u
 /* Flow control: a connection with more than this queued (or half its
- * queue limit, when that is less) is congested, and input from the others
- * waits until it is down to half of it. Past a few MiB a longer queue only
- * costs memory (and page faults to grow it again after it was freed): the
- * reader cannot take it any faster. */
+ * queue limit, when that is less) is congested, and a publish that would
+ * go to it waits (with everything its publisher sent after it) until it is
+ * down to half of it. Past a few MiB a longer queue only costs memory (and
+ * page faults to grow it again after it was freed): the reader cannot take
+ * it any faster. */
 #define BROKER_HIGH_WATER_MAX (2u * 1024u * 1024u)
 /* A delivery whose payload is large (BUFFER_PARTS_MIN) goes to an idle
  * subscriber's socket straight from the publisher's input, not through the
@@ -110,7 +111,8 @@ struct broker_conn {
   size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
   uint64_t skip;     /* bytes of a refused (oversized) frame still to discard */
   int blocked;       /* the socket is full: waiting for its writable event */
-  int congested;     /* over the high water mark: the others are not read */
+  int congested;     /* over the high water mark: publishes to it wait */
+  int held;          /* its next frame is a publish to a congested reader: not read */
   uint64_t progress; /* loop time of the last write that took bytes */
   buffer in;
   buffer out;
@@ -145,7 +147,7 @@ struct broker {
   int draining;
   int expiry_changed;
   size_t congested; /* connections over the high water mark */
-  int input_held;   /* frames left unhandled while others were congested */
+  int eased;        /* one stopped being congested: held input may go on */
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
@@ -178,11 +180,11 @@ static void broker_conn_set_events(broker_conn *c, int events) {
   c->poll_events = events;
 }
 
-/* What to watch c for: its input, unless others are congested (flow
- * control), and its socket's room while output waits for it. */
+/* What to watch c for: its input, unless a publish of its waits for a
+ * congested reader (flow control; its hang-up is noticed once it goes on),
+ * and its socket's room while output waits for it. */
 static void broker_conn_watch(broker_conn *c) {
-  int events = UV_DISCONNECT;
-  if (c->owner->congested == 0 || c->congested) events |= UV_READABLE;
+  int events = c->held ? 0 : UV_READABLE | UV_DISCONNECT;
   if (c->blocked) events |= UV_WRITABLE;
   broker_conn_set_events(c, events);
 }
@@ -191,8 +193,6 @@ static void broker_on_stall_check(uv_timer_t *timer);
 
 /* The set of congested connections became empty, or stopped being. */
 static void broker_congestion_changed(broker *b) {
-  for (broker_conn *o = b->conns; o; o = o->next)
-    broker_conn_watch(o);
   if (b->congested > 0) {
     uint64_t every = b->options.stall_ms / 4 ? b->options.stall_ms / 4 : 1;
     uv_timer_start(&b->stall_timer, broker_on_stall_check, every, every);
@@ -210,6 +210,7 @@ static void broker_conn_set_congested(broker_conn *c, int congested) {
     b->congested++;
   } else {
     b->congested--;
+    b->eased = 1;
   }
   if (b->congested == (size_t)congested) broker_congestion_changed(b);
 }
@@ -643,6 +644,21 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
   if (g->slot_unread[slot] == 0) broker_slot_free(b, (uint32_t)r, slot);
 }
 
+/* Flow control: whether f, a publish from c, would go to another
+ * connection that is congested. It then waits, and c's later frames with it
+ * (they are handled in order), so only the publishers that feed a congested
+ * reader slow down; a barrier still takes everything in. What c publishes
+ * to itself never waits: its process would read it while blocked writing,
+ * and its queue limit is what bounds a process that floods itself. */
+static int broker_publish_waits(broker *b, const broker_conn *c, const frame *f) {
+  if (b->congested == 0 || b->draining) return 0;
+  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
+  if (!ch) return 0;
+  for (size_t i = 0; i < ch->count; i++)
+    if (ch->subscribers[i].conn != c && ch->subscribers[i].conn->congested) return 1;
+  return 0;
+}
+
 /* ---- requests ---------------------------------------------------------- */
 
 static void broker_conn_read(broker_conn *c, size_t budget);
@@ -850,13 +866,8 @@ static void broker_greet(broker_conn *c) {
 
 static void broker_conn_process(broker_conn *c) {
   broker *b = c->owner;
+  c->held = 0;
   while (!c->dead) {
-    /* Flow control: while another connection is congested, this one's
-     * frames wait (a barrier still takes everything in). */
-    if (b->congested > 0 && !c->congested && !b->draining) {
-      b->input_held = 1;
-      break;
-    }
     if (c->skip > 0) {
       size_t n = buffer_length(&c->in) < c->skip ? buffer_length(&c->in) : (size_t)c->skip;
       buffer_consume(&c->in, n);
@@ -892,6 +903,10 @@ static void broker_conn_process(broker_conn *c) {
       broker_protocol_error(c, "malformed frame");
       break;
     }
+    if (c->greeted && f.type == FRAME_PUBLISH && broker_publish_waits(b, c, &f)) {
+      c->held = 1;
+      break;
+    }
     b->counters[FRAME_STAT_FRAMES_IN]++;
     if (!c->greeted) {
       uint32_t version = 0;
@@ -912,13 +927,15 @@ static void broker_conn_process(broker_conn *c) {
     }
     buffer_consume(&c->in, f.size);
   }
-  if (!c->dead) buffer_trim(&c->in, BROKER_KEEP_BUFFER);
+  if (c->dead) return;
+  buffer_trim(&c->in, BROKER_KEEP_BUFFER);
+  broker_conn_watch(c); /* held: stop reading it; no longer: read it again */
 }
 
 static void broker_conn_read(broker_conn *c, size_t budget) {
   broker *b = c->owner;
   size_t taken = 0;
-  while (!c->dead && taken < budget && (b->congested == 0 || c->congested || b->draining)) {
+  while (!c->dead && taken < budget && (!c->held || b->draining)) {
     uint8_t *at = buffer_reserve(&c->in, c->read_chunk);
     if (!at) {
       broker_conn_kill(c);
@@ -1081,16 +1098,16 @@ static void broker_flush(broker *b) {
 static void broker_on_prepare(uv_prepare_t *prepare) {
   broker *b = prepare->data;
   broker_flush(b);
-  /* Congestion is over: handle the input that waited for it. Its sockets
+  /* A reader caught up: handle the input that waited for it. Its sockets
    * may hold nothing more, so no readable event would bring it back. */
-  for (int round = 0; b->input_held && b->congested == 0 && round < 4; round++) {
-    b->input_held = 0;
+  for (int round = 0; b->eased && round < 4; round++) {
+    b->eased = 0;
     for (broker_conn *o = b->conns; o; o = o->next)
-      if (!o->dead && buffer_length(&o->in) > 0) broker_conn_process(o);
+      if (!o->dead && o->held) broker_conn_process(o);
     broker_flush(b);
   }
   /* Still some left: come straight back instead of waiting for events. */
-  if (b->input_held && b->congested == 0) uv_async_send(&b->wake);
+  if (b->eased) uv_async_send(&b->wake);
   broker_reap(b);
   broker_collect_shared(b);
   if (b->expiry_changed) broker_arm_expiry(b);
