@@ -113,6 +113,7 @@ struct broker_conn {
   int blocked;       /* the socket is full: waiting for its writable event */
   int congested;     /* over the high water mark: publishes to it wait */
   int held;          /* its next frame is a publish to a congested reader: not read */
+  uint32_t peer_max; /* the largest frame its process takes, as its hello said */
   uint64_t progress; /* loop time of the last write that took bytes */
   buffer in;
   buffer out;
@@ -300,6 +301,14 @@ static void broker_reply(broker_conn *c, uint32_t request_id, uint8_t status, co
                          size_t payload_len) {
   if (request_id == 0) return; /* the sender asked for no reply */
   uint32_t size = frame_size(0, 0, payload_len);
+  if (size == 0 || size > c->peer_max) {
+    char why[200];
+    snprintf(why, sizeof(why),
+             "an answer of %zu bytes is over this process's maximum of %u bytes (maxFrameSize)",
+             payload_len, (unsigned)c->peer_max);
+    broker_reply(c, request_id, FRAME_STATUS_BAD_REQUEST, why, strlen(why));
+    return;
+  }
   uint8_t *at = broker_conn_reserve(c, size);
   if (!at) return;
   frame_encode(at, FRAME_REPLY, status, 0, request_id, NULL, 0, NULL, 0, payload, payload_len);
@@ -444,6 +453,7 @@ static void broker_route(broker *b, const frame *f, broker_conn *from, uint32_t 
   for (size_t i = 0; i < ch->count; i++) {
     broker_subscriber s = ch->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
+    if (size > s.conn->peer_max) continue;                     /* its process could not take it */
     if (shared_id != UINT32_MAX && broker_deliver_shared(b, s, f, size, shared_id) == 0) continue;
     broker_deliver(b, s, f, size, direct);
   }
@@ -920,6 +930,11 @@ static void broker_conn_process(broker_conn *c) {
         broker_protocol_error(c, "protocol version not supported by this broker");
         break;
       }
+      if (peer_max < FRAME_MIN_MAX_SIZE) {
+        broker_protocol_error(c, "hello states a maximum frame size under the protocol's minimum");
+        break;
+      }
+      c->peer_max = peer_max;
       c->greeted = 1;
       broker_greet(c);
     } else {
@@ -1040,6 +1055,7 @@ static void broker_add_conn(broker *b, int fd) {
   c->fd = fd;
   c->read_chunk = BROKER_READ_CHUNK_MIN;
   c->region = -1;
+  c->peer_max = FRAME_LIMIT_MAX_SIZE;
   buffer_init(&c->in);
   buffer_init(&c->out);
   int size = BROKER_SOCKET_BUFFER;

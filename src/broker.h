@@ -21,7 +21,10 @@
  * connection that takes nothing for stall_ms (it stopped reading), or whose
  * queue reaches the limit, is cut off, so the broker's memory stays bounded
  * and the others go on.
-
+ *
+ * Each process's hello states the largest frame it takes (at least
+ * FRAME_MIN_MAX_SIZE); the broker sends it nothing larger: a message over
+ * it is not delivered to that process, an answer over it becomes an error.
  *
  * broker_start, broker_attach, broker_get_stats and broker_stop may be
  * called from any one thread (node's main thread, in practice). */

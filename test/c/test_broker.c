@@ -625,6 +625,49 @@ static void test_congestion_holds_only_its_feeders(void) {
   peer_close(&listener);
 }
 
+/* Issue #16, item 9: a process's hello states the largest frame it takes.
+ * The broker sends it nothing larger: a message over it is not delivered to
+ * that process (the others get it), a reply over it becomes an error, and
+ * the connection goes on. */
+static void test_peer_max_frame_size(void) {
+  static peer small, big, pub;
+  peer_open_max(&small, FRAME_MIN_MAX_SIZE);
+  peer_open(&big);
+  peer_open(&pub);
+  CHECK(request(&small, FRAME_SUBSCRIBE, 1, "sized", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&big, FRAME_SUBSCRIBE, 1, "sized", NULL, NULL, 0, NULL, NULL) == 0);
+  static uint8_t large[8192];
+  memset(large, 'L', sizeof(large));
+  send_frame(&pub, FRAME_PUBLISH, 1, 0, "sized", NULL, large, sizeof(large), 0);
+  send_frame(&pub, FRAME_PUBLISH, 1, 0, "sized", NULL, "after", 5, 0);
+  frame f;
+  uint8_t text[4096] = {0};
+  CHECK(next_frame(&big, &f, NULL, 0) == 0);
+  CHECK(f.type == FRAME_MESSAGE && f.payload_len == sizeof(large));
+  CHECK(next_frame(&big, &f, NULL, 0) == 0);
+  CHECK(f.type == FRAME_MESSAGE && f.payload_len == 5);
+  CHECK(next_frame(&small, &f, text, sizeof(text) - 1) == 0);
+  CHECK(f.type == FRAME_MESSAGE && f.payload_len == 5 && memcmp(text, "after", 5) == 0);
+  CHECK(f.size <= FRAME_MIN_MAX_SIZE);
+  CHECK(request(&pub, FRAME_KV_SET, 1, "c", "big", large, sizeof(large), NULL, NULL) == 0);
+  uint32_t len = 0;
+  memset(text, 0, sizeof(text));
+  CHECK(request(&small, FRAME_KV_GET, 1, "c", "big", NULL, 0, text, &len) ==
+        FRAME_STATUS_BAD_REQUEST);
+  CHECK(strstr((char *)text, "maxFrameSize") != NULL);
+  CHECK(request(&small, FRAME_KV_SET, 1, "c", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(!small.eof);
+  /* A hello that states less than the protocol's minimum is refused. */
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  uint8_t bytes[FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE];
+  frame_hello_write(hello, FRAME_MIN_MAX_SIZE - 1);
+  frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+  expect_refusal(bytes, sizeof(bytes), 0, "maximum frame size");
+  peer_close(&small);
+  peer_close(&big);
+  peer_close(&pub);
+}
+
 /* Large payloads go to an idle subscriber's socket straight from the
  * publisher's input, the rest through its queue; whichever way, every
  * subscriber gets every byte, in publish order, small and large mixed, also
@@ -1135,6 +1178,7 @@ int main(void) {
   test_stalled_reader();
   test_slow_reader_keeps_up();
   test_congestion_holds_only_its_feeders();
+  test_peer_max_frame_size();
   test_large_payloads();
   test_shared_routing();
   test_shared_bad_input();
