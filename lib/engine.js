@@ -270,7 +270,13 @@ Connection.prototype.open = function () {
   this.poolBytes = []; // a new channel: the old one's pool views may go
   this.state = 'attaching';
   this.failure = null;
-  var channel = native.channelCreate(this.options.maxFrameSize,
+  // maxFrameSize sets the limit of a broker this process runs. A worker's
+  // channel states the largest limit there is in its hello and takes the
+  // master's broker's from the broker's hello (the broker sends nothing over
+  // what a process stated), so a worker's own maxFrameSize is ignored: it
+  // could only make the channel refuse what the master routes (issue #16).
+  var limit = this.worker ? MAX_FRAME_SIZE : this.options.maxFrameSize;
+  var channel = native.channelCreate(limit,
     // The addon lends its input buffer for the length of this call (an
     // ArrayBuffer it detaches afterwards): everything kept is copied out
     // by the decoders, nothing holds on to these bytes. Nor to the shared

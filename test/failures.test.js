@@ -291,6 +291,52 @@ describe('a value over the maximum frame size', function () {
   });
 });
 
+// Issue #16, item 9: maxFrameSize is the master's to set. A store in a
+// worker given a smaller one used to make it its channel's limit, while
+// the broker went on routing up to its own: every larger message from
+// another worker broke that worker's channel, and was lost.
+describe('maxFrameSize given to a store in a worker', function () {
+  var cluster;
+
+  before(async function () {
+    cluster = await harness.startCluster({ workers: 2 });
+  });
+
+  after(async function () {
+    if (cluster) await cluster.close();
+  });
+
+  it('is ignored: messages up to the master\'s limit arrive, in order, the channel stays up', async function () {
+    var ids = cluster.workerIds;
+    var ch = 'limit-' + Date.now();
+    await cluster.run(ids[1], function (ctx, ch) {
+      ctx.store('limited', { maxFrameSize: 1024 * 1024 });
+      return ctx.subscribe('limited', ch);
+    }, ch);
+    await cluster.run(ids[0], function (ctx, ch) {
+      var store = ctx.store('sender');
+      store.publish(ch, 'first', 'a'.repeat(2 * 1024 * 1024));
+      store.publish(ch, 'second', 'b'.repeat(2 * 1024 * 1024));
+      store.publish(ch, 'after');
+    }, ch);
+    var r = await cluster.run(ids[1], function (ctx, ch) {
+      var list = ctx.got('limited', ch);
+      return ctx.until(function () {
+        return list.some(function (m) { return m[0] === 'after'; }) || ctx.errors.length > 0;
+      }).then(function () {
+        return {
+          received: list.map(function (m) { return [m[0], m[1] ? m[1].length : null]; }),
+          errors: ctx.errors.map(function (e) { return e.message; })
+        };
+      });
+    }, ch);
+    assert.deepStrictEqual(r, {
+      received: [['first', 2 * 1024 * 1024], ['second', 2 * 1024 * 1024], ['after', null]],
+      errors: []
+    });
+  });
+});
+
 describe('when a worker is killed mid-traffic', function () {
   var cluster;
 
