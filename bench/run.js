@@ -483,7 +483,7 @@ function renderStorm(sc, storeList, res) {
     '`pong`, up to ' + p.count + ' sequential round trips after ' + p.warmup + ' warm-up ones. Storm to every ' +
     'worker: workers 1, 2 and 4 subscribe to it; one slow reader: only worker 4 does, and its handler burns ' +
     p.burnMicros + ' µs per message. Storm deliveries/s: storm messages taken by all readers from the start of ' +
-    'the storm to the last pong. Lower latency is better, higher deliveries/s is better.',
+    'the storm until every reader has counted (after the last pong). Lower latency is better, higher deliveries/s is better.',
     '',
     table(header, rows)
   ].join('\n');
