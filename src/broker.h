@@ -10,9 +10,14 @@
  * It runs its own libuv loop, so routing goes on while the master's
  * JavaScript is busy. Output to each connection is queued and written in
  * large batches (large payloads go to an idle subscriber's socket at once).
+ * Order is kept per publisher, not across publishers: a message from a
+ * publisher with nothing queued for a reader overtakes the others' queued
+ * messages (up to 64 KiB of such), so a quiet publisher's message does not
+ * wait behind a busy one's; nothing overtakes a reply.
  * Flow control: a connection with more than 2 MiB waiting (or half the
  * queue limit, if less: it reads slower than others publish) is congested.
- * A publish that would go to a congested reader waits, and with it
+ * A publish that would add to a congested reader's queue (one that cannot
+ * overtake it) waits, and with it
  * everything its connection sent after it (frames are handled in order), so
  * the publishers that feed a slow reader slow down to its pace instead of
  * overrunning it; everyone else is read and answered as usual (requests,

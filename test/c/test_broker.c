@@ -625,6 +625,75 @@ static void test_congestion_holds_only_its_feeders(void) {
   peer_close(&listener);
 }
 
+/* Issue #15: a quiet publisher's messages to a congested reader are not
+ * held, and overtake the storm queued for it (order is per publisher);
+ * every publisher's messages still arrive in order, and nothing overtakes
+ * a reply. */
+static void test_quiet_publisher_overtakes(void) {
+  static peer slow, pub, quiet;
+  peer_open(&slow);
+  peer_open(&pub);
+  peer_open(&quiet);
+  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "quiet", NULL, NULL, 0, NULL, NULL) == 0);
+  static uint8_t chunk[8192];
+  uint32_t sent = 0;
+  while (sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) <= 128u * 1024u) {
+    memcpy(chunk, &sent, 4);
+    CHECK(send_turning(&pub, FRAME_PUBLISH, "flood", chunk, sizeof(chunk), NULL, NULL) == 0);
+    sent++;
+    turn(2);
+  }
+  uint64_t queued = stat(FRAME_STAT_QUEUED_BYTES);
+  CHECK(queued > 128u * 1024u);
+  /* Three from the quiet publisher: routed at once, not held. */
+  for (uint32_t i = 0; i < 3; i++)
+    send_frame(&quiet, FRAME_PUBLISH, 1, 0, "quiet", NULL, &i, 4, 0);
+  turn(4);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued + 3 * frame_size(5, 0, 4));
+  /* The slow reader asks something: nothing published after that may
+   * overtake the reply, so the quiet publisher's fourth comes after it. */
+  send_frame(&slow, FRAME_KV_SET, 1, 901, "n", "k", "v", 1, 0);
+  turn(4);
+  uint32_t fourth = 3;
+  send_frame(&quiet, FRAME_PUBLISH, 1, 0, "quiet", NULL, &fourth, 4, 0);
+  turn(4);
+  /* Read everything: the quiet ones come before the end of the flood, each
+   * publisher's in order, the fourth after the reply. */
+  uint32_t flood_seen = 0, quiet_seen = 0, wrong = 0, quiet_before_flood_end = 0;
+  int reply_seen = 0, fourth_after_reply = 0;
+  frame f;
+  uint8_t head[4];
+  while ((flood_seen < sent || quiet_seen < 4 || !reply_seen) &&
+         next_frame(&slow, &f, head, sizeof(head)) == 0) {
+    uint32_t v = 0;
+    if (f.type == FRAME_REPLY && f.request_id == 901) {
+      reply_seen = 1;
+      continue;
+    }
+    memcpy(&v, head, 4);
+    if (f.type == FRAME_MESSAGE && f.a_len == 5 && f.payload_len == sizeof(chunk)) {
+      if (v != flood_seen) wrong++;
+      flood_seen++;
+    } else if (f.type == FRAME_MESSAGE && f.payload_len == 4) {
+      if (v != quiet_seen) wrong++;
+      if (flood_seen < sent && v < 3) quiet_before_flood_end++;
+      if (v == 3) fourth_after_reply = reply_seen;
+      quiet_seen++;
+    } else {
+      wrong++;
+    }
+  }
+  CHECK(flood_seen == sent);
+  CHECK(quiet_seen == 4);
+  CHECK(wrong == 0);
+  CHECK(quiet_before_flood_end == 3);
+  CHECK(reply_seen && fourth_after_reply);
+  peer_close(&slow);
+  peer_close(&pub);
+  peer_close(&quiet);
+}
+
 /* Issue #16, item 9: a process's hello states the largest frame it takes.
  * The broker sends it nothing larger: a message over it is not delivered to
  * that process (the others get it), a reply over it becomes an error, and
@@ -1178,6 +1247,7 @@ int main(void) {
   test_stalled_reader();
   test_slow_reader_keeps_up();
   test_congestion_holds_only_its_feeders();
+  test_quiet_publisher_overtakes();
   test_peer_max_frame_size();
   test_large_payloads();
   test_shared_routing();
