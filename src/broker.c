@@ -411,11 +411,14 @@ static void broker_conn_mark(broker_conn *to, const broker_conn *from) {
 
 /* Whether a message of size bytes from `from` may go to to's urgent lane:
  * out holds something to overtake, but nothing of from's, no reply or
- * hello, and the lane has room. */
+ * hello, and the lane has room (at most half the high water mark too, so
+ * a small queue limit is not reached through it). */
 static int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
   uint64_t sent = to->out_sent;
+  uint64_t room = broker_high_water(to->owner) / 2;
+  if (room > BROKER_URGENT_MAX) room = BROKER_URGENT_MAX;
   if (buffer_length(&to->out) == 0 || to->control_end > sent || to->unmarked_end > sent ||
-      buffer_length(&to->urgent) + size > BROKER_URGENT_MAX)
+      buffer_length(&to->urgent) + (uint64_t)size > room)
     return 0;
   for (size_t i = 0; i < BROKER_MARKS; i++)
     if (to->marks[i].from == from && to->marks[i].end > sent) return 0;
