@@ -51,8 +51,12 @@
 /* The send buffer of the broker's end: small enough that what the kernel
  * holds for a reader (about twice this) is a few ms of messages, since a
  * message that overtakes the broker's queue (urgent, below) still waits
- * behind it; large enough for big batches. */
+ * behind it; large enough for big batches. Only with a queue limit of at
+ * least BROKER_SMALL_SEND_LIMIT: under a smaller one, the kernel's room
+ * is a good part of what a process that floods itself (never held back)
+ * may have waiting before it is cut off, and it stays what it was. */
 #define BROKER_SEND_BUFFER (128 * 1024)
+#define BROKER_SMALL_SEND_LIMIT (16ull * 1024u * 1024u)
 #define BROKER_EXPIRE_BATCH 10000u
 /* Flow control: a connection with more than this queued (or half its
  * queue limit, when that is less) is congested, and a publish that would
@@ -1209,7 +1213,8 @@ static void broker_add_conn(broker *b, int fd) {
   buffer_init(&c->out);
   buffer_init(&c->urgent);
   int size = BROKER_SOCKET_BUFFER;
-  int send_size = BROKER_SEND_BUFFER;
+  int send_size =
+      b->options.queue_limit >= BROKER_SMALL_SEND_LIMIT ? BROKER_SEND_BUFFER : BROKER_SOCKET_BUFFER;
   /* Larger socket buffers mean fewer wake-ups under load; the kernel caps
    * them, and failing to set them is harmless. */
   (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_size, sizeof(send_size));
