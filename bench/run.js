@@ -20,7 +20,7 @@ var path = require('path');
 var stores = require('./lib/bench-stores');
 var util = require('./lib/bench-util');
 
-var SCENARIOS = ['publish', 'latency', 'kv', 'churn', 'memory'];
+var SCENARIOS = ['publish', 'latency', 'storm', 'kv', 'churn', 'memory'];
 var REDIS_PORT = 31379;
 var CHURN_PORT = 31080;
 
@@ -116,6 +116,20 @@ function plan(quick) {
       cases: [{ key: 'rt', label: '2 workers, ping -> pong', workers: 2,
         params: { count: q(5000, 500), warmup: q(200, 50), duration: q(3000, 1000) },
         timeout: q(3000, 1000) + 20000 }]
+    },
+    storm: {
+      title: 'Round-trip latency under a broadcast storm',
+      stores: ['cluster', 'strong', 'redis'],
+      cases: [
+        { key: 'storm-all', label: '4 workers, storm to every worker', slow: false },
+        { key: 'storm-slow', label: '4 workers, storm to one slow reader (50 µs per message)', slow: true }
+      ].map(function (c) {
+        c.workers = 4;
+        c.params = { slow: c.slow, burnMicros: 50, batch: 200, count: q(1000, 200), warmup: 20,
+          settle: q(500, 200), duration: q(20000, 5000) };
+        c.timeout = c.params.settle + c.params.duration + 30000;
+        return c;
+      })
     },
     kv: {
       title: 'Per-client data (get/set)',
@@ -446,6 +460,35 @@ function renderLatency(sc, storeList, res) {
   ].join('\n');
 }
 
+function renderStorm(sc, storeList, res) {
+  var ratios = ratioColumns(storeList, ['strong', 'redis']);
+  var header = ['case', 'figure'].concat(storeList, ratios.map(function (s) { return RATIO_TITLES[s]; }));
+  var rows = [];
+  sc.cases.forEach(function (c) {
+    var r = res[c.key] || {};
+    [['p50', 'quiet round trip p50 µs'], ['p99', '**quiet round trip p99 µs**'],
+      ['max', 'quiet round trip max µs']].forEach(function (m, i) {
+      rows.push(metricRow(i === 0 ? c.label : '', m[1], storeList,
+        view(r, storeList, function (x) { return x[m[0]]; }), function (v) { return fmtNum(v, 1); }, ratios));
+    });
+    rows.push(metricRow('', '**storm deliveries/s**', storeList,
+      view(r, storeList, function (x) { return x.stormRate; }), fmtInt, ratios));
+    rows.push(metricRow('', 'round trips measured', storeList,
+      view(r, storeList, function (x) { return x.count; }), fmtInt, []).concat(ratios.map(function () { return ''; })));
+  });
+  var p = sc.cases[0].params;
+  return [
+    'Worker 3 publishes a dispatch packet to `storm` as fast as its loop allows (' + p.batch + ' per turn, ' +
+    '`setImmediate` between turns); after ' + p.settle + ' ms worker 1 publishes `ping`, worker 2 answers ' +
+    '`pong`, up to ' + p.count + ' sequential round trips after ' + p.warmup + ' warm-up ones. Storm to every ' +
+    'worker: workers 1, 2 and 4 subscribe to it; one slow reader: only worker 4 does, and its handler burns ' +
+    p.burnMicros + ' µs per message. Storm deliveries/s: storm messages taken by all readers from the start of ' +
+    'the storm until every reader has counted (after the last pong). Lower latency is better, higher deliveries/s is better.',
+    '',
+    table(header, rows)
+  ].join('\n');
+}
+
 function renderKv(sc, storeList, res) {
   var ratios = ratioColumns(storeList, ['strong', 'redis']);
   var header = ['case', 'figure'].concat(storeList, ratios.map(function (s) { return RATIO_TITLES[s]; }));
@@ -557,7 +600,7 @@ function renderMemory(sc, storeList, res) {
   ].join('\n');
 }
 
-var RENDER = { publish: renderPublish, latency: renderLatency, kv: renderKv, churn: renderChurn,
+var RENDER = { publish: renderPublish, latency: renderLatency, storm: renderStorm, kv: renderKv, churn: renderChurn,
   memory: renderMemory };
 
 // ---- targets --------------------------------------------------------------
@@ -602,6 +645,17 @@ function targets(results) {
     add('round-trip p50 ≤ 0.5× strong', fmtNum(rs, 2) + '×', isNaN(rs) ? NaN : rs <= 0.5);
     var rp = ours / (2 * val('latency', 'rt', 'socketpair', p50));
     add('round-trip p50 ≤ 2.5× two raw socketpair round trips', fmtNum(rp, 2) + '×', isNaN(rp) ? NaN : rp <= 2.5);
+  }
+  if (results.storm) {
+    var p99 = function (x) { return x.p99; };
+    var sr = function (x) { return x.stormRate; };
+    var q = val('storm', 'storm-all', 'cluster', p99);
+    var qr = q / val('storm', 'storm-all', 'redis', p99);
+    add('quiet p99 under the storm ≤ 0.25× redis', fmtNum(qr, 2) + '×', isNaN(qr) ? NaN : qr <= 0.25);
+    var qs = q / val('storm', 'storm-all', 'strong', p99);
+    add('quiet p99 under the storm ≤ 0.1× strong', fmtNum(qs, 2) + '×', isNaN(qs) ? NaN : qs <= 0.1);
+    var ts = val('storm', 'storm-all', 'cluster', sr) / val('storm', 'storm-all', 'strong', sr);
+    add('storm deliveries/s ≥ 10× strong', fmtNum(ts, 1) + '×', isNaN(ts) ? NaN : ts >= 10);
   }
   if (results.kv) {
     ['2w-64', '4w-64'].forEach(function (k) {
@@ -758,6 +812,7 @@ function headline(scenario, r) {
   switch (scenario) {
     case 'publish': return r.deliverRate;
     case 'latency': return r.p50;
+    case 'storm': return r.p99;
     case 'kv': return r.rate;
     case 'churn': return r.rate;
     case 'memory': return r.afterClients.rss - r.before.rss;
@@ -785,6 +840,9 @@ function summary(scenario, r) {
         fmtNum(100 * r.delivered / r.expected, 1) + ' % delivered';
     case 'latency':
       return 'p50 ' + fmtNum(r.p50, 1) + ' µs, p99 ' + fmtNum(r.p99, 1) + ' µs (' + r.count + ')';
+    case 'storm':
+      return 'p50 ' + fmtNum(r.p50, 1) + ' µs, p99 ' + fmtNum(r.p99, 1) + ' µs, max ' + fmtNum(r.max, 1) +
+        ' µs (' + r.count + '), storm ' + fmtInt(r.stormRate) + ' deliveries/s';
     case 'kv':
       return fmtInt(r.rate) + ' ops/s' + (r.errors ? ', ' + r.errors + ' errors: ' + r.firstError : '') +
         (r.hung ? ', ' + r.hung + ' calls never answered' : '');

@@ -71,7 +71,13 @@ Connection.prototype.open = function () {
   // The failure, if any, stays until a channel is attached: calls made
   // while a retry waits for the master fail at once with it (see send).
   this.state = 'attaching';
-  var channel = native.channelCreate(this.options.maxFrameSize,
+  // maxFrameSize sets the limit of a broker this process runs. A worker's
+  // channel states the largest limit there is in its hello and takes the
+  // master's broker's from the broker's hello (the broker sends nothing over
+  // what a process stated), so a worker's own maxFrameSize is ignored: it
+  // could only make the channel refuse what the master routes.
+  var limit = this.worker ? options.MAX_FRAME_SIZE : this.options.maxFrameSize;
+  var channel = native.channelCreate(limit,
     // The addon lends its input buffer for the length of this call (an
     // ArrayBuffer it detaches afterwards): everything kept is copied out
     // by the decoders, nothing holds on to these bytes. Nor to the shared

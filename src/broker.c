@@ -50,13 +50,32 @@
 #define BROKER_WRITE_EARLY (1024u * 1024u)      /* write at once past this much output */
 #define BROKER_KEEP_BUFFER (4u * 1024u * 1024u) /* idle buffers larger than this are freed */
 #define BROKER_SOCKET_BUFFER (1024 * 1024)
+/* The send buffer of the broker's end: small enough that what the kernel
+ * holds for a reader (about twice this) is a few ms of messages, since a
+ * message that overtakes the broker's queue (urgent, below) still waits
+ * behind it; large enough for big batches. Only with a queue limit of at
+ * least BROKER_SMALL_SEND_LIMIT: under a smaller one, the kernel's room
+ * is a good part of what a process that floods itself (never held back)
+ * may have waiting before it is cut off, and it stays what it was. */
+#define BROKER_SEND_BUFFER (128 * 1024)
+#define BROKER_SMALL_SEND_LIMIT (16ull * 1024u * 1024u)
 #define BROKER_EXPIRE_BATCH 10000u
 /* Flow control: a connection with more than this queued (or half its
- * queue limit, when that is less) is congested, and input from the others
- * waits until it is down to half of it. Past a few MiB a longer queue only
- * costs memory (and page faults to grow it again after it was freed): the
- * reader cannot take it any faster. */
+ * queue limit, when that is less) is congested, and a publish that would
+ * go to it waits (with everything its publisher sent after it) until it is
+ * down to half of it. Past a few MiB a longer queue only costs memory (and
+ * page faults to grow it again after it was freed): the reader cannot take
+ * it any faster. */
 #define BROKER_HIGH_WATER_MAX (2u * 1024u * 1024u)
+/* Fair queueing: order is promised per publisher, not across publishers,
+ * so a message from a publisher that has nothing queued for a reader may
+ * overtake the others' (a quiet publisher does not wait behind a storm):
+ * it goes to the reader's urgent lane, which is sent before the next frame
+ * of its ordinary queue, up to this much. */
+#define BROKER_URGENT_MAX (64u * 1024u)
+/* Publishers remembered per reader for that: where in the reader's queue
+ * each one's last message ends. */
+#define BROKER_MARKS 8
 /* A delivery whose payload is large (BUFFER_PARTS_MIN) goes to an idle
  * subscriber's socket straight from the publisher's input, not through the
  * subscriber's queue: one copy of the payload less, where copies are most of
@@ -71,6 +90,14 @@
 #define BROKER_REGION_CHECK_MS 100u
 
 typedef struct broker_conn broker_conn;
+
+/* Where a publisher's last message in a reader's queue ends, counted in
+ * bytes ever queued there; while the reader has not sent that far, the
+ * publisher's next message must queue behind it. */
+typedef struct broker_mark {
+  const broker_conn *from;
+  uint64_t end;
+} broker_mark;
 
 typedef struct broker_subscriber {
   broker_conn *conn;
@@ -115,10 +142,18 @@ struct broker_conn {
   size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
   uint64_t skip;     /* bytes of a refused (oversized) frame still to discard */
   int blocked;       /* the socket is full: waiting for its writable event */
-  int congested;     /* over the high water mark: the others are not read */
+  int congested;     /* over the high water mark: publishes to it wait */
+  int held;          /* its next frame is a publish to a congested reader: not read */
+  uint32_t peer_max; /* the largest frame its process takes, as its hello said */
   uint64_t progress; /* loop time of the last write that took bytes */
   buffer in;
   buffer out;
+  buffer urgent;         /* messages that overtake out (BROKER_URGENT_MAX) */
+  size_t out_front_left; /* bytes of the frame at out's front still to send (0: whole) */
+  uint64_t out_sent;     /* bytes ever sent from out */
+  uint64_t control_end;  /* where out's last frame that is not a message ends */
+  uint64_t unmarked_end; /* ... its last message whose publisher has no mark */
+  broker_mark marks[BROKER_MARKS];
   broker_conn *prev;
   broker_conn *next;
   broker_conn *write_next;
@@ -152,7 +187,7 @@ struct broker {
   int draining;
   int expiry_changed;
   size_t congested; /* connections over the high water mark */
-  int input_held;   /* frames left unhandled while others were congested */
+  int eased;        /* one stopped being congested: held input may go on */
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
@@ -185,11 +220,11 @@ static void broker_conn_set_events(broker_conn *c, int events) {
   c->poll_events = events;
 }
 
-/* What to watch c for: its input, unless others are congested (flow
- * control), and its socket's room while output waits for it. */
+/* What to watch c for: its input, unless a publish of its waits for a
+ * congested reader (flow control; its hang-up is noticed once it goes on),
+ * and its socket's room while output waits for it. */
 static void broker_conn_watch(broker_conn *c) {
-  int events = UV_DISCONNECT;
-  if (c->owner->congested == 0 || c->congested) events |= UV_READABLE;
+  int events = c->held ? 0 : UV_READABLE | UV_DISCONNECT;
   if (c->blocked) events |= UV_WRITABLE;
   broker_conn_set_events(c, events);
 }
@@ -198,8 +233,6 @@ static void broker_on_stall_check(uv_timer_t *timer);
 
 /* The set of congested connections became empty, or stopped being. */
 static void broker_congestion_changed(broker *b) {
-  for (broker_conn *o = b->conns; o; o = o->next)
-    broker_conn_watch(o);
   if (b->congested > 0) {
     uint64_t every = b->options.stall_ms / 4 ? b->options.stall_ms / 4 : 1;
     b->stall_tick = uv_now(&b->loop);
@@ -218,6 +251,7 @@ static void broker_conn_set_congested(broker_conn *c, int congested) {
     b->congested++;
   } else {
     b->congested--;
+    b->eased = 1;
   }
   if (b->congested == (size_t)congested) broker_congestion_changed(b);
 }
@@ -227,27 +261,78 @@ static uint64_t broker_high_water(const broker *b) {
   return half < BROKER_HIGH_WATER_MAX ? half : BROKER_HIGH_WATER_MAX;
 }
 
-static void broker_conn_write(broker_conn *c) {
-  broker *b = c->owner;
-  int wrote = 0;
-  while (!c->dead && buffer_length(&c->out) > 0) {
-    ssize_t n = send(c->fd, buffer_begin(&c->out), buffer_length(&c->out), MSG_NOSIGNAL);
+static size_t broker_conn_queued_bytes(const broker_conn *c) {
+  return buffer_length(&c->out) + buffer_length(&c->urgent);
+}
+
+/* Sends up to len bytes from the front of at; how many the socket took
+ * (fewer: it is full), or -1 when c died. */
+static ssize_t broker_conn_send(broker_conn *c, const uint8_t *at, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = send(c->fd, at + done, len - done, MSG_NOSIGNAL);
     if (n > 0) {
-      buffer_consume(&c->out, (size_t)n);
-      wrote = 1;
+      done += (size_t)n;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
-    return;
+    return -1;
   }
-  if (c->dead) return;
+  return (ssize_t)done;
+}
+
+/* n bytes of out were sent: drops them, and keeps track of where the
+ * frame at the front stands (urgent frames go in only between frames). */
+static void broker_conn_out_sent(broker_conn *c, size_t n) {
+  const uint8_t *at = buffer_begin(&c->out);
+  size_t left = c->out_front_left;
+  size_t pos = 0;
+  while (n > 0) {
+    if (left == 0) left = frame_load_u32(at + pos); /* whole frames follow the front */
+    size_t take = left < n ? left : n;
+    pos += take;
+    n -= take;
+    left -= take;
+  }
+  c->out_front_left = left;
+  c->out_sent += pos;
+  buffer_consume(&c->out, pos);
+}
+
+/* Writes what the socket takes: the rest of a frame of out already begun,
+ * then the urgent lane, then out. */
+static void broker_conn_write(broker_conn *c) {
+  broker *b = c->owner;
+  int wrote = 0;
+  ssize_t n = 0;
+  size_t want = 0;
+  if (buffer_length(&c->urgent) > 0 && c->out_front_left > 0) {
+    want = c->out_front_left;
+    if ((n = broker_conn_send(c, buffer_begin(&c->out), want)) < 0) return;
+    broker_conn_out_sent(c, (size_t)n);
+    wrote |= n > 0;
+  }
+  if ((size_t)n == want && buffer_length(&c->urgent) > 0) {
+    want = buffer_length(&c->urgent);
+    if ((n = broker_conn_send(c, buffer_begin(&c->urgent), want)) < 0) return;
+    buffer_consume(&c->urgent, (size_t)n);
+    wrote |= n > 0;
+  }
+  if ((size_t)n == want && buffer_length(&c->out) > 0) {
+    if ((n = broker_conn_send(c, buffer_begin(&c->out), buffer_length(&c->out))) < 0) return;
+    broker_conn_out_sent(c, (size_t)n);
+    wrote |= n > 0;
+  }
   if (wrote) c->progress = uv_now(&b->loop);
-  c->blocked = buffer_length(&c->out) > 0;
-  if (c->congested && buffer_length(&c->out) <= broker_high_water(b) / 2)
+  c->blocked = broker_conn_queued_bytes(c) > 0;
+  if (c->congested && broker_conn_queued_bytes(c) <= broker_high_water(b) / 2)
     broker_conn_set_congested(c, 0);
-  if (!c->blocked) buffer_trim(&c->out, BROKER_KEEP_BUFFER);
+  if (!c->blocked) {
+    buffer_trim(&c->out, BROKER_KEEP_BUFFER);
+    buffer_trim(&c->urgent, BROKER_KEEP_BUFFER);
+  }
   broker_conn_watch(c);
 }
 
@@ -264,16 +349,17 @@ static void broker_conn_cut(broker_conn *c, uint32_t why) {
   broker_conn_kill(c);
 }
 
-/* Reserves room for one frame on c's output, or NULL when c cannot take it
- * (dead, out of memory, or cut off for passing the queue limit). */
-static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
+/* Reserves room for one frame on lane (c's out or urgent), or NULL when c
+ * cannot take it (dead, out of memory, or cut off for passing the queue
+ * limit). */
+static uint8_t *broker_conn_reserve_on(broker_conn *c, buffer *lane, uint32_t size) {
   broker *b = c->owner;
   if (c->dead) return NULL;
-  if (size == 0 || buffer_length(&c->out) + size > b->options.queue_limit) {
+  if (size == 0 || broker_conn_queued_bytes(c) + size > b->options.queue_limit) {
     broker_conn_cut(c, SHM_CUT_QUEUE_LIMIT);
     return NULL;
   }
-  uint8_t *at = buffer_reserve(&c->out, size);
+  uint8_t *at = buffer_reserve(lane, size);
   if (!at) {
     broker_conn_kill(c);
     return NULL;
@@ -281,17 +367,21 @@ static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
   return at;
 }
 
+static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
+  return broker_conn_reserve_on(c, &c->out, size);
+}
+
 /* Bookkeeping after output was added to c's queue. */
 static void broker_conn_queued(broker_conn *c) {
   broker *b = c->owner;
-  size_t queued = buffer_length(&c->out);
+  size_t queued = broker_conn_queued_bytes(c);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
   if (queued > broker_high_water(b)) broker_conn_set_congested(c, 1);
   /* Write early to bound memory, unless the socket is known to be full:
    * then its writable event resumes the writing. */
   if (queued >= BROKER_WRITE_EARLY && !c->blocked) broker_conn_write(c);
-  if (!c->dead && !c->queued_for_write && buffer_length(&c->out) > 0) {
+  if (!c->dead && !c->queued_for_write && broker_conn_queued_bytes(c) > 0) {
     c->queued_for_write = 1;
     c->write_next = b->write_list;
     b->write_list = c;
@@ -303,14 +393,67 @@ static void broker_conn_committed(broker_conn *c, uint32_t size) {
   broker_conn_queued(c);
 }
 
+/* A frame that is not a message was queued on out: no message may
+ * overtake it (a reply says what happened before it, a hello comes
+ * first). */
+static void broker_conn_control_queued(broker_conn *c) {
+  c->control_end = c->out_sent + buffer_length(&c->out);
+}
+
+/* A message from `from` was queued on to's out: its next one to `to` must
+ * not overtake it. */
+static void broker_conn_mark(broker_conn *to, const broker_conn *from) {
+  uint64_t end = to->out_sent + buffer_length(&to->out);
+  broker_mark *spare = NULL;
+  for (size_t i = 0; i < BROKER_MARKS; i++) {
+    broker_mark *m = &to->marks[i];
+    if (m->from == from) {
+      m->end = end;
+      return;
+    }
+    if (!spare && m->end <= to->out_sent) spare = m;
+  }
+  if (spare) {
+    spare->from = from;
+    spare->end = end;
+  } else {
+    to->unmarked_end = end; /* too many publishers queued: none overtakes this */
+  }
+}
+
+/* Whether a message of size bytes from `from` may go to to's urgent lane:
+ * out holds something to overtake, but nothing of from's, no reply or
+ * hello, and the lane has room (at most half the high water mark too, so
+ * a small queue limit is not reached through it). */
+static int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
+  uint64_t sent = to->out_sent;
+  uint64_t room = broker_high_water(to->owner) / 2;
+  if (room > BROKER_URGENT_MAX) room = BROKER_URGENT_MAX;
+  if (buffer_length(&to->out) == 0 || to->control_end > sent || to->unmarked_end > sent ||
+      buffer_length(&to->urgent) + (uint64_t)size > room)
+    return 0;
+  for (size_t i = 0; i < BROKER_MARKS; i++)
+    if (to->marks[i].from == from && to->marks[i].end > sent) return 0;
+  return 1;
+}
+
 static void broker_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
                          size_t payload_len) {
   if (request_id == 0) return; /* the sender asked for no reply */
   uint32_t size = frame_size(0, 0, payload_len);
+  if (size == 0 || size > c->peer_max) {
+    char why[200];
+    snprintf(why, sizeof(why),
+             "an answer of %zu bytes is over this process's maximum of %u bytes (maxFrameSize)",
+             payload_len, (unsigned)c->peer_max);
+    broker_reply(c, request_id, FRAME_STATUS_BAD_REQUEST, why, strlen(why));
+    return;
+  }
   uint8_t *at = broker_conn_reserve(c, size);
   if (!at) return;
   frame_encode(at, FRAME_REPLY, status, 0, request_id, NULL, 0, NULL, 0, payload, payload_len);
   broker_conn_committed(c, size);
+  broker_conn_control_queued(c);
 }
 
 static void broker_reply_text(broker_conn *c, uint32_t request_id, uint8_t status,
@@ -415,21 +558,27 @@ static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoi
   if (!broker_conn_reserve(c, size - (uint32_t)sent)) return -1;
   /* Cannot fail: the room is reserved. */
   (void)buffer_append_parts(&c->out, head, head_len, f->payload, f->payload_len, (size_t)sent);
+  c->out_front_left = size - (size_t)sent; /* out was empty */
   broker_conn_queued(c);
   return 0;
 }
 
-/* One ordinary delivery of f, whose payload is in hand, to s. */
-static void broker_deliver(broker *b, broker_subscriber s, const frame *f, uint32_t size,
-                           int direct) {
-  if (direct && !s.conn->dead && !s.conn->blocked && buffer_length(&s.conn->out) == 0) {
-    if (broker_deliver_direct(s.conn, f, s.endpoint, size) != 0) return;
+/* One ordinary delivery of f, whose payload is in hand, from `from` to s. */
+static void broker_deliver(broker *b, broker_subscriber s, const frame *f, const broker_conn *from,
+                           uint32_t size, int direct) {
+  broker_conn *to = s.conn;
+  if (direct && !to->dead && !to->blocked && broker_conn_queued_bytes(to) == 0) {
+    if (broker_deliver_direct(to, f, s.endpoint, size) != 0) return;
+    if (!to->dead && buffer_length(&to->out) > 0) broker_conn_mark(to, from);
   } else {
-    uint8_t *at = broker_conn_reserve(s.conn, size);
+    int urgent = broker_conn_may_overtake(to, from, size);
+    uint8_t *at = broker_conn_reserve_on(to, urgent ? &to->urgent : &to->out, size);
     if (!at) return;
     frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, f->payload,
                  f->payload_len);
-    broker_conn_committed(s.conn, size);
+    buffer_commit(urgent ? &to->urgent : &to->out, size);
+    broker_conn_queued(to);
+    if (!urgent && !to->dead) broker_conn_mark(to, from);
   }
   b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
   b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
@@ -451,8 +600,12 @@ static void broker_route(broker *b, const frame *f, broker_conn *from, uint32_t 
   for (size_t i = 0; i < ch->count; i++) {
     broker_subscriber s = ch->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
-    if (shared_id != UINT32_MAX && broker_deliver_shared(b, s, f, size, shared_id) == 0) continue;
-    broker_deliver(b, s, f, size, direct);
+    if (size > s.conn->peer_max) continue;                     /* its process could not take it */
+    if (shared_id != UINT32_MAX && broker_deliver_shared(b, s, f, size, shared_id) == 0) {
+      if (!s.conn->dead) broker_conn_mark(s.conn, from); /* descriptors go to out */
+      continue;
+    }
+    broker_deliver(b, s, f, from, size, direct);
   }
 }
 
@@ -716,6 +869,27 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
   if (g->slot_unread[slot] == 0) broker_slot_free(b, (uint32_t)r, slot);
 }
 
+/* Flow control: whether f, a publish from c, would go to another
+ * connection that is congested. It then waits, and c's later frames with it
+ * (they are handled in order), so only the publishers that feed a congested
+ * reader slow down; a barrier still takes everything in. What c publishes
+ * to itself never waits: its process would read it while blocked writing,
+ * and its queue limit is what bounds a process that floods itself. */
+static int broker_publish_waits(broker *b, const broker_conn *c, const frame *f) {
+  if (b->congested == 0 || b->draining) return 0;
+  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
+  if (!ch) return 0;
+  /* A message that may overtake the reader's queue does not add to it
+   * (much: the urgent lane is bounded), so its publisher need not wait. */
+  uint32_t size =
+      (f->flags & FRAME_FLAG_SHARED) ? UINT32_MAX : frame_size(f->a_len, 0, f->payload_len);
+  for (size_t i = 0; i < ch->count; i++) {
+    const broker_conn *to = ch->subscribers[i].conn;
+    if (to != c && to->congested && !broker_conn_may_overtake(to, c, size)) return 1;
+  }
+  return 0;
+}
+
 /* ---- requests ---------------------------------------------------------- */
 
 static void broker_conn_read(broker_conn *c, size_t budget);
@@ -737,7 +911,7 @@ static void broker_fill_stats(broker *b, uint64_t *out) {
   for (broker_conn *c = b->conns; c; c = c->next) {
     if (c->dead) continue;
     connections++;
-    queued += buffer_length(&c->out);
+    queued += broker_conn_queued_bytes(c);
   }
   b->counters[FRAME_STAT_CONNECTIONS] = connections;
   b->counters[FRAME_STAT_CHANNELS] = table_count(b->channels);
@@ -888,7 +1062,8 @@ static void broker_greet(broker_conn *c) {
   frame_hello_write(hello, b->options.max_frame_size);
   size_t len = frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
   ssize_t sent = 0;
-  int region = buffer_length(&c->out) == 0 ? broker_region_take(b, c) : -1;
+  int region = broker_conn_queued_bytes(c) == 0 ? broker_region_take(b, c) : -1;
+  size_t hello_len = len;
   if (region >= 0) {
     uint8_t offer[SHM_OFFER_SIZE];
     frame_store_u32(offer, (uint32_t)region);
@@ -896,7 +1071,6 @@ static void broker_greet(broker_conn *c) {
     frame_store_u32(offer + 8, SHM_SLOTS);
     frame_store_u32(offer + 12, SHM_PAYLOAD_MAX);
     frame_store_u32(offer + 16, b->regions[region].generation);
-    size_t hello_len = len;
     len += frame_encode(bytes + len, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, offer, sizeof(offer));
     sent = shm_send_fd(c->fd, bytes, len, b->pool->fd);
     if (sent <= 0) {
@@ -918,18 +1092,17 @@ static void broker_greet(broker_conn *c) {
   uint8_t *at = broker_conn_reserve(c, (uint32_t)(len - (size_t)sent));
   if (!at) return;
   memcpy(at, bytes + sent, len - (size_t)sent);
+  /* Something was sent only when out was empty: the rest starts inside the
+   * hello or the offer. */
+  if (sent > 0) c->out_front_left = ((size_t)sent < hello_len ? hello_len : len) - (size_t)sent;
   broker_conn_committed(c, (uint32_t)(len - (size_t)sent));
+  broker_conn_control_queued(c);
 }
 
 static void broker_conn_process(broker_conn *c) {
   broker *b = c->owner;
+  c->held = 0;
   while (!c->dead) {
-    /* Flow control: while another connection is congested, this one's
-     * frames wait (a barrier still takes everything in). */
-    if (b->congested > 0 && !c->congested && !b->draining) {
-      b->input_held = 1;
-      break;
-    }
     if (c->skip > 0) {
       size_t n = buffer_length(&c->in) < c->skip ? buffer_length(&c->in) : (size_t)c->skip;
       buffer_consume(&c->in, n);
@@ -965,6 +1138,10 @@ static void broker_conn_process(broker_conn *c) {
       broker_protocol_error(c, "malformed frame");
       break;
     }
+    if (c->greeted && f.type == FRAME_PUBLISH && broker_publish_waits(b, c, &f)) {
+      c->held = 1;
+      break;
+    }
     b->counters[FRAME_STAT_FRAMES_IN]++;
     if (!c->greeted) {
       uint32_t version = 0;
@@ -978,6 +1155,11 @@ static void broker_conn_process(broker_conn *c) {
         broker_protocol_error(c, "protocol version not supported by this broker");
         break;
       }
+      if (peer_max < FRAME_MIN_MAX_SIZE) {
+        broker_protocol_error(c, "hello states a maximum frame size under the protocol's minimum");
+        break;
+      }
+      c->peer_max = peer_max;
       c->greeted = 1;
       broker_greet(c);
     } else {
@@ -985,13 +1167,15 @@ static void broker_conn_process(broker_conn *c) {
     }
     buffer_consume(&c->in, f.size);
   }
-  if (!c->dead) buffer_trim(&c->in, BROKER_KEEP_BUFFER);
+  if (c->dead) return;
+  buffer_trim(&c->in, BROKER_KEEP_BUFFER);
+  broker_conn_watch(c); /* held: stop reading it; no longer: read it again */
 }
 
 static void broker_conn_read(broker_conn *c, size_t budget) {
   broker *b = c->owner;
   size_t taken = 0;
-  while (!c->dead && taken < budget && (b->congested == 0 || c->congested || b->draining)) {
+  while (!c->dead && taken < budget && (!c->held || b->draining)) {
     uint8_t *at = buffer_reserve(&c->in, c->read_chunk);
     if (!at) {
       broker_conn_kill(c);
@@ -1053,6 +1237,7 @@ static void broker_conn_closed(uv_handle_t *handle) {
   close(c->fd);
   buffer_free(&c->in);
   buffer_free(&c->out);
+  buffer_free(&c->urgent);
   free(c);
 }
 
@@ -1106,12 +1291,16 @@ static void broker_add_conn(broker *b, int fd) {
   c->fd = fd;
   c->read_chunk = BROKER_READ_CHUNK_MIN;
   c->region = -1;
+  c->peer_max = FRAME_LIMIT_MAX_SIZE;
   buffer_init(&c->in);
   buffer_init(&c->out);
+  buffer_init(&c->urgent);
   int size = BROKER_SOCKET_BUFFER;
+  int send_size =
+      b->options.queue_limit >= BROKER_SMALL_SEND_LIMIT ? BROKER_SEND_BUFFER : BROKER_SOCKET_BUFFER;
   /* Larger socket buffers mean fewer wake-ups under load; the kernel caps
-   * them, and failing to grow them is harmless. */
-  (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+   * them, and failing to set them is harmless. */
+  (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_size, sizeof(send_size));
   (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
   if (uv_poll_init(&b->loop, &c->poll, fd) != 0) {
     close(fd);
@@ -1164,16 +1353,16 @@ static void broker_flush(broker *b) {
 static void broker_on_prepare(uv_prepare_t *prepare) {
   broker *b = prepare->data;
   broker_flush(b);
-  /* Congestion is over: handle the input that waited for it. Its sockets
+  /* A reader caught up: handle the input that waited for it. Its sockets
    * may hold nothing more, so no readable event would bring it back. */
-  for (int round = 0; b->input_held && b->congested == 0 && round < 4; round++) {
-    b->input_held = 0;
+  for (int round = 0; b->eased && round < 4; round++) {
+    b->eased = 0;
     for (broker_conn *o = b->conns; o; o = o->next)
-      if (!o->dead && buffer_length(&o->in) > 0) broker_conn_process(o);
+      if (!o->dead && o->held) broker_conn_process(o);
     broker_flush(b);
   }
   /* Still some left: come straight back instead of waiting for events. */
-  if (b->input_held && b->congested == 0) uv_async_send(&b->wake);
+  if (b->eased) uv_async_send(&b->wake);
   broker_reap(b);
   broker_collect_shared(b);
   if (b->expiry_changed) broker_arm_expiry(b);

@@ -10,13 +10,26 @@
  * It runs its own libuv loop, so routing goes on while the master's
  * JavaScript is busy. Output to each connection is queued and written in
  * large batches (large payloads go to an idle subscriber's socket at once).
- * Flow control: while some connection has more than 2 MiB waiting (or half
- * the queue limit, if less: it reads slower than others publish), the broker
- * stops reading from the other connections, so publishers slow down to the
- * pace of the slowest reader instead of overrunning it. A congested
+ * Order is kept per publisher, not across publishers: a message from a
+ * publisher with nothing queued for a reader overtakes the others' queued
+ * messages (up to 64 KiB of such), so a quiet publisher's message does not
+ * wait behind a busy one's; nothing overtakes a reply.
+ * Flow control: a connection with more than 2 MiB waiting (or half the
+ * queue limit, if less: it reads slower than others publish) is congested.
+ * A publish that would add to a congested reader's queue (one that cannot
+ * overtake it) waits, and with it
+ * everything its connection sent after it (frames are handled in order), so
+ * the publishers that feed a slow reader slow down to its pace instead of
+ * overrunning it; everyone else is read and answered as usual (requests,
+ * barriers, publishes to readers that keep up). A barrier still takes in
+ * everything already sent, waiting publishes included. A congested
  * connection that takes nothing for stall_ms (it stopped reading), or whose
  * queue reaches the limit, is cut off, so the broker's memory stays bounded
  * and the others go on.
+ *
+ * Each process's hello states the largest frame it takes (at least
+ * FRAME_MIN_MAX_SIZE); the broker sends it nothing larger: a message over
+ * it is not delivered to that process, an answer over it becomes an error.
  *
  * broker_start, broker_attach, broker_get_stats and broker_stop may be
  * called from any one thread (node's main thread, in practice). */

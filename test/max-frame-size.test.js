@@ -1,7 +1,8 @@
 'use strict';
 // setup({ maxFrameSize, queueLimit }) applies to the broker, and a value
 // over maxFrameSize gets an Error in its callback while the store goes on
-// working (smaller values, publishes), also as the first call of a worker.
+// working (smaller values, publishes), also as the first call of a worker;
+// a store in a worker cannot lower the limit its channel takes.
 // Values far over the default maximum are in test/faults/bad-input.test.js.
 
 var assert = require('assert');
@@ -18,11 +19,9 @@ describe('a value over the maximum frame size', function () {
     if (cluster) await cluster.close();
   });
 
-  // BUG (lib/index.js + lib/engine.js): requiring the module in the master
-  // already starts the broker with the default options, and setup(options)
-  // then keeps the running broker (startBroker returns when started), so
-  // require('socket.io-cluster-store').setup({ maxFrameSize: ... }) never
-  // applies: the broker runs with 32 MiB frames and a 64 MiB queue limit.
+  // Requiring the module in the master starts the broker on the next tick,
+  // so setup(options) in the same turn still gives it its limits (it once
+  // started at once, with the defaults, and ignored them).
   it('setup({ maxFrameSize, queueLimit }) after require applies to the broker', async function () {
     var stats = await cluster.run('master', function (ctx) { return ctx.require(ctx.ROOT).stats(); });
     assert.deepStrictEqual({ maxFrameSize: stats.maxFrameSize, queueLimit: stats.queueLimit },
@@ -108,5 +107,51 @@ describe('a value over the maximum frame size', function () {
 
   it('no worker crashed', function () {
     assert.deepStrictEqual(cluster.exits, []);
+  });
+});
+
+// maxFrameSize is the master's to set. A store in a
+// worker given a smaller one used to make it its channel's limit, while
+// the broker went on routing up to its own: every larger message from
+// another worker broke that worker's channel, and was lost.
+describe('maxFrameSize given to a store in a worker', function () {
+  var cluster;
+
+  before(async function () {
+    cluster = await harness.start({ workers: 2 });
+  });
+
+  after(async function () {
+    if (cluster) await cluster.close();
+  });
+
+  it('is ignored: messages up to the master\'s limit arrive, in order, the channel stays up', async function () {
+    var ids = cluster.workerIds;
+    var ch = 'limit-' + Date.now();
+    await cluster.run(ids[1], function (ctx, ch) {
+      ctx.store('limited', { maxFrameSize: 1024 * 1024 });
+      return ctx.subscribe('limited', ch);
+    }, ch);
+    await cluster.run(ids[0], function (ctx, ch) {
+      var store = ctx.store('sender');
+      store.publish(ch, 'first', 'a'.repeat(2 * 1024 * 1024));
+      store.publish(ch, 'second', 'b'.repeat(2 * 1024 * 1024));
+      store.publish(ch, 'after');
+    }, ch);
+    var r = await cluster.run(ids[1], function (ctx, ch) {
+      var list = ctx.got('limited', ch);
+      return ctx.until(function () {
+        return list.some(function (m) { return m[0] === 'after'; }) || ctx.errors.length > 0;
+      }).then(function () {
+        return {
+          received: list.map(function (m) { return [m[0], m[1] ? m[1].length : null]; }),
+          errors: ctx.errors.map(function (e) { return e.message; })
+        };
+      });
+    }, ch);
+    assert.deepStrictEqual(r, {
+      received: [['first', 2 * 1024 * 1024], ['second', 2 * 1024 * 1024], ['after', null]],
+      errors: []
+    });
   });
 });

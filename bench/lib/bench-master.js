@@ -212,6 +212,40 @@ function latencyRun() {
   workers[0].send({ bench: 'go' });
 }
 
+// The storm starts, settles for params.settle ms, then worker 1 pings;
+// when it is done, every worker says how many storm messages it took.
+function stormRun() {
+  var p = cfg.params;
+  var latency = null;
+  var counts = [];
+  var t0 = 0;
+  var meter = null;
+  handlers['storm-latency'] = function (m) {
+    latency = m;
+    broadcast({ bench: 'report' });
+  };
+  handlers['storm-count'] = function (m) {
+    counts.push(m);
+    if (counts.length < workers.length) return;
+    var delivered = 0;
+    var published = 0;
+    counts.forEach(function (c) {
+      delivered += c.count;
+      published += c.published || 0;
+    });
+    // Until the last count came: a slow reader answers only once it has
+    // handled what it had taken in.
+    var seconds = (Date.now() - t0) / 1000;
+    report({ count: latency.count, p50: latency.p50, p99: latency.p99, max: latency.max,
+      stormDelivered: delivered, stormPublished: published, stormRate: delivered / seconds,
+      master: meter() });
+  };
+  meter = masterMeter();
+  t0 = Date.now();
+  broadcast({ bench: 'storm' });
+  setTimeout(function () { workers[0].send({ bench: 'go' }); }, p.settle);
+}
+
 function kvRun() {
   var results = [];
   handlers.kv = function (m) {
@@ -308,6 +342,7 @@ function memoryRun() {
 var RUNS = {
   publish: publishRun,
   latency: latencyRun,
+  storm: stormRun,
   kv: kvRun,
   churn: churnRun,
   memory: memoryRun

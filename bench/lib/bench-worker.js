@@ -142,6 +142,91 @@ function latencyScenario() {
   }
 }
 
+// ---- latency under a broadcast storm (issue #15) --------------------------
+
+// Worker 1 pings, worker 2 answers, worker 3 publishes `storm` as fast as
+// its loop allows (params.batch per turn); the storm goes to every worker
+// (params.slow false) or only to worker 4, whose handler burns
+// params.burnMicros per message (params.slow true).
+function busyWait(micros) {
+  var end = util.hrMicros() + micros;
+  while (util.hrMicros() < end) { /* a slow handler */ }
+}
+
+function stormScenario() {
+  var p = cfg.params;
+  var count = 0;
+  var stormReader = p.slow ? index === 4 : index !== 3;
+  var pending = 1 + (stormReader ? 1 : 0);
+  function subscribed() {
+    if (--pending === 0) ready();
+  }
+  if (stormReader) {
+    bus.subscribe('storm', p.slow ? function () { count++; busyWait(p.burnMicros); } :
+      function () { count++; }, subscribed);
+  }
+  handlers.storm = function () { count = 0; };
+  handlers.report = function () { send({ bench: 'storm-count', index: index, count: count }); };
+  if (index === 1) {
+    var waiting = null;
+    bus.subscribe('pong', function (seq) {
+      if (waiting && seq === waiting.seq) waiting.done();
+    }, subscribed);
+    handlers.go = function () {
+      var pkt = packet(0);
+      var samples = [];
+      var seq = 0;
+      var deadline = util.now() + p.duration;
+      function one() {
+        var mine = ++seq;
+        var start = util.hrMicros();
+        waiting = {
+          seq: mine,
+          done: function () {
+            waiting = null;
+            if (mine > p.warmup) samples.push(util.hrMicros() - start);
+            if (samples.length < p.count && util.now() < deadline) setImmediate(one);
+            else finish();
+          }
+        };
+        bus.publish('ping', mine, pkt);
+      }
+      function finish() {
+        samples.sort(function (a, b) { return a - b; });
+        send({
+          bench: 'storm-latency', count: samples.length,
+          p50: util.percentile(samples, 50), p99: util.percentile(samples, 99),
+          max: samples[samples.length - 1]
+        });
+      }
+      one();
+    };
+  } else if (index === 2) {
+    bus.subscribe('ping', function (seq, pkt) { bus.publish('pong', seq, pkt); }, subscribed);
+  } else if (index === 3) {
+    var running = false;
+    var published = 0;
+    bus.subscribe('bench-ready', function () {}, subscribed);
+    handlers.storm = function () {
+      var pkt = packet(0);
+      running = true;
+      published = 0;
+      (function batch() {
+        if (!running) return;
+        for (var i = 0; i < p.batch; i++) bus.publish('storm', '', pkt, false, []);
+        published += p.batch;
+        setImmediate(batch);
+      })();
+    };
+    handlers.report = function () {
+      running = false;
+      send({ bench: 'storm-count', index: index, published: published, count: 0 });
+    };
+  } else {
+    bus.subscribe('bench-ready', function () {}, subscribed);
+  }
+}
+
 // ---- per-client data ----------------------------------------------------
 
 function kvScenario() {
@@ -281,6 +366,7 @@ function memoryScenario() {
 var SCENARIOS = {
   publish: publishScenario,
   latency: latencyScenario,
+  storm: stormScenario,
   kv: kvScenario,
   churn: churnScenario,
   memory: memoryScenario

@@ -95,12 +95,13 @@ static int next_frame(peer *p, frame *f, uint8_t *payload, size_t cap) {
   return -1;
 }
 
-static void peer_open(peer *p) {
+/* A process whose hello says it takes frames of at most max bytes. */
+static void peer_open_max(peer *p, uint32_t max_size) {
   memset(p, 0, sizeof(*p));
   p->pool_fd = -1;
   CHECK(broker_connect_pair(b, &p->fd) == 0);
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-  frame_hello_write(hello, 1u << 20);
+  frame_hello_write(hello, max_size);
   send_frame(p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
   frame f;
   uint8_t payload[64];
@@ -120,6 +121,10 @@ static void peer_open(peer *p) {
   CHECK(frame_load_u32(payload + 4) == SHM_REGION_SIZE);
   CHECK(frame_load_u32(payload + 8) == SHM_SLOTS);
   CHECK(frame_load_u32(payload + 12) == SHM_PAYLOAD_MAX);
+}
+
+static void peer_open(peer *p) {
+  peer_open_max(p, 1u << 20);
 }
 
 /* As a channel does when it is released: says in its region's header that
@@ -527,6 +532,214 @@ static void test_slow_reader_keeps_up(void) {
   CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before);
   CHECK(stat(FRAME_STAT_MAX_QUEUED_BYTES) <= 256u * 1024u);
   peer_close(&slow);
+  peer_close(&pub);
+}
+
+/* Turns the broker up to `turns` times, without sleeping, until p has a
+ * reply to request id; its status, or -1 when none came. The broker reads
+ * a socket in the turn after bytes arrive on it, so a reply the broker is
+ * willing to give comes within a few turns. */
+static int reply_within(peer *p, uint32_t id, int turns) {
+  for (int i = 0; i < turns; i++) {
+    turn(1);
+    pump(p);
+    frame f;
+    while (frame_decode(p->in, p->len, UINT32_MAX, &f) == FRAME_OK) {
+      memmove(p->in, p->in + f.size, p->len - f.size);
+      p->len -= f.size;
+      if (f.type == FRAME_REPLY && f.request_id == id) return f.status;
+    }
+  }
+  return -1;
+}
+
+/* Whether a message arrives for p within `turns` turns. */
+static int message_within(peer *p, int turns) {
+  for (int i = 0; i < turns; i++) {
+    turn(1);
+    pump(p);
+    frame f;
+    if (frame_decode(p->in, p->len, UINT32_MAX, &f) == FRAME_OK) {
+      memmove(p->in, p->in + f.size, p->len - f.size);
+      p->len -= f.size;
+      if (f.type == FRAME_MESSAGE) return 1;
+    }
+  }
+  return 0;
+}
+
+/* Issue #16, item 8 (and #15's mechanism): while one reader is congested,
+ * only the publisher feeding it waits. Everyone else is read and answered
+ * at once: requests, barriers, publishes to readers that keep up. The held
+ * publisher's messages all reach the slow reader, in order, once it reads. */
+static void test_congestion_holds_only_its_feeders(void) {
+  static peer slow, pub, quiet, listener;
+  peer_open(&slow);
+  peer_open(&pub);
+  peer_open(&quiet);
+  peer_open(&listener);
+  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&listener, FRAME_SUBSCRIBE, 1, "quiet", NULL, NULL, 0, NULL, NULL) == 0);
+  uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
+  /* Fill the slow reader's socket, then its queue past the high water
+   * mark (half the 256 KiB queue limit): it is congested. */
+  static uint8_t chunk[8192];
+  uint32_t sent = 0;
+  while (sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) <= 128u * 1024u) {
+    memcpy(chunk, &sent, 4);
+    CHECK(send_turning(&pub, FRAME_PUBLISH, "flood", chunk, sizeof(chunk), NULL, NULL) == 0);
+    sent++;
+    turn(2);
+  }
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) > 128u * 1024u);
+  /* Four more from the same publisher: they wait for the slow reader. */
+  for (int i = 0; i < 4; i++, sent++) {
+    memcpy(chunk, &sent, 4);
+    send_frame(&pub, FRAME_PUBLISH, 1, 0, "flood", NULL, chunk, sizeof(chunk), 0);
+  }
+  turn(4);
+  uint64_t queued = stat(FRAME_STAT_QUEUED_BYTES);
+  /* Another process is read and answered meanwhile. */
+  send_frame(&quiet, FRAME_PUBLISH, 1, 0, "quiet", NULL, "ping", 4, 0);
+  send_frame(&quiet, FRAME_KV_SET, 1, 801, "n", "k", "v", 1, 0);
+  send_frame(&quiet, FRAME_STATS, 1, 802, NULL, NULL, NULL, 0, 0);
+  CHECK(message_within(&listener, 20));
+  CHECK(reply_within(&quiet, 801, 20) == FRAME_STATUS_OK);
+  CHECK(reply_within(&quiet, 802, 20) == FRAME_STATUS_OK);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued); /* the four still wait */
+  /* A barrier is answered too, after taking in what the publisher sent. */
+  send_frame(&quiet, FRAME_SYNC, 1, 803, NULL, NULL, NULL, 0, FRAME_FLAG_BARRIER);
+  CHECK(reply_within(&quiet, 803, 20) == FRAME_STATUS_OK);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued + 4 * frame_size(5, 0, sizeof(chunk)));
+  CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before);
+  /* The slow reader gets every message, in order; nobody was cut off. */
+  uint32_t expect = 0, wrong = 0;
+  frame f;
+  uint8_t head[4];
+  while (expect < sent && next_frame(&slow, &f, head, sizeof(head)) == 0) {
+    uint32_t v;
+    memcpy(&v, head, 4);
+    if (f.type != FRAME_MESSAGE || v != expect) wrong++;
+    expect++;
+  }
+  CHECK(expect == sent);
+  CHECK(wrong == 0);
+  CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before);
+  peer_close(&slow);
+  peer_close(&pub);
+  peer_close(&quiet);
+  peer_close(&listener);
+}
+
+/* Issue #15: a quiet publisher's messages to a congested reader are not
+ * held, and overtake the storm queued for it (order is per publisher);
+ * every publisher's messages still arrive in order, and nothing overtakes
+ * a reply. */
+static void test_quiet_publisher_overtakes(void) {
+  static peer slow, pub, quiet;
+  peer_open(&slow);
+  peer_open(&pub);
+  peer_open(&quiet);
+  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "quiet", NULL, NULL, 0, NULL, NULL) == 0);
+  static uint8_t chunk[8192];
+  uint32_t sent = 0;
+  while (sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) <= 128u * 1024u) {
+    memcpy(chunk, &sent, 4);
+    CHECK(send_turning(&pub, FRAME_PUBLISH, "flood", chunk, sizeof(chunk), NULL, NULL) == 0);
+    sent++;
+    turn(2);
+  }
+  uint64_t queued = stat(FRAME_STAT_QUEUED_BYTES);
+  CHECK(queued > 128u * 1024u);
+  /* Three from the quiet publisher: routed at once, not held. */
+  for (uint32_t i = 0; i < 3; i++)
+    send_frame(&quiet, FRAME_PUBLISH, 1, 0, "quiet", NULL, &i, 4, 0);
+  turn(4);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued + 3 * frame_size(5, 0, 4));
+  /* The slow reader asks something: nothing published after that may
+   * overtake the reply, so the quiet publisher's fourth comes after it. */
+  send_frame(&slow, FRAME_KV_SET, 1, 901, "n", "k", "v", 1, 0);
+  turn(4);
+  uint32_t fourth = 3;
+  send_frame(&quiet, FRAME_PUBLISH, 1, 0, "quiet", NULL, &fourth, 4, 0);
+  turn(4);
+  /* Read everything: the quiet ones come before the end of the flood, each
+   * publisher's in order, the fourth after the reply. */
+  uint32_t flood_seen = 0, quiet_seen = 0, wrong = 0, quiet_before_flood_end = 0;
+  int reply_seen = 0, fourth_after_reply = 0;
+  frame f;
+  uint8_t head[4];
+  while ((flood_seen < sent || quiet_seen < 4 || !reply_seen) &&
+         next_frame(&slow, &f, head, sizeof(head)) == 0) {
+    uint32_t v = 0;
+    if (f.type == FRAME_REPLY && f.request_id == 901) {
+      reply_seen = 1;
+      continue;
+    }
+    memcpy(&v, head, 4);
+    if (f.type == FRAME_MESSAGE && f.a_len == 5 && f.payload_len == sizeof(chunk)) {
+      if (v != flood_seen) wrong++;
+      flood_seen++;
+    } else if (f.type == FRAME_MESSAGE && f.payload_len == 4) {
+      if (v != quiet_seen) wrong++;
+      if (flood_seen < sent && v < 3) quiet_before_flood_end++;
+      if (v == 3) fourth_after_reply = reply_seen;
+      quiet_seen++;
+    } else {
+      wrong++;
+    }
+  }
+  CHECK(flood_seen == sent);
+  CHECK(quiet_seen == 4);
+  CHECK(wrong == 0);
+  CHECK(quiet_before_flood_end == 3);
+  CHECK(reply_seen && fourth_after_reply);
+  peer_close(&slow);
+  peer_close(&pub);
+  peer_close(&quiet);
+}
+
+/* Issue #16, item 9: a process's hello states the largest frame it takes.
+ * The broker sends it nothing larger: a message over it is not delivered to
+ * that process (the others get it), a reply over it becomes an error, and
+ * the connection goes on. */
+static void test_peer_max_frame_size(void) {
+  static peer small, big, pub;
+  peer_open_max(&small, FRAME_MIN_MAX_SIZE);
+  peer_open(&big);
+  peer_open(&pub);
+  CHECK(request(&small, FRAME_SUBSCRIBE, 1, "sized", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&big, FRAME_SUBSCRIBE, 1, "sized", NULL, NULL, 0, NULL, NULL) == 0);
+  static uint8_t large[8192];
+  memset(large, 'L', sizeof(large));
+  send_frame(&pub, FRAME_PUBLISH, 1, 0, "sized", NULL, large, sizeof(large), 0);
+  send_frame(&pub, FRAME_PUBLISH, 1, 0, "sized", NULL, "after", 5, 0);
+  frame f;
+  uint8_t text[4096] = {0};
+  CHECK(next_frame(&big, &f, NULL, 0) == 0);
+  CHECK(f.type == FRAME_MESSAGE && f.payload_len == sizeof(large));
+  CHECK(next_frame(&big, &f, NULL, 0) == 0);
+  CHECK(f.type == FRAME_MESSAGE && f.payload_len == 5);
+  CHECK(next_frame(&small, &f, text, sizeof(text) - 1) == 0);
+  CHECK(f.type == FRAME_MESSAGE && f.payload_len == 5 && memcmp(text, "after", 5) == 0);
+  CHECK(f.size <= FRAME_MIN_MAX_SIZE);
+  CHECK(request(&pub, FRAME_KV_SET, 1, "c", "big", large, sizeof(large), NULL, NULL) == 0);
+  uint32_t len = 0;
+  memset(text, 0, sizeof(text));
+  CHECK(request(&small, FRAME_KV_GET, 1, "c", "big", NULL, 0, text, &len) ==
+        FRAME_STATUS_BAD_REQUEST);
+  CHECK(strstr((char *)text, "maxFrameSize") != NULL);
+  CHECK(request(&small, FRAME_KV_SET, 1, "c", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(!small.eof);
+  /* A hello that states less than the protocol's minimum is refused. */
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  uint8_t bytes[FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE];
+  frame_hello_write(hello, FRAME_MIN_MAX_SIZE - 1);
+  frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
+  expect_refusal(bytes, sizeof(bytes), 0, "maximum frame size");
+  peer_close(&small);
+  peer_close(&big);
   peer_close(&pub);
 }
 
@@ -1194,6 +1407,9 @@ int main(void) {
   test_stalled_reader();
   test_slow_reader_keeps_up();
   test_broker_paused();
+  test_congestion_holds_only_its_feeders();
+  test_quiet_publisher_overtakes();
+  test_peer_max_frame_size();
   test_large_payloads();
   test_shared_routing();
   test_shared_bad_input();
