@@ -7,6 +7,7 @@
         "src/broker.c",
         "src/buffer.c",
         "src/channel.c",
+        "src/channel_pool.c",
         "src/expiry.c",
         "src/frame.c",
         "src/kv.c",

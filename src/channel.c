@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
-#include "shm.h"
+#include "channel_pool.h"
 
 #define CHANNEL_READ_CHUNK (256u * 1024u)
 #define CHANNEL_READ_BUDGET (4u * 1024u * 1024u)
@@ -54,18 +54,9 @@ struct channel {
   void (*released_done)(void *arg);
   void *released_arg;
   char reason[256];
-  /* The shared pool (shm.h), once the broker offered it and it is mapped. */
-  int pool_fd; /* its descriptor, received and not mapped yet */
-  shm_map *pool;
-  shm_writer writer;        /* this process's payloads in its region */
-  int shared_ready;         /* told the broker that shared messages may come */
-  int frames_shared;        /* shared messages among the frames channel_frames found */
-  int lent_shared;          /* ... among the frames lent out */
-  uint64_t handed;          /* shared messages handed to the owner and so read */
-  uint64_t handed_told;     /* the count last written to the region's header */
-  uint32_t pool_generation; /* the region's, from the offer (shm_consumed_pack) */
-  int abandoned;            /* told the broker that nothing more will be read here */
-  int ring_stalled;         /* waited for a slot in vain: no waiting until one is free */
+  int frames_shared;      /* shared messages among the frames channel_frames found */
+  int lent_shared;        /* ... among the frames lent out */
+  channel_pool_side pool; /* the shared pool, once offered (channel_pool.h) */
 };
 
 static void channel_fail(channel *ch, const char *reason);
@@ -94,33 +85,14 @@ static int channel_unshare(channel *ch) {
 /* Why the channel broke: what the broker wrote in this process's region
  * before cutting it off, when it did, else the caller's general reason. */
 static const char *channel_broken(const channel *ch, const char *otherwise) {
-  uint32_t cut = SHM_CUT_NONE;
-  if (ch->pool) cut = atomic_load_explicit(&ch->writer.header->cut, memory_order_acquire);
-  if (cut == SHM_CUT_STALLED)
-    return "the master cut this process off: it stopped reading its channel while messages "
-           "waited for it (a blocked event loop?); the stores reconnect by themselves, and "
-           "messages published meanwhile are lost to this process";
-  if (cut == SHM_CUT_QUEUE_LIMIT)
-    return "the master cut this process off: more than queueLimit bytes waited for it (it reads "
-           "slower than others publish: raise queueLimit or publish less); the stores reconnect "
-           "by themselves, and messages published meanwhile are lost to this process";
-  return otherwise;
+  const char *cut = channel_pool_cut_reason(&ch->pool);
+  return cut ? cut : otherwise;
 }
 
 /* The channel broke writing to the master. */
 static void channel_fail_broken(channel *ch) {
   channel_fail(ch, channel_broken(ch, "the channel to the master broke (the master exited or cut "
                                       "this process off)"));
-}
-
-/* Says in the region's header that this process will read nothing more, so
- * the broker may take back every slot it holds and, once gone, its region. */
-static void channel_abandon_shared(channel *ch) {
-  if (!ch->pool || ch->abandoned) return;
-  atomic_store_explicit(&ch->writer.header->consumed,
-                        shm_consumed_pack(ch->pool_generation, SHM_COUNT_ALL),
-                        memory_order_release);
-  ch->abandoned = 1;
 }
 
 static void channel_set_events(channel *ch, int events) {
@@ -174,7 +146,7 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
     }
     size_t room = buffer_spare(&ch->in);
     /* The pool's descriptor comes with the first bytes, after the hello. */
-    ssize_t n = shm_recv(ch->fd, at, room, &ch->pool_fd);
+    ssize_t n = shm_recv(ch->fd, at, room, &ch->pool.fd);
     if (n > 0) {
       buffer_commit(&ch->in, (size_t)n);
       taken += (size_t)n;
@@ -192,28 +164,9 @@ static int channel_read(channel *ch, size_t budget, const char **why) {
 
 /* Tells the broker how many shared messages this process has read (the
  * owner was handed them, and its call returned), so their slots can be
- * written over: in a frame, and in the region's header for when the
- * channel is gone but the process still reads what it had received. */
-static void channel_tell_handed(channel *ch) {
-  if (!ch->pool || ch->abandoned) return;
-  if (ch->closed && ch->lent == 0) {
-    /* Closed, and no call is reading: whatever was sent here and not read
-     * never will be (the loop hands nothing over after the close). */
-    channel_abandon_shared(ch);
-    return;
-  }
-  if (ch->handed == ch->handed_told) return;
-  atomic_store_explicit(&ch->writer.header->consumed,
-                        shm_consumed_pack(ch->pool_generation, ch->handed), memory_order_release);
-  ch->handed_told = ch->handed;
-  if (ch->closed) return;
-  uint8_t count[8];
-  frame_store_u64(count, ch->handed);
-  uint32_t size = frame_size(0, 0, sizeof(count));
-  uint8_t *at = buffer_reserve(&ch->out, size);
-  if (!at) return; /* the next count says it, or the header does */
-  frame_encode(at, FRAME_SHARED_READ, 0, 0, 0, NULL, 0, NULL, 0, count, sizeof(count));
-  buffer_commit(&ch->out, size);
+ * written over. */
+static void channel_tell_read(channel *ch) {
+  channel_pool_tell_read(&ch->pool, ch->closed, ch->lent > 0, &ch->out);
 }
 
 static void channel_on_poll(uv_poll_t *handle, int status, int events) {
@@ -227,7 +180,7 @@ static void channel_on_poll(uv_poll_t *handle, int status, int events) {
   const char *why = NULL;
   int rc = channel_read(ch, CHANNEL_READ_BUDGET, &why);
   if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
-  channel_tell_handed(ch);
+  channel_tell_read(ch);
   if (rc != 0 && !ch->closed) channel_fail(ch, why);
 }
 
@@ -239,7 +192,7 @@ static void channel_on_prepare(uv_prepare_t *prepare) {
     ch->input_waiting = 0;
     if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
   }
-  channel_tell_handed(ch);
+  channel_tell_read(ch);
   if (!ch->closed && buffer_length(&ch->out) > 0 && !(ch->poll_events & UV_WRITABLE))
     channel_write(ch);
   if (ch->closed && !ch->reported) {
@@ -257,9 +210,7 @@ static void channel_on_handle_closed(uv_handle_t *handle) {
     buffer_free(&ch->in);
     buffer_free(&ch->out);
     free(ch->lent_block);
-    if (ch->pool_fd >= 0) close(ch->pool_fd);
-    channel_abandon_shared(ch);
-    shm_map_release(ch->pool);
+    channel_pool_free(&ch->pool);
     free(ch);
     if (done) done(arg);
   }
@@ -271,7 +222,7 @@ channel *channel_create(uv_loop_t *loop, uint32_t max_frame_size, const channel_
   if (!ch) return NULL;
   ch->loop = loop;
   ch->fd = -1;
-  ch->pool_fd = -1;
+  channel_pool_init(&ch->pool);
   ch->ref = 1;
   ch->max_frame_size = max_frame_size;
   ch->events = *events;
@@ -367,16 +318,6 @@ static void channel_queued(channel *ch, int flush_now) {
   }
 }
 
-/* Whether this process may still write into its region: the broker has
- * not cut it off (it may not have read the hang-up yet), and the region is
- * still the use of it the offer gave. The broker gives no region away
- * while its process lives (shm.h); this is the second line. */
-static int channel_region_ours(const channel *ch) {
-  const shm_header *h = ch->writer.header;
-  return atomic_load_explicit(&h->cut, memory_order_acquire) == SHM_CUT_NONE &&
-         atomic_load_explicit(&h->generation, memory_order_acquire) == ch->pool_generation;
-}
-
 /* The ring is full: the publisher outruns its subscribers, and waits for
  * the broker to free a slot (writing what it queued, so the broker has it,
  * and reading meanwhile), as it would wait for a full socket. After
@@ -386,17 +327,17 @@ static int channel_region_ours(const channel *ch) {
 static uint8_t *channel_wait_ring(channel *ch, uint32_t len, uint32_t *slot, uint32_t *offset) {
   uint64_t deadline = uv_hrtime() + (uint64_t)CHANNEL_RING_WAIT_MS * 1000000u;
   for (;;) {
-    if (ch->closed || ch->fd < 0 || channel_write(ch) != 0 || !channel_region_ours(ch)) return NULL;
-    shm_writer_want(&ch->writer);
-    uint8_t *to = shm_writer_reserve(&ch->writer, len, slot, offset);
+    if (ch->closed || ch->fd < 0 || channel_write(ch) != 0 || !channel_pool_region_ours(&ch->pool))
+      return NULL;
+    uint8_t *to = channel_pool_reserve_again(&ch->pool, len, slot, offset);
     if (to) return to;
     uint64_t now = uv_hrtime();
     if (now >= deadline) {
-      ch->ring_stalled = 1;
+      channel_pool_stalled(&ch->pool);
       return NULL;
     }
     uint64_t left = deadline - now;
-    shm_writer_wait(&ch->writer, left < 1000000u ? left : 1000000u);
+    channel_pool_sleep(&ch->pool, left < 1000000u ? left : 1000000u);
     const char *why = NULL;
     size_t before = buffer_length(&ch->in);
     if (channel_read(ch, CHANNEL_READ_BUDGET, &why) != 0) {
@@ -414,31 +355,19 @@ static uint8_t *channel_wait_ring(channel *ch, uint32_t len, uint32_t *slot, uin
  * region is no longer this process's to write: the socket then fails). */
 static int channel_send_shared(channel *ch, const uint8_t *head, size_t head_len,
                                const uint8_t *payload, size_t payload_len, int flush_now) {
-  if (!ch->pool || head_len < FRAME_HEADER_SIZE || head[4] != FRAME_PUBLISH ||
-      payload_len > SHM_PAYLOAD_MAX || head_len + SHM_PUBLISH_DESC_SIZE > ch->max_frame_size ||
-      ch->closed || !channel_region_ours(ch))
+  if (ch->closed ||
+      !channel_pool_publish_fits(&ch->pool, head, head_len, payload_len, ch->max_frame_size))
     return 0;
   uint32_t size = (uint32_t)(head_len + SHM_PUBLISH_DESC_SIZE);
   uint32_t slot, offset;
-  uint8_t *to = shm_writer_reserve(&ch->writer, (uint32_t)payload_len, &slot, &offset);
-  /* No waiting while this process holds shared messages it has not said it
-   * read (inside the call that was handed them, or before the count went
-   * out): they hold slots, maybe the very ones it would wait for. */
-  if (!to && !ch->ring_stalled && !(ch->lent > 0 && ch->lent_shared > 0) &&
-      ch->handed == ch->handed_told)
+  uint8_t *to = channel_pool_publish_reserve(&ch->pool, (uint32_t)payload_len, &slot, &offset);
+  if (!to && channel_pool_may_wait(&ch->pool, ch->lent > 0 && ch->lent_shared > 0))
     to = channel_wait_ring(ch, (uint32_t)payload_len, &slot, &offset);
   if (!to) return 0;
-  ch->ring_stalled = 0;
   uint8_t *at = channel_reserve(ch, size);
   if (!at) return 0;
-  memcpy(to, payload, payload_len);
-  memcpy(at, head, head_len);
-  frame_store_u32(at, size);
-  at[6] |= FRAME_FLAG_SHARED;
-  frame_store_u32(at + head_len, slot);
-  frame_store_u32(at + head_len + 4, offset);
-  frame_store_u32(at + head_len + 8, (uint32_t)payload_len);
-  shm_writer_commit(&ch->writer, slot, offset, (uint32_t)payload_len);
+  channel_pool_publish_commit(&ch->pool, at, head, head_len, to, payload, payload_len, slot,
+                              offset);
   channel_commit(ch, size, flush_now);
   return 1;
 }
@@ -584,39 +513,6 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
   }
 }
 
-/* The broker's offer of the pool: map it, with the descriptor that came
- * with it. Without a descriptor, or with an offer this build does not
- * understand, the process does without (every payload takes the socket). */
-static void channel_take_pool(channel *ch, const frame *f) {
-  int fd = ch->pool_fd;
-  ch->pool_fd = -1;
-  if (ch->pool || fd < 0 || f->payload_len != SHM_OFFER_SIZE ||
-      frame_load_u32(f->payload + 4) != SHM_REGION_SIZE ||
-      frame_load_u32(f->payload + 8) != SHM_SLOTS ||
-      frame_load_u32(f->payload + 12) != SHM_PAYLOAD_MAX) {
-    if (fd >= 0) close(fd);
-    return;
-  }
-  ch->pool = shm_pool_map(fd, frame_load_u32(f->payload));
-  if (!ch->pool) return;
-  shm_writer_init(&ch->writer, ch->pool);
-  ch->pool_generation = frame_load_u32(f->payload + 16);
-  /* The broker holds the region for this process until it exits, should
-   * the channel go before the process is done with it. */
-  atomic_store_explicit(&ch->writer.header->pid, (uint32_t)getpid(), memory_order_release);
-}
-
-/* Whether a shared message's descriptor points inside one region's data
- * area of the pool. */
-static int channel_shared_valid(const channel *ch, const frame *f) {
-  if (!ch->shared_ready || f->payload_len != SHM_MESSAGE_DESC_SIZE) return 0;
-  uint64_t offset = frame_load_u32(f->payload);
-  uint64_t len = frame_load_u32(f->payload + 4);
-  uint64_t in_region = offset % SHM_REGION_SIZE;
-  return len > 0 && len <= SHM_PAYLOAD_MAX && offset < SHM_POOL_SIZE &&
-         in_region >= SHM_HEADER_SIZE && in_region + len <= SHM_REGION_SIZE;
-}
-
 int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
   size_t offset = 0;
   int count = 0;
@@ -652,12 +548,12 @@ int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
       continue;
     }
     if (f.type == FRAME_SHARED) {
-      channel_take_pool(ch, &f);
+      channel_pool_take_offer(&ch->pool, &f);
       buffer_remove(&ch->in, offset, f.size);
       continue;
     }
     if (f.type == FRAME_MESSAGE && (f.flags & FRAME_FLAG_SHARED)) {
-      if (!channel_shared_valid(ch, &f)) {
+      if (!channel_pool_message_valid(&ch->pool, &f)) {
         channel_fail(ch, "the master sent a malformed shared message");
         return -1;
       }
@@ -685,7 +581,7 @@ void channel_consume(channel *ch, size_t len) {
   }
   buffer_consume(&ch->in, len);
   buffer_trim(&ch->in, CHANNEL_KEEP_BUFFER);
-  ch->handed += (uint64_t)ch->frames_shared;
+  channel_pool_mark_read(&ch->pool, (uint64_t)ch->frames_shared);
   ch->frames_shared = 0;
 }
 
@@ -705,7 +601,7 @@ void channel_unlend(channel *ch, enum channel_unlend_how how) {
     ch->lent = 0;
     return;
   }
-  ch->handed += (uint64_t)ch->lent_shared;
+  channel_pool_mark_read(&ch->pool, (uint64_t)ch->lent_shared);
   ch->lent_shared = 0;
   if (how == CHANNEL_UNLEND_ABANDON) {
     /* Move the rest out and let the old memory go unreferenced: a leak,
@@ -732,18 +628,18 @@ void channel_unlend(channel *ch, enum channel_unlend_how how) {
 }
 
 shm_map *channel_pool(const channel *ch) {
-  return ch->pool;
+  return ch->pool.map;
 }
 
 int channel_pool_ready(channel *ch) {
-  if (!ch->pool || ch->shared_ready) return 0;
+  if (!ch->pool.map || ch->pool.reading) return 0;
   uint8_t pid[4];
   frame_store_u32(pid, (uint32_t)getpid());
   uint32_t size = frame_size(0, 0, sizeof(pid));
   uint8_t *at = channel_reserve(ch, size);
   if (!at) return -1;
   frame_encode(at, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, pid, sizeof(pid));
-  ch->shared_ready = 1;
+  ch->pool.reading = 1;
   channel_commit(ch, size, 0);
   return 0;
 }
