@@ -1,86 +1,25 @@
-/* channel: the process side of the connection to the broker (see channel.h).
+/* channel: the socket end of a process's connection to the broker (see
+ * channel.h): the hello, reading and writing on node's loop, the output
+ * queue and its flushes, sending frames (a PUBLISH through the pool when it
+ * fits), and closing. The blocking waits are in channel_wait.c, taking and
+ * lending the input in channel_input.c, the pool's side in channel_pool.c;
+ * what they share is in channel_internal.h.
  *
  * Failures found while JavaScript is calling in (a write error during a
  * send, end of file during a blocking wait) only mark the channel closed;
  * the owner hears of it from the loop, in the prepare phase, so no callback
  * ever runs inside another call. */
 #define _GNU_SOURCE
-#include "channel.h"
-
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "buffer.h"
-#include "channel_pool.h"
+#include "channel_internal.h"
 
-#define CHANNEL_READ_CHUNK (256u * 1024u)
-#define CHANNEL_READ_BUDGET (4u * 1024u * 1024u)
-#define CHANNEL_WRITE_EARLY (256u * 1024u)
-#define CHANNEL_KEEP_BUFFER (4u * 1024u * 1024u)
-#define CHANNEL_FLUSH_WAIT_MS 1000
-/* Output a process may queue before a send waits for the broker to take
- * some: a publisher that outruns the cluster is slowed down, not allowed to
- * grow without bound. */
-#define CHANNEL_HIGH_WATER (2u * 1024u * 1024u)
-#define CHANNEL_HIGH_WATER_WAIT_MS 10000
-#define CHANNEL_RING_WAIT_MS 20
-
-struct channel {
-  uv_loop_t *loop;
-  uv_poll_t poll;
-  uv_prepare_t prepare;
-  int fd;
-  int poll_started;
-  int poll_events;
-  int open_handles;
-  int ref;
-  int greeted;
-  int closed;
-  int reported;
-  int released;
-  int input_waiting;   /* input read by a blocking call, not yet handed over */
-  size_t lent;         /* bytes at the start of in lent out (channel_lend) */
-  uint8_t *lent_block; /* the lent bytes' memory, once in has moved on */
-  uint32_t max_frame_size;
-  buffer in;
-  buffer out;
-  channel_events events;
-  void *ctx;
-  void (*released_done)(void *arg);
-  void *released_arg;
-  char reason[256];
-  int frames_shared;      /* shared messages among the frames channel_frames found */
-  int lent_shared;        /* ... among the frames lent out */
-  channel_pool_side pool; /* the shared pool, once offered (channel_pool.h) */
-};
-
-static void channel_fail(channel *ch, const char *reason);
 static void channel_queued(channel *ch, int flush_now);
-int channel_flush_sync(channel *ch, int timeout_ms, const char **why);
-
-/* Called before anything touches ch->in while bytes are lent: the unlent
- * rest moves to a buffer of its own, and the lent bytes' memory waits for
- * channel_unlend. Returns -1 when out of memory (nothing moved). */
-static int channel_unshare(channel *ch) {
-  if (ch->lent == 0 || ch->lent_block) return 0;
-  buffer moved;
-  buffer_init(&moved);
-  size_t rest = buffer_length(&ch->in) - ch->lent;
-  if (rest > 0) {
-    uint8_t *at = buffer_reserve(&moved, rest);
-    if (!at) return -1;
-    memcpy(at, buffer_begin(&ch->in) + ch->lent, rest);
-    buffer_commit(&moved, rest);
-  }
-  ch->lent_block = ch->in.data;
-  ch->in = moved;
-  return 0;
-}
 
 /* Why the channel broke: what the broker wrote in this process's region
  * before cutting it off, when it did, else the caller's general reason. */
@@ -106,7 +45,7 @@ static void channel_set_events(channel *ch, int events) {
 
 /* Non-blocking write of everything queued; 0 when all went out or the rest
  * waits for the socket, -1 when the channel failed. */
-static int channel_write(channel *ch) {
+int channel_write(channel *ch) {
   while (!ch->closed && ch->fd >= 0 && buffer_length(&ch->out) > 0) {
     ssize_t n = send(ch->fd, buffer_begin(&ch->out), buffer_length(&ch->out), MSG_NOSIGNAL);
     if (n > 0) {
@@ -132,7 +71,7 @@ static int channel_write(channel *ch) {
 /* Reads what the socket holds, up to budget bytes. Returns 0, or -1 at end
  * of file or on error (the reason is recorded, the channel not yet closed,
  * so frames read before the end can still be taken). */
-static int channel_read(channel *ch, size_t budget, const char **why) {
+int channel_read(channel *ch, size_t budget, const char **why) {
   size_t taken = 0;
   if (channel_unshare(ch) != 0) {
     *why = "out of memory reading from the master";
@@ -318,36 +257,6 @@ static void channel_queued(channel *ch, int flush_now) {
   }
 }
 
-/* The ring is full: the publisher outruns its subscribers, and waits for
- * the broker to free a slot (writing what it queued, so the broker has it,
- * and reading meanwhile), as it would wait for a full socket. After
- * CHANNEL_RING_WAIT_MS without a slot (a subscriber that stopped reading
- * holds them) it gives up, and payloads take the socket, with its flow
- * control, until a slot is free again. */
-static uint8_t *channel_wait_ring(channel *ch, uint32_t len, uint32_t *slot, uint32_t *offset) {
-  uint64_t deadline = uv_hrtime() + (uint64_t)CHANNEL_RING_WAIT_MS * 1000000u;
-  for (;;) {
-    if (ch->closed || ch->fd < 0 || channel_write(ch) != 0 || !channel_pool_region_ours(&ch->pool))
-      return NULL;
-    uint8_t *to = channel_pool_reserve_again(&ch->pool, len, slot, offset);
-    if (to) return to;
-    uint64_t now = uv_hrtime();
-    if (now >= deadline) {
-      channel_pool_stalled(&ch->pool);
-      return NULL;
-    }
-    uint64_t left = deadline - now;
-    channel_pool_sleep(&ch->pool, left < 1000000u ? left : 1000000u);
-    const char *why = NULL;
-    size_t before = buffer_length(&ch->in);
-    if (channel_read(ch, CHANNEL_READ_BUDGET, &why) != 0) {
-      channel_fail(ch, why);
-      return NULL;
-    }
-    if (buffer_length(&ch->in) != before) ch->input_waiting = 1;
-  }
-}
-
 /* A PUBLISH whose payload fits in the ring goes through the pool: the
  * payload is written there, and only the header, the names and a
  * descriptor go through the socket. 1 when sent so, 0 when it must take
@@ -411,222 +320,6 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
   return 0;
 }
 
-/* Waits for fd to be ready for events until deadline (uv_hrtime units).
- * Returns the ready events, 0 on time out, -1 on error. */
-static int channel_wait_fd(int fd, short events, uint64_t deadline) {
-  for (;;) {
-    uint64_t now = uv_hrtime();
-    if (now >= deadline) return 0;
-    uint64_t left_ms = (deadline - now + 999999) / 1000000;
-    struct pollfd p = {fd, events, 0};
-    int rc = poll(&p, 1, left_ms > 60000 ? 60000 : (int)left_ms);
-    if (rc > 0) return p.revents ? p.revents : events;
-    if (rc < 0 && errno != EINTR) return -1;
-  }
-}
-
-int channel_flush_sync(channel *ch, int timeout_ms, const char **why) {
-  uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-  if (ch->fd < 0 && !ch->closed) {
-    *why = "the channel to the master is not attached yet";
-    return -1;
-  }
-  for (;;) {
-    if (channel_write(ch) != 0 || ch->closed) {
-      *why = ch->reason;
-      return -1;
-    }
-    if (buffer_length(&ch->out) == 0) return 0;
-    /* Keep reading while waiting: the broker must never find this process
-     * not reading because it is busy writing. */
-    int rc = channel_wait_fd(ch->fd, POLLOUT | POLLIN, deadline);
-    if (rc == 0) {
-      *why = "timed out writing to the master";
-      return -1;
-    }
-    if (rc < 0) {
-      channel_fail(ch, "error waiting on the channel to the master");
-      *why = ch->reason;
-      return -1;
-    }
-    if (rc & (POLLIN | POLLHUP | POLLERR)) {
-      const char *read_why = NULL;
-      int read_rc = channel_read(ch, CHANNEL_READ_BUDGET, &read_why);
-      ch->input_waiting = 1;
-      if (read_rc != 0) {
-        channel_fail(ch, read_why);
-        *why = ch->reason;
-        return -1;
-      }
-    }
-  }
-}
-
-int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t *status,
-                       uint8_t **payload, uint32_t *payload_len, const char **why) {
-  uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
-  if (channel_flush_sync(ch, timeout_ms, why) != 0) return -1;
-  if (channel_unshare(ch) != 0) {
-    *why = "out of memory reading a reply from the master";
-    return -1;
-  }
-  size_t offset = 0;
-  for (;;) {
-    frame f;
-    int rc;
-    while ((rc = frame_decode(buffer_begin(&ch->in) + offset, buffer_length(&ch->in) - offset,
-                              ch->max_frame_size, &f)) == FRAME_OK) {
-      if (f.type == FRAME_REPLY && f.request_id == request_id) {
-        *status = f.status;
-        *payload = NULL;
-        *payload_len = f.payload_len;
-        if (f.payload_len) {
-          *payload = malloc(f.payload_len);
-          if (!*payload) {
-            *why = "out of memory reading a reply from the master";
-            return -1;
-          }
-          memcpy(*payload, f.payload, f.payload_len);
-        }
-        buffer_remove(&ch->in, offset, f.size); /* the rest stays for channel_frames */
-        return 0;
-      }
-      offset += f.size;
-    }
-    if (rc != FRAME_INCOMPLETE) {
-      channel_fail(ch, "the master sent a malformed frame");
-      *why = ch->reason;
-      return -1;
-    }
-    int ready = channel_wait_fd(ch->fd, POLLIN, deadline);
-    if (ready == 0) {
-      *why = "timed out waiting for the master's answer (is its broker running?)";
-      return -1;
-    }
-    const char *read_why = NULL;
-    ch->input_waiting = 1;
-    if (ready < 0 || channel_read(ch, SIZE_MAX, &read_why) != 0) {
-      channel_fail(ch, read_why ? read_why : "error waiting on the channel to the master");
-      *why = ch->reason;
-      return -1;
-    }
-  }
-}
-
-int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
-  size_t offset = 0;
-  int count = 0;
-  ch->frames_shared = 0;
-  if (channel_unshare(ch) != 0) {
-    channel_fail(ch, "out of memory reading from the master");
-    return -1;
-  }
-  for (;;) {
-    frame f;
-    int rc = frame_decode(buffer_begin(&ch->in) + offset, buffer_length(&ch->in) - offset,
-                          ch->max_frame_size, &f);
-    if (rc == FRAME_INCOMPLETE) break;
-    if (rc != FRAME_OK) {
-      channel_fail(ch, rc == FRAME_TOO_LARGE ? "the master sent a frame over the maximum size"
-                                             : "the master sent a malformed frame");
-      return -1;
-    }
-    if (!ch->greeted) {
-      uint32_t version = 0;
-      uint32_t broker_max = 0;
-      if (offset != 0 || f.type != FRAME_HELLO ||
-          frame_hello_parse(f.payload, f.payload_len, &version, &broker_max) != 0 ||
-          version != FRAME_VERSION) {
-        channel_fail(ch, "the master's broker speaks another protocol version (upgrade "
-                         "socket.io-cluster-store so master and workers use the same one)");
-        return -1;
-      }
-      ch->greeted = 1;
-      if (broker_max >= FRAME_MIN_MAX_SIZE && broker_max < ch->max_frame_size)
-        ch->max_frame_size = broker_max;
-      buffer_consume(&ch->in, f.size);
-      continue;
-    }
-    if (f.type == FRAME_SHARED) {
-      channel_pool_take_offer(&ch->pool, &f);
-      buffer_remove(&ch->in, offset, f.size);
-      continue;
-    }
-    if (f.type == FRAME_MESSAGE && (f.flags & FRAME_FLAG_SHARED)) {
-      if (!channel_pool_message_valid(&ch->pool, &f)) {
-        channel_fail(ch, "the master sent a malformed shared message");
-        return -1;
-      }
-      ch->frames_shared++;
-    }
-    if (f.type == FRAME_REPLY && f.request_id == 0) {
-      /* The broker says why it is about to hang up. */
-      snprintf(ch->reason, sizeof(ch->reason), "the master's broker closed the channel: %.*s",
-               (int)(f.payload_len > 200 ? 200 : f.payload_len), (const char *)f.payload);
-      buffer_remove(&ch->in, offset, f.size);
-      continue;
-    }
-    offset += f.size;
-    count++;
-  }
-  *data = buffer_begin(&ch->in);
-  *len = offset;
-  return count;
-}
-
-void channel_consume(channel *ch, size_t len) {
-  if (channel_unshare(ch) != 0) {
-    channel_fail(ch, "out of memory reading from the master");
-    return;
-  }
-  buffer_consume(&ch->in, len);
-  buffer_trim(&ch->in, CHANNEL_KEEP_BUFFER);
-  channel_pool_mark_read(&ch->pool, (uint64_t)ch->frames_shared);
-  ch->frames_shared = 0;
-}
-
-int channel_lend(channel *ch, const uint8_t **data, size_t *len) {
-  if (ch->lent > 0) return 0; /* one loan at a time: a nested borrower waits */
-  int count = channel_frames(ch, data, len);
-  if (count > 0) {
-    ch->lent = *len;
-    ch->lent_shared = ch->frames_shared;
-  }
-  return count;
-}
-
-void channel_unlend(channel *ch, enum channel_unlend_how how) {
-  if (ch->lent == 0) return;
-  if (how == CHANNEL_UNLEND_UNREAD && !ch->lent_block) {
-    ch->lent = 0;
-    return;
-  }
-  channel_pool_mark_read(&ch->pool, (uint64_t)ch->lent_shared);
-  ch->lent_shared = 0;
-  if (how == CHANNEL_UNLEND_ABANDON) {
-    /* Move the rest out and let the old memory go unreferenced: a leak,
-     * for a case that should not happen, rather than a reuse. */
-    if (channel_unshare(ch) != 0) {
-      ch->in.data = NULL; /* cannot even move: give up the input with it */
-      buffer_init(&ch->in);
-      channel_fail(ch, "out of memory reading from the master");
-    }
-    ch->lent_block = NULL;
-    ch->lent = 0;
-    return;
-  }
-  if (ch->lent_block) {
-    free(ch->lent_block); /* in moved on: the lent bytes are not in it */
-    ch->lent_block = NULL;
-    ch->lent = 0;
-    return;
-  }
-  size_t n = ch->lent;
-  ch->lent = 0;
-  buffer_consume(&ch->in, n);
-  buffer_trim(&ch->in, CHANNEL_KEEP_BUFFER);
-}
-
 shm_map *channel_pool(const channel *ch) {
   return ch->pool.map;
 }
@@ -675,7 +368,7 @@ static void channel_shut(channel *ch, const char *reason) {
   buffer_free(&ch->out);
 }
 
-static void channel_fail(channel *ch, const char *reason) {
+void channel_fail(channel *ch, const char *reason) {
   channel_shut(ch, reason);
 }
 
