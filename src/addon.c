@@ -713,8 +713,9 @@ static napi_value addon_channel_wait(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* channelTake(channel): [Buffer, Uint32Array, pool view or undefined] of the
- * frames waiting, or null. */
+/* channelTake(channel): [Buffer (a copy of the frames waiting), Uint32Array
+ * (their descriptor words), the pool's Array of region views or undefined],
+ * or null when no frame is waiting. */
 static napi_value addon_channel_take(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];

@@ -4,14 +4,20 @@
  * straight into an output buffer and written in one go right before the
  * loop next waits (or at once when asked, or when much is queued). Frames
  * that arrive are read in large chunks; the owner is told that input is
- * ready and takes every complete frame at once, so one call into JavaScript
- * delivers a whole batch.
+ * ready and takes every complete frame at once (or borrows them in place,
+ * channel_lend), so one call into JavaScript delivers a whole batch.
  *
  * A channel can take frames before it has a socket: they wait, behind the
  * hello, until channel_attach gives it the descriptor received from the
- * master. The two blocking calls (channel_flush_sync, channel_wait_reply)
- * exist for the rare moments when the process must know the broker's
- * answer before it returns to its loop. */
+ * master. Three waits block, for the rare moments when the process must
+ * know something before it returns to its loop: channel_flush_sync (its
+ * output left), channel_wait_reply (the broker's answer), and, inside a
+ * send, a full publish ring (a slot freed, for at most a few ms). Each
+ * keeps reading meanwhile.
+ *
+ * Once the broker has offered the shared pool (shm.h), a PUBLISH whose
+ * payload fits goes through the process's region of it, and shared
+ * messages arrive as descriptors into it (channel_pool.h). */
 #ifndef CLUSTER_STORE_CHANNEL_H
 #define CLUSTER_STORE_CHANNEL_H
 
@@ -27,8 +33,9 @@ typedef struct channel_events {
   /* Complete frames are waiting: take them with channel_frames. */
   void (*on_input)(channel *ch, void *ctx);
   /* The channel closed (end of file, error, protocol error): reason says
-   * why. Called once, from the loop, unless the failure was reported to a
-   * caller of a blocking function first. */
+   * why. Called once, from the loop (also when a blocking call returned the
+   * failure first), unless the owner closed it (channel_close,
+   * channel_release). */
   void (*on_close)(channel *ch, const char *reason, void *ctx);
 } channel_events;
 
@@ -46,7 +53,10 @@ int channel_attach(channel *ch, int fd, const char **why);
 uint8_t *channel_reserve(channel *ch, uint32_t size);
 
 /* Marks the reserved frame as ready. With flush_now it is written before
- * this returns when the socket takes it (else with the next batch). */
+ * this returns, waiting up to a second for a full socket (what is left
+ * goes with the next batch). Output queued past a high-water mark waits
+ * likewise for the broker to take some: a publisher that outruns the
+ * cluster is slowed down. */
 void channel_commit(channel *ch, uint32_t size, int flush_now);
 
 /* Writes all queued output, waiting up to timeout_ms for the socket to take
@@ -62,16 +72,22 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
 
 /* The complete frames at the head of the input: their bytes start at *data
  * and span *len; returns how many. channel_consume(len) drops them after
- * the caller has copied them. Returns -1 after a protocol error (the
- * channel is then closed and the reason reported). */
+ * the caller has copied them (and counts the shared messages among them as
+ * read). Frames meant for the channel itself (the broker's hello, its offer
+ * of the pool, the reason it gives before hanging up) are handled on the
+ * way and never returned. Returns -1 after a protocol error (the channel
+ * is then closed and the reason reported). */
 int channel_frames(channel *ch, const uint8_t **data, size_t *len);
 void channel_consume(channel *ch, size_t len);
 
 /* Sends a frame given in two parts, header and names in head, payload
- * apart: straight to the socket when nothing is queued and the payload is
- * large (no copy of it), and whatever the socket does not take, or all of
- * it otherwise, is queued as channel_commit does. 0, or -1 with errno as
- * for channel_reserve when the frame cannot be sent at all. */
+ * apart. A large PUBLISH payload that fits the shared pool is written into
+ * this process's region, and only head and a descriptor are queued
+ * (waiting briefly for a slot when the ring is full). Else the frame goes
+ * straight to the socket when nothing is queued and the payload is large
+ * (no copy of it), and whatever the socket does not take, or all of it
+ * otherwise, is queued as channel_commit does. 0, or -1 with errno as for
+ * channel_reserve when the frame cannot be sent at all. */
 int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const uint8_t *payload,
                        size_t payload_len, int flush_now);
 

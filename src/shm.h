@@ -52,14 +52,16 @@
 #define SHM_MESSAGE_DESC_SIZE 8u  /* broker to process: offset in the pool, length */
 #define SHM_OFFER_SIZE 20u        /* the offer that comes with the pool: see frame.h */
 
-/* A region's consumed count carries the region's generation (which use of
- * the region it is, from the offer) in its top bits, so a process that
- * writes after its region was given to another connection is ignored. A
- * count of SHM_COUNT_ALL means: this process will read nothing more. */
 /* Why the broker cut a connection off, in its region's header: the process
  * finds its channel closed and can say why. */
 enum shm_cut { SHM_CUT_NONE = 0, SHM_CUT_STALLED = 1, SHM_CUT_QUEUE_LIMIT = 2 };
 
+/* A region's consumed count carries the region's generation (which use of
+ * the region it is, from the offer) in its top bits, so the broker reads a
+ * count only as the use of the region it was written for. The broker gives
+ * a region again only once its process is done with it (shm_header below),
+ * so this is the second line. A count of SHM_COUNT_ALL means: this process
+ * will read nothing more. */
 #define SHM_COUNT_BITS 40u
 #define SHM_COUNT_ALL ((UINT64_C(1) << SHM_COUNT_BITS) - 1)
 #define SHM_GENERATION_MASK ((UINT64_C(1) << (64u - SHM_COUNT_BITS)) - 1)
@@ -71,8 +73,7 @@ static inline uint64_t shm_consumed_pack(uint32_t generation, uint64_t count) {
 /* A region's header. The consumed count (shm_consumed_pack) sits on a
  * line of its own: the process writes it (and tells the broker the same in
  * a FRAME_SHARED_READ; the broker reads it here only once the connection is
- * gone). The busy
- * words are written by both (the process sets a slot's word, the broker
+ * gone). The busy words are written by both (the process sets a slot's word, the broker
  * clears it), and so is the waiting word: the process sets it when its
  * ring is full and sleeps on it (a futex), the broker clears it and wakes
  * the process when it frees a slot.
