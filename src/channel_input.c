@@ -40,7 +40,7 @@ int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
   }
   for (;;) {
     frame f;
-    int rc = frame_decode(buffer_begin(&ch->in) + offset, buffer_length(&ch->in) - offset,
+    int rc = frame_decode(channel_input_from(ch, offset), buffer_length(&ch->in) - offset,
                           ch->max_frame_size, &f);
     if (rc == FRAME_INCOMPLETE) break;
     if (rc != FRAME_OK) {
@@ -86,7 +86,7 @@ int channel_frames(channel *ch, const uint8_t **data, size_t *len) {
     offset += f.size;
     count++;
   }
-  *data = buffer_begin(&ch->in);
+  *data = channel_input_from(ch, 0);
   *len = offset;
   return count;
 }

@@ -60,6 +60,13 @@ struct channel {
   channel_pool_side pool; /* the shared pool, once offered (channel_pool.h) */
 };
 
+/* The input from offset on, for frame_decode; NULL while the input buffer
+ * has no memory (a new channel, or the rest just moved away from a loan),
+ * where the sum would be NULL + 0, which C leaves undefined. */
+static inline const uint8_t *channel_input_from(const channel *ch, size_t offset) {
+  return ch->in.data ? buffer_begin(&ch->in) + offset : NULL;
+}
+
 /* Marks the channel closed with reason (unless one is recorded already); the
  * owner hears of it from the loop. */
 void channel_fail(channel *ch, const char *reason);

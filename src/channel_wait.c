@@ -108,7 +108,7 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
   for (;;) {
     frame f;
     int rc;
-    while ((rc = frame_decode(buffer_begin(&ch->in) + offset, buffer_length(&ch->in) - offset,
+    while ((rc = frame_decode(channel_input_from(ch, offset), buffer_length(&ch->in) - offset,
                               ch->max_frame_size, &f)) == FRAME_OK) {
       if (f.type == FRAME_REPLY && f.request_id == request_id) {
         *status = f.status;
