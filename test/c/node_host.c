@@ -1,7 +1,7 @@
 /* node_host.c: runs a C test inside node, for machines without libuv's
  * development files.
  *
- * The broker test needs libuv. Where Debian's libuv1-dev is not installed,
+ * The broker and channel tests need libuv. Where Debian's libuv1-dev is not installed,
  * the Makefile builds that test as a shared object that includes node's
  * own uv.h (the headers node-gyp builds the addon with) and leaves libuv's
  * symbols to be resolved from the node binary that loads it, so the test
