@@ -398,11 +398,21 @@ typedef struct late {
 
 static void *late_main(void *arg) {
   late *l = arg;
-  sleep_ms(l->delay_ms);
   if (l->pool) {
-    atomic_store(&shm_header_at(l->pool->base, l->region)->busy[l->slot], 0);
+    /* Frees the slot once the publisher says it waits for one (not after
+     * a fixed delay, which a loaded machine could stretch past the
+     * publisher's 20 ms patience); gives up looking after 5 s. */
+    shm_header *h = shm_header_at(l->pool->base, l->region);
+    for (int i = 0; i < 50000 && atomic_load(&h->waiting) == 0; i++) {
+      struct timespec ts = {0, 100000L};
+      nanosleep(&ts, NULL);
+    }
+    atomic_store(&h->busy[l->slot], 0);
     shm_wake(l->pool, l->region);
-  } else if (l->drain) {
+    return NULL;
+  }
+  sleep_ms(l->delay_ms);
+  if (l->drain) {
     uint8_t *sink = malloc(1u << 16);
     while (l->drained < l->drain) {
       ssize_t n = recv(l->p->fd, sink, 1u << 16, 0);
@@ -720,7 +730,7 @@ static void test_pool_ring(void) {
   CHECK(shared_at(&f, SHM_PAYLOAD_MAX, 0x24, &slot[4], &offset[4]) && offset[4] == 0);
 
   /* Full: the publisher waits for the broker to free a slot... */
-  late l = {&p, 2, 0, 0, pool, REGION, slot[2]};
+  late l = {&p, 0, 0, 0, pool, REGION, slot[2]};
   pthread_t t;
   pthread_create(&t, NULL, late_main, &l);
   publish(ch, &p, FRAME_PUBLISH, SHM_PAYLOAD_MAX, 0x25, &f);
