@@ -104,11 +104,11 @@ typedef struct broker_subscriber {
   uint32_t endpoint;
 } broker_subscriber;
 
-typedef struct broker_channel {
+typedef struct broker_topic {
   size_t count;
   size_t capacity;
   broker_subscriber *subscribers;
-} broker_channel;
+} broker_topic;
 
 /* One region of the shared pool and the books on it. As a publisher's
  * region: which slots are in flight and how many deliveries of each are
@@ -182,7 +182,7 @@ struct broker {
   broker_conn *conns;
   broker_conn *write_list;
   size_t dead_count;
-  table *channels;
+  table *topics; /* broker_topic by name */
   kv *store;
   int draining;
   int expiry_changed;
@@ -463,38 +463,38 @@ static void broker_reply_text(broker_conn *c, uint32_t request_id, uint8_t statu
 
 /* ---- subscriptions ----------------------------------------------------- */
 
-static void broker_channel_free(void *value, void *ctx) {
+static void broker_topic_free(void *value, void *ctx) {
   (void)ctx;
-  broker_channel *ch = value;
-  free(ch->subscribers);
-  free(ch);
+  broker_topic *topic = value;
+  free(topic->subscribers);
+  free(topic);
 }
 
 static int broker_subscribe(broker *b, const frame *f, broker_conn *c) {
-  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
-  if (!ch) {
-    ch = calloc(1, sizeof(*ch));
-    if (!ch) return -1;
-    if (table_put(b->channels, f->a, f->a_len, ch, NULL) != 0) {
-      free(ch);
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) {
+    topic = calloc(1, sizeof(*topic));
+    if (!topic) return -1;
+    if (table_put(b->topics, f->a, f->a_len, topic, NULL) != 0) {
+      free(topic);
       return -1;
     }
   }
-  for (size_t i = 0; i < ch->count; i++)
-    if (ch->subscribers[i].conn == c && ch->subscribers[i].endpoint == f->endpoint) return 0;
-  if (ch->count == ch->capacity) {
-    size_t capacity = ch->capacity ? ch->capacity * 2 : 4;
-    broker_subscriber *grown = realloc(ch->subscribers, capacity * sizeof(*grown));
+  for (size_t i = 0; i < topic->count; i++)
+    if (topic->subscribers[i].conn == c && topic->subscribers[i].endpoint == f->endpoint) return 0;
+  if (topic->count == topic->capacity) {
+    size_t capacity = topic->capacity ? topic->capacity * 2 : 4;
+    broker_subscriber *grown = realloc(topic->subscribers, capacity * sizeof(*grown));
     if (!grown) {
-      if (ch->count == 0) broker_channel_free(table_remove(b->channels, f->a, f->a_len), NULL);
+      if (topic->count == 0) broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
       return -1;
     }
-    ch->subscribers = grown;
-    ch->capacity = capacity;
+    topic->subscribers = grown;
+    topic->capacity = capacity;
   }
-  ch->subscribers[ch->count].conn = c;
-  ch->subscribers[ch->count].endpoint = f->endpoint;
-  ch->count++;
+  topic->subscribers[topic->count].conn = c;
+  topic->subscribers[topic->count].endpoint = f->endpoint;
+  topic->count++;
   b->counters[FRAME_STAT_SUBSCRIPTIONS]++;
   return 0;
 }
@@ -507,40 +507,40 @@ typedef struct broker_unsubscribe_match {
   int any_endpoint;
 } broker_unsubscribe_match;
 
-static size_t broker_channel_drop(broker_channel *ch, const broker_unsubscribe_match *m) {
+static size_t broker_topic_drop(broker_topic *topic, const broker_unsubscribe_match *m) {
   size_t kept = 0;
-  for (size_t i = 0; i < ch->count; i++) {
-    broker_subscriber s = ch->subscribers[i];
+  for (size_t i = 0; i < topic->count; i++) {
+    broker_subscriber s = topic->subscribers[i];
     int match = m->conn ? (s.conn == m->conn && (m->any_endpoint || s.endpoint == m->endpoint))
                         : s.conn->dead;
     if (match)
       m->owner->counters[FRAME_STAT_SUBSCRIPTIONS]--;
     else
-      ch->subscribers[kept++] = s;
+      topic->subscribers[kept++] = s;
   }
-  ch->count = kept;
+  topic->count = kept;
   return kept;
 }
 
 static int broker_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
   (void)key;
   (void)key_len;
-  broker_channel *ch = value;
-  if (broker_channel_drop(ch, ctx) > 0) return 0;
-  broker_channel_free(ch, NULL);
+  broker_topic *topic = value;
+  if (broker_topic_drop(topic, ctx) > 0) return 0;
+  broker_topic_free(topic, NULL);
   return 1;
 }
 
 static void broker_unsubscribe(broker *b, const frame *f, broker_conn *c) {
-  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
-  if (!ch) return;
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) return;
   broker_unsubscribe_match m = {b, c, f->endpoint, 0};
-  if (broker_channel_drop(ch, &m) == 0)
-    broker_channel_free(table_remove(b->channels, f->a, f->a_len), NULL);
+  if (broker_topic_drop(topic, &m) == 0)
+    broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
 }
 
 /* Delivers a large payload to c, which has nothing queued: straight from
- * the publisher's input to the socket (header and channel name, then the
+ * the publisher's input to the socket (header and topic name, then the
  * payload), and whatever the socket does not take is queued as usual.
  * 0, or -1 when c could not take it (and is dead). */
 static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint, uint32_t size) {
@@ -587,18 +587,18 @@ static void broker_deliver(broker *b, broker_subscriber s, const frame *f, const
 static int broker_deliver_shared(broker *b, broker_subscriber s, const frame *f, uint32_t size,
                                  uint32_t id);
 
-/* Routes f, whose payload is in hand, to the subscribers of its channel.
+/* Routes f, whose payload is in hand, to the subscribers of its topic.
  * shared_id: the pool-wide slot the payload lies in, whose descriptor goes
  * to the subscribers that read the pool; UINT32_MAX when it is not in the
  * pool. */
 static void broker_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
   b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
-  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
-  if (!ch) return;
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) return;
   uint32_t size = frame_size(f->a_len, 0, f->payload_len);
   int direct = f->payload_len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
-  for (size_t i = 0; i < ch->count; i++) {
-    broker_subscriber s = ch->subscribers[i];
+  for (size_t i = 0; i < topic->count; i++) {
+    broker_subscriber s = topic->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
     if (size > s.conn->peer_max) continue;                     /* its process could not take it */
     if (shared_id != UINT32_MAX && broker_deliver_shared(b, s, f, size, shared_id) == 0) {
@@ -877,14 +877,14 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
  * and its queue limit is what bounds a process that floods itself. */
 static int broker_publish_waits(broker *b, const broker_conn *c, const frame *f) {
   if (b->congested == 0 || b->draining) return 0;
-  broker_channel *ch = table_get(b->channels, f->a, f->a_len);
-  if (!ch) return 0;
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) return 0;
   /* A message that may overtake the reader's queue does not add to it
    * (much: the urgent lane is bounded), so its publisher need not wait. */
   uint32_t size =
       (f->flags & FRAME_FLAG_SHARED) ? UINT32_MAX : frame_size(f->a_len, 0, f->payload_len);
-  for (size_t i = 0; i < ch->count; i++) {
-    const broker_conn *to = ch->subscribers[i].conn;
+  for (size_t i = 0; i < topic->count; i++) {
+    const broker_conn *to = topic->subscribers[i].conn;
     if (to != c && to->congested && !broker_conn_may_overtake(to, c, size)) return 1;
   }
   return 0;
@@ -914,7 +914,7 @@ static void broker_fill_stats(broker *b, uint64_t *out) {
     queued += broker_conn_queued_bytes(c);
   }
   b->counters[FRAME_STAT_CONNECTIONS] = connections;
-  b->counters[FRAME_STAT_CHANNELS] = table_count(b->channels);
+  b->counters[FRAME_STAT_CHANNELS] = table_count(b->topics); /* topics (JS's name: channels) */
   b->counters[FRAME_STAT_NAMESPACES] = ks.namespaces;
   b->counters[FRAME_STAT_KEYS] = ks.keys;
   b->counters[FRAME_STAT_KV_BYTES] = ks.bytes;
@@ -1014,7 +1014,7 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
     return;
   case FRAME_CLOSE: {
     broker_unsubscribe_match m = {b, c, f->endpoint, 0};
-    table_sweep(b->channels, broker_sweep_visit, &m);
+    table_sweep(b->topics, broker_sweep_visit, &m);
     broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
   }
@@ -1246,7 +1246,7 @@ static void broker_conn_closed(uv_handle_t *handle) {
 static void broker_reap(broker *b) {
   if (b->dead_count == 0) return;
   broker_unsubscribe_match m = {b, NULL, 0, 1};
-  table_sweep(b->channels, broker_sweep_visit, &m);
+  table_sweep(b->topics, broker_sweep_visit, &m);
   broker_conn **link = &b->write_list;
   while (*link) {
     if ((*link)->dead)
@@ -1418,9 +1418,9 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
     b->regions[i].pidfd = -1;
   /* Without shared memory here, every payload simply takes the sockets. */
   if (options->shared) b->pool = shm_pool_create();
-  b->channels = table_create();
+  b->topics = table_create();
   b->store = kv_create();
-  if (!b->channels || !b->store) {
+  if (!b->topics || !b->store) {
     snprintf(err, err_len, "out of memory starting the broker");
     goto fail_tables;
   }
@@ -1462,7 +1462,7 @@ fail_loop:
 fail_mutex:
   uv_mutex_destroy(&b->lock);
 fail_tables:
-  if (b->channels) table_destroy(b->channels, broker_channel_free, NULL);
+  if (b->topics) table_destroy(b->topics, broker_topic_free, NULL);
   if (b->store) kv_destroy(b->store);
   shm_map_release(b->pool);
   free(b);
@@ -1552,7 +1552,7 @@ void broker_stop(broker *b) {
   for (size_t i = 0; i < b->pending_count; i++)
     close(b->pending_fds[i]);
   free(b->pending_fds);
-  table_destroy(b->channels, broker_channel_free, NULL);
+  table_destroy(b->topics, broker_topic_free, NULL);
   kv_destroy(b->store);
   for (size_t i = 0; i < SHM_REGIONS; i++) {
     free(b->regions[i].handed);

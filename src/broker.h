@@ -3,7 +3,7 @@
  * One broker runs in the master (or in a lone process). Every process that
  * uses the store holds one end of a private AF_UNIX socketpair whose other
  * end the broker owns; over it flow the frames of frame.h. The broker routes
- * PUBLISH frames to the subscribers of the channel (never back to the
+ * PUBLISH frames to the subscribers of the topic (never back to the
  * publishing endpoint), keeps the key/value namespaces of kv.h with their
  * expiry, and answers requests in the order they arrive on a connection.
  *
@@ -30,6 +30,12 @@
  * Each process's hello states the largest frame it takes (at least
  * FRAME_MIN_MAX_SIZE); the broker sends it nothing larger: a message over
  * it is not delivered to that process, an answer over it becomes an error.
+ *
+ * Words (one thing each): a *topic* is a pub/sub name and its subscribers;
+ * a process's *channel* is its socket to the broker, whose other end is the
+ * broker's *connection*; a connection is *congested* when more than the high
+ * water mark waits in its output, and *held* when its next frame is a publish
+ * that waits for a congested reader; to *flush* is to write queued output.
  *
  * broker_start, broker_attach, broker_get_stats and broker_stop may be
  * called from any one thread (node's main thread, in practice). */
