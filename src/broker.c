@@ -115,10 +115,10 @@ typedef struct broker_topic {
  * unread. As a subscriber's: the shared deliveries handed to its process
  * and not yet read, oldest first (pool-wide slot numbers). */
 typedef struct broker_region {
-  broker_conn *owner; /* NULL once its connection is gone */
-  int taken;          /* given to a connection and not free again yet */
-  uint64_t busy;      /* its slots in flight */
-  uint32_t unread;    /* deliveries of its payloads not yet read, all slots */
+  broker_conn *conn; /* its connection; NULL once that is gone */
+  int taken;         /* given to a connection and not free again yet */
+  uint64_t busy;     /* its slots in flight */
+  uint32_t unread;   /* deliveries of its payloads not yet read, all slots */
   uint32_t slot_unread[SHM_SLOTS];
   uint32_t *handed; /* ring of the deliveries its process has not read */
   size_t handed_head;
@@ -132,7 +132,7 @@ typedef struct broker_region {
 } broker_region;
 
 struct broker_conn {
-  broker *owner;
+  broker *broker;
   uv_poll_t poll;
   int fd;
   int poll_events;
@@ -166,7 +166,7 @@ struct broker {
   broker_options options;
   uv_loop_t loop;
   uv_async_t wake;
-  uv_prepare_t flush;
+  uv_prepare_t prepare; /* flushes output, reaps, collects, once a turn */
   uv_timer_t expiry_timer;
   uv_timer_t stall_timer;
   uint64_t stall_tick;     /* loop time of the stall timer's last tick */
@@ -186,8 +186,8 @@ struct broker {
   kv *store;
   int draining;
   int expiry_changed;
-  size_t congested; /* connections over the high water mark */
-  int eased;        /* one stopped being congested: held input may go on */
+  size_t congested_count; /* connections over the high water mark */
+  int eased;              /* one stopped being congested: held input may go on */
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
@@ -233,7 +233,7 @@ static void broker_on_stall_check(uv_timer_t *timer);
 
 /* The set of congested connections became empty, or stopped being. */
 static void broker_congestion_changed(broker *b) {
-  if (b->congested > 0) {
+  if (b->congested_count > 0) {
     uint64_t every = b->options.stall_ms / 4 ? b->options.stall_ms / 4 : 1;
     b->stall_tick = uv_now(&b->loop);
     uv_timer_start(&b->stall_timer, broker_on_stall_check, every, every);
@@ -243,17 +243,17 @@ static void broker_congestion_changed(broker *b) {
 }
 
 static void broker_conn_set_congested(broker_conn *c, int congested) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   if (c->congested == congested) return;
   c->congested = congested;
   if (congested) {
     c->progress = uv_now(&b->loop);
-    b->congested++;
+    b->congested_count++;
   } else {
-    b->congested--;
+    b->congested_count--;
     b->eased = 1;
   }
-  if (b->congested == (size_t)congested) broker_congestion_changed(b);
+  if (b->congested_count == (size_t)congested) broker_congestion_changed(b);
 }
 
 static uint64_t broker_high_water(const broker *b) {
@@ -304,7 +304,7 @@ static void broker_conn_out_sent(broker_conn *c, size_t n) {
 /* Writes what the socket takes: the rest of a frame of out already begun,
  * then the urgent lane, then out. */
 static void broker_conn_write(broker_conn *c) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   int wrote = 0;
   ssize_t n = 0;
   size_t want = 0;
@@ -340,7 +340,7 @@ static void broker_conn_write(broker_conn *c) {
  * region's header first when it has one, so its process can tell the user
  * rather than guess between this and the master going away. */
 static void broker_conn_cut(broker_conn *c, uint32_t why) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   if (c->dead) return;
   if (c->region >= 0)
     atomic_store_explicit(&shm_header_at(b->pool->base, (uint32_t)c->region)->cut, why,
@@ -353,7 +353,7 @@ static void broker_conn_cut(broker_conn *c, uint32_t why) {
  * cannot take it (dead, out of memory, or cut off for passing the queue
  * limit). */
 static uint8_t *broker_conn_reserve_on(broker_conn *c, buffer *lane, uint32_t size) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   if (c->dead) return NULL;
   if (size == 0 || broker_conn_queued_bytes(c) + size > b->options.queue_limit) {
     broker_conn_cut(c, SHM_CUT_QUEUE_LIMIT);
@@ -373,7 +373,7 @@ static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
 
 /* Bookkeeping after output was added to c's queue. */
 static void broker_conn_queued(broker_conn *c) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   size_t queued = broker_conn_queued_bytes(c);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
@@ -427,7 +427,7 @@ static void broker_conn_mark(broker_conn *to, const broker_conn *from) {
  * a small queue limit is not reached through it). */
 static int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
   uint64_t sent = to->out_sent;
-  uint64_t room = broker_high_water(to->owner) / 2;
+  uint64_t room = broker_high_water(to->broker) / 2;
   if (room > BROKER_URGENT_MAX) room = BROKER_URGENT_MAX;
   if (buffer_length(&to->out) == 0 || to->control_end > sent || to->unmarked_end > sent ||
       buffer_length(&to->urgent) + (uint64_t)size > room)
@@ -501,7 +501,7 @@ static int broker_subscribe(broker *b, const frame *f, broker_conn *c) {
 
 /* Removes the subscribers that match; returns how many remain. */
 typedef struct broker_unsubscribe_match {
-  broker *owner;
+  broker *broker;
   broker_conn *conn; /* NULL: match every dead connection */
   uint32_t endpoint; /* with conn: this endpoint only, unless any_endpoint */
   int any_endpoint;
@@ -514,7 +514,7 @@ static size_t broker_topic_drop(broker_topic *topic, const broker_unsubscribe_ma
     int match = m->conn ? (s.conn == m->conn && (m->any_endpoint || s.endpoint == m->endpoint))
                         : s.conn->dead;
     if (match)
-      m->owner->counters[FRAME_STAT_SUBSCRIPTIONS]--;
+      m->broker->counters[FRAME_STAT_SUBSCRIPTIONS]--;
     else
       topic->subscribers[kept++] = s;
   }
@@ -553,7 +553,7 @@ static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoi
     broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
     return -1;
   }
-  if (sent > 0) c->progress = uv_now(&c->owner->loop);
+  if (sent > 0) c->progress = uv_now(&c->broker->loop);
   if ((size_t)sent == size) return 0;
   if (!broker_conn_reserve(c, size - (uint32_t)sent)) return -1;
   /* Cannot fail: the room is reserved. */
@@ -620,7 +620,7 @@ static int broker_region_take(broker *b, broker_conn *c) {
     g->taken = 1;
     g->done = 0;
     g->generation++;
-    g->owner = c;
+    g->conn = c;
     g->busy = 0;
     g->unread = 0;
     g->handed_head = 0;
@@ -640,7 +640,7 @@ static int broker_region_take(broker *b, broker_conn *c) {
  * was cut off), none of its payloads is unread, none of its deliveries is. */
 static void broker_region_maybe_free(broker *b, uint32_t r) {
   broker_region *g = &b->regions[r];
-  if (!g->taken || g->owner || !g->done || g->unread > 0 || g->handed_count > 0) return;
+  if (!g->taken || g->conn || !g->done || g->unread > 0 || g->handed_count > 0) return;
   shm_region_reset(b->pool, r);
   if (g->pidfd >= 0) close(g->pidfd);
   g->pidfd = -1;
@@ -695,7 +695,7 @@ static void broker_region_collect(broker *b, uint32_t r, uint64_t consumed, int 
   if (n > g->handed_count) {
     /* Counted more than it was handed: the process is broken, and nothing
      * it says can be trusted any more. */
-    if (g->owner) broker_protocol_error(g->owner, "shared pool count out of step");
+    if (g->conn) broker_protocol_error(g->conn, "shared pool count out of step");
     everything = 1;
   }
   if (everything) n = g->handed_count;
@@ -730,7 +730,7 @@ static void broker_collect_shared(broker *b) {
   if (b->regions_taken == 0) return;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
     broker_region *g = &b->regions[r];
-    if (!g->taken || g->owner) continue;
+    if (!g->taken || g->conn) continue;
     uint64_t said =
         atomic_load_explicit(&shm_header_at(b->pool->base, r)->consumed, memory_order_acquire);
     /* A count from another use of the region says nothing about this one;
@@ -763,7 +763,7 @@ static int broker_regions_waiting(const broker *b) {
   if (b->regions_taken == 0) return 0;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
     const broker_region *g = &b->regions[r];
-    if (g->taken && !g->owner && !g->done) return 1;
+    if (g->taken && !g->conn && !g->done) return 1;
   }
   return 0;
 }
@@ -787,7 +787,7 @@ static void broker_region_release(broker *b, broker_conn *c) {
   if (pid == 0)
     pid = atomic_load_explicit(&shm_header_at(b->pool->base, (uint32_t)c->region)->pid,
                                memory_order_acquire);
-  g->owner = NULL;
+  g->conn = NULL;
   g->pid = pid <= INT32_MAX ? pid : 0; /* not a pid: kill() would take it for a group */
 #ifdef SYS_pidfd_open
   if (g->pid > 0 && !b->no_pidfd) {
@@ -876,7 +876,7 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
  * to itself never waits: its process would read it while blocked writing,
  * and its queue limit is what bounds a process that floods itself. */
 static int broker_publish_waits(broker *b, const broker_conn *c, const frame *f) {
-  if (b->congested == 0 || b->draining) return 0;
+  if (b->congested_count == 0 || b->draining) return 0;
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return 0;
   /* A message that may overtake the reader's queue does not add to it
@@ -1056,7 +1056,7 @@ static void broker_protocol_error(broker_conn *c, const char *why) {
  * pool's descriptor passed along with the bytes) when there is one to give.
  * Nothing was sent to c before, so its socket takes both at once. */
 static void broker_greet(broker_conn *c) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   uint8_t bytes[2 * FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + SHM_OFFER_SIZE];
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
   frame_hello_write(hello, b->options.max_frame_size);
@@ -1075,7 +1075,7 @@ static void broker_greet(broker_conn *c) {
     sent = shm_send_fd(c->fd, bytes, len, b->pool->fd);
     if (sent <= 0) {
       /* The descriptor did not go: the process never heard of the region. */
-      b->regions[region].owner = NULL;
+      b->regions[region].conn = NULL;
       b->regions[region].done = 1;
       broker_region_maybe_free(b, (uint32_t)region);
       if (sent < 0) {
@@ -1100,7 +1100,7 @@ static void broker_greet(broker_conn *c) {
 }
 
 static void broker_conn_process(broker_conn *c) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   c->held = 0;
   while (!c->dead) {
     if (c->skip > 0) {
@@ -1173,7 +1173,7 @@ static void broker_conn_process(broker_conn *c) {
 }
 
 static void broker_conn_read(broker_conn *c, size_t budget) {
-  broker *b = c->owner;
+  broker *b = c->broker;
   size_t taken = 0;
   while (!c->dead && taken < budget && (!c->held || b->draining)) {
     uint8_t *at = buffer_reserve(&c->in, c->read_chunk);
@@ -1206,7 +1206,7 @@ static void broker_conn_kill(broker_conn *c) {
   if (c->dead) return;
   broker_conn_set_congested(c, 0);
   c->dead = 1;
-  c->owner->dead_count++;
+  c->broker->dead_count++;
   uv_poll_stop(&c->poll);
 }
 
@@ -1287,7 +1287,7 @@ static void broker_add_conn(broker *b, int fd) {
     close(fd);
     return;
   }
-  c->owner = b;
+  c->broker = b;
   c->fd = fd;
   c->read_chunk = BROKER_READ_CHUNK_MIN;
   c->region = -1;
@@ -1433,8 +1433,8 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
     goto fail_mutex;
   }
   if ((rc = uv_async_init(&b->loop, &b->wake, broker_on_wake)) != 0 ||
-      (rc = uv_prepare_init(&b->loop, &b->flush)) != 0 ||
-      (rc = uv_prepare_start(&b->flush, broker_on_prepare)) != 0 ||
+      (rc = uv_prepare_init(&b->loop, &b->prepare)) != 0 ||
+      (rc = uv_prepare_start(&b->prepare, broker_on_prepare)) != 0 ||
       (rc = uv_timer_init(&b->loop, &b->expiry_timer)) != 0 ||
       (rc = uv_timer_init(&b->loop, &b->stall_timer)) != 0 ||
       (rc = uv_timer_init(&b->loop, &b->region_timer)) != 0) {
@@ -1442,13 +1442,13 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
     goto fail_loop;
   }
   b->wake.data = b;
-  b->flush.data = b;
+  b->prepare.data = b;
   b->expiry_timer.data = b;
   b->stall_timer.data = b;
   b->region_timer.data = b;
   /* The prepare and timer handles must not keep the loop alive: only the
    * wake handle does, until broker_stop closes it. */
-  uv_unref((uv_handle_t *)&b->flush);
+  uv_unref((uv_handle_t *)&b->prepare);
   uv_unref((uv_handle_t *)&b->expiry_timer);
   uv_unref((uv_handle_t *)&b->stall_timer);
   uv_unref((uv_handle_t *)&b->region_timer);
