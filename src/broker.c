@@ -208,12 +208,12 @@ void broker_options_default(broker_options *options) {
 /* ---- output ------------------------------------------------------------ */
 
 static void broker_conn_kill(broker_conn *c);
-static void broker_on_poll(uv_poll_t *handle, int status, int events);
-static void broker_protocol_error(broker_conn *c, const char *why);
+static void broker_conn_on_poll(uv_poll_t *handle, int status, int events);
+static void broker_conn_protocol_error(broker_conn *c, const char *why);
 
 static void broker_conn_set_events(broker_conn *c, int events) {
   if (c->dead || events == c->poll_events) return;
-  if (uv_poll_start(&c->poll, events, broker_on_poll) != 0) {
+  if (uv_poll_start(&c->poll, events, broker_conn_on_poll) != 0) {
     broker_conn_kill(c);
     return;
   }
@@ -229,14 +229,14 @@ static void broker_conn_watch(broker_conn *c) {
   broker_conn_set_events(c, events);
 }
 
-static void broker_on_stall_check(uv_timer_t *timer);
+static void broker_conn_on_stall_check(uv_timer_t *timer);
 
 /* The set of congested connections became empty, or stopped being. */
-static void broker_congestion_changed(broker *b) {
+static void broker_conn_congestion_changed(broker *b) {
   if (b->congested_count > 0) {
     uint64_t every = b->options.stall_ms / 4 ? b->options.stall_ms / 4 : 1;
     b->stall_tick = uv_now(&b->loop);
-    uv_timer_start(&b->stall_timer, broker_on_stall_check, every, every);
+    uv_timer_start(&b->stall_timer, broker_conn_on_stall_check, every, every);
   } else {
     uv_timer_stop(&b->stall_timer);
   }
@@ -253,10 +253,10 @@ static void broker_conn_set_congested(broker_conn *c, int congested) {
     b->congested_count--;
     b->eased = 1;
   }
-  if (b->congested_count == (size_t)congested) broker_congestion_changed(b);
+  if (b->congested_count == (size_t)congested) broker_conn_congestion_changed(b);
 }
 
-static uint64_t broker_high_water(const broker *b) {
+static uint64_t broker_conn_high_water(const broker *b) {
   uint64_t half = b->options.queue_limit / 2;
   return half < BROKER_HIGH_WATER_MAX ? half : BROKER_HIGH_WATER_MAX;
 }
@@ -327,7 +327,7 @@ static void broker_conn_write(broker_conn *c) {
   }
   if (wrote) c->progress = uv_now(&b->loop);
   c->blocked = broker_conn_queued_bytes(c) > 0;
-  if (c->congested && broker_conn_queued_bytes(c) <= broker_high_water(b) / 2)
+  if (c->congested && broker_conn_queued_bytes(c) <= broker_conn_high_water(b) / 2)
     broker_conn_set_congested(c, 0);
   if (!c->blocked) {
     buffer_trim(&c->out, BROKER_KEEP_BUFFER);
@@ -377,7 +377,7 @@ static void broker_conn_queued(broker_conn *c) {
   size_t queued = broker_conn_queued_bytes(c);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
-  if (queued > broker_high_water(b)) broker_conn_set_congested(c, 1);
+  if (queued > broker_conn_high_water(b)) broker_conn_set_congested(c, 1);
   /* Write early to bound memory, unless the socket is known to be full:
    * then its writable event resumes the writing. */
   if (queued >= BROKER_WRITE_EARLY && !c->blocked) broker_conn_write(c);
@@ -427,7 +427,7 @@ static void broker_conn_mark(broker_conn *to, const broker_conn *from) {
  * a small queue limit is not reached through it). */
 static int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
   uint64_t sent = to->out_sent;
-  uint64_t room = broker_high_water(to->broker) / 2;
+  uint64_t room = broker_conn_high_water(to->broker) / 2;
   if (room > BROKER_URGENT_MAX) room = BROKER_URGENT_MAX;
   if (buffer_length(&to->out) == 0 || to->control_end > sent || to->unmarked_end > sent ||
       buffer_length(&to->urgent) + (uint64_t)size > room)
@@ -437,8 +437,8 @@ static int broker_conn_may_overtake(const broker_conn *to, const broker_conn *fr
   return 1;
 }
 
-static void broker_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
-                         size_t payload_len) {
+static void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t status,
+                              const void *payload, size_t payload_len) {
   if (request_id == 0) return; /* the sender asked for no reply */
   uint32_t size = frame_size(0, 0, payload_len);
   if (size == 0 || size > c->peer_max) {
@@ -446,7 +446,7 @@ static void broker_reply(broker_conn *c, uint32_t request_id, uint8_t status, co
     snprintf(why, sizeof(why),
              "an answer of %zu bytes is over this process's maximum of %u bytes (maxFrameSize)",
              payload_len, (unsigned)c->peer_max);
-    broker_reply(c, request_id, FRAME_STATUS_BAD_REQUEST, why, strlen(why));
+    broker_conn_reply(c, request_id, FRAME_STATUS_BAD_REQUEST, why, strlen(why));
     return;
   }
   uint8_t *at = broker_conn_reserve(c, size);
@@ -456,9 +456,9 @@ static void broker_reply(broker_conn *c, uint32_t request_id, uint8_t status, co
   broker_conn_control_queued(c);
 }
 
-static void broker_reply_text(broker_conn *c, uint32_t request_id, uint8_t status,
-                              const char *text) {
-  broker_reply(c, request_id, status, text, strlen(text));
+static void broker_conn_reply_text(broker_conn *c, uint32_t request_id, uint8_t status,
+                                   const char *text) {
+  broker_conn_reply(c, request_id, status, text, strlen(text));
 }
 
 /* ---- subscriptions ----------------------------------------------------- */
@@ -470,7 +470,7 @@ static void broker_topic_free(void *value, void *ctx) {
   free(topic);
 }
 
-static int broker_subscribe(broker *b, const frame *f, broker_conn *c) {
+static int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c) {
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) {
     topic = calloc(1, sizeof(*topic));
@@ -500,14 +500,14 @@ static int broker_subscribe(broker *b, const frame *f, broker_conn *c) {
 }
 
 /* Removes the subscribers that match; returns how many remain. */
-typedef struct broker_unsubscribe_match {
+typedef struct broker_topic_match {
   broker *broker;
   broker_conn *conn; /* NULL: match every dead connection */
   uint32_t endpoint; /* with conn: this endpoint only, unless any_endpoint */
   int any_endpoint;
-} broker_unsubscribe_match;
+} broker_topic_match;
 
-static size_t broker_topic_drop(broker_topic *topic, const broker_unsubscribe_match *m) {
+static size_t broker_topic_drop(broker_topic *topic, const broker_topic_match *m) {
   size_t kept = 0;
   for (size_t i = 0; i < topic->count; i++) {
     broker_subscriber s = topic->subscribers[i];
@@ -522,7 +522,7 @@ static size_t broker_topic_drop(broker_topic *topic, const broker_unsubscribe_ma
   return kept;
 }
 
-static int broker_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
+static int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
   (void)key;
   (void)key_len;
   broker_topic *topic = value;
@@ -531,10 +531,10 @@ static int broker_sweep_visit(const void *key, size_t key_len, void *value, void
   return 1;
 }
 
-static void broker_unsubscribe(broker *b, const frame *f, broker_conn *c) {
+static void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return;
-  broker_unsubscribe_match m = {b, c, f->endpoint, 0};
+  broker_topic_match m = {b, c, f->endpoint, 0};
   if (broker_topic_drop(topic, &m) == 0)
     broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
 }
@@ -543,7 +543,8 @@ static void broker_unsubscribe(broker *b, const frame *f, broker_conn *c) {
  * the publisher's input to the socket (header and topic name, then the
  * payload), and whatever the socket does not take is queued as usual.
  * 0, or -1 when c could not take it (and is dead). */
-static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint, uint32_t size) {
+static int broker_topic_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint,
+                                       uint32_t size) {
   uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
   size_t head_len = FRAME_HEADER_SIZE + f->a_len;
   frame_write_header(head, FRAME_MESSAGE, 0, endpoint, 0, f->a_len, 0, f->payload_len);
@@ -564,11 +565,11 @@ static int broker_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoi
 }
 
 /* One ordinary delivery of f, whose payload is in hand, from `from` to s. */
-static void broker_deliver(broker *b, broker_subscriber s, const frame *f, const broker_conn *from,
-                           uint32_t size, int direct) {
+static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
+                                 const broker_conn *from, uint32_t size, int direct) {
   broker_conn *to = s.conn;
   if (direct && !to->dead && !to->blocked && broker_conn_queued_bytes(to) == 0) {
-    if (broker_deliver_direct(to, f, s.endpoint, size) != 0) return;
+    if (broker_topic_deliver_direct(to, f, s.endpoint, size) != 0) return;
     if (!to->dead && buffer_length(&to->out) > 0) broker_conn_mark(to, from);
   } else {
     int urgent = broker_conn_may_overtake(to, from, size);
@@ -584,14 +585,14 @@ static void broker_deliver(broker *b, broker_subscriber s, const frame *f, const
   b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
 }
 
-static int broker_deliver_shared(broker *b, broker_subscriber s, const frame *f, uint32_t size,
-                                 uint32_t id);
+static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
+                                       uint32_t size, uint32_t id);
 
 /* Routes f, whose payload is in hand, to the subscribers of its topic.
  * shared_id: the pool-wide slot the payload lies in, whose descriptor goes
  * to the subscribers that read the pool; UINT32_MAX when it is not in the
  * pool. */
-static void broker_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
+static void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
   b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return;
@@ -601,18 +602,18 @@ static void broker_route(broker *b, const frame *f, broker_conn *from, uint32_t 
     broker_subscriber s = topic->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
     if (size > s.conn->peer_max) continue;                     /* its process could not take it */
-    if (shared_id != UINT32_MAX && broker_deliver_shared(b, s, f, size, shared_id) == 0) {
+    if (shared_id != UINT32_MAX && broker_topic_deliver_shared(b, s, f, size, shared_id) == 0) {
       if (!s.conn->dead) broker_conn_mark(s.conn, from); /* descriptors go to out */
       continue;
     }
-    broker_deliver(b, s, f, from, size, direct);
+    broker_topic_deliver(b, s, f, from, size, direct);
   }
 }
 
 /* ---- the shared pool --------------------------------------------------- */
 
 /* A free region for c, or -1 (no pool, or all taken). */
-static int broker_region_take(broker *b, broker_conn *c) {
+static int broker_pool_take(broker *b, broker_conn *c) {
   if (!b->pool) return -1;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
     broker_region *g = &b->regions[r];
@@ -638,7 +639,7 @@ static int broker_region_take(broker *b, broker_conn *c) {
 /* Gives region r back once nothing refers to it: its connection is gone and
  * its process is done with it (it may still read the header, to learn why it
  * was cut off), none of its payloads is unread, none of its deliveries is. */
-static void broker_region_maybe_free(broker *b, uint32_t r) {
+static void broker_pool_maybe_free(broker *b, uint32_t r) {
   broker_region *g = &b->regions[r];
   if (!g->taken || g->conn || !g->done || g->unread > 0 || g->handed_count > 0) return;
   shm_region_reset(b->pool, r);
@@ -652,7 +653,7 @@ static void broker_region_maybe_free(broker *b, uint32_t r) {
   b->regions_taken--;
 }
 
-static void broker_slot_free(broker *b, uint32_t r, uint32_t slot) {
+static void broker_pool_slot_free(broker *b, uint32_t r, uint32_t slot) {
   b->regions[r].busy &= ~((uint64_t)1 << slot);
   /* The publisher may write over it from now on (sequentially consistent,
    * against the publisher's waiting word: see shm_writer_wait). */
@@ -661,18 +662,18 @@ static void broker_slot_free(broker *b, uint32_t r, uint32_t slot) {
 }
 
 /* One delivery of the payload in pool-wide slot id has been read. */
-static void broker_slot_read(broker *b, uint32_t id) {
+static void broker_pool_slot_read(broker *b, uint32_t id) {
   uint32_t r = id / SHM_SLOTS;
   uint32_t slot = id % SHM_SLOTS;
   broker_region *g = &b->regions[r];
   g->unread--;
-  if (--g->slot_unread[slot] == 0) broker_slot_free(b, r, slot);
-  if (g->unread == 0) broker_region_maybe_free(b, r);
+  if (--g->slot_unread[slot] == 0) broker_pool_slot_free(b, r, slot);
+  if (g->unread == 0) broker_pool_maybe_free(b, r);
 }
 
 /* Room in g's list of handed deliveries for one more; 0, or -1 when out of
  * memory. */
-static int broker_region_make_room(broker_region *g) {
+static int broker_pool_make_room(broker_region *g) {
   if (g->handed_count < g->handed_capacity) return 0;
   size_t capacity = g->handed_capacity ? g->handed_capacity * 2 : 64;
   uint32_t *grown = malloc(capacity * sizeof(*grown));
@@ -689,13 +690,13 @@ static int broker_region_make_room(broker_region *g) {
 /* Takes back the deliveries region r's process has finished reading,
  * consumed all told; all of them with everything (its connection is gone
  * and its time to read them is over). */
-static void broker_region_collect(broker *b, uint32_t r, uint64_t consumed, int everything) {
+static void broker_pool_collect(broker *b, uint32_t r, uint64_t consumed, int everything) {
   broker_region *g = &b->regions[r];
   uint64_t n = consumed - g->consumed;
   if (n > g->handed_count) {
     /* Counted more than it was handed: the process is broken, and nothing
      * it says can be trusted any more. */
-    if (g->conn) broker_protocol_error(g->conn, "shared pool count out of step");
+    if (g->conn) broker_conn_protocol_error(g->conn, "shared pool count out of step");
     everything = 1;
   }
   if (everything) n = g->handed_count;
@@ -704,7 +705,7 @@ static void broker_region_collect(broker *b, uint32_t r, uint64_t consumed, int 
     uint32_t id = g->handed[g->handed_head];
     g->handed_head = (g->handed_head + 1) % g->handed_capacity;
     g->handed_count--;
-    broker_slot_read(b, id);
+    broker_pool_slot_read(b, id);
   }
 }
 
@@ -712,7 +713,7 @@ static void broker_region_collect(broker *b, uint32_t r, uint64_t consumed, int 
  * (without pidfds) its pid is gone. A process not known, or a pid another
  * process was given since, counts as alive: the region then waits for its
  * process to say it is done, which may cost a region, never a wrong read. */
-static int broker_region_exited(const broker_region *g) {
+static int broker_pool_exited(const broker_region *g) {
   if (g->pidfd >= 0) {
     struct pollfd p = {.fd = g->pidfd, .events = POLLIN};
     return poll(&p, 1, 0) > 0;
@@ -726,7 +727,7 @@ static int broker_region_exited(const broker_region *g) {
  * process is done with the region (said so, or exited). No timer takes
  * anything back: a process cut off but alive may still read what it was
  * handed, and write into its region, however long it was stuck. */
-static void broker_collect_shared(broker *b) {
+static void broker_pool_collect_gone(broker *b) {
   if (b->regions_taken == 0) return;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
     broker_region *g = &b->regions[r];
@@ -744,22 +745,22 @@ static void broker_collect_shared(broker *b) {
       else
         consumed = said & SHM_COUNT_ALL;
     }
-    if (!g->done && (done || broker_region_exited(g))) {
+    if (!g->done && (done || broker_pool_exited(g))) {
       g->done = 1;
       /* Nothing more to learn from the process: its descriptor goes now,
        * not when the last reader of its payloads is done. */
       if (g->pidfd >= 0) close(g->pidfd);
       g->pidfd = -1;
     }
-    broker_region_collect(b, r, consumed, g->done);
-    broker_region_maybe_free(b, r);
+    broker_pool_collect(b, r, consumed, g->done);
+    broker_pool_maybe_free(b, r);
   }
 }
 
 /* Whether a gone connection's region waits for its process to exit or say
  * it is done: then an idle loop must still look now and then (an exit
  * brings no event to the loop). */
-static int broker_regions_waiting(const broker *b) {
+static int broker_pool_waiting(const broker *b) {
   if (b->regions_taken == 0) return 0;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
     const broker_region *g = &b->regions[r];
@@ -770,8 +771,8 @@ static int broker_regions_waiting(const broker *b) {
 
 static void broker_on_region_check(uv_timer_t *timer) {
   broker *b = timer->data;
-  broker_collect_shared(b);
-  if (!broker_regions_waiting(b)) uv_timer_stop(&b->region_timer);
+  broker_pool_collect_gone(b);
+  if (!broker_pool_waiting(b)) uv_timer_stop(&b->region_timer);
 }
 
 /* c is being reaped: its region stays until what it published is read and
@@ -780,7 +781,7 @@ static void broker_on_region_check(uv_timer_t *timer) {
  * the pid it said (FRAME_SHARED) or wrote in its region's header, held as a
  * pidfd from here on, so that a later process given the same pid is not
  * taken for it. */
-static void broker_region_release(broker *b, broker_conn *c) {
+static void broker_pool_release(broker *b, broker_conn *c) {
   if (c->region < 0) return;
   broker_region *g = &b->regions[c->region];
   uint32_t pid = c->pid;
@@ -800,11 +801,11 @@ static void broker_region_release(broker *b, broker_conn *c) {
       b->no_pidfd = 1;
   }
 #endif
-  broker_region_maybe_free(b, (uint32_t)c->region);
+  broker_pool_maybe_free(b, (uint32_t)c->region);
   c->region = -1;
   /* Should the timer not start (it cannot fail on an open loop), the
    * prepare phase still looks at every turn the loop makes. */
-  if (broker_regions_waiting(b) && !uv_is_active((uv_handle_t *)&b->region_timer) &&
+  if (broker_pool_waiting(b) && !uv_is_active((uv_handle_t *)&b->region_timer) &&
       uv_timer_start(&b->region_timer, broker_on_region_check, BROKER_REGION_CHECK_MS,
                      BROKER_REGION_CHECK_MS) != 0)
     return;
@@ -813,12 +814,12 @@ static void broker_region_release(broker *b, broker_conn *c) {
 /* A delivery of the payload in pool-wide slot id (f's payload points at it)
  * to s as a descriptor: 0, or -1 when s does not read the pool (or its books
  * are full), and takes an ordinary copy instead. */
-static int broker_deliver_shared(broker *b, broker_subscriber s, const frame *f, uint32_t size,
-                                 uint32_t id) {
+static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
+                                       uint32_t size, uint32_t id) {
   broker_conn *to = s.conn;
   if (!to->shared_ready || to->region < 0 || to->dead) return -1;
   broker_region *tg = &b->regions[to->region];
-  if (tg->handed_count >= BROKER_HANDED_MAX || broker_region_make_room(tg) != 0) return -1;
+  if (tg->handed_count >= BROKER_HANDED_MAX || broker_pool_make_room(tg) != 0) return -1;
   uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
   uint8_t *at = broker_conn_reserve(to, small);
   if (!at) return 0; /* cut off: nothing more goes to it */
@@ -841,7 +842,7 @@ static int broker_deliver_shared(broker *b, broker_subscriber s, const frame *f,
 
 /* A PUBLISH whose payload waits in the publisher's region: subscribers that
  * read the pool get a descriptor of it, the others a copy from the pool. */
-static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) {
+static void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from) {
   int r = from->region;
   uint32_t slot = 0, offset = 0, len = 0;
   if (f->payload_len == SHM_PUBLISH_DESC_SIZE) {
@@ -852,12 +853,12 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
   if (r < 0 || f->payload_len != SHM_PUBLISH_DESC_SIZE || slot >= SHM_SLOTS ||
       (b->regions[r].busy >> slot) & 1u || len == 0 || len > SHM_PAYLOAD_MAX ||
       offset > SHM_DATA_SIZE - len) {
-    broker_protocol_error(from, "malformed shared publish");
+    broker_conn_protocol_error(from, "malformed shared publish");
     return;
   }
   uint32_t size = frame_size(f->a_len, 0, len);
   if (size == 0 || size > b->options.max_frame_size) {
-    broker_protocol_error(from, "shared publish over the maximum frame size");
+    broker_conn_protocol_error(from, "shared publish over the maximum frame size");
     return;
   }
   broker_region *g = &b->regions[r];
@@ -865,8 +866,8 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
   frame copy = *f;
   copy.payload = b->pool->base + shm_data_offset((uint32_t)r) + offset;
   copy.payload_len = len;
-  broker_route(b, &copy, from, (uint32_t)r * SHM_SLOTS + slot);
-  if (g->slot_unread[slot] == 0) broker_slot_free(b, (uint32_t)r, slot);
+  broker_topic_route(b, &copy, from, (uint32_t)r * SHM_SLOTS + slot);
+  if (g->slot_unread[slot] == 0) broker_pool_slot_free(b, (uint32_t)r, slot);
 }
 
 /* Flow control: whether f, a publish from c, would go to another
@@ -875,7 +876,7 @@ static void broker_publish_shared(broker *b, const frame *f, broker_conn *from) 
  * reader slow down; a barrier still takes everything in. What c publishes
  * to itself never waits: its process would read it while blocked writing,
  * and its queue limit is what bounds a process that floods itself. */
-static int broker_publish_waits(broker *b, const broker_conn *c, const frame *f) {
+static int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f) {
   if (b->congested_count == 0 || b->draining) return 0;
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return 0;
@@ -929,9 +930,9 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
   switch (f->type) {
   case FRAME_PUBLISH:
     if (f->flags & FRAME_FLAG_SHARED)
-      broker_publish_shared(b, f, c);
+      broker_topic_route_shared(b, f, c);
     else
-      broker_route(b, f, c, UINT32_MAX);
+      broker_topic_route(b, f, c, UINT32_MAX);
     return;
   case FRAME_SHARED:
     /* The process mapped the pool: shared messages may go to it now. */
@@ -939,83 +940,83 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
       c->shared_ready = 1;
       if (f->payload_len == 4) c->pid = frame_load_u32(f->payload);
     } else
-      broker_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST, "no shared region given");
+      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST, "no shared region given");
     return;
   case FRAME_SHARED_READ:
     if (c->region < 0 || f->payload_len != 8)
-      broker_protocol_error(c, "malformed shared read count");
+      broker_conn_protocol_error(c, "malformed shared read count");
     else
-      broker_region_collect(b, (uint32_t)c->region, frame_load_u64(f->payload), 0);
+      broker_pool_collect(b, (uint32_t)c->region, frame_load_u64(f->payload), 0);
     return;
   case FRAME_SUBSCRIBE:
-    if (broker_subscribe(b, f, c) != 0)
-      broker_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+    if (broker_topic_subscribe(b, f, c) != 0)
+      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
     else
-      broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
   case FRAME_UNSUBSCRIBE:
-    broker_unsubscribe(b, f, c);
-    broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    broker_topic_unsubscribe(b, f, c);
+    broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
   case FRAME_KV_GET: {
     size_t len = 0;
     const void *value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &len);
     if (value)
-      broker_reply(c, f->request_id, FRAME_STATUS_OK, value, len);
+      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, value, len);
     else
-      broker_reply(c, f->request_id, FRAME_STATUS_MISSING, NULL, 0);
+      broker_conn_reply(c, f->request_id, FRAME_STATUS_MISSING, NULL, 0);
     return;
   }
   case FRAME_KV_SET:
     if (kv_set(b->store, f->a, f->a_len, f->b, f->b_len, f->payload, f->payload_len) != 0)
-      broker_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
     else
-      broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
   case FRAME_KV_HAS:
-    broker_reply(c, f->request_id,
-                 kv_has(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
-                                                                  : FRAME_STATUS_MISSING,
-                 NULL, 0);
+    broker_conn_reply(c, f->request_id,
+                      kv_has(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
+                                                                       : FRAME_STATUS_MISSING,
+                      NULL, 0);
     return;
   case FRAME_KV_DEL:
-    broker_reply(c, f->request_id,
-                 kv_del(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
-                                                                  : FRAME_STATUS_MISSING,
-                 NULL, 0);
+    broker_conn_reply(c, f->request_id,
+                      kv_del(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
+                                                                       : FRAME_STATUS_MISSING,
+                      NULL, 0);
     return;
   case FRAME_KV_CLEAR:
-    broker_reply(c, f->request_id,
-                 kv_clear(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING, NULL,
-                 0);
+    broker_conn_reply(c, f->request_id,
+                      kv_clear(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
+                      NULL, 0);
     b->expiry_changed = 1;
     return;
   case FRAME_KV_EXPIRE: {
     if (f->payload_len != 4) {
-      broker_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
-                        "expire needs a 4-byte millisecond count");
+      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
+                             "expire needs a 4-byte millisecond count");
       return;
     }
     uv_update_time(&b->loop);
     uint64_t deadline = uv_now(&b->loop) + frame_load_u32(f->payload);
     int rc = kv_expire_at(b->store, f->a, f->a_len, deadline);
     if (rc < 0)
-      broker_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
     else
-      broker_reply(c, f->request_id, rc ? FRAME_STATUS_OK : FRAME_STATUS_MISSING, NULL, 0);
+      broker_conn_reply(c, f->request_id, rc ? FRAME_STATUS_OK : FRAME_STATUS_MISSING, NULL, 0);
     b->expiry_changed = 1;
     return;
   }
   case FRAME_KV_PERSIST:
-    broker_reply(c, f->request_id,
-                 kv_persist(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
-                 NULL, 0);
+    broker_conn_reply(c, f->request_id,
+                      kv_persist(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
+                      NULL, 0);
     b->expiry_changed = 1;
     return;
   case FRAME_CLOSE: {
-    broker_unsubscribe_match m = {b, c, f->endpoint, 0};
-    table_sweep(b->topics, broker_sweep_visit, &m);
-    broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    broker_topic_match m = {b, c, f->endpoint, 0};
+    table_sweep(b->topics, broker_topic_sweep_visit, &m);
+    broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
   }
   case FRAME_STATS: {
@@ -1024,22 +1025,22 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
     broker_fill_stats(b, values);
     for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
       frame_store_u64(payload + i * 8, values[i]);
-    broker_reply(c, f->request_id, FRAME_STATUS_OK, payload, sizeof(payload));
+    broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, payload, sizeof(payload));
     return;
   }
   case FRAME_SYNC:
-    broker_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+    broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
   default:
     /* HELLO twice, or a broker-to-process frame sent the wrong way. */
-    broker_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
-                      "frame type not accepted by the broker");
+    broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
+                           "frame type not accepted by the broker");
     return;
   }
 }
 
 /* Says why before hanging up, so the process can report it. */
-static void broker_protocol_error(broker_conn *c, const char *why) {
+static void broker_conn_protocol_error(broker_conn *c, const char *why) {
   if (c->dead) return;
   uint32_t size = frame_size(0, 0, strlen(why));
   uint8_t *at = buffer_reserve(&c->out, size);
@@ -1055,14 +1056,14 @@ static void broker_protocol_error(broker_conn *c, const char *why) {
 /* The hello, and with it the offer of a region of the shared pool (the
  * pool's descriptor passed along with the bytes) when there is one to give.
  * Nothing was sent to c before, so its socket takes both at once. */
-static void broker_greet(broker_conn *c) {
+static void broker_conn_greet(broker_conn *c) {
   broker *b = c->broker;
   uint8_t bytes[2 * FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + SHM_OFFER_SIZE];
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
   frame_hello_write(hello, b->options.max_frame_size);
   size_t len = frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
   ssize_t sent = 0;
-  int region = broker_conn_queued_bytes(c) == 0 ? broker_region_take(b, c) : -1;
+  int region = broker_conn_queued_bytes(c) == 0 ? broker_pool_take(b, c) : -1;
   size_t hello_len = len;
   if (region >= 0) {
     uint8_t offer[SHM_OFFER_SIZE];
@@ -1077,7 +1078,7 @@ static void broker_greet(broker_conn *c) {
       /* The descriptor did not go: the process never heard of the region. */
       b->regions[region].conn = NULL;
       b->regions[region].done = 1;
-      broker_region_maybe_free(b, (uint32_t)region);
+      broker_pool_maybe_free(b, (uint32_t)region);
       if (sent < 0) {
         broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
         return;
@@ -1122,23 +1123,23 @@ static void broker_conn_process(broker_conn *c) {
       const uint8_t *h = buffer_begin(&c->in);
       uint32_t size = frame_load_u32(h);
       if (!c->greeted || h[4] == 0 || h[4] > FRAME_TYPE_MAX) {
-        broker_protocol_error(c, "malformed frame");
+        broker_conn_protocol_error(c, "malformed frame");
         break;
       }
       char why[200];
       snprintf(why, sizeof(why),
                "a frame of %u bytes is over the broker's maximum of %u bytes (maxFrameSize)",
                (unsigned)size, (unsigned)b->options.max_frame_size);
-      broker_reply_text(c, frame_load_u32(h + 12), FRAME_STATUS_BAD_REQUEST, why);
+      broker_conn_reply_text(c, frame_load_u32(h + 12), FRAME_STATUS_BAD_REQUEST, why);
       b->counters[FRAME_STAT_FRAMES_IN]++;
       c->skip = size;
       continue;
     }
     if (rc != FRAME_OK) {
-      broker_protocol_error(c, "malformed frame");
+      broker_conn_protocol_error(c, "malformed frame");
       break;
     }
-    if (c->greeted && f.type == FRAME_PUBLISH && broker_publish_waits(b, c, &f)) {
+    if (c->greeted && f.type == FRAME_PUBLISH && broker_topic_publish_waits(b, c, &f)) {
       c->held = 1;
       break;
     }
@@ -1148,20 +1149,21 @@ static void broker_conn_process(broker_conn *c) {
       uint32_t peer_max = 0;
       if (f.type != FRAME_HELLO ||
           frame_hello_parse(f.payload, f.payload_len, &version, &peer_max) != 0) {
-        broker_protocol_error(c, "expected a hello frame first");
+        broker_conn_protocol_error(c, "expected a hello frame first");
         break;
       }
       if (version != FRAME_VERSION) {
-        broker_protocol_error(c, "protocol version not supported by this broker");
+        broker_conn_protocol_error(c, "protocol version not supported by this broker");
         break;
       }
       if (peer_max < FRAME_MIN_MAX_SIZE) {
-        broker_protocol_error(c, "hello states a maximum frame size under the protocol's minimum");
+        broker_conn_protocol_error(
+            c, "hello states a maximum frame size under the protocol's minimum");
         break;
       }
       c->peer_max = peer_max;
       c->greeted = 1;
-      broker_greet(c);
+      broker_conn_greet(c);
     } else {
       broker_handle(b, c, &f);
     }
@@ -1218,7 +1220,7 @@ static void broker_conn_kill(broker_conn *c) {
  * or paused, a long turn), and timers run before the poll phase that would
  * have seen the connection's progress. That much is added to every
  * baseline, so a pause of the master cuts no one off. */
-static void broker_on_stall_check(uv_timer_t *timer) {
+static void broker_conn_on_stall_check(uv_timer_t *timer) {
   broker *b = timer->data;
   uv_update_time(&b->loop);
   uint64_t now = uv_now(&b->loop);
@@ -1243,10 +1245,10 @@ static void broker_conn_closed(uv_handle_t *handle) {
 
 /* Drops the subscriptions of every dead connection in one sweep, then
  * closes and frees them. */
-static void broker_reap(broker *b) {
+static void broker_conn_reap(broker *b) {
   if (b->dead_count == 0) return;
-  broker_unsubscribe_match m = {b, NULL, 0, 1};
-  table_sweep(b->topics, broker_sweep_visit, &m);
+  broker_topic_match m = {b, NULL, 0, 1};
+  table_sweep(b->topics, broker_topic_sweep_visit, &m);
   broker_conn **link = &b->write_list;
   while (*link) {
     if ((*link)->dead)
@@ -1258,7 +1260,7 @@ static void broker_reap(broker *b) {
   while (c) {
     broker_conn *next = c->next;
     if (c->dead) {
-      broker_region_release(b, c);
+      broker_pool_release(b, c);
       if (c->prev)
         c->prev->next = c->next;
       else
@@ -1271,7 +1273,7 @@ static void broker_reap(broker *b) {
   b->dead_count = 0;
 }
 
-static void broker_on_poll(uv_poll_t *handle, int status, int events) {
+static void broker_conn_on_poll(uv_poll_t *handle, int status, int events) {
   broker_conn *c = handle->data;
   if (status < 0) {
     broker_conn_kill(c);
@@ -1281,7 +1283,7 @@ static void broker_on_poll(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static void broker_add_conn(broker *b, int fd) {
+static void broker_conn_add(broker *b, int fd) {
   broker_conn *c = calloc(1, sizeof(*c));
   if (!c) {
     close(fd);
@@ -1308,7 +1310,7 @@ static void broker_add_conn(broker *b, int fd) {
     return;
   }
   c->poll.data = c;
-  if (uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, broker_on_poll) != 0) {
+  if (uv_poll_start(&c->poll, UV_READABLE | UV_DISCONNECT, broker_conn_on_poll) != 0) {
     uv_close((uv_handle_t *)&c->poll, broker_conn_closed);
     return;
   }
@@ -1339,7 +1341,7 @@ static void broker_arm_expiry(broker *b) {
   uv_timer_start(&b->expiry_timer, broker_on_expiry, deadline > now ? deadline - now : 0, 0);
 }
 
-static void broker_flush(broker *b) {
+static void broker_conn_flush(broker *b) {
   broker_conn *c = b->write_list;
   b->write_list = NULL;
   while (c) {
@@ -1352,19 +1354,19 @@ static void broker_flush(broker *b) {
 
 static void broker_on_prepare(uv_prepare_t *prepare) {
   broker *b = prepare->data;
-  broker_flush(b);
+  broker_conn_flush(b);
   /* A reader caught up: handle the input that waited for it. Its sockets
    * may hold nothing more, so no readable event would bring it back. */
   for (int round = 0; b->eased && round < 4; round++) {
     b->eased = 0;
     for (broker_conn *o = b->conns; o; o = o->next)
       if (!o->dead && o->held) broker_conn_process(o);
-    broker_flush(b);
+    broker_conn_flush(b);
   }
   /* Still some left: come straight back instead of waiting for events. */
   if (b->eased) uv_async_send(&b->wake);
-  broker_reap(b);
-  broker_collect_shared(b);
+  broker_conn_reap(b);
+  broker_pool_collect_gone(b);
   if (b->expiry_changed) broker_arm_expiry(b);
   uint64_t values[FRAME_STATS_COUNT];
   broker_fill_stats(b, values);
@@ -1391,7 +1393,7 @@ static void broker_on_wake(uv_async_t *async) {
     if (stopping)
       close(fds[i]);
     else
-      broker_add_conn(b, fds[i]);
+      broker_conn_add(b, fds[i]);
   }
   free(fds);
   if (stopping) uv_walk(&b->loop, broker_close_handle, NULL);
