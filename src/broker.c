@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "broker_pool.h"
 #include "buffer.h"
 #include "kv.h"
 #include "shm.h"
@@ -81,10 +82,6 @@
  * subscriber's queue: one copy of the payload less, where copies are most of
  * the cost. Smaller ones are queued and written in one batch per turn. */
 #define BROKER_DIRECT_NAME_MAX 256u
-/* Shared deliveries one process may have unread before it gets copies
- * instead: bounds the broker's books for a reader that never says it read
- * (4 bytes each). */
-#define BROKER_HANDED_MAX 65536u
 /* How often an idle broker looks whether gone connections' processes have
  * exited (their regions come back then, and their pidfds are closed). */
 #define BROKER_REGION_CHECK_MS 100u
@@ -109,27 +106,6 @@ typedef struct broker_topic {
   size_t capacity;
   broker_subscriber *subscribers;
 } broker_topic;
-
-/* One region of the shared pool and the books on it. As a publisher's
- * region: which slots are in flight and how many deliveries of each are
- * unread. As a subscriber's: the shared deliveries handed to its process
- * and not yet read, oldest first (pool-wide slot numbers). */
-typedef struct broker_region {
-  broker_conn *conn; /* its connection; NULL once that is gone */
-  int taken;         /* given to a connection and not free again yet */
-  uint64_t busy;     /* its slots in flight */
-  uint32_t unread;   /* deliveries of its payloads not yet read, all slots */
-  uint32_t slot_unread[SHM_SLOTS];
-  uint32_t *handed; /* ring of the deliveries its process has not read */
-  size_t handed_head;
-  size_t handed_count;
-  size_t handed_capacity;
-  uint64_t consumed;   /* the process's count, as last read */
-  uint32_t generation; /* which use of the region this is (in the offer and the header) */
-  uint32_t pid;        /* its process, once its connection is gone (0: unknown) */
-  int pidfd;           /* ... as a pidfd, when the system has them (-1: none) */
-  int done;            /* ... and that process is done with the region (closed or exited) */
-} broker_region;
 
 struct broker_conn {
   broker *broker;
@@ -192,10 +168,7 @@ struct broker {
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
 
-  shm_map *pool; /* NULL: no shared memory, every payload takes the sockets */
-  size_t regions_taken;
-  int no_pidfd; /* pidfd_open is missing here (or under valgrind): kill() checks pids */
-  broker_region regions[SHM_REGIONS];
+  broker_pool pool;
 };
 
 void broker_options_default(broker_options *options) {
@@ -342,9 +315,7 @@ static void broker_conn_write(broker_conn *c) {
 static void broker_conn_cut(broker_conn *c, uint32_t why) {
   broker *b = c->broker;
   if (c->dead) return;
-  if (c->region >= 0)
-    atomic_store_explicit(&shm_header_at(b->pool->base, (uint32_t)c->region)->cut, why,
-                          memory_order_release);
+  if (c->region >= 0) broker_pool_say_cut(&b->pool, (uint32_t)c->region, why);
   b->counters[FRAME_STAT_CONNECTIONS_CUT]++;
   broker_conn_kill(c);
 }
@@ -612,25 +583,41 @@ static void broker_topic_route(broker *b, const frame *f, broker_conn *from, uin
 
 /* ---- the shared pool --------------------------------------------------- */
 
-/* A free region for c, or -1 (no pool, or all taken). */
-static int broker_pool_take(broker *b, broker_conn *c) {
-  if (!b->pool) return -1;
+void broker_pool_init(broker_pool *p, int shared) {
+  memset(p, 0, sizeof(*p));
+  for (size_t i = 0; i < SHM_REGIONS; i++)
+    p->regions[i].pidfd = -1;
+  /* Without shared memory here, every payload simply takes the sockets. */
+  if (shared) p->map = shm_pool_create();
+}
+
+void broker_pool_destroy(broker_pool *p) {
+  for (size_t i = 0; i < SHM_REGIONS; i++) {
+    free(p->regions[i].handed);
+    if (p->regions[i].pidfd >= 0) close(p->regions[i].pidfd);
+  }
+  shm_map_release(p->map);
+  p->map = NULL;
+}
+
+int broker_pool_take(broker_pool *p) {
+  if (!p->map) return -1;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
-    broker_region *g = &b->regions[r];
+    broker_region *g = &p->regions[r];
     if (g->taken) continue;
     g->taken = 1;
     g->done = 0;
     g->generation++;
-    g->conn = c;
+    g->attached = 1;
     g->busy = 0;
     g->unread = 0;
     g->handed_head = 0;
     g->handed_count = 0;
     g->consumed = 0;
     /* Before the offer: the process checks it against the offer's. */
-    atomic_store_explicit(&shm_header_at(b->pool->base, r)->generation, g->generation,
+    atomic_store_explicit(&shm_header_at(p->map->base, r)->generation, g->generation,
                           memory_order_release);
-    b->regions_taken++;
+    p->regions_taken++;
     return (int)r;
   }
   return -1;
@@ -639,10 +626,10 @@ static int broker_pool_take(broker *b, broker_conn *c) {
 /* Gives region r back once nothing refers to it: its connection is gone and
  * its process is done with it (it may still read the header, to learn why it
  * was cut off), none of its payloads is unread, none of its deliveries is. */
-static void broker_pool_maybe_free(broker *b, uint32_t r) {
-  broker_region *g = &b->regions[r];
-  if (!g->taken || g->conn || !g->done || g->unread > 0 || g->handed_count > 0) return;
-  shm_region_reset(b->pool, r);
+static void broker_pool_maybe_free(broker_pool *p, uint32_t r) {
+  broker_region *g = &p->regions[r];
+  if (!g->taken || g->attached || !g->done || g->unread > 0 || g->handed_count > 0) return;
+  shm_region_reset(p->map, r);
   if (g->pidfd >= 0) close(g->pidfd);
   g->pidfd = -1;
   g->pid = 0;
@@ -650,25 +637,47 @@ static void broker_pool_maybe_free(broker *b, uint32_t r) {
   g->handed = NULL;
   g->handed_capacity = 0;
   g->taken = 0;
-  b->regions_taken--;
+  p->regions_taken--;
 }
 
-static void broker_pool_slot_free(broker *b, uint32_t r, uint32_t slot) {
-  b->regions[r].busy &= ~((uint64_t)1 << slot);
+void broker_pool_withdraw(broker_pool *p, uint32_t r) {
+  p->regions[r].attached = 0;
+  p->regions[r].done = 1;
+  broker_pool_maybe_free(p, r);
+}
+
+void broker_pool_say_cut(broker_pool *p, uint32_t r, uint32_t why) {
+  atomic_store_explicit(&shm_header_at(p->map->base, r)->cut, why, memory_order_release);
+}
+
+static void broker_pool_slot_free(broker_pool *p, uint32_t r, uint32_t slot) {
+  p->regions[r].busy &= ~((uint64_t)1 << slot);
   /* The publisher may write over it from now on (sequentially consistent,
    * against the publisher's waiting word: see shm_writer_wait). */
-  atomic_store(&shm_header_at(b->pool->base, r)->busy[slot], 0);
-  shm_wake(b->pool, r);
+  atomic_store(&shm_header_at(p->map->base, r)->busy[slot], 0);
+  shm_wake(p->map, r);
+}
+
+int broker_pool_slot_busy(const broker_pool *p, uint32_t r, uint32_t slot) {
+  return (p->regions[r].busy >> slot) & 1u;
+}
+
+void broker_pool_slot_take(broker_pool *p, uint32_t r, uint32_t slot) {
+  p->regions[r].busy |= (uint64_t)1 << slot;
+}
+
+void broker_pool_slot_settle(broker_pool *p, uint32_t r, uint32_t slot) {
+  if (p->regions[r].slot_unread[slot] == 0) broker_pool_slot_free(p, r, slot);
 }
 
 /* One delivery of the payload in pool-wide slot id has been read. */
-static void broker_pool_slot_read(broker *b, uint32_t id) {
+static void broker_pool_slot_read(broker_pool *p, uint32_t id) {
   uint32_t r = id / SHM_SLOTS;
   uint32_t slot = id % SHM_SLOTS;
-  broker_region *g = &b->regions[r];
+  broker_region *g = &p->regions[r];
   g->unread--;
-  if (--g->slot_unread[slot] == 0) broker_pool_slot_free(b, r, slot);
-  if (g->unread == 0) broker_pool_maybe_free(b, r);
+  if (--g->slot_unread[slot] == 0) broker_pool_slot_free(p, r, slot);
+  if (g->unread == 0) broker_pool_maybe_free(p, r);
 }
 
 /* Room in g's list of handed deliveries for one more; 0, or -1 when out of
@@ -687,16 +696,29 @@ static int broker_pool_make_room(broker_region *g) {
   return 0;
 }
 
-/* Takes back the deliveries region r's process has finished reading,
- * consumed all told; all of them with everything (its connection is gone
- * and its time to read them is over). */
-static void broker_pool_collect(broker *b, uint32_t r, uint64_t consumed, int everything) {
-  broker_region *g = &b->regions[r];
+int broker_pool_hand_room(broker_pool *p, uint32_t r) {
+  broker_region *g = &p->regions[r];
+  if (g->handed_count >= BROKER_HANDED_MAX || broker_pool_make_room(g) != 0) return -1;
+  return 0;
+}
+
+void broker_pool_hand(broker_pool *p, uint32_t r, uint32_t id) {
+  broker_region *tg = &p->regions[r];
+  tg->handed[(tg->handed_head + tg->handed_count) % tg->handed_capacity] = id;
+  tg->handed_count++;
+  broker_region *g = &p->regions[id / SHM_SLOTS];
+  g->slot_unread[id % SHM_SLOTS]++;
+  g->unread++;
+}
+
+int broker_pool_collect(broker_pool *p, uint32_t r, uint64_t consumed, int everything) {
+  broker_region *g = &p->regions[r];
   uint64_t n = consumed - g->consumed;
+  int rc = 0;
   if (n > g->handed_count) {
     /* Counted more than it was handed: the process is broken, and nothing
      * it says can be trusted any more. */
-    if (g->conn) broker_conn_protocol_error(g->conn, "shared pool count out of step");
+    rc = -1;
     everything = 1;
   }
   if (everything) n = g->handed_count;
@@ -705,8 +727,9 @@ static void broker_pool_collect(broker *b, uint32_t r, uint64_t consumed, int ev
     uint32_t id = g->handed[g->handed_head];
     g->handed_head = (g->handed_head + 1) % g->handed_capacity;
     g->handed_count--;
-    broker_pool_slot_read(b, id);
+    broker_pool_slot_read(p, id);
   }
+  return rc;
 }
 
 /* Whether region g's last process has exited: its pidfd is readable, or
@@ -715,25 +738,19 @@ static void broker_pool_collect(broker *b, uint32_t r, uint64_t consumed, int ev
  * process to say it is done, which may cost a region, never a wrong read. */
 static int broker_pool_exited(const broker_region *g) {
   if (g->pidfd >= 0) {
-    struct pollfd p = {.fd = g->pidfd, .events = POLLIN};
-    return poll(&p, 1, 0) > 0;
+    struct pollfd pfd = {.fd = g->pidfd, .events = POLLIN};
+    return poll(&pfd, 1, 0) > 0;
   }
   return g->pid > 0 && kill((pid_t)g->pid, 0) != 0 && errno == ESRCH;
 }
 
-/* Once a loop turn, for the regions whose connection is gone (the live
- * ones say what they read in FRAME_SHARED_READ): what their processes
- * still read, as the region's header counts it, and everything once the
- * process is done with the region (said so, or exited). No timer takes
- * anything back: a process cut off but alive may still read what it was
- * handed, and write into its region, however long it was stuck. */
-static void broker_pool_collect_gone(broker *b) {
-  if (b->regions_taken == 0) return;
+void broker_pool_collect_gone(broker_pool *p) {
+  if (p->regions_taken == 0) return;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
-    broker_region *g = &b->regions[r];
-    if (!g->taken || g->conn) continue;
+    broker_region *g = &p->regions[r];
+    if (!g->taken || g->attached) continue;
     uint64_t said =
-        atomic_load_explicit(&shm_header_at(b->pool->base, r)->consumed, memory_order_acquire);
+        atomic_load_explicit(&shm_header_at(p->map->base, r)->consumed, memory_order_acquire);
     /* A count from another use of the region says nothing about this one;
      * SHM_COUNT_ALL: the process will read nothing more (its channel is
      * closed); and a process that no longer exists reads nothing more. */
@@ -752,63 +769,56 @@ static void broker_pool_collect_gone(broker *b) {
       if (g->pidfd >= 0) close(g->pidfd);
       g->pidfd = -1;
     }
-    broker_pool_collect(b, r, consumed, g->done);
-    broker_pool_maybe_free(b, r);
+    (void)broker_pool_collect(p, r, consumed, g->done); /* gone: no one to tell */
+    broker_pool_maybe_free(p, r);
   }
 }
 
-/* Whether a gone connection's region waits for its process to exit or say
- * it is done: then an idle loop must still look now and then (an exit
- * brings no event to the loop). */
-static int broker_pool_waiting(const broker *b) {
-  if (b->regions_taken == 0) return 0;
+int broker_pool_waiting(const broker_pool *p) {
+  if (p->regions_taken == 0) return 0;
   for (uint32_t r = 0; r < SHM_REGIONS; r++) {
-    const broker_region *g = &b->regions[r];
-    if (g->taken && !g->conn && !g->done) return 1;
+    const broker_region *g = &p->regions[r];
+    if (g->taken && !g->attached && !g->done) return 1;
   }
   return 0;
 }
 
-static void broker_on_region_check(uv_timer_t *timer) {
-  broker *b = timer->data;
-  broker_pool_collect_gone(b);
-  if (!broker_pool_waiting(b)) uv_timer_stop(&b->region_timer);
-}
-
-/* c is being reaped: its region stays until what it published is read and
- * its process is done with it (says so, or exits); what it was handed
- * comes back as it reads it, and all of it once it is done. The process is
- * the pid it said (FRAME_SHARED) or wrote in its region's header, held as a
- * pidfd from here on, so that a later process given the same pid is not
- * taken for it. */
-static void broker_pool_release(broker *b, broker_conn *c) {
-  if (c->region < 0) return;
-  broker_region *g = &b->regions[c->region];
-  uint32_t pid = c->pid;
+void broker_pool_release(broker_pool *p, uint32_t r, uint32_t pid) {
+  broker_region *g = &p->regions[r];
   if (pid == 0)
-    pid = atomic_load_explicit(&shm_header_at(b->pool->base, (uint32_t)c->region)->pid,
-                               memory_order_acquire);
-  g->conn = NULL;
+    pid = atomic_load_explicit(&shm_header_at(p->map->base, r)->pid, memory_order_acquire);
+  g->attached = 0;
   g->pid = pid <= INT32_MAX ? pid : 0; /* not a pid: kill() would take it for a group */
 #ifdef SYS_pidfd_open
-  if (g->pid > 0 && !b->no_pidfd) {
+  if (g->pid > 0 && !p->no_pidfd) {
     long fd = syscall(SYS_pidfd_open, (pid_t)g->pid, 0u);
     if (fd >= 0)
       g->pidfd = (int)fd;
     else if (errno == ESRCH)
       g->done = 1; /* exited already */
     else if (errno == ENOSYS)
-      b->no_pidfd = 1;
+      p->no_pidfd = 1;
   }
 #endif
-  broker_pool_maybe_free(b, (uint32_t)c->region);
-  c->region = -1;
-  /* Should the timer not start (it cannot fail on an open loop), the
-   * prepare phase still looks at every turn the loop makes. */
-  if (broker_pool_waiting(b) && !uv_is_active((uv_handle_t *)&b->region_timer) &&
-      uv_timer_start(&b->region_timer, broker_on_region_check, BROKER_REGION_CHECK_MS,
-                     BROKER_REGION_CHECK_MS) != 0)
-    return;
+  broker_pool_maybe_free(p, r);
+}
+
+/* ---- the shared pool's timer -------------------------------------------- */
+
+static void broker_on_region_check(uv_timer_t *timer) {
+  broker *b = timer->data;
+  broker_pool_collect_gone(&b->pool);
+  if (!broker_pool_waiting(&b->pool)) uv_timer_stop(&b->region_timer);
+}
+
+/* A gone connection's region may wait for its process to exit or say it is
+ * done: then an idle loop must still look now and then (an exit brings no
+ * event to the loop). Should the timer not start (it cannot fail on an open
+ * loop), the prepare phase still looks at every turn the loop makes. */
+static void broker_watch_regions(broker *b) {
+  if (broker_pool_waiting(&b->pool) && !uv_is_active((uv_handle_t *)&b->region_timer))
+    (void)uv_timer_start(&b->region_timer, broker_on_region_check, BROKER_REGION_CHECK_MS,
+                         BROKER_REGION_CHECK_MS);
 }
 
 /* A delivery of the payload in pool-wide slot id (f's payload points at it)
@@ -818,21 +828,16 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
                                        uint32_t size, uint32_t id) {
   broker_conn *to = s.conn;
   if (!to->shared_ready || to->region < 0 || to->dead) return -1;
-  broker_region *tg = &b->regions[to->region];
-  if (tg->handed_count >= BROKER_HANDED_MAX || broker_pool_make_room(tg) != 0) return -1;
+  if (broker_pool_hand_room(&b->pool, (uint32_t)to->region) != 0) return -1;
   uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
   uint8_t *at = broker_conn_reserve(to, small);
   if (!at) return 0; /* cut off: nothing more goes to it */
   uint8_t desc[SHM_MESSAGE_DESC_SIZE];
-  frame_store_u32(desc, (uint32_t)(f->payload - b->pool->base));
+  frame_store_u32(desc, (uint32_t)(f->payload - b->pool.map->base));
   frame_store_u32(desc + 4, f->payload_len);
   frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, desc, sizeof(desc));
   at[6] = FRAME_FLAG_SHARED;
-  tg->handed[(tg->handed_head + tg->handed_count) % tg->handed_capacity] = id;
-  tg->handed_count++;
-  broker_region *g = &b->regions[id / SHM_SLOTS];
-  g->slot_unread[id % SHM_SLOTS]++;
-  g->unread++;
+  broker_pool_hand(&b->pool, (uint32_t)to->region, id);
   broker_conn_committed(to, small);
   b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
   b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
@@ -851,7 +856,7 @@ static void broker_topic_route_shared(broker *b, const frame *f, broker_conn *fr
     len = frame_load_u32(f->payload + 8);
   }
   if (r < 0 || f->payload_len != SHM_PUBLISH_DESC_SIZE || slot >= SHM_SLOTS ||
-      (b->regions[r].busy >> slot) & 1u || len == 0 || len > SHM_PAYLOAD_MAX ||
+      broker_pool_slot_busy(&b->pool, (uint32_t)r, slot) || len == 0 || len > SHM_PAYLOAD_MAX ||
       offset > SHM_DATA_SIZE - len) {
     broker_conn_protocol_error(from, "malformed shared publish");
     return;
@@ -861,13 +866,12 @@ static void broker_topic_route_shared(broker *b, const frame *f, broker_conn *fr
     broker_conn_protocol_error(from, "shared publish over the maximum frame size");
     return;
   }
-  broker_region *g = &b->regions[r];
-  g->busy |= (uint64_t)1 << slot;
+  broker_pool_slot_take(&b->pool, (uint32_t)r, slot);
   frame copy = *f;
-  copy.payload = b->pool->base + shm_data_offset((uint32_t)r) + offset;
+  copy.payload = b->pool.map->base + shm_data_offset((uint32_t)r) + offset;
   copy.payload_len = len;
   broker_topic_route(b, &copy, from, (uint32_t)r * SHM_SLOTS + slot);
-  if (g->slot_unread[slot] == 0) broker_pool_slot_free(b, (uint32_t)r, slot);
+  broker_pool_slot_settle(&b->pool, (uint32_t)r, slot);
 }
 
 /* Flow control: whether f, a publish from c, would go to another
@@ -945,8 +949,8 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
   case FRAME_SHARED_READ:
     if (c->region < 0 || f->payload_len != 8)
       broker_conn_protocol_error(c, "malformed shared read count");
-    else
-      broker_pool_collect(b, (uint32_t)c->region, frame_load_u64(f->payload), 0);
+    else if (broker_pool_collect(&b->pool, (uint32_t)c->region, frame_load_u64(f->payload), 0) != 0)
+      broker_conn_protocol_error(c, "shared pool count out of step");
     return;
   case FRAME_SUBSCRIBE:
     if (broker_topic_subscribe(b, f, c) != 0)
@@ -1063,7 +1067,7 @@ static void broker_conn_greet(broker_conn *c) {
   frame_hello_write(hello, b->options.max_frame_size);
   size_t len = frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
   ssize_t sent = 0;
-  int region = broker_conn_queued_bytes(c) == 0 ? broker_pool_take(b, c) : -1;
+  int region = broker_conn_queued_bytes(c) == 0 ? broker_pool_take(&b->pool) : -1;
   size_t hello_len = len;
   if (region >= 0) {
     uint8_t offer[SHM_OFFER_SIZE];
@@ -1071,14 +1075,12 @@ static void broker_conn_greet(broker_conn *c) {
     frame_store_u32(offer + 4, SHM_REGION_SIZE);
     frame_store_u32(offer + 8, SHM_SLOTS);
     frame_store_u32(offer + 12, SHM_PAYLOAD_MAX);
-    frame_store_u32(offer + 16, b->regions[region].generation);
+    frame_store_u32(offer + 16, b->pool.regions[region].generation);
     len += frame_encode(bytes + len, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, offer, sizeof(offer));
-    sent = shm_send_fd(c->fd, bytes, len, b->pool->fd);
+    sent = shm_send_fd(c->fd, bytes, len, b->pool.map->fd);
     if (sent <= 0) {
       /* The descriptor did not go: the process never heard of the region. */
-      b->regions[region].conn = NULL;
-      b->regions[region].done = 1;
-      broker_pool_maybe_free(b, (uint32_t)region);
+      broker_pool_withdraw(&b->pool, (uint32_t)region);
       if (sent < 0) {
         broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
         return;
@@ -1247,6 +1249,7 @@ static void broker_conn_closed(uv_handle_t *handle) {
  * closes and frees them. */
 static void broker_conn_reap(broker *b) {
   if (b->dead_count == 0) return;
+  int released = 0;
   broker_topic_match m = {b, NULL, 0, 1};
   table_sweep(b->topics, broker_topic_sweep_visit, &m);
   broker_conn **link = &b->write_list;
@@ -1260,7 +1263,11 @@ static void broker_conn_reap(broker *b) {
   while (c) {
     broker_conn *next = c->next;
     if (c->dead) {
-      broker_pool_release(b, c);
+      if (c->region >= 0) {
+        broker_pool_release(&b->pool, (uint32_t)c->region, c->pid);
+        c->region = -1;
+        released = 1;
+      }
       if (c->prev)
         c->prev->next = c->next;
       else
@@ -1271,6 +1278,7 @@ static void broker_conn_reap(broker *b) {
     c = next;
   }
   b->dead_count = 0;
+  if (released) broker_watch_regions(b);
 }
 
 static void broker_conn_on_poll(uv_poll_t *handle, int status, int events) {
@@ -1366,7 +1374,7 @@ static void broker_on_prepare(uv_prepare_t *prepare) {
   /* Still some left: come straight back instead of waiting for events. */
   if (b->eased) uv_async_send(&b->wake);
   broker_conn_reap(b);
-  broker_pool_collect_gone(b);
+  broker_pool_collect_gone(&b->pool);
   if (b->expiry_changed) broker_arm_expiry(b);
   uint64_t values[FRAME_STATS_COUNT];
   broker_fill_stats(b, values);
@@ -1416,10 +1424,7 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
     return -1;
   }
   b->options = *options;
-  for (size_t i = 0; i < SHM_REGIONS; i++)
-    b->regions[i].pidfd = -1;
-  /* Without shared memory here, every payload simply takes the sockets. */
-  if (options->shared) b->pool = shm_pool_create();
+  broker_pool_init(&b->pool, options->shared);
   b->topics = table_create();
   b->store = kv_create();
   if (!b->topics || !b->store) {
@@ -1466,7 +1471,7 @@ fail_mutex:
 fail_tables:
   if (b->topics) table_destroy(b->topics, broker_topic_free, NULL);
   if (b->store) kv_destroy(b->store);
-  shm_map_release(b->pool);
+  broker_pool_destroy(&b->pool);
   free(b);
   return -1;
 }
@@ -1556,10 +1561,6 @@ void broker_stop(broker *b) {
   free(b->pending_fds);
   table_destroy(b->topics, broker_topic_free, NULL);
   kv_destroy(b->store);
-  for (size_t i = 0; i < SHM_REGIONS; i++) {
-    free(b->regions[i].handed);
-    if (b->regions[i].pidfd >= 0) close(b->regions[i].pidfd);
-  }
-  shm_map_release(b->pool);
+  broker_pool_destroy(&b->pool);
   free(b);
 }
