@@ -1060,7 +1060,7 @@ static void broker_conn_protocol_error(broker_conn *c, const char *why) {
 /* The hello, and with it the offer of a region of the shared pool (the
  * pool's descriptor passed along with the bytes) when there is one to give.
  * Nothing was sent to c before, so its socket takes both at once. */
-static void broker_conn_greet(broker_conn *c) {
+static void broker_greet(broker_conn *c) {
   broker *b = c->broker;
   uint8_t bytes[2 * FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + SHM_OFFER_SIZE];
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
@@ -1165,7 +1165,7 @@ static void broker_conn_process(broker_conn *c) {
       }
       c->peer_max = peer_max;
       c->greeted = 1;
-      broker_conn_greet(c);
+      broker_greet(c);
     } else {
       broker_handle(b, c, &f);
     }
