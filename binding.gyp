@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.c",
         "src/broker.c",
+        "src/broker_pool.c",
         "src/buffer.c",
         "src/channel.c",
         "src/channel_input.c",
