@@ -6,6 +6,7 @@
         "src/addon.c",
         "src/broker.c",
         "src/broker_pool.c",
+        "src/broker_topic.c",
         "src/buffer.c",
         "src/channel.c",
         "src/channel_input.c",

@@ -39,18 +39,14 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "broker_pool.h"
-#include "buffer.h"
-#include "kv.h"
+#include "broker_internal.h"
 #include "shm.h"
-#include "table.h"
 
 #define BROKER_READ_CHUNK_MIN (16u * 1024u)
 #define BROKER_READ_CHUNK_MAX (256u * 1024u)
 #define BROKER_READ_BUDGET (4u * 1024u * 1024u) /* per connection per turn */
 #define BROKER_WRITE_EARLY (1024u * 1024u)      /* write at once past this much output */
 #define BROKER_KEEP_BUFFER (4u * 1024u * 1024u) /* idle buffers larger than this are freed */
-#define BROKER_SOCKET_BUFFER (1024 * 1024)
 /* The send buffer of the broker's end: small enough that what the kernel
  * holds for a reader (about twice this) is a few ms of messages, since a
  * message that overtakes the broker's queue (urgent, below) still waits
@@ -74,102 +70,9 @@
  * it goes to the reader's urgent lane, which is sent before the next frame
  * of its ordinary queue, up to this much. */
 #define BROKER_URGENT_MAX (64u * 1024u)
-/* Publishers remembered per reader for that: where in the reader's queue
- * each one's last message ends. */
-#define BROKER_MARKS 8
-/* A delivery whose payload is large (BUFFER_PARTS_MIN) goes to an idle
- * subscriber's socket straight from the publisher's input, not through the
- * subscriber's queue: one copy of the payload less, where copies are most of
- * the cost. Smaller ones are queued and written in one batch per turn. */
-#define BROKER_DIRECT_NAME_MAX 256u
 /* How often an idle broker looks whether gone connections' processes have
  * exited (their regions come back then, and their pidfds are closed). */
 #define BROKER_REGION_CHECK_MS 100u
-
-typedef struct broker_conn broker_conn;
-
-/* Where a publisher's last message in a reader's queue ends, counted in
- * bytes ever queued there; while the reader has not sent that far, the
- * publisher's next message must queue behind it. */
-typedef struct broker_mark {
-  const broker_conn *from;
-  uint64_t end;
-} broker_mark;
-
-typedef struct broker_subscriber {
-  broker_conn *conn;
-  uint32_t endpoint;
-} broker_subscriber;
-
-typedef struct broker_topic {
-  size_t count;
-  size_t capacity;
-  broker_subscriber *subscribers;
-} broker_topic;
-
-struct broker_conn {
-  broker *broker;
-  uv_poll_t poll;
-  int fd;
-  int poll_events;
-  int greeted;
-  int dead;
-  int queued_for_write;
-  size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
-  uint64_t skip;     /* bytes of a refused (oversized) frame still to discard */
-  int blocked;       /* the socket is full: waiting for its writable event */
-  int congested;     /* over the high water mark: publishes to it wait */
-  int held;          /* its next frame is a publish to a congested reader: not read */
-  uint32_t peer_max; /* the largest frame its process takes, as its hello said */
-  uint64_t progress; /* loop time of the last write that took bytes */
-  buffer in;
-  buffer out;
-  buffer urgent;         /* messages that overtake out (BROKER_URGENT_MAX) */
-  size_t out_front_left; /* bytes of the frame at out's front still to send (0: whole) */
-  uint64_t out_sent;     /* bytes ever sent from out */
-  uint64_t control_end;  /* where out's last frame that is not a message ends */
-  uint64_t unmarked_end; /* ... its last message whose publisher has no mark */
-  broker_mark marks[BROKER_MARKS];
-  broker_conn *prev;
-  broker_conn *next;
-  broker_conn *write_next;
-  int region;       /* its region of the shared pool, or -1 */
-  int shared_ready; /* its process reads shared messages */
-  uint32_t pid;     /* its process, as it said (0: not said) */
-};
-
-struct broker {
-  broker_options options;
-  uv_loop_t loop;
-  uv_async_t wake;
-  uv_prepare_t prepare; /* flushes output, reaps, collects, once a turn */
-  uv_timer_t expiry_timer;
-  uv_timer_t stall_timer;
-  uint64_t stall_tick;     /* loop time of the stall timer's last tick */
-  uv_timer_t region_timer; /* looks for the exit of gone connections' processes */
-  uv_thread_t thread;
-  int threaded;
-  uv_mutex_t lock; /* guards pending_fds and stopping */
-  int *pending_fds;
-  size_t pending_count;
-  size_t pending_capacity;
-  int stopping;
-
-  broker_conn *conns;
-  broker_conn *write_list;
-  size_t dead_count;
-  table *topics; /* broker_topic by name */
-  kv *store;
-  int draining;
-  int expiry_changed;
-  size_t congested_count; /* connections over the high water mark */
-  int eased;              /* one stopped being congested: held input may go on */
-
-  uint64_t counters[FRAME_STATS_COUNT];
-  _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
-
-  broker_pool pool;
-};
 
 void broker_options_default(broker_options *options) {
   options->max_frame_size = BROKER_DEFAULT_MAX_FRAME_SIZE;
@@ -180,9 +83,7 @@ void broker_options_default(broker_options *options) {
 
 /* ---- output ------------------------------------------------------------ */
 
-static void broker_conn_kill(broker_conn *c);
 static void broker_conn_on_poll(uv_poll_t *handle, int status, int events);
-static void broker_conn_protocol_error(broker_conn *c, const char *why);
 
 static void broker_conn_set_events(broker_conn *c, int events) {
   if (c->dead || events == c->poll_events) return;
@@ -234,7 +135,7 @@ static uint64_t broker_conn_high_water(const broker *b) {
   return half < BROKER_HIGH_WATER_MAX ? half : BROKER_HIGH_WATER_MAX;
 }
 
-static size_t broker_conn_queued_bytes(const broker_conn *c) {
+size_t broker_conn_queued_bytes(const broker_conn *c) {
   return buffer_length(&c->out) + buffer_length(&c->urgent);
 }
 
@@ -323,7 +224,7 @@ static void broker_conn_cut(broker_conn *c, uint32_t why) {
 /* Reserves room for one frame on lane (c's out or urgent), or NULL when c
  * cannot take it (dead, out of memory, or cut off for passing the queue
  * limit). */
-static uint8_t *broker_conn_reserve_on(broker_conn *c, buffer *lane, uint32_t size) {
+uint8_t *broker_conn_reserve_on(broker_conn *c, buffer *lane, uint32_t size) {
   broker *b = c->broker;
   if (c->dead) return NULL;
   if (size == 0 || broker_conn_queued_bytes(c) + size > b->options.queue_limit) {
@@ -338,12 +239,12 @@ static uint8_t *broker_conn_reserve_on(broker_conn *c, buffer *lane, uint32_t si
   return at;
 }
 
-static uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
+uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size) {
   return broker_conn_reserve_on(c, &c->out, size);
 }
 
 /* Bookkeeping after output was added to c's queue. */
-static void broker_conn_queued(broker_conn *c) {
+void broker_conn_queued(broker_conn *c) {
   broker *b = c->broker;
   size_t queued = broker_conn_queued_bytes(c);
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
@@ -359,7 +260,7 @@ static void broker_conn_queued(broker_conn *c) {
   }
 }
 
-static void broker_conn_committed(broker_conn *c, uint32_t size) {
+void broker_conn_committed(broker_conn *c, uint32_t size) {
   buffer_commit(&c->out, size);
   broker_conn_queued(c);
 }
@@ -367,13 +268,13 @@ static void broker_conn_committed(broker_conn *c, uint32_t size) {
 /* A frame that is not a message was queued on out: no message may
  * overtake it (a reply says what happened before it, a hello comes
  * first). */
-static void broker_conn_control_queued(broker_conn *c) {
+void broker_conn_control_queued(broker_conn *c) {
   c->control_end = c->out_sent + buffer_length(&c->out);
 }
 
 /* A message from `from` was queued on to's out: its next one to `to` must
  * not overtake it. */
-static void broker_conn_mark(broker_conn *to, const broker_conn *from) {
+void broker_conn_mark(broker_conn *to, const broker_conn *from) {
   uint64_t end = to->out_sent + buffer_length(&to->out);
   broker_mark *spare = NULL;
   for (size_t i = 0; i < BROKER_MARKS; i++) {
@@ -396,7 +297,7 @@ static void broker_conn_mark(broker_conn *to, const broker_conn *from) {
  * out holds something to overtake, but nothing of from's, no reply or
  * hello, and the lane has room (at most half the high water mark too, so
  * a small queue limit is not reached through it). */
-static int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
+int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
   uint64_t sent = to->out_sent;
   uint64_t room = broker_conn_high_water(to->broker) / 2;
   if (room > BROKER_URGENT_MAX) room = BROKER_URGENT_MAX;
@@ -408,8 +309,8 @@ static int broker_conn_may_overtake(const broker_conn *to, const broker_conn *fr
   return 1;
 }
 
-static void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t status,
-                              const void *payload, size_t payload_len) {
+void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
+                       size_t payload_len) {
   if (request_id == 0) return; /* the sender asked for no reply */
   uint32_t size = frame_size(0, 0, payload_len);
   if (size == 0 || size > c->peer_max) {
@@ -427,158 +328,8 @@ static void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t statu
   broker_conn_control_queued(c);
 }
 
-static void broker_conn_reply_text(broker_conn *c, uint32_t request_id, uint8_t status,
-                                   const char *text) {
+void broker_conn_reply_text(broker_conn *c, uint32_t request_id, uint8_t status, const char *text) {
   broker_conn_reply(c, request_id, status, text, strlen(text));
-}
-
-/* ---- subscriptions ----------------------------------------------------- */
-
-static void broker_topic_free(void *value, void *ctx) {
-  (void)ctx;
-  broker_topic *topic = value;
-  free(topic->subscribers);
-  free(topic);
-}
-
-static int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c) {
-  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
-  if (!topic) {
-    topic = calloc(1, sizeof(*topic));
-    if (!topic) return -1;
-    if (table_put(b->topics, f->a, f->a_len, topic, NULL) != 0) {
-      free(topic);
-      return -1;
-    }
-  }
-  for (size_t i = 0; i < topic->count; i++)
-    if (topic->subscribers[i].conn == c && topic->subscribers[i].endpoint == f->endpoint) return 0;
-  if (topic->count == topic->capacity) {
-    size_t capacity = topic->capacity ? topic->capacity * 2 : 4;
-    broker_subscriber *grown = realloc(topic->subscribers, capacity * sizeof(*grown));
-    if (!grown) {
-      if (topic->count == 0) broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
-      return -1;
-    }
-    topic->subscribers = grown;
-    topic->capacity = capacity;
-  }
-  topic->subscribers[topic->count].conn = c;
-  topic->subscribers[topic->count].endpoint = f->endpoint;
-  topic->count++;
-  b->counters[FRAME_STAT_SUBSCRIPTIONS]++;
-  return 0;
-}
-
-/* Removes the subscribers that match; returns how many remain. */
-typedef struct broker_topic_match {
-  broker *broker;
-  broker_conn *conn; /* NULL: match every dead connection */
-  uint32_t endpoint; /* with conn: this endpoint only, unless any_endpoint */
-  int any_endpoint;
-} broker_topic_match;
-
-static size_t broker_topic_drop(broker_topic *topic, const broker_topic_match *m) {
-  size_t kept = 0;
-  for (size_t i = 0; i < topic->count; i++) {
-    broker_subscriber s = topic->subscribers[i];
-    int match = m->conn ? (s.conn == m->conn && (m->any_endpoint || s.endpoint == m->endpoint))
-                        : s.conn->dead;
-    if (match)
-      m->broker->counters[FRAME_STAT_SUBSCRIPTIONS]--;
-    else
-      topic->subscribers[kept++] = s;
-  }
-  topic->count = kept;
-  return kept;
-}
-
-static int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
-  (void)key;
-  (void)key_len;
-  broker_topic *topic = value;
-  if (broker_topic_drop(topic, ctx) > 0) return 0;
-  broker_topic_free(topic, NULL);
-  return 1;
-}
-
-static void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
-  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
-  if (!topic) return;
-  broker_topic_match m = {b, c, f->endpoint, 0};
-  if (broker_topic_drop(topic, &m) == 0)
-    broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
-}
-
-/* Delivers a large payload to c, which has nothing queued: straight from
- * the publisher's input to the socket (header and topic name, then the
- * payload), and whatever the socket does not take is queued as usual.
- * 0, or -1 when c could not take it (and is dead). */
-static int broker_topic_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint,
-                                       uint32_t size) {
-  uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
-  size_t head_len = FRAME_HEADER_SIZE + f->a_len;
-  frame_write_header(head, FRAME_MESSAGE, 0, endpoint, 0, f->a_len, 0, f->payload_len);
-  if (f->a_len) memcpy(head + FRAME_HEADER_SIZE, f->a, f->a_len);
-  ssize_t sent = buffer_send_parts(c->fd, head, head_len, f->payload, f->payload_len);
-  if (sent < 0) {
-    broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
-    return -1;
-  }
-  if (sent > 0) c->progress = uv_now(&c->broker->loop);
-  if ((size_t)sent == size) return 0;
-  if (!broker_conn_reserve(c, size - (uint32_t)sent)) return -1;
-  /* Cannot fail: the room is reserved. */
-  (void)buffer_append_parts(&c->out, head, head_len, f->payload, f->payload_len, (size_t)sent);
-  c->out_front_left = size - (size_t)sent; /* out was empty */
-  broker_conn_queued(c);
-  return 0;
-}
-
-/* One ordinary delivery of f, whose payload is in hand, from `from` to s. */
-static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
-                                 const broker_conn *from, uint32_t size, int direct) {
-  broker_conn *to = s.conn;
-  if (direct && !to->dead && !to->blocked && broker_conn_queued_bytes(to) == 0) {
-    if (broker_topic_deliver_direct(to, f, s.endpoint, size) != 0) return;
-    if (!to->dead && buffer_length(&to->out) > 0) broker_conn_mark(to, from);
-  } else {
-    int urgent = broker_conn_may_overtake(to, from, size);
-    uint8_t *at = broker_conn_reserve_on(to, urgent ? &to->urgent : &to->out, size);
-    if (!at) return;
-    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, f->payload,
-                 f->payload_len);
-    buffer_commit(urgent ? &to->urgent : &to->out, size);
-    broker_conn_queued(to);
-    if (!urgent && !to->dead) broker_conn_mark(to, from);
-  }
-  b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
-  b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
-}
-
-static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
-                                       uint32_t size, uint32_t id);
-
-/* Routes f, whose payload is in hand, to the subscribers of its topic.
- * shared_id: the pool-wide slot the payload lies in, whose descriptor goes
- * to the subscribers that read the pool; UINT32_MAX when it is not in the
- * pool. */
-static void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
-  b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
-  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
-  if (!topic) return;
-  uint32_t size = frame_size(f->a_len, 0, f->payload_len);
-  int direct = f->payload_len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
-  for (size_t i = 0; i < topic->count; i++) {
-    broker_subscriber s = topic->subscribers[i];
-    if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
-    if (size > s.conn->peer_max) continue;                     /* its process could not take it */
-    if (shared_id != UINT32_MAX && broker_topic_deliver_shared(b, s, f, size, shared_id) == 0) {
-      if (!s.conn->dead) broker_conn_mark(s.conn, from); /* descriptors go to out */
-      continue;
-    }
-    broker_topic_deliver(b, s, f, from, size, direct);
-  }
 }
 
 /* ---- the shared pool's timer -------------------------------------------- */
@@ -593,89 +344,13 @@ static void broker_on_region_check(uv_timer_t *timer) {
  * done: then an idle loop must still look now and then (an exit brings no
  * event to the loop). Should the timer not start (it cannot fail on an open
  * loop), the prepare phase still looks at every turn the loop makes. */
-static void broker_watch_regions(broker *b) {
+void broker_watch_regions(broker *b) {
   if (broker_pool_waiting(&b->pool) && !uv_is_active((uv_handle_t *)&b->region_timer))
     (void)uv_timer_start(&b->region_timer, broker_on_region_check, BROKER_REGION_CHECK_MS,
                          BROKER_REGION_CHECK_MS);
 }
 
-/* A delivery of the payload in pool-wide slot id (f's payload points at it)
- * to s as a descriptor: 0, or -1 when s does not read the pool (or its books
- * are full), and takes an ordinary copy instead. */
-static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
-                                       uint32_t size, uint32_t id) {
-  broker_conn *to = s.conn;
-  if (!to->shared_ready || to->region < 0 || to->dead) return -1;
-  if (broker_pool_hand_room(&b->pool, (uint32_t)to->region) != 0) return -1;
-  uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
-  uint8_t *at = broker_conn_reserve(to, small);
-  if (!at) return 0; /* cut off: nothing more goes to it */
-  uint8_t desc[SHM_MESSAGE_DESC_SIZE];
-  frame_store_u32(desc, (uint32_t)(f->payload - b->pool.map->base));
-  frame_store_u32(desc + 4, f->payload_len);
-  frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, desc, sizeof(desc));
-  at[6] = FRAME_FLAG_SHARED;
-  broker_pool_hand(&b->pool, (uint32_t)to->region, id);
-  broker_conn_committed(to, small);
-  b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
-  b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
-  b->counters[FRAME_STAT_SHARED_DELIVERED]++;
-  return 0;
-}
-
-/* A PUBLISH whose payload waits in the publisher's region: subscribers that
- * read the pool get a descriptor of it, the others a copy from the pool. */
-static void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from) {
-  int r = from->region;
-  uint32_t slot = 0, offset = 0, len = 0;
-  if (f->payload_len == SHM_PUBLISH_DESC_SIZE) {
-    slot = frame_load_u32(f->payload);
-    offset = frame_load_u32(f->payload + 4);
-    len = frame_load_u32(f->payload + 8);
-  }
-  if (r < 0 || f->payload_len != SHM_PUBLISH_DESC_SIZE || slot >= SHM_SLOTS ||
-      broker_pool_slot_busy(&b->pool, (uint32_t)r, slot) || len == 0 || len > SHM_PAYLOAD_MAX ||
-      offset > SHM_DATA_SIZE - len) {
-    broker_conn_protocol_error(from, "malformed shared publish");
-    return;
-  }
-  uint32_t size = frame_size(f->a_len, 0, len);
-  if (size == 0 || size > b->options.max_frame_size) {
-    broker_conn_protocol_error(from, "shared publish over the maximum frame size");
-    return;
-  }
-  broker_pool_slot_take(&b->pool, (uint32_t)r, slot);
-  frame copy = *f;
-  copy.payload = b->pool.map->base + shm_data_offset((uint32_t)r) + offset;
-  copy.payload_len = len;
-  broker_topic_route(b, &copy, from, (uint32_t)r * SHM_SLOTS + slot);
-  broker_pool_slot_settle(&b->pool, (uint32_t)r, slot);
-}
-
-/* Flow control: whether f, a publish from c, would go to another
- * connection that is congested. It then waits, and c's later frames with it
- * (they are handled in order), so only the publishers that feed a congested
- * reader slow down; a barrier still takes everything in. What c publishes
- * to itself never waits: its process would read it while blocked writing,
- * and its queue limit is what bounds a process that floods itself. */
-static int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f) {
-  if (b->congested_count == 0 || b->draining) return 0;
-  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
-  if (!topic) return 0;
-  /* A message that may overtake the reader's queue does not add to it
-   * (much: the urgent lane is bounded), so its publisher need not wait. */
-  uint32_t size =
-      (f->flags & FRAME_FLAG_SHARED) ? UINT32_MAX : frame_size(f->a_len, 0, f->payload_len);
-  for (size_t i = 0; i < topic->count; i++) {
-    const broker_conn *to = topic->subscribers[i].conn;
-    if (to != c && to->congested && !broker_conn_may_overtake(to, c, size)) return 1;
-  }
-  return 0;
-}
-
 /* ---- requests ---------------------------------------------------------- */
-
-static void broker_conn_read(broker_conn *c, size_t budget);
 
 /* Takes in everything the other connections have already sent, so that a
  * reply to c reflects every write that happened before c asked. */
@@ -707,7 +382,7 @@ static void broker_fill_stats(broker *b, uint64_t *out) {
   memcpy(out, b->counters, sizeof(b->counters));
 }
 
-static void broker_handle(broker *b, broker_conn *c, const frame *f) {
+void broker_handle(broker *b, broker_conn *c, const frame *f) {
   if ((f->flags & FRAME_FLAG_BARRIER) && !b->draining) broker_drain_others(b, c);
   switch (f->type) {
   case FRAME_PUBLISH:
@@ -822,7 +497,7 @@ static void broker_handle(broker *b, broker_conn *c, const frame *f) {
 }
 
 /* Says why before hanging up, so the process can report it. */
-static void broker_conn_protocol_error(broker_conn *c, const char *why) {
+void broker_conn_protocol_error(broker_conn *c, const char *why) {
   if (c->dead) return;
   uint32_t size = frame_size(0, 0, strlen(why));
   uint8_t *at = buffer_reserve(&c->out, size);
@@ -838,7 +513,7 @@ static void broker_conn_protocol_error(broker_conn *c, const char *why) {
 /* The hello, and with it the offer of a region of the shared pool (the
  * pool's descriptor passed along with the bytes) when there is one to give.
  * Nothing was sent to c before, so its socket takes both at once. */
-static void broker_greet(broker_conn *c) {
+void broker_greet(broker_conn *c) {
   broker *b = c->broker;
   uint8_t bytes[2 * FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + SHM_OFFER_SIZE];
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
@@ -880,7 +555,7 @@ static void broker_greet(broker_conn *c) {
   broker_conn_control_queued(c);
 }
 
-static void broker_conn_process(broker_conn *c) {
+void broker_conn_process(broker_conn *c) {
   broker *b = c->broker;
   c->held = 0;
   while (!c->dead) {
@@ -954,7 +629,7 @@ static void broker_conn_process(broker_conn *c) {
   broker_conn_watch(c); /* held: stop reading it; no longer: read it again */
 }
 
-static void broker_conn_read(broker_conn *c, size_t budget) {
+void broker_conn_read(broker_conn *c, size_t budget) {
   broker *b = c->broker;
   size_t taken = 0;
   while (!c->dead && taken < budget && (!c->held || b->draining)) {
@@ -984,7 +659,7 @@ static void broker_conn_read(broker_conn *c, size_t budget) {
 
 /* ---- connections ------------------------------------------------------- */
 
-static void broker_conn_kill(broker_conn *c) {
+void broker_conn_kill(broker_conn *c) {
   if (c->dead) return;
   broker_conn_set_congested(c, 0);
   c->dead = 1;
@@ -1014,7 +689,7 @@ static void broker_conn_on_stall_check(uv_timer_t *timer) {
   }
 }
 
-static void broker_conn_closed(uv_handle_t *handle) {
+void broker_conn_closed(uv_handle_t *handle) {
   broker_conn *c = handle->data;
   close(c->fd);
   buffer_free(&c->in);
@@ -1025,7 +700,7 @@ static void broker_conn_closed(uv_handle_t *handle) {
 
 /* Drops the subscriptions of every dead connection in one sweep, then
  * closes and frees them. */
-static void broker_conn_reap(broker *b) {
+void broker_conn_reap(broker *b) {
   if (b->dead_count == 0) return;
   int released = 0;
   broker_topic_match m = {b, NULL, 0, 1};
@@ -1069,7 +744,7 @@ static void broker_conn_on_poll(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static void broker_conn_add(broker *b, int fd) {
+void broker_conn_add(broker *b, int fd) {
   broker_conn *c = calloc(1, sizeof(*c));
   if (!c) {
     close(fd);
@@ -1127,7 +802,7 @@ static void broker_arm_expiry(broker *b) {
   uv_timer_start(&b->expiry_timer, broker_on_expiry, deadline > now ? deadline - now : 0, 0);
 }
 
-static void broker_conn_flush(broker *b) {
+void broker_conn_flush(broker *b) {
   broker_conn *c = b->write_list;
   b->write_list = NULL;
   while (c) {

@@ -1,0 +1,209 @@
+/* broker_internal: what the broker's files share; not a contract for
+ * anyone else (broker.h is the public one).
+ *
+ * The broker is split by concern, one prefix a file:
+ *   broker.c        broker_*       the thread, the loop and its phases, the
+ *                                  lifecycle, and request dispatch (what
+ *                                  each frame type does), stats
+ *   broker_conn.c   broker_conn_*  a connection: reading, the frame loop,
+ *                                  writing, the output queues and the
+ *                                  urgent lane, flow control (congested,
+ *                                  held), stall checks, cutting off, reaping
+ *   broker_topic.c  broker_topic_* subscriptions per topic, and routing a
+ *                                  publish to the subscribers
+ *   broker_pool.c   broker_pool_*  the shared pool's books (broker_pool.h)
+ *
+ * Everything runs on the broker's thread (or the caller of
+ * broker_run_once), except what broker.h says may be called from another
+ * thread. A connection is never freed while a function here holds it: one
+ * that fails is only marked dead, and reaped in the prepare phase. */
+#ifndef CLUSTER_STORE_BROKER_INTERNAL_H
+#define CLUSTER_STORE_BROKER_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "broker_pool.h"
+#include "buffer.h"
+#include "frame.h"
+#include "kv.h"
+#include "table.h"
+
+#define BROKER_SOCKET_BUFFER (1024 * 1024)
+/* Publishers remembered per reader for that: where in the reader's queue
+ * each one's last message ends. */
+#define BROKER_MARKS 8
+
+typedef struct broker_conn broker_conn;
+
+/* Where a publisher's last message in a reader's queue ends, counted in
+ * bytes ever queued there; while the reader has not sent that far, the
+ * publisher's next message must queue behind it. */
+typedef struct broker_mark {
+  const broker_conn *from;
+  uint64_t end;
+} broker_mark;
+
+struct broker_conn {
+  broker *broker;
+  uv_poll_t poll;
+  int fd;
+  int poll_events;
+  int greeted;
+  int dead;
+  int queued_for_write;
+  size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
+  uint64_t skip;     /* bytes of a refused (oversized) frame still to discard */
+  int blocked;       /* the socket is full: waiting for its writable event */
+  int congested;     /* over the high water mark: publishes to it wait */
+  int held;          /* its next frame is a publish to a congested reader: not read */
+  uint32_t peer_max; /* the largest frame its process takes, as its hello said */
+  uint64_t progress; /* loop time of the last write that took bytes */
+  buffer in;
+  buffer out;
+  buffer urgent;         /* messages that overtake out (BROKER_URGENT_MAX) */
+  size_t out_front_left; /* bytes of the frame at out's front still to send (0: whole) */
+  uint64_t out_sent;     /* bytes ever sent from out */
+  uint64_t control_end;  /* where out's last frame that is not a message ends */
+  uint64_t unmarked_end; /* ... its last message whose publisher has no mark */
+  broker_mark marks[BROKER_MARKS];
+  broker_conn *prev;
+  broker_conn *next;
+  broker_conn *write_next;
+  int region;       /* its region of the shared pool, or -1 */
+  int shared_ready; /* its process reads shared messages */
+  uint32_t pid;     /* its process, as it said (0: not said) */
+};
+
+struct broker {
+  broker_options options;
+  uv_loop_t loop;
+  uv_async_t wake;
+  uv_prepare_t prepare; /* flushes output, reaps, collects, once a turn */
+  uv_timer_t expiry_timer;
+  uv_timer_t stall_timer;
+  uint64_t stall_tick;     /* loop time of the stall timer's last tick */
+  uv_timer_t region_timer; /* looks for the exit of gone connections' processes */
+  uv_thread_t thread;
+  int threaded;
+  uv_mutex_t lock; /* guards pending_fds and stopping */
+  int *pending_fds;
+  size_t pending_count;
+  size_t pending_capacity;
+  int stopping;
+
+  broker_conn *conns;
+  broker_conn *write_list;
+  size_t dead_count;
+  table *topics; /* broker_topic by name */
+  kv *store;
+  int draining;
+  int expiry_changed;
+  size_t congested_count; /* connections over the high water mark */
+  int eased;              /* one stopped being congested: held input may go on */
+
+  uint64_t counters[FRAME_STATS_COUNT];
+  _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
+
+  broker_pool pool;
+};
+
+/* Which subscribers broker_topic_sweep_visit drops. */
+typedef struct broker_topic_match {
+  broker *broker;
+  broker_conn *conn; /* NULL: match every dead connection */
+  uint32_t endpoint; /* with conn: this endpoint only, unless any_endpoint */
+  int any_endpoint;
+} broker_topic_match;
+
+/* ---- broker.c ----------------------------------------------------------- */
+
+/* Does what frame f, from c (greeted), asks: routes a publish, answers a
+ * request, keeps the books of the pool. */
+void broker_handle(broker *b, broker_conn *c, const frame *f);
+/* Answers c's hello: the broker's hello, and the offer of a region of the
+ * shared pool when there is one to give. */
+void broker_greet(broker_conn *c);
+/* Starts the region timer when a gone connection's region waits for its
+ * process (broker_pool_waiting). */
+void broker_watch_regions(broker *b);
+
+/* ---- broker_conn.c: a connection ------------------------------------------ */
+
+/* A new connection on fd, which it owns from then on (closed on failure). */
+void broker_conn_add(broker *b, int fd);
+/* Marks c dead (reaped later, in the prepare phase); idempotent. */
+void broker_conn_kill(broker_conn *c);
+/* Queues a reply frame that says why, writes what the socket takes, and
+ * kills c: the process can then tell the user what was wrong. */
+void broker_conn_protocol_error(broker_conn *c, const char *why);
+/* Reads what c's socket holds (up to budget bytes; a held connection only
+ * while draining) and handles the complete frames (broker_conn_process). */
+void broker_conn_read(broker_conn *c, size_t budget);
+/* Handles c's complete input frames in order, until one must wait (held:
+ * a publish to a congested reader) or the input runs out. */
+void broker_conn_process(broker_conn *c);
+/* Writes the output queued on every connection with some (one write each:
+ * to flush is only this). */
+void broker_conn_flush(broker *b);
+/* Drops the subscriptions of the dead connections, releases their regions,
+ * closes and frees them. */
+void broker_conn_reap(broker *b);
+/* The close callback of a connection's poll handle: frees it. */
+void broker_conn_closed(uv_handle_t *handle);
+
+/* Output. Bytes waiting in c's queues (out and urgent). */
+size_t broker_conn_queued_bytes(const broker_conn *c);
+/* Room for one frame of size bytes on lane (c's out or urgent), or NULL
+ * when c cannot take it (dead, out of memory, or cut off for passing the
+ * queue limit). broker_conn_reserve: on out. */
+uint8_t *broker_conn_reserve_on(broker_conn *c, buffer *lane, uint32_t size);
+uint8_t *broker_conn_reserve(broker_conn *c, uint32_t size);
+/* After output was added to c's queues: congestion, early writes, and c
+ * on the broker's list of connections to flush. broker_conn_committed:
+ * commits size reserved bytes on out first. */
+void broker_conn_queued(broker_conn *c);
+void broker_conn_committed(broker_conn *c, uint32_t size);
+/* A frame that is not a message was queued on out: no message may overtake
+ * it (a reply says what happened before it, a hello comes first). */
+void broker_conn_control_queued(broker_conn *c);
+/* A message from `from` was queued on to's out: from's next one to `to`
+ * must not overtake it. */
+void broker_conn_mark(broker_conn *to, const broker_conn *from);
+/* Whether a message of size bytes from `from` may go to to's urgent lane,
+ * ahead of what out holds. */
+int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size);
+/* Queues a reply to request_id (none when it is 0); one over the process's
+ * frame limit becomes an error saying so. */
+void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
+                       size_t payload_len);
+void broker_conn_reply_text(broker_conn *c, uint32_t request_id, uint8_t status, const char *text);
+
+/* ---- broker_topic.c: topics and routing ----------------------------------- */
+
+/* Frees a topic (a table value; ctx unused). */
+void broker_topic_free(void *value, void *ctx);
+/* Subscribes c's endpoint f->endpoint to the topic f->a (once: again is a
+ * no-op). 0, or -1 when out of memory (nothing changed). */
+int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c);
+/* Unsubscribes c's endpoint f->endpoint from the topic f->a, if it was. */
+void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c);
+/* A table_sweep visitor: drops the subscribers a broker_topic_match (ctx)
+ * matches, and the topics left without any. */
+int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx);
+/* Routes f, whose payload is in hand, to the subscribers of its topic,
+ * never back to the publishing endpoint. shared_id: the pool-wide slot the
+ * payload lies in (its descriptor goes to the subscribers that read the
+ * pool), or UINT32_MAX when it is not in the pool. */
+void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id);
+/* Routes a shared PUBLISH (its payload waits in from's region); a
+ * malformed one cuts from off. */
+void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from);
+/* Flow control: whether publish f from c must wait, for going to a
+ * congested reader it may not overtake. */
+int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f);
+
+#endif

@@ -1,0 +1,248 @@
+/* broker_topic: subscriptions per topic, and routing a publish to them.
+ *
+ * A topic is a pub/sub name (opaque bytes) and its subscribers, each a
+ * connection and one of its endpoints; the broker's topics table holds
+ * them by name, and a topic goes when its last subscriber does. Routing
+ * copies a publish to every subscriber but the publishing endpoint, in the
+ * order they subscribed: a large payload straight to an idle subscriber's
+ * socket, a small one onto its queue (or its urgent lane, when it may
+ * overtake), a payload in the shared pool as a descriptor to the
+ * subscribers that read the pool. Flow control asks here whether a publish
+ * would add to a congested reader's queue (broker_topic_publish_waits). */
+#define _GNU_SOURCE /* uv.h needs POSIX under -std=c11 */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "broker_internal.h"
+#include "shm.h"
+
+/* A delivery whose payload is large (BUFFER_PARTS_MIN) goes to an idle
+ * subscriber's socket straight from the publisher's input, not through the
+ * subscriber's queue: one copy of the payload less, where copies are most of
+ * the cost. Smaller ones are queued and written in one batch per turn. */
+#define BROKER_DIRECT_NAME_MAX 256u
+
+typedef struct broker_subscriber {
+  broker_conn *conn;
+  uint32_t endpoint;
+} broker_subscriber;
+
+typedef struct broker_topic {
+  size_t count;
+  size_t capacity;
+  broker_subscriber *subscribers;
+} broker_topic;
+
+void broker_topic_free(void *value, void *ctx) {
+  (void)ctx;
+  broker_topic *topic = value;
+  free(topic->subscribers);
+  free(topic);
+}
+
+int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c) {
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) {
+    topic = calloc(1, sizeof(*topic));
+    if (!topic) return -1;
+    if (table_put(b->topics, f->a, f->a_len, topic, NULL) != 0) {
+      free(topic);
+      return -1;
+    }
+  }
+  for (size_t i = 0; i < topic->count; i++)
+    if (topic->subscribers[i].conn == c && topic->subscribers[i].endpoint == f->endpoint) return 0;
+  if (topic->count == topic->capacity) {
+    size_t capacity = topic->capacity ? topic->capacity * 2 : 4;
+    broker_subscriber *grown = realloc(topic->subscribers, capacity * sizeof(*grown));
+    if (!grown) {
+      if (topic->count == 0) broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
+      return -1;
+    }
+    topic->subscribers = grown;
+    topic->capacity = capacity;
+  }
+  topic->subscribers[topic->count].conn = c;
+  topic->subscribers[topic->count].endpoint = f->endpoint;
+  topic->count++;
+  b->counters[FRAME_STAT_SUBSCRIPTIONS]++;
+  return 0;
+}
+
+static size_t broker_topic_drop(broker_topic *topic, const broker_topic_match *m) {
+  size_t kept = 0;
+  for (size_t i = 0; i < topic->count; i++) {
+    broker_subscriber s = topic->subscribers[i];
+    int match = m->conn ? (s.conn == m->conn && (m->any_endpoint || s.endpoint == m->endpoint))
+                        : s.conn->dead;
+    if (match)
+      m->broker->counters[FRAME_STAT_SUBSCRIPTIONS]--;
+    else
+      topic->subscribers[kept++] = s;
+  }
+  topic->count = kept;
+  return kept;
+}
+
+int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  (void)key;
+  (void)key_len;
+  broker_topic *topic = value;
+  if (broker_topic_drop(topic, ctx) > 0) return 0;
+  broker_topic_free(topic, NULL);
+  return 1;
+}
+
+void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) return;
+  broker_topic_match m = {b, c, f->endpoint, 0};
+  if (broker_topic_drop(topic, &m) == 0)
+    broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
+}
+
+/* Delivers a large payload to c, which has nothing queued: straight from
+ * the publisher's input to the socket (header and topic name, then the
+ * payload), and whatever the socket does not take is queued as usual.
+ * 0, or -1 when c could not take it (and is dead). */
+static int broker_topic_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint,
+                                       uint32_t size) {
+  uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
+  size_t head_len = FRAME_HEADER_SIZE + f->a_len;
+  frame_write_header(head, FRAME_MESSAGE, 0, endpoint, 0, f->a_len, 0, f->payload_len);
+  if (f->a_len) memcpy(head + FRAME_HEADER_SIZE, f->a, f->a_len);
+  ssize_t sent = buffer_send_parts(c->fd, head, head_len, f->payload, f->payload_len);
+  if (sent < 0) {
+    broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
+    return -1;
+  }
+  if (sent > 0) c->progress = uv_now(&c->broker->loop);
+  if ((size_t)sent == size) return 0;
+  if (!broker_conn_reserve(c, size - (uint32_t)sent)) return -1;
+  /* Cannot fail: the room is reserved. */
+  (void)buffer_append_parts(&c->out, head, head_len, f->payload, f->payload_len, (size_t)sent);
+  c->out_front_left = size - (size_t)sent; /* out was empty */
+  broker_conn_queued(c);
+  return 0;
+}
+
+/* One ordinary delivery of f, whose payload is in hand, from `from` to s. */
+static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
+                                 const broker_conn *from, uint32_t size, int direct) {
+  broker_conn *to = s.conn;
+  if (direct && !to->dead && !to->blocked && broker_conn_queued_bytes(to) == 0) {
+    if (broker_topic_deliver_direct(to, f, s.endpoint, size) != 0) return;
+    if (!to->dead && buffer_length(&to->out) > 0) broker_conn_mark(to, from);
+  } else {
+    int urgent = broker_conn_may_overtake(to, from, size);
+    uint8_t *at = broker_conn_reserve_on(to, urgent ? &to->urgent : &to->out, size);
+    if (!at) return;
+    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, f->payload,
+                 f->payload_len);
+    buffer_commit(urgent ? &to->urgent : &to->out, size);
+    broker_conn_queued(to);
+    if (!urgent && !to->dead) broker_conn_mark(to, from);
+  }
+  b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
+  b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
+}
+
+static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
+                                       uint32_t size, uint32_t id);
+
+/* Routes f, whose payload is in hand, to the subscribers of its topic.
+ * shared_id: the pool-wide slot the payload lies in, whose descriptor goes
+ * to the subscribers that read the pool; UINT32_MAX when it is not in the
+ * pool. */
+void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
+  b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) return;
+  uint32_t size = frame_size(f->a_len, 0, f->payload_len);
+  int direct = f->payload_len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
+  for (size_t i = 0; i < topic->count; i++) {
+    broker_subscriber s = topic->subscribers[i];
+    if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
+    if (size > s.conn->peer_max) continue;                     /* its process could not take it */
+    if (shared_id != UINT32_MAX && broker_topic_deliver_shared(b, s, f, size, shared_id) == 0) {
+      if (!s.conn->dead) broker_conn_mark(s.conn, from); /* descriptors go to out */
+      continue;
+    }
+    broker_topic_deliver(b, s, f, from, size, direct);
+  }
+}
+
+/* A delivery of the payload in pool-wide slot id (f's payload points at it)
+ * to s as a descriptor: 0, or -1 when s does not read the pool (or its books
+ * are full), and takes an ordinary copy instead. */
+static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
+                                       uint32_t size, uint32_t id) {
+  broker_conn *to = s.conn;
+  if (!to->shared_ready || to->region < 0 || to->dead) return -1;
+  if (broker_pool_hand_room(&b->pool, (uint32_t)to->region) != 0) return -1;
+  uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
+  uint8_t *at = broker_conn_reserve(to, small);
+  if (!at) return 0; /* cut off: nothing more goes to it */
+  uint8_t desc[SHM_MESSAGE_DESC_SIZE];
+  frame_store_u32(desc, (uint32_t)(f->payload - b->pool.map->base));
+  frame_store_u32(desc + 4, f->payload_len);
+  frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, desc, sizeof(desc));
+  at[6] = FRAME_FLAG_SHARED;
+  broker_pool_hand(&b->pool, (uint32_t)to->region, id);
+  broker_conn_committed(to, small);
+  b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
+  b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
+  b->counters[FRAME_STAT_SHARED_DELIVERED]++;
+  return 0;
+}
+
+/* A PUBLISH whose payload waits in the publisher's region: subscribers that
+ * read the pool get a descriptor of it, the others a copy from the pool. */
+void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from) {
+  int r = from->region;
+  uint32_t slot = 0, offset = 0, len = 0;
+  if (f->payload_len == SHM_PUBLISH_DESC_SIZE) {
+    slot = frame_load_u32(f->payload);
+    offset = frame_load_u32(f->payload + 4);
+    len = frame_load_u32(f->payload + 8);
+  }
+  if (r < 0 || f->payload_len != SHM_PUBLISH_DESC_SIZE || slot >= SHM_SLOTS ||
+      broker_pool_slot_busy(&b->pool, (uint32_t)r, slot) || len == 0 || len > SHM_PAYLOAD_MAX ||
+      offset > SHM_DATA_SIZE - len) {
+    broker_conn_protocol_error(from, "malformed shared publish");
+    return;
+  }
+  uint32_t size = frame_size(f->a_len, 0, len);
+  if (size == 0 || size > b->options.max_frame_size) {
+    broker_conn_protocol_error(from, "shared publish over the maximum frame size");
+    return;
+  }
+  broker_pool_slot_take(&b->pool, (uint32_t)r, slot);
+  frame copy = *f;
+  copy.payload = b->pool.map->base + shm_data_offset((uint32_t)r) + offset;
+  copy.payload_len = len;
+  broker_topic_route(b, &copy, from, (uint32_t)r * SHM_SLOTS + slot);
+  broker_pool_slot_settle(&b->pool, (uint32_t)r, slot);
+}
+
+/* Flow control: whether f, a publish from c, would go to another
+ * connection that is congested. It then waits, and c's later frames with it
+ * (they are handled in order), so only the publishers that feed a congested
+ * reader slow down; a barrier still takes everything in. What c publishes
+ * to itself never waits: its process would read it while blocked writing,
+ * and its queue limit is what bounds a process that floods itself. */
+int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f) {
+  if (b->congested_count == 0 || b->draining) return 0;
+  broker_topic *topic = table_get(b->topics, f->a, f->a_len);
+  if (!topic) return 0;
+  /* A message that may overtake the reader's queue does not add to it
+   * (much: the urgent lane is bounded), so its publisher need not wait. */
+  uint32_t size =
+      (f->flags & FRAME_FLAG_SHARED) ? UINT32_MAX : frame_size(f->a_len, 0, f->payload_len);
+  for (size_t i = 0; i < topic->count; i++) {
+    const broker_conn *to = topic->subscribers[i].conn;
+    if (to != c && to->congested && !broker_conn_may_overtake(to, c, size)) return 1;
+  }
+  return 0;
+}
