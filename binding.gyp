@@ -5,6 +5,7 @@
       "sources": [
         "src/addon.c",
         "src/broker.c",
+        "src/broker_conn.c",
         "src/broker_pool.c",
         "src/broker_topic.c",
         "src/buffer.c",
