@@ -192,12 +192,10 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
                       NULL, 0);
     b->expiry_changed = 1;
     return;
-  case FRAME_CLOSE: {
-    broker_topic_match m = {b, c, f->endpoint, 0};
-    table_sweep(b->topics, broker_topic_sweep_visit, &m);
+  case FRAME_CLOSE:
+    broker_topic_drop_endpoint(b, c, f->endpoint);
     broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
-  }
   case FRAME_STATS: {
     uint64_t values[FRAME_STATS_COUNT];
     uint8_t payload[FRAME_STATS_COUNT * 8];

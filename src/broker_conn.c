@@ -467,8 +467,7 @@ void broker_conn_closed(uv_handle_t *handle) {
 void broker_conn_reap(broker *b) {
   if (b->dead_count == 0) return;
   int released = 0;
-  broker_topic_match m = {b, NULL, 0, 1};
-  table_sweep(b->topics, broker_topic_sweep_visit, &m);
+  broker_topic_drop_dead(b);
   broker_conn **link = &b->write_list;
   while (*link) {
     if ((*link)->dead)

@@ -111,14 +111,6 @@ struct broker {
   broker_pool pool;
 };
 
-/* Which subscribers broker_topic_sweep_visit drops. */
-typedef struct broker_topic_match {
-  broker *broker;
-  broker_conn *conn; /* NULL: match every dead connection */
-  uint32_t endpoint; /* with conn: this endpoint only, unless any_endpoint */
-  int any_endpoint;
-} broker_topic_match;
-
 /* ---- broker.c ----------------------------------------------------------- */
 
 /* Does what frame f, from c (greeted), asks: routes a publish, answers a
@@ -191,9 +183,10 @@ void broker_topic_free(void *value, void *ctx);
 int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c);
 /* Unsubscribes c's endpoint f->endpoint from the topic f->a, if it was. */
 void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c);
-/* A table_sweep visitor: drops the subscribers a broker_topic_match (ctx)
- * matches, and the topics left without any. */
-int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx);
+/* Drops c's endpoint from every topic (it closed: FRAME_CLOSE). */
+void broker_topic_drop_endpoint(broker *b, broker_conn *c, uint32_t endpoint);
+/* Drops the subscriptions of every dead connection, in one sweep. */
+void broker_topic_drop_dead(broker *b);
 /* Routes f, whose payload is in hand, to the subscribers of its topic,
  * never back to the publishing endpoint. shared_id: the pool-wide slot the
  * payload lies in (its descriptor goes to the subscribers that read the

@@ -70,6 +70,15 @@ int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c) {
   return 0;
 }
 
+/* Which subscribers to drop. */
+typedef struct broker_topic_match {
+  broker *broker;
+  broker_conn *conn; /* NULL: match every dead connection */
+  uint32_t endpoint; /* with conn: this endpoint only, unless any_endpoint */
+  int any_endpoint;
+} broker_topic_match;
+
+/* Removes the subscribers that match; returns how many remain. */
 static size_t broker_topic_drop(broker_topic *topic, const broker_topic_match *m) {
   size_t kept = 0;
   for (size_t i = 0; i < topic->count; i++) {
@@ -85,13 +94,23 @@ static size_t broker_topic_drop(broker_topic *topic, const broker_topic_match *m
   return kept;
 }
 
-int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
+static int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
   (void)key;
   (void)key_len;
   broker_topic *topic = value;
   if (broker_topic_drop(topic, ctx) > 0) return 0;
   broker_topic_free(topic, NULL);
   return 1;
+}
+
+void broker_topic_drop_endpoint(broker *b, broker_conn *c, uint32_t endpoint) {
+  broker_topic_match m = {b, c, endpoint, 0};
+  table_sweep(b->topics, broker_topic_sweep_visit, &m);
+}
+
+void broker_topic_drop_dead(broker *b) {
+  broker_topic_match m = {b, NULL, 0, 1};
+  table_sweep(b->topics, broker_topic_sweep_visit, &m);
 }
 
 void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
