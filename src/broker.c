@@ -1,41 +1,32 @@
-/* broker: routing, subscriptions and key/value state on a thread of its own
- * (see broker.h).
+/* broker: the thread, its loop, and what each frame asks (see broker.h).
  *
- * Life of a frame: the connection's poll callback reads everything the
- * socket holds (up to a budget, for fairness) into the connection's input
- * buffer, then every complete frame is handled in order. Whatever a frame
- * produces (deliveries to subscribers, a reply) is appended to the output
- * buffers of the connections concerned, and all output is written in the
- * prepare phase, right before the loop waits again: one write per
- * connection per loop turn, however many frames.
+ * Life of a frame: a connection's poll callback reads what its socket
+ * holds and hands each complete frame, in order, to broker_handle here,
+ * which says what each frame type does: routes a publish (broker_topic.c),
+ * answers a request from the key/value store (kv.h) or the subscriptions,
+ * keeps the books of the shared pool (broker_pool.c). Whatever a frame
+ * produces is queued on the connections concerned (broker_conn.c), and all
+ * output is flushed in the prepare phase, right before the loop waits
+ * again: one write per connection per loop turn, however many frames.
  *
- * A connection that fails, closes or is cut off is only marked dead at first;
- * it is reaped (subscriptions dropped, handle closed, memory freed) after the
- * current work, so no list being walked changes under the walker.
- *
- * Shared payloads (shm.h): the broker gives each connection a region of the
- * pool, routes a shared PUBLISH as small shared MESSAGE frames to the
- * subscribers that said they read the pool (and as ordinary frames, copied
- * out of the pool, to the others), and keeps the books: per slot, how many
- * deliveries are unread; per region, the deliveries its process was handed,
- * oldest first. A process reads its deliveries in order and says how many
- * it has read (FRAME_SHARED_READ, and in its region's header for when its
- * connection is gone), so the broker only has to take that many off the
- * front of its list to know which slots are free again. */
+ * The prepare phase also lets held publishers go on once their readers
+ * caught up, reaps the dead connections (only marked dead while the work
+ * was under way, so no list being walked changes under the walker), takes
+ * back what gone processes read of the pool, re-arms the expiry timer and
+ * publishes the stats snapshot that broker_get_stats reads from another
+ * thread. Lifecycle: broker_create / broker_start make the loop (and the
+ * thread), broker_attach hands it sockets through the wake handle, and
+ * broker_stop closes every handle and frees the broker. */
 #define _GNU_SOURCE
 #include "broker.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
