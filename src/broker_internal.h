@@ -32,9 +32,12 @@
 #include "kv.h"
 #include "table.h"
 
+/* Kernel buffers of a channel's sockets (the broker's end may send with
+ * less: BROKER_SEND_BUFFER in broker_conn.c). */
 #define BROKER_SOCKET_BUFFER (1024 * 1024)
-/* Publishers remembered per reader for that: where in the reader's queue
- * each one's last message ends. */
+/* Publishers remembered per reader, so that each one's messages keep their
+ * order while others' overtake them (the urgent lane): where in the
+ * reader's queue each one's last message ends. */
 #define BROKER_MARKS 8
 
 typedef struct broker_conn broker_conn;
@@ -47,21 +50,22 @@ typedef struct broker_mark {
   uint64_t end;
 } broker_mark;
 
+/* The broker's end of one process's channel. */
 struct broker_conn {
   broker *broker;
   uv_poll_t poll;
   int fd;
-  int poll_events;
-  int greeted;
-  int dead;
-  int queued_for_write;
-  size_t read_chunk; /* grows while reads fill it, so busy peers get large reads */
-  uint64_t skip;     /* bytes of a refused (oversized) frame still to discard */
-  int blocked;       /* the socket is full: waiting for its writable event */
-  int congested;     /* over the high water mark: publishes to it wait */
-  int held;          /* its next frame is a publish to a congested reader: not read */
-  uint32_t peer_max; /* the largest frame its process takes, as its hello said */
-  uint64_t progress; /* loop time of the last write that took bytes */
+  int poll_events;      /* what poll watches now (broker_conn_watch) */
+  int greeted;          /* its hello came, and the broker's went */
+  int dead;             /* failed, closed or cut off: reaped in the prepare phase */
+  int queued_for_write; /* on the broker's write_list */
+  size_t read_chunk;    /* grows while reads fill it, so busy peers get large reads */
+  uint64_t skip;        /* bytes of a refused (oversized) frame still to discard */
+  int blocked;          /* the socket is full: waiting for its writable event */
+  int congested;        /* over the high water mark: publishes to it wait */
+  int held;             /* its next frame is a publish to a congested reader: not read */
+  uint32_t peer_max;    /* the largest frame its process takes, as its hello said */
+  uint64_t progress;    /* loop time of the last write that took bytes */
   buffer in;
   buffer out;
   buffer urgent;         /* messages that overtake out (BROKER_URGENT_MAX) */
@@ -95,13 +99,13 @@ struct broker {
   size_t pending_capacity;
   int stopping;
 
-  broker_conn *conns;
-  broker_conn *write_list;
+  broker_conn *conns;      /* every connection, dead ones until reaped */
+  broker_conn *write_list; /* connections with output to flush this turn */
   size_t dead_count;
   table *topics; /* broker_topic by name */
   kv *store;
-  int draining;
-  int expiry_changed;
+  int draining;           /* a barrier takes in everything sent before it: nothing is held */
+  int expiry_changed;     /* the expiry timer must be armed again */
   size_t congested_count; /* connections over the high water mark */
   int eased;              /* one stopped being congested: held input may go on */
 
