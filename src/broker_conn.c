@@ -58,6 +58,8 @@
  * of its ordinary queue, up to this much. */
 #define BROKER_URGENT_MAX (64u * 1024u)
 
+/* ---- output and flow control -------------------------------------------- */
+
 static void broker_conn_on_poll(uv_poll_t *handle, int status, int events);
 
 static void broker_conn_set_events(broker_conn *c, int events) {
@@ -321,6 +323,8 @@ void broker_conn_protocol_error(broker_conn *c, const char *why) {
   broker_conn_kill(c);
 }
 
+/* ---- input: reading and the frame loop ---------------------------------- */
+
 void broker_conn_process(broker_conn *c) {
   broker *b = c->broker;
   c->held = 0;
@@ -422,6 +426,8 @@ void broker_conn_read(broker_conn *c, size_t budget) {
   }
   broker_conn_process(c);
 }
+
+/* ---- life and death: adding, stall checks, reaping ------------------------ */
 
 void broker_conn_kill(broker_conn *c) {
   if (c->dead) return;
@@ -544,6 +550,8 @@ void broker_conn_add(broker *b, int fd) {
   b->conns = c;
   broker_conn_watch(c); /* paused from the start if others are congested */
 }
+
+/* ---- the flush, once a loop turn ---------------------------------------- */
 
 void broker_conn_flush(broker *b) {
   broker_conn *c = b->write_list;
