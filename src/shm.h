@@ -80,7 +80,7 @@ static inline uint64_t shm_consumed_pack(uint32_t generation, uint64_t count) {
  *
  * The broker gives a region to a new connection only once the last one's
  * process is provably done with it (it said so with SHM_COUNT_ALL, or it
- * exited: see broker.c), so a process cut off but alive keeps its region.
+ * exited: see broker_pool.h), so a process cut off but alive keeps its region.
  * As a second line, the process checks before each payload it writes that
  * the broker has not cut it off and that the region's generation is still
  * the one it was offered. */
