@@ -588,10 +588,8 @@ typedef struct addon_head {
  * first byte (or the spare byte), which is written over next. */
 static uint8_t *addon_write_head(napi_env env, uint8_t *dst, const addon_head *h) {
   size_t written = 0;
-  frame_write_header(dst, h->type, 0, h->endpoint, h->request_id, h->a_len, h->b_len,
+  frame_write_header(dst, h->type, 0, h->flags, h->endpoint, h->request_id, h->a_len, h->b_len,
                      h->payload_len);
-  dst[6] = (uint8_t)h->flags;
-  dst[7] = (uint8_t)(h->flags >> 8);
   uint8_t *p = dst + FRAME_HEADER_SIZE;
   if (h->a_len) {
     NAPI_CALL(env, napi_get_value_string_utf8(env, h->a, (char *)p, h->a_len + 1, &written));

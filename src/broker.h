@@ -56,8 +56,9 @@ typedef struct broker_options {
   int shared;              /* large payloads through the shared pool (shm.h), when available */
 } broker_options;
 
-#define BROKER_DEFAULT_MAX_FRAME_SIZE (32u * 1024u * 1024u)
-#define BROKER_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u)
+/* The defaults JavaScript also takes (frame.h's FRAME_DEFAULT_LIST). */
+#define BROKER_DEFAULT_MAX_FRAME_SIZE FRAME_DEFAULT_MAX_SIZE
+#define BROKER_DEFAULT_QUEUE_LIMIT FRAME_DEFAULT_QUEUE_LIMIT
 #define BROKER_DEFAULT_STALL_MS 2000u
 
 void broker_options_default(broker_options *options);

@@ -129,7 +129,7 @@ static int broker_topic_deliver_direct(broker_conn *c, const frame *f, uint32_t 
                                        uint32_t size) {
   uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
   size_t head_len = FRAME_HEADER_SIZE + f->a_len;
-  frame_write_header(head, FRAME_MESSAGE, 0, endpoint, 0, f->a_len, 0, f->payload_len);
+  frame_write_header(head, FRAME_MESSAGE, 0, 0, endpoint, 0, f->a_len, 0, f->payload_len);
   if (f->a_len) memcpy(head + FRAME_HEADER_SIZE, f->a, f->a_len);
   ssize_t sent = buffer_send_parts(c->fd, head, head_len, f->payload, f->payload_len);
   if (sent < 0) {

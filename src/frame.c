@@ -7,6 +7,15 @@
 
 #include <string.h>
 
+#include "shm.h"
+
+_Static_assert(FRAME_TYPE_MAX == 18 && FRAME_STATUS_MAX == 3, "the lists' values run without gaps");
+_Static_assert(FRAME_MESSAGE_DESC_SIZE == SHM_MESSAGE_DESC_SIZE &&
+                   FRAME_PUBLISH_DESC_SIZE == SHM_PUBLISH_DESC_SIZE &&
+                   FRAME_OFFER_SIZE == SHM_OFFER_SIZE,
+               "shm.h's descriptor sizes are frame.h's");
+_Static_assert(SHM_POOL_SIZE <= UINT32_MAX, "a pool offset fits a message descriptor's u32");
+
 int frame_decode(const uint8_t *buf, size_t len, uint32_t max_size, frame *out) {
   if (len < 4) return FRAME_INCOMPLETE;
   uint32_t size = frame_load_u32(buf);
@@ -16,29 +25,54 @@ int frame_decode(const uint8_t *buf, size_t len, uint32_t max_size, frame *out) 
 
   /* The header is complete: validate it before waiting for the body, so a
    * bad frame is refused as early as possible. */
-  uint8_t type = buf[4];
-  uint8_t status = buf[5];
-  uint32_t a_len = frame_load_u32(buf + 16);
-  uint32_t b_len = frame_load_u32(buf + 20);
+  frame_header h;
+  frame_header_read(buf, &h);
   uint32_t room = size - FRAME_HEADER_SIZE;
-  if (type == 0 || type > FRAME_TYPE_MAX) return FRAME_MALFORMED;
-  if (status > FRAME_STATUS_MAX) return FRAME_MALFORMED;
-  if (a_len > room || b_len > room - a_len) return FRAME_MALFORMED;
+  if (h.type == 0 || h.type > FRAME_TYPE_MAX) return FRAME_MALFORMED;
+  if (h.status > FRAME_STATUS_MAX) return FRAME_MALFORMED;
+  if (h.a_len > room || h.b_len > room - h.a_len) return FRAME_MALFORMED;
   if (len < size) return FRAME_INCOMPLETE;
 
   out->size = size;
-  out->type = type;
-  out->status = status;
+  out->type = h.type;
+  out->status = h.status;
+  out->flags = h.flags;
+  out->endpoint = h.endpoint;
+  out->request_id = h.request_id;
+  out->a = buf + FRAME_HEADER_SIZE;
+  out->a_len = h.a_len;
+  out->b = out->a + h.a_len;
+  out->b_len = h.b_len;
+  out->payload = out->b + h.b_len;
+  out->payload_len = room - h.a_len - h.b_len;
+  return FRAME_OK;
+}
+
+void frame_header_read(const uint8_t *buf, frame_header *out) {
+  out->size = frame_load_u32(buf);
+  out->type = buf[4];
+  out->status = buf[5];
   out->flags = (uint16_t)(buf[6] | (buf[7] << 8));
   out->endpoint = frame_load_u32(buf + 8);
   out->request_id = frame_load_u32(buf + 12);
-  out->a = buf + FRAME_HEADER_SIZE;
-  out->a_len = a_len;
-  out->b = out->a + a_len;
-  out->b_len = b_len;
-  out->payload = out->b + b_len;
-  out->payload_len = room - a_len - b_len;
-  return FRAME_OK;
+  out->a_len = frame_load_u32(buf + 16);
+  out->b_len = frame_load_u32(buf + 20);
+}
+
+uint32_t frame_header_size(const uint8_t *buf) {
+  return frame_load_u32(buf);
+}
+
+static void frame_header_write(uint8_t *dst, const frame_header *h) {
+  frame_store_u32(dst, h->size);
+  dst[4] = h->type;
+  dst[5] = h->status;
+  dst[6] = (uint8_t)h->flags;
+  dst[7] = (uint8_t)(h->flags >> 8);
+  frame_store_u32(dst + 8, h->endpoint);
+  frame_store_u32(dst + 12, h->request_id);
+  frame_store_u32(dst + 16, h->a_len);
+  frame_store_u32(dst + 20, h->b_len);
 }
 
 uint32_t frame_size(size_t a_len, size_t b_len, size_t payload_len) {
@@ -49,26 +83,26 @@ uint32_t frame_size(size_t a_len, size_t b_len, size_t payload_len) {
   return (uint32_t)total;
 }
 
-uint32_t frame_write_header(uint8_t *dst, uint8_t type, uint8_t status, uint32_t endpoint,
-                            uint32_t request_id, size_t a_len, size_t b_len, size_t payload_len) {
-  uint32_t size = frame_size(a_len, b_len, payload_len);
-  frame_store_u32(dst, size);
-  dst[4] = type;
-  dst[5] = status;
-  dst[6] = 0;
-  dst[7] = 0;
-  frame_store_u32(dst + 8, endpoint);
-  frame_store_u32(dst + 12, request_id);
-  frame_store_u32(dst + 16, (uint32_t)a_len);
-  frame_store_u32(dst + 20, (uint32_t)b_len);
-  return size;
+uint32_t frame_write_header(uint8_t *dst, uint8_t type, uint8_t status, uint16_t flags,
+                            uint32_t endpoint, uint32_t request_id, size_t a_len, size_t b_len,
+                            size_t payload_len) {
+  frame_header h = {frame_size(a_len, b_len, payload_len),
+                    type,
+                    status,
+                    flags,
+                    endpoint,
+                    request_id,
+                    (uint32_t)a_len,
+                    (uint32_t)b_len};
+  frame_header_write(dst, &h);
+  return h.size;
 }
 
 uint32_t frame_encode(uint8_t *dst, uint8_t type, uint8_t status, uint32_t endpoint,
                       uint32_t request_id, const void *a, size_t a_len, const void *b, size_t b_len,
                       const void *payload, size_t payload_len) {
   uint32_t size =
-      frame_write_header(dst, type, status, endpoint, request_id, a_len, b_len, payload_len);
+      frame_write_header(dst, type, status, 0, endpoint, request_id, a_len, b_len, payload_len);
   uint8_t *p = dst + FRAME_HEADER_SIZE;
   if (a_len) memcpy(p, a, a_len);
   p += a_len;
@@ -90,4 +124,124 @@ int frame_hello_parse(const uint8_t *payload, size_t len, uint32_t *version, uin
   *version = frame_load_u32(payload + 4);
   *max_size = frame_load_u32(payload + 8);
   return 0;
+}
+
+void frame_offer_write(uint8_t dst[FRAME_OFFER_SIZE], const frame_offer *offer) {
+  frame_store_u32(dst, offer->region);
+  frame_store_u32(dst + 4, offer->region_size);
+  frame_store_u32(dst + 8, offer->slots);
+  frame_store_u32(dst + 12, offer->payload_max);
+  frame_store_u32(dst + 16, offer->generation);
+}
+
+int frame_offer_parse(const uint8_t *payload, size_t len, frame_offer *out) {
+  if (len != FRAME_OFFER_SIZE) return -1;
+  out->region = frame_load_u32(payload);
+  out->region_size = frame_load_u32(payload + 4);
+  out->slots = frame_load_u32(payload + 8);
+  out->payload_max = frame_load_u32(payload + 12);
+  out->generation = frame_load_u32(payload + 16);
+  if (out->region >= SHM_REGIONS || out->region_size != SHM_REGION_SIZE ||
+      out->slots != SHM_SLOTS || out->payload_max != SHM_PAYLOAD_MAX)
+    return -1;
+  return 0;
+}
+
+void frame_shared_ready_write(uint8_t dst[FRAME_SHARED_READY_SIZE], uint32_t pid) {
+  frame_store_u32(dst, pid);
+}
+
+int frame_shared_ready_parse(const uint8_t *payload, size_t len, uint32_t *pid) {
+  if (len != FRAME_SHARED_READY_SIZE) return -1;
+  *pid = frame_load_u32(payload);
+  return 0;
+}
+
+void frame_read_count_write(uint8_t dst[FRAME_READ_COUNT_SIZE], uint64_t count) {
+  frame_store_u64(dst, count);
+}
+
+int frame_read_count_parse(const uint8_t *payload, size_t len, uint64_t *count) {
+  if (len != FRAME_READ_COUNT_SIZE) return -1;
+  *count = frame_load_u64(payload);
+  return 0;
+}
+
+void frame_publish_desc_write(uint8_t dst[FRAME_PUBLISH_DESC_SIZE], const frame_publish_desc *d) {
+  frame_store_u32(dst, d->slot);
+  frame_store_u32(dst + 4, d->offset);
+  frame_store_u32(dst + 8, d->length);
+}
+
+int frame_publish_desc_parse(const uint8_t *payload, size_t len, frame_publish_desc *out) {
+  if (len != FRAME_PUBLISH_DESC_SIZE) return -1;
+  out->slot = frame_load_u32(payload);
+  out->offset = frame_load_u32(payload + 4);
+  out->length = frame_load_u32(payload + 8);
+  if (out->slot >= SHM_SLOTS || out->length == 0 || out->length > SHM_PAYLOAD_MAX ||
+      out->offset > SHM_DATA_SIZE - out->length)
+    return -1;
+  return 0;
+}
+
+void frame_message_desc_write(uint8_t dst[FRAME_MESSAGE_DESC_SIZE], const frame_message_desc *d) {
+  frame_store_u32(dst, d->offset);
+  frame_store_u32(dst + 4, d->length);
+}
+
+int frame_message_desc_parse(const uint8_t *payload, size_t len, frame_message_desc *out) {
+  if (len != FRAME_MESSAGE_DESC_SIZE) return -1;
+  out->offset = frame_load_u32(payload);
+  out->length = frame_load_u32(payload + 4);
+  uint64_t in_region = out->offset % SHM_REGION_SIZE;
+  if (out->length == 0 || out->length > SHM_PAYLOAD_MAX || out->offset >= SHM_POOL_SIZE ||
+      in_region < SHM_HEADER_SIZE || in_region + out->length > SHM_REGION_SIZE)
+    return -1;
+  return 0;
+}
+
+void frame_expire_write(uint8_t dst[FRAME_EXPIRE_SIZE], uint32_t ms) {
+  frame_store_u32(dst, ms);
+}
+
+int frame_expire_parse(const uint8_t *payload, size_t len, uint32_t *ms) {
+  if (len != FRAME_EXPIRE_SIZE) return -1;
+  *ms = frame_load_u32(payload);
+  return 0;
+}
+
+void frame_stats_write(uint8_t dst[FRAME_STATS_SIZE], const uint64_t values[FRAME_STATS_COUNT]) {
+  for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
+    frame_store_u64(dst + i * 8, values[i]);
+}
+
+int frame_stats_parse(const uint8_t *payload, size_t len, uint64_t values[FRAME_STATS_COUNT]) {
+  if (len != FRAME_STATS_SIZE) return -1;
+  for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
+    values[i] = frame_load_u64(payload + i * 8);
+  return 0;
+}
+
+uint32_t frame_encode_publish_shared(uint8_t *dst, const uint8_t *head, size_t head_len,
+                                     const frame_publish_desc *d) {
+  frame_header h;
+  if (head_len < FRAME_HEADER_SIZE) return 0;
+  frame_header_read(head, &h);
+  if (h.type != FRAME_PUBLISH || (uint64_t)h.a_len + h.b_len != head_len - FRAME_HEADER_SIZE)
+    return 0;
+  h.size = frame_size(h.a_len, h.b_len, FRAME_PUBLISH_DESC_SIZE);
+  h.flags |= FRAME_FLAG_SHARED;
+  memmove(dst, head, head_len);
+  frame_header_write(dst, &h);
+  frame_publish_desc_write(dst + head_len, d);
+  return h.size;
+}
+
+uint32_t frame_encode_message_shared(uint8_t *dst, uint32_t endpoint, const void *a, size_t a_len,
+                                     const frame_message_desc *d) {
+  uint32_t size = frame_write_header(dst, FRAME_MESSAGE, 0, FRAME_FLAG_SHARED, endpoint, 0, a_len,
+                                     0, FRAME_MESSAGE_DESC_SIZE);
+  if (a_len) memcpy(dst + FRAME_HEADER_SIZE, a, a_len);
+  frame_message_desc_write(dst + FRAME_HEADER_SIZE + a_len, d);
+  return size;
 }

@@ -17,10 +17,17 @@
  *
  * The header says the whole length, so a reader always knows how much to
  * wait for, and a length over the agreed maximum is refused before any
- * memory is spent on it. Payloads are opaque: the engine never looks inside.
- * The first frame each way is a HELLO carrying the magic and the version.
+ * memory is spent on it. The application's payloads are opaque: the engine
+ * never looks inside. The first frame each way is a HELLO carrying the magic
+ * and the version.
  *
- * This module is pure: it encodes into caller memory and decodes from it,
+ * This module owns every byte layout of the channel: the header, flags
+ * included, and the payloads the engine itself writes or reads (the hello,
+ * the pool's offer, the shared descriptors, the counts), each with a write
+ * and a parse function below; no other file pokes their bytes. It also holds
+ * the lists JavaScript takes its constants from (native.constants).
+ *
+ * It is pure: it encodes into caller memory and decodes from it,
  * with no allocation and no I/O, so it can be unit-tested and fuzzed alone. */
 #ifndef CLUSTER_STORE_FRAME_H
 #define CLUSTER_STORE_FRAME_H
@@ -31,84 +38,118 @@
 #define FRAME_HEADER_SIZE 24u
 #define FRAME_VERSION 2u
 #define FRAME_MAGIC "CSTO"
-#define FRAME_HELLO_PAYLOAD_SIZE 12u /* magic, version, max frame size */
-#define FRAME_MIN_MAX_SIZE 4096u     /* smallest maximum frame size allowed */
-#define FRAME_DEFAULT_MAX_SIZE (64u * 1024u * 1024u)
+#define FRAME_HELLO_PAYLOAD_SIZE 12u     /* magic, version, max frame size */
+#define FRAME_MIN_MAX_SIZE 4096u         /* smallest maximum frame size allowed */
 #define FRAME_LIMIT_MAX_SIZE 0x7ffffff0u /* largest maximum frame size allowed */
+/* The defaults of the options the broker and JavaScript share. */
+#define FRAME_DEFAULT_MAX_SIZE (32u * 1024u * 1024u)      /* maxFrameSize */
+#define FRAME_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u) /* queueLimit */
+
+/* ---- the contract with JavaScript ----------------------------------------
+ *
+ * Each list below is an X-macro: X(NAME, value) per entry. The enums are
+ * made from them, and addon.c exports every list as native.constants, so
+ * lib/ builds its tables from these and copies nothing. */
+
+/* Frame types. FRAME_SHARED: broker to process, right after its hello and
+ * with the pool's descriptor passed alongside (SCM_RIGHTS), the payload is
+ * the pool's offer (frame_offer below); process to broker, once the pool is
+ * mapped, the payload is the process id (frame_shared_ready), so the broker
+ * can tell when the process is gone; from then on the broker may send this
+ * process shared messages. FRAME_SHARED_READ: process to broker, the count
+ * of shared messages this process has finished reading, all told
+ * (frame_read_count); their slots may be freed. */
+#define FRAME_TYPE_LIST(X)                                                                         \
+  X(HELLO, 1)        /* both ways, first frame: payload magic, version, max size */                \
+  X(SUBSCRIBE, 2)    /* a = channel; replied once the subscription is live */                      \
+  X(UNSUBSCRIBE, 3)  /* a = channel; replied once it is gone */                                    \
+  X(PUBLISH, 4)      /* a = channel, payload = message; no reply */                                \
+  X(MESSAGE, 5)      /* broker to process: endpoint = subscriber, a = channel */                   \
+  X(KV_GET, 6)       /* a = namespace, b = key; reply payload = value */                           \
+  X(KV_SET, 7)       /* a = namespace, b = key, payload = value */                                 \
+  X(KV_HAS, 8)       /* a = namespace, b = key */                                                  \
+  X(KV_DEL, 9)       /* a = namespace, b = key */                                                  \
+  X(KV_CLEAR, 10)    /* a = namespace: remove it now */                                            \
+  X(KV_EXPIRE, 11)   /* a = namespace, payload = milliseconds (frame_expire) */                    \
+  X(KV_PERSIST, 12)  /* a = namespace: cancel its expiry */                                        \
+  X(CLOSE, 13)       /* the endpoint is gone: drop its subscriptions */                            \
+  X(STATS, 14)       /* reply payload = the counters (frame_stats) */                              \
+  X(SYNC, 15)        /* replied after the broker took in all input already sent to it */           \
+  X(REPLY, 16)       /* broker to process: request id, status, payload */                          \
+  X(SHARED, 17)      /* the shared pool (shm.h): see above */                                      \
+  X(SHARED_READ, 18) /* process to broker: shared messages read (see above) */
+
+/* Header flags. BARRIER: before handling this request, the broker takes in
+ * everything the other connections have already sent, so the reply
+ * reflects every write that happened before the request. SHARED: on
+ * PUBLISH (process to broker) and MESSAGE (broker to process), the payload
+ * is not here but in the shared pool, and the frame's payload is a
+ * descriptor (frame_publish_desc, frame_message_desc); only the engine
+ * sets it (addon.c drops it from what JavaScript asks). */
+#define FRAME_FLAG_LIST(X)                                                                         \
+  X(BARRIER, 1)                                                                                    \
+  X(SHARED, 2)
+
+/* A reply's outcome. */
+#define FRAME_STATUS_LIST(X)                                                                       \
+  X(OK, 0)                                                                                         \
+  X(MISSING, 1)     /* key or namespace not found */                                               \
+  X(NO_MEMORY, 2)   /* the broker could not allocate */                                            \
+  X(BAD_REQUEST, 3) /* malformed request (payload says why) */
+
+/* The counters of a FRAME_STATS reply, in their order: X(NAME, jsName).
+ * The second column is the name stats() gives each in JavaScript (API:
+ * 'channels' counts topics, as the C side still calls them). */
+#define FRAME_STAT_LIST(X)                                                                         \
+  X(CONNECTIONS, workers)           /* processes attached now */                                   \
+  X(CONNECTIONS_CUT, workersCutOff) /* cut off for not reading */                                  \
+  X(FRAMES_IN, framesIn)                                                                           \
+  X(BYTES_IN, bytesIn)                                                                             \
+  X(MESSAGES_PUBLISHED, messagesPublished)                                                         \
+  X(MESSAGES_DELIVERED, messagesDelivered)                                                         \
+  X(BYTES_DELIVERED, bytesDelivered)                                                               \
+  X(CHANNELS, channels)                                                                            \
+  X(SUBSCRIPTIONS, subscriptions)                                                                  \
+  X(NAMESPACES, clients)                                                                           \
+  X(KEYS, keys)                                                                                    \
+  X(KV_BYTES, dataBytes)                                                                           \
+  X(QUEUED_BYTES, queuedBytes)        /* output waiting to be written, all connections */          \
+  X(MAX_QUEUED_BYTES, maxQueuedBytes) /* the largest one connection's queue has been */            \
+  X(QUEUE_LIMIT, queueLimit)                                                                       \
+  X(MAX_FRAME_SIZE, maxFrameSize)                                                                  \
+  X(SHARED_DELIVERED, sharedDeliveries) /* deliveries whose payload was read from the pool */
+
+/* The options' defaults, X(jsName, value): lib/options.js's DEFAULTS. */
+#define FRAME_DEFAULT_LIST(X)                                                                      \
+  X(maxFrameSize, FRAME_DEFAULT_MAX_SIZE)                                                          \
+  X(queueLimit, FRAME_DEFAULT_QUEUE_LIMIT)
+
+/* Other numbers JavaScript checks against, X(NAME, value). */
+#define FRAME_NUMBER_LIST(X)                                                                       \
+  X(MIN_FRAME_SIZE, FRAME_MIN_MAX_SIZE)                                                            \
+  X(MAX_FRAME_SIZE, FRAME_LIMIT_MAX_SIZE)
+
+#define FRAME_ENUM_ENTRY_(name, value) FRAME_##name = value,
+#define FRAME_ENUM_FLAG_(name, value) FRAME_FLAG_##name = value,
+#define FRAME_ENUM_STATUS_(name, value) FRAME_STATUS_##name = value,
+#define FRAME_ENUM_STAT_(name, js_name) FRAME_STAT_##name,
+#define FRAME_ENUM_COUNT_(name, value) +1
 
 enum frame_type {
-  FRAME_HELLO = 1,       /* both ways, first frame: payload magic, version, max size */
-  FRAME_SUBSCRIBE = 2,   /* a = channel; replied once the subscription is live */
-  FRAME_UNSUBSCRIBE = 3, /* a = channel; replied once it is gone */
-  FRAME_PUBLISH = 4,     /* a = channel, payload = message; no reply */
-  FRAME_MESSAGE = 5,     /* broker to process: endpoint = subscriber, a = channel */
-  FRAME_KV_GET = 6,      /* a = namespace, b = key; reply payload = value */
-  FRAME_KV_SET = 7,      /* a = namespace, b = key, payload = value */
-  FRAME_KV_HAS = 8,      /* a = namespace, b = key */
-  FRAME_KV_DEL = 9,      /* a = namespace, b = key */
-  FRAME_KV_CLEAR = 10,   /* a = namespace: remove it now */
-  FRAME_KV_EXPIRE = 11,  /* a = namespace, payload = 4-byte milliseconds, little-endian */
-  FRAME_KV_PERSIST = 12, /* a = namespace: cancel its expiry */
-  FRAME_CLOSE = 13,      /* the endpoint is gone: drop its subscriptions */
-  FRAME_STATS = 14,      /* reply payload = FRAME_STATS_COUNT 8-byte counters */
-  FRAME_SYNC = 15,       /* replied after the broker took in all input already sent to it */
-  FRAME_REPLY = 16,      /* broker to process: request id, status, payload */
-  /* The shared pool (shm.h). Broker to process, right after its hello and
-   * with the pool's descriptor passed alongside (SCM_RIGHTS): payload =
-   * SHM_OFFER_SIZE bytes, u32s: the region given to this process, the
-   * region size, the slot count, the largest shared payload, the region's
-   * generation (for its consumed count, shm.h). Process to
-   * broker, once the pool is mapped: payload = the process id (4 bytes), so
-   * the broker can tell when the process is gone; from then on the broker
-   * may send this process shared messages. */
-  FRAME_SHARED = 17,
-  /* Process to broker: payload = 8-byte count of the shared messages this
-   * process has finished reading, all told; their slots may be freed. */
-  FRAME_SHARED_READ = 18,
-  FRAME_TYPE_MAX = 18
+  FRAME_TYPE_LIST(FRAME_ENUM_ENTRY_)
+  /* Types run from 1 with no gap. */
+  FRAME_TYPE_MAX = 0 FRAME_TYPE_LIST(FRAME_ENUM_COUNT_)
 };
 
-/* Header flags. */
-enum frame_flag {
-  /* Before handling this request, the broker takes in everything the other
-   * connections have already sent, so the reply reflects every write that
-   * happened before the request. */
-  FRAME_FLAG_BARRIER = 1,
-  /* On PUBLISH (process to broker) and MESSAGE (broker to process): the
-   * payload is not here but in the shared pool, and the frame's payload is
-   * a descriptor (SHM_PUBLISH_DESC_SIZE or SHM_MESSAGE_DESC_SIZE bytes). */
-  FRAME_FLAG_SHARED = 2
-};
+enum frame_flag { FRAME_FLAG_LIST(FRAME_ENUM_FLAG_) };
 
 enum frame_status {
-  FRAME_STATUS_OK = 0,
-  FRAME_STATUS_MISSING = 1,     /* key or namespace not found */
-  FRAME_STATUS_NO_MEMORY = 2,   /* the broker could not allocate */
-  FRAME_STATUS_BAD_REQUEST = 3, /* malformed request (payload says why) */
-  FRAME_STATUS_MAX = 3
+  FRAME_STATUS_LIST(FRAME_ENUM_STATUS_)
+  /* Statuses run from 0 with no gap. */
+  FRAME_STATUS_MAX = -1 FRAME_STATUS_LIST(FRAME_ENUM_COUNT_)
 };
 
-/* Counters in a FRAME_STATS reply, in this order. */
-enum frame_stat {
-  FRAME_STAT_CONNECTIONS,     /* processes attached now */
-  FRAME_STAT_CONNECTIONS_CUT, /* cut off for not reading */
-  FRAME_STAT_FRAMES_IN,
-  FRAME_STAT_BYTES_IN,
-  FRAME_STAT_MESSAGES_PUBLISHED,
-  FRAME_STAT_MESSAGES_DELIVERED,
-  FRAME_STAT_BYTES_DELIVERED,
-  FRAME_STAT_CHANNELS,
-  FRAME_STAT_SUBSCRIPTIONS,
-  FRAME_STAT_NAMESPACES,
-  FRAME_STAT_KEYS,
-  FRAME_STAT_KV_BYTES,
-  FRAME_STAT_QUEUED_BYTES,     /* output waiting to be written, all connections */
-  FRAME_STAT_MAX_QUEUED_BYTES, /* the largest one connection's queue has been */
-  FRAME_STAT_QUEUE_LIMIT,
-  FRAME_STAT_MAX_FRAME_SIZE,
-  FRAME_STAT_SHARED_DELIVERED, /* deliveries whose payload was read from the shared pool */
-  FRAME_STATS_COUNT
-};
+enum frame_stat { FRAME_STAT_LIST(FRAME_ENUM_STAT_) FRAME_STATS_COUNT };
 
 typedef struct frame {
   uint32_t size; /* whole frame, header included */
@@ -137,27 +178,132 @@ enum frame_result {
  * total length. Never reads past buf + len. */
 int frame_decode(const uint8_t *buf, size_t len, uint32_t max_size, frame *out);
 
+/* A header as it lies in the first FRAME_HEADER_SIZE bytes of a frame. */
+typedef struct frame_header {
+  uint32_t size;
+  uint8_t type;
+  uint8_t status;
+  uint16_t flags;
+  uint32_t endpoint;
+  uint32_t request_id;
+  uint32_t a_len;
+  uint32_t b_len;
+} frame_header;
+
+/* Reads the header at buf (FRAME_HEADER_SIZE bytes), unchecked: for a frame
+ * frame_decode refused as too large (whose request still gets an answer),
+ * or one this process encoded itself. */
+void frame_header_read(const uint8_t *buf, frame_header *out);
+
+/* The total length a frame's header states (buf holds at least 4 bytes). */
+uint32_t frame_header_size(const uint8_t *buf);
+
 /* Size of a frame with these field lengths; 0 if it would exceed UINT32_MAX. */
 uint32_t frame_size(size_t a_len, size_t b_len, size_t payload_len);
 
 /* Writes a header for a frame of the given field lengths at dst (which must
  * hold FRAME_HEADER_SIZE bytes); the caller writes the fields after it.
  * Returns the total frame size (as frame_size). */
-uint32_t frame_write_header(uint8_t *dst, uint8_t type, uint8_t status, uint32_t endpoint,
-                            uint32_t request_id, size_t a_len, size_t b_len, size_t payload_len);
+uint32_t frame_write_header(uint8_t *dst, uint8_t type, uint8_t status, uint16_t flags,
+                            uint32_t endpoint, uint32_t request_id, size_t a_len, size_t b_len,
+                            size_t payload_len);
 
-/* Encodes a whole frame into dst, which must hold frame_size(...) bytes.
- * Returns the size written. Any field pointer may be NULL when its length is 0. */
+/* Encodes a whole frame without flags into dst, which must hold
+ * frame_size(...) bytes. Returns the size written. Any field pointer may be
+ * NULL when its length is 0. */
 uint32_t frame_encode(uint8_t *dst, uint8_t type, uint8_t status, uint32_t endpoint,
                       uint32_t request_id, const void *a, size_t a_len, const void *b, size_t b_len,
                       const void *payload, size_t payload_len);
 
-/* HELLO payload helpers. frame_hello_parse returns 0 when the payload is a
- * valid hello (and stores the peer's version and max size), -1 otherwise. */
+/* ---- payloads -------------------------------------------------------------
+ *
+ * Each payload the engine reads has a write function and a parse function.
+ * A parse function takes the payload as it came (pointer and length) and
+ * returns 0 with *out filled, or -1 when the payload is malformed (*out is
+ * then unspecified); it never reads past payload + len. All numbers are
+ * little-endian. */
+
+/* HELLO: the magic, the version, and the largest frame the sender takes.
+ * frame_hello_parse checks the magic only (the version is the caller's to
+ * judge) and allows bytes after the hello. */
 void frame_hello_write(uint8_t dst[FRAME_HELLO_PAYLOAD_SIZE], uint32_t max_size);
 int frame_hello_parse(const uint8_t *payload, size_t len, uint32_t *version, uint32_t *max_size);
 
-/* Little-endian helpers shared by the engine's modules. */
+/* SHARED, broker to process: the offer of a region of the shared pool.
+ * The parse refuses an offer whose geometry is not this build's (shm.h): the
+ * process then does without the pool. */
+#define FRAME_OFFER_SIZE 20u
+typedef struct frame_offer {
+  uint32_t region;      /* the region given to this process */
+  uint32_t region_size; /* SHM_REGION_SIZE */
+  uint32_t slots;       /* SHM_SLOTS */
+  uint32_t payload_max; /* SHM_PAYLOAD_MAX: the largest shared payload */
+  uint32_t generation;  /* which use of the region (shm.h's consumed count) */
+} frame_offer;
+void frame_offer_write(uint8_t dst[FRAME_OFFER_SIZE], const frame_offer *offer);
+int frame_offer_parse(const uint8_t *payload, size_t len, frame_offer *out);
+
+/* SHARED, process to broker: the pool is mapped; its process id. */
+#define FRAME_SHARED_READY_SIZE 4u
+void frame_shared_ready_write(uint8_t dst[FRAME_SHARED_READY_SIZE], uint32_t pid);
+int frame_shared_ready_parse(const uint8_t *payload, size_t len, uint32_t *pid);
+
+/* SHARED_READ: the shared messages this process has finished reading, all
+ * told. */
+#define FRAME_READ_COUNT_SIZE 8u
+void frame_read_count_write(uint8_t dst[FRAME_READ_COUNT_SIZE], uint64_t count);
+int frame_read_count_parse(const uint8_t *payload, size_t len, uint64_t *count);
+
+/* PUBLISH with FRAME_FLAG_SHARED: where the payload lies in the publisher's
+ * region. The parse checks that it lies inside the region's data area. */
+#define FRAME_PUBLISH_DESC_SIZE 12u
+typedef struct frame_publish_desc {
+  uint32_t slot;   /* under SHM_SLOTS */
+  uint32_t offset; /* in the region's data area */
+  uint32_t length; /* 1 to SHM_PAYLOAD_MAX */
+} frame_publish_desc;
+void frame_publish_desc_write(uint8_t dst[FRAME_PUBLISH_DESC_SIZE], const frame_publish_desc *d);
+int frame_publish_desc_parse(const uint8_t *payload, size_t len, frame_publish_desc *out);
+
+/* MESSAGE with FRAME_FLAG_SHARED: where the payload lies in the pool. The
+ * parse checks that it lies inside one region's data area. */
+#define FRAME_MESSAGE_DESC_SIZE 8u
+typedef struct frame_message_desc {
+  uint32_t offset; /* from the start of the pool */
+  uint32_t length; /* 1 to SHM_PAYLOAD_MAX */
+} frame_message_desc;
+void frame_message_desc_write(uint8_t dst[FRAME_MESSAGE_DESC_SIZE], const frame_message_desc *d);
+int frame_message_desc_parse(const uint8_t *payload, size_t len, frame_message_desc *out);
+
+/* KV_EXPIRE: milliseconds from now. */
+#define FRAME_EXPIRE_SIZE 4u
+void frame_expire_write(uint8_t dst[FRAME_EXPIRE_SIZE], uint32_t ms);
+int frame_expire_parse(const uint8_t *payload, size_t len, uint32_t *ms);
+
+/* A STATS reply: FRAME_STATS_COUNT 8-byte counters, in FRAME_STAT_LIST's
+ * order. */
+#define FRAME_STATS_SIZE (FRAME_STATS_COUNT * 8u)
+void frame_stats_write(uint8_t dst[FRAME_STATS_SIZE], const uint64_t values[FRAME_STATS_COUNT]);
+int frame_stats_parse(const uint8_t *payload, size_t len, uint64_t values[FRAME_STATS_COUNT]);
+
+/* ---- whole frames with the shared flag ----------------------------------- */
+
+/* A shared PUBLISH at dst (head_len + FRAME_PUBLISH_DESC_SIZE bytes) from
+ * head, the header and names of an ordinary PUBLISH (head_len bytes, the
+ * payload left out): the same header with the size of the shared frame and
+ * FRAME_FLAG_SHARED, the names, then d. Returns the frame's size, or 0 when
+ * head is not a PUBLISH's header and names. */
+uint32_t frame_encode_publish_shared(uint8_t *dst, const uint8_t *head, size_t head_len,
+                                     const frame_publish_desc *d);
+
+/* A shared MESSAGE for endpoint on channel a at dst, which must hold
+ * frame_size(a_len, 0, FRAME_MESSAGE_DESC_SIZE) bytes. Returns the size. */
+uint32_t frame_encode_message_shared(uint8_t *dst, uint32_t endpoint, const void *a, size_t a_len,
+                                     const frame_message_desc *d);
+
+/* Little-endian helpers, for this module and the tests' hand-made bytes:
+ * the rest of the engine reads and writes the wire through the functions
+ * above. */
 static inline uint32_t frame_load_u32(const uint8_t *p) {
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }

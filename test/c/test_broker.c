@@ -344,12 +344,12 @@ static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, con
 static void test_bad_input(void) {
   uint8_t f[64];
   memset(f, 0, sizeof(f));
-  frame_write_header(f, FRAME_KV_SET, 0, 1, 1, 10, 0, 0);
+  frame_write_header(f, FRAME_KV_SET, 0, 0, 1, 1, 10, 0, 0);
   frame_store_u32(f + 16, 1000); /* field a past the end */
   expect_refusal(f, FRAME_HEADER_SIZE, 1, "malformed");
-  frame_write_header(f, FRAME_SUBSCRIBE, 0, 1, 1, 0, 0, 0);
+  frame_write_header(f, FRAME_SUBSCRIBE, 0, 0, 1, 1, 0, 0, 0);
   expect_refusal(f, FRAME_HEADER_SIZE, 0, "hello");
-  frame_write_header(f, 200, 0, 1, 1, 0, 0, 0);
+  frame_write_header(f, 200, 0, 0, 1, 1, 0, 0, 0);
   expect_refusal(f, FRAME_HEADER_SIZE, 1, "malformed");
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
   frame_hello_write(hello, 1u << 20);

@@ -313,7 +313,7 @@ static void test_frames(void) {
   uint8_t *payload = malloc(payload_len);
   for (size_t i = 0; i < payload_len; i++)
     payload[i] = (uint8_t)(i * 7);
-  frame_write_header(head, FRAME_PUBLISH, 0, 2, 0, 4, 0, payload_len);
+  frame_write_header(head, FRAME_PUBLISH, 0, 0, 2, 0, 4, 0, payload_len);
   memcpy(head + FRAME_HEADER_SIZE, "room", 4);
   CHECK(channel_send_parts(ch, head, sizeof(head), payload, payload_len, 0) == 0);
   CHECK(peer_next(&p, &f) && f.type == FRAME_PUBLISH && !(f.flags & FRAME_FLAG_SHARED) &&
@@ -326,7 +326,7 @@ static void test_frames(void) {
   errno = 0;
   CHECK(channel_reserve(ch, 0) == NULL && errno == E2BIG);
   errno = 0;
-  frame_write_header(head, FRAME_PUBLISH, 0, 2, 0, 4, 0, 70000);
+  frame_write_header(head, FRAME_PUBLISH, 0, 0, 2, 0, 4, 0, 70000);
   uint8_t *big = calloc(1, 70000);
   CHECK(channel_send_parts(ch, head, sizeof(head), big, 70000, 0) == -1 && errno == E2BIG);
   turn(2);
@@ -372,7 +372,7 @@ static void test_frames(void) {
 
   /* A frame from the broker over the maximum closes the channel. */
   uint8_t header[FRAME_HEADER_SIZE];
-  frame_write_header(header, FRAME_MESSAGE, 0, 1, 0, 4, 0, 70000);
+  frame_write_header(header, FRAME_MESSAGE, 0, 0, 1, 0, 4, 0, 70000);
   peer_write(&p, header, sizeof(header));
   turn(2);
   CHECK(channel_frames(ch, &data, &len) == -1 && channel_is_closed(ch));
@@ -580,7 +580,7 @@ static void test_hangup(void) {
   errno = 0;
   CHECK(channel_reserve(ch, 100) == NULL && errno == EPIPE);
   uint8_t head[FRAME_HEADER_SIZE];
-  frame_write_header(head, FRAME_PUBLISH, 0, 0, 0, 0, 0, 1);
+  frame_write_header(head, FRAME_PUBLISH, 0, 0, 0, 0, 0, 0, 1);
   errno = 0;
   CHECK(channel_send_parts(ch, head, sizeof(head), (const uint8_t *)"x", 1, 0) == -1 &&
         errno == EPIPE);
@@ -670,7 +670,7 @@ static channel *pooled_channel(owner *o, peer *p) {
  * is in *f. */
 static void publish(channel *ch, peer *p, uint8_t type, size_t len, uint8_t fill, frame *f) {
   uint8_t head[FRAME_HEADER_SIZE + 4];
-  frame_write_header(head, type, 0, 1, 0, 4, 0, len);
+  frame_write_header(head, type, 0, 0, 1, 0, 4, 0, len);
   memcpy(head + FRAME_HEADER_SIZE, "room", 4);
   uint8_t *payload = malloc(len);
   memset(payload, fill, len);

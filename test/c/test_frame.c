@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../src/frame.h"
+#include "../../src/shm.h"
 #include "check.h"
 
 /* A copy of bytes in an allocation of exactly len bytes (at least 1, so
@@ -104,8 +105,8 @@ static void test_round_trip(uint64_t *rng) {
 
     /* frame_write_header writes the same header as frame_encode. */
     uint8_t header[FRAME_HEADER_SIZE];
-    if (frame_write_header(header, type, status, endpoint, request_id, a_len, b_len, payload_len) !=
-            size ||
+    if (frame_write_header(header, type, status, 0, endpoint, request_id, a_len, b_len,
+                           payload_len) != size ||
         memcmp(header, buf, FRAME_HEADER_SIZE) != 0)
       wrong++;
     free(buf);
@@ -229,11 +230,232 @@ static void test_flags(void) {
   frame_encode(buf, FRAME_SYNC, 0, 0, 5, NULL, 0, NULL, 0, NULL, 0);
   CHECK(decode_exact(buf, sizeof(buf), FRAME_DEFAULT_MAX_SIZE, &f) == FRAME_OK);
   CHECK(f.flags == 0);
-  /* The encoder leaves flags at 0; a sender that wants one sets the bytes. */
-  buf[6] = FRAME_FLAG_BARRIER;
-  buf[7] = 0x80;
+  /* frame_encode leaves flags at 0; frame_write_header writes any, both bytes. */
+  uint16_t flags = FRAME_FLAG_BARRIER | 0x8000;
+  CHECK(frame_write_header(buf, FRAME_SYNC, 0, flags, 0, 5, 0, 0, 0) == FRAME_HEADER_SIZE);
   CHECK(decode_exact(buf, sizeof(buf), FRAME_DEFAULT_MAX_SIZE, &f) == FRAME_OK);
-  CHECK(f.flags == (FRAME_FLAG_BARRIER | 0x8000));
+  CHECK(f.flags == flags && f.type == FRAME_SYNC && f.request_id == 5);
+  frame_header h;
+  frame_header_read(buf, &h);
+  CHECK(h.size == FRAME_HEADER_SIZE && h.type == FRAME_SYNC && h.flags == flags);
+  CHECK(h.request_id == 5 && h.a_len == 0 && h.b_len == 0);
+  CHECK(frame_header_size(buf) == FRAME_HEADER_SIZE);
+}
+
+/* The header of a frame frame_decode refuses as too large still reads. */
+static void test_header_read(void) {
+  uint8_t buf[FRAME_HEADER_SIZE];
+  frame_write_header(buf, FRAME_KV_SET, FRAME_STATUS_MISSING, FRAME_FLAG_BARRIER, 7, 9, 100, 200,
+                     1u << 20);
+  frame f;
+  CHECK(decode_exact(buf, sizeof(buf), FRAME_MIN_MAX_SIZE, &f) == FRAME_TOO_LARGE);
+  frame_header h;
+  frame_header_read(buf, &h);
+  CHECK(h.size == FRAME_HEADER_SIZE + 300 + (1u << 20) && h.type == FRAME_KV_SET);
+  CHECK(h.status == FRAME_STATUS_MISSING && h.flags == FRAME_FLAG_BARRIER);
+  CHECK(h.endpoint == 7 && h.request_id == 9 && h.a_len == 100 && h.b_len == 200);
+}
+
+/* The lists JavaScript gets: values without gaps, counters in order. */
+#define NAME_OF_STAT(name, js_name) #js_name,
+static void test_lists(void) {
+  CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_SHARED_READ);
+  CHECK(FRAME_STATUS_OK == 0 && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST);
+  CHECK(FRAME_FLAG_BARRIER == 1 && FRAME_FLAG_SHARED == 2);
+  static const char *const names[] = {FRAME_STAT_LIST(NAME_OF_STAT)};
+  CHECK(sizeof(names) / sizeof(names[0]) == FRAME_STATS_COUNT);
+  CHECK(FRAME_STAT_CONNECTIONS == 0 && strcmp(names[FRAME_STAT_CONNECTIONS], "workers") == 0);
+  CHECK(strcmp(names[FRAME_STAT_SHARED_DELIVERED], "sharedDeliveries") == 0);
+  CHECK(FRAME_DEFAULT_MAX_SIZE == 32u * 1024u * 1024u);
+  CHECK(FRAME_DEFAULT_MAX_SIZE >= FRAME_MIN_MAX_SIZE &&
+        FRAME_DEFAULT_MAX_SIZE <= FRAME_LIMIT_MAX_SIZE);
+  CHECK(FRAME_DEFAULT_QUEUE_LIMIT >= FRAME_DEFAULT_MAX_SIZE);
+}
+
+/* Parses payload[0..len) from an allocation of exactly len bytes. */
+#define PARSE_EXACT(parse, bytes, len, out, rc)                                                    \
+  do {                                                                                             \
+    uint8_t *copy_ = exact_copy((bytes), (len));                                                   \
+    (rc) = copy_ ? parse(copy_, (len), (out)) : 99;                                                \
+    free(copy_);                                                                                   \
+  } while (0)
+
+static void test_offer(void) {
+  uint8_t p[FRAME_OFFER_SIZE + 1];
+  frame_offer in = {SHM_REGIONS - 1, SHM_REGION_SIZE, SHM_SLOTS, SHM_PAYLOAD_MAX, 0xabcdef}, out;
+  int rc;
+  frame_offer_write(p, &in);
+  CHECK(frame_load_u32(p) == SHM_REGIONS - 1 && frame_load_u32(p + 16) == 0xabcdef);
+  PARSE_EXACT(frame_offer_parse, p, FRAME_OFFER_SIZE, &out, rc);
+  CHECK(rc == 0 && memcmp(&in, &out, sizeof(in)) == 0);
+  /* Short, long, or another build's geometry. */
+  PARSE_EXACT(frame_offer_parse, p, FRAME_OFFER_SIZE - 1, &out, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_offer_parse, p, FRAME_OFFER_SIZE + 1, &out, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_offer_parse, p, 0, &out, rc);
+  CHECK(rc == -1);
+  frame_offer bad[] = {
+      {SHM_REGIONS, SHM_REGION_SIZE, SHM_SLOTS, SHM_PAYLOAD_MAX, 1},
+      {0, SHM_REGION_SIZE * 2, SHM_SLOTS, SHM_PAYLOAD_MAX, 1},
+      {0, SHM_REGION_SIZE, SHM_SLOTS + 1, SHM_PAYLOAD_MAX, 1},
+      {0, SHM_REGION_SIZE, SHM_SLOTS, SHM_PAYLOAD_MAX / 2, 1},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    frame_offer_write(p, &bad[i]);
+    PARSE_EXACT(frame_offer_parse, p, FRAME_OFFER_SIZE, &out, rc);
+    CHECK(rc == -1);
+  }
+}
+
+static void test_counts(void) {
+  uint8_t p[FRAME_STATS_SIZE + 1];
+  int rc;
+  uint32_t u32 = 0;
+  uint64_t u64 = 0;
+  frame_shared_ready_write(p, 0xfedcba98u);
+  PARSE_EXACT(frame_shared_ready_parse, p, FRAME_SHARED_READY_SIZE, &u32, rc);
+  CHECK(rc == 0 && u32 == 0xfedcba98u);
+  PARSE_EXACT(frame_shared_ready_parse, p, FRAME_SHARED_READY_SIZE - 1, &u32, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_shared_ready_parse, p, FRAME_SHARED_READY_SIZE + 1, &u32, rc);
+  CHECK(rc == -1);
+
+  frame_read_count_write(p, UINT64_C(0x0123456789abcdef));
+  PARSE_EXACT(frame_read_count_parse, p, FRAME_READ_COUNT_SIZE, &u64, rc);
+  CHECK(rc == 0 && u64 == UINT64_C(0x0123456789abcdef));
+  CHECK(p[0] == 0xef && p[7] == 0x01);
+  PARSE_EXACT(frame_read_count_parse, p, FRAME_READ_COUNT_SIZE - 1, &u64, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_read_count_parse, p, FRAME_READ_COUNT_SIZE + 1, &u64, rc);
+  CHECK(rc == -1);
+
+  frame_expire_write(p, 123456);
+  PARSE_EXACT(frame_expire_parse, p, FRAME_EXPIRE_SIZE, &u32, rc);
+  CHECK(rc == 0 && u32 == 123456);
+  PARSE_EXACT(frame_expire_parse, p, FRAME_EXPIRE_SIZE - 1, &u32, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_expire_parse, p, FRAME_EXPIRE_SIZE + 1, &u32, rc);
+  CHECK(rc == -1);
+
+  uint64_t values[FRAME_STATS_COUNT], back[FRAME_STATS_COUNT];
+  for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
+    values[i] = (UINT64_C(1) << (i * 3)) + i;
+  frame_stats_write(p, values);
+  CHECK(frame_load_u64(p + 8 * FRAME_STAT_KEYS) == values[FRAME_STAT_KEYS]);
+  PARSE_EXACT(frame_stats_parse, p, FRAME_STATS_SIZE, back, rc);
+  CHECK(rc == 0 && memcmp(values, back, sizeof(values)) == 0);
+  PARSE_EXACT(frame_stats_parse, p, FRAME_STATS_SIZE - 8, back, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_stats_parse, p, FRAME_STATS_SIZE + 1, back, rc);
+  CHECK(rc == -1);
+}
+
+static void test_publish_desc(void) {
+  uint8_t p[FRAME_PUBLISH_DESC_SIZE + 1];
+  frame_publish_desc out;
+  int rc;
+  frame_publish_desc good[] = {
+      {0, 0, 1},
+      {SHM_SLOTS - 1, SHM_DATA_SIZE - SHM_PAYLOAD_MAX, SHM_PAYLOAD_MAX},
+      {3, SHM_DATA_SIZE - 1, 1},
+  };
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    frame_publish_desc_write(p, &good[i]);
+    PARSE_EXACT(frame_publish_desc_parse, p, FRAME_PUBLISH_DESC_SIZE, &out, rc);
+    CHECK(rc == 0 && memcmp(&good[i], &out, sizeof(out)) == 0);
+  }
+  PARSE_EXACT(frame_publish_desc_parse, p, FRAME_PUBLISH_DESC_SIZE - 1, &out, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_publish_desc_parse, p, FRAME_PUBLISH_DESC_SIZE + 1, &out, rc);
+  CHECK(rc == -1);
+  frame_publish_desc bad[] = {
+      {SHM_SLOTS, 0, 1},                            /* no such slot */
+      {0, 0, 0},                                    /* empty */
+      {0, 0, SHM_PAYLOAD_MAX + 1},                  /* over the shared maximum */
+      {0, SHM_DATA_SIZE, 1},                        /* past the data area */
+      {0, SHM_DATA_SIZE - 10, 11},                  /* runs past it */
+      {0, UINT32_MAX, 16},                          /* wraps */
+      {UINT32_MAX, UINT32_MAX - 1, UINT32_MAX - 2}, /* everything at once */
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    frame_publish_desc_write(p, &bad[i]);
+    PARSE_EXACT(frame_publish_desc_parse, p, FRAME_PUBLISH_DESC_SIZE, &out, rc);
+    CHECK(rc == -1);
+  }
+}
+
+static void test_message_desc(void) {
+  uint8_t p[FRAME_MESSAGE_DESC_SIZE + 1];
+  frame_message_desc out;
+  int rc;
+  uint32_t last = (SHM_REGIONS - 1) * SHM_REGION_SIZE;
+  frame_message_desc good[] = {
+      {SHM_HEADER_SIZE, 1},
+      {last + SHM_HEADER_SIZE, SHM_PAYLOAD_MAX},
+      {last + SHM_REGION_SIZE - SHM_PAYLOAD_MAX, SHM_PAYLOAD_MAX},
+  };
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    frame_message_desc_write(p, &good[i]);
+    PARSE_EXACT(frame_message_desc_parse, p, FRAME_MESSAGE_DESC_SIZE, &out, rc);
+    CHECK(rc == 0 && memcmp(&good[i], &out, sizeof(out)) == 0);
+  }
+  PARSE_EXACT(frame_message_desc_parse, p, FRAME_MESSAGE_DESC_SIZE - 1, &out, rc);
+  CHECK(rc == -1);
+  PARSE_EXACT(frame_message_desc_parse, p, FRAME_MESSAGE_DESC_SIZE + 1, &out, rc);
+  CHECK(rc == -1);
+  frame_message_desc bad[] = {
+      {SHM_HEADER_SIZE, 0},                           /* empty */
+      {SHM_HEADER_SIZE, SHM_PAYLOAD_MAX + 1},         /* over the shared maximum */
+      {SHM_HEADER_SIZE - 1, 1},                       /* in a region's header */
+      {SHM_REGION_SIZE, 1},                           /* the next region's header */
+      {SHM_REGION_SIZE - 4, 8},                       /* across two regions */
+      {(uint32_t)SHM_POOL_SIZE + SHM_HEADER_SIZE, 1}, /* past the pool */
+      {UINT32_MAX, 1},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    frame_message_desc_write(p, &bad[i]);
+    PARSE_EXACT(frame_message_desc_parse, p, FRAME_MESSAGE_DESC_SIZE, &out, rc);
+    CHECK(rc == -1);
+  }
+}
+
+/* Whole shared frames: what the decoder and the parsers make of them. */
+static void test_shared_frames(void) {
+  uint8_t head[FRAME_HEADER_SIZE + 5];
+  uint8_t buf[FRAME_HEADER_SIZE + 5 + FRAME_PUBLISH_DESC_SIZE];
+  frame f;
+  /* A PUBLISH's header and names, as channel_send_parts gets them (its
+   * size counts a payload that is not there). */
+  frame_write_header(head, FRAME_PUBLISH, 0, FRAME_FLAG_BARRIER, 3, 0, 5, 0, 1000);
+  memcpy(head + FRAME_HEADER_SIZE, "topic", 5);
+  frame_publish_desc d = {2, 4096, 1000}, d_out;
+  uint32_t size = frame_encode_publish_shared(buf, head, sizeof(head), &d);
+  CHECK(size == sizeof(buf));
+  CHECK(decode_exact(buf, sizeof(buf), FRAME_MIN_MAX_SIZE, &f) == FRAME_OK);
+  CHECK(f.type == FRAME_PUBLISH && f.endpoint == 3 && f.a_len == 5 && f.b_len == 0);
+  CHECK(f.flags == (FRAME_FLAG_BARRIER | FRAME_FLAG_SHARED));
+  CHECK(frame_decode(buf, sizeof(buf), FRAME_MIN_MAX_SIZE, &f) == FRAME_OK);
+  CHECK(memcmp(f.a, "topic", 5) == 0);
+  CHECK(frame_publish_desc_parse(f.payload, f.payload_len, &d_out) == 0);
+  CHECK(memcmp(&d, &d_out, sizeof(d)) == 0);
+  /* Not a publish's head: refused. */
+  frame_write_header(head, FRAME_KV_SET, 0, 0, 3, 0, 5, 0, 1000);
+  CHECK(frame_encode_publish_shared(buf, head, sizeof(head), &d) == 0);
+  frame_write_header(head, FRAME_PUBLISH, 0, 0, 3, 0, 4, 0, 1000);
+  CHECK(frame_encode_publish_shared(buf, head, sizeof(head), &d) == 0);
+  CHECK(frame_encode_publish_shared(buf, head, FRAME_HEADER_SIZE - 1, &d) == 0);
+
+  uint8_t msg[FRAME_HEADER_SIZE + 5 + FRAME_MESSAGE_DESC_SIZE];
+  frame_message_desc m = {SHM_REGION_SIZE + SHM_HEADER_SIZE, 77}, m_out;
+  size = frame_encode_message_shared(msg, 9, "topic", 5, &m);
+  CHECK(size == sizeof(msg) && size == frame_size(5, 0, FRAME_MESSAGE_DESC_SIZE));
+  CHECK(decode_exact(msg, sizeof(msg), FRAME_MIN_MAX_SIZE, &f) == FRAME_OK);
+  CHECK(frame_decode(msg, sizeof(msg), FRAME_MIN_MAX_SIZE, &f) == FRAME_OK);
+  CHECK(f.type == FRAME_MESSAGE && f.flags == FRAME_FLAG_SHARED && f.endpoint == 9);
+  CHECK(f.request_id == 0 && f.a_len == 5 && memcmp(f.a, "topic", 5) == 0);
+  CHECK(frame_message_desc_parse(f.payload, f.payload_len, &m_out) == 0);
+  CHECK(memcmp(&m, &m_out, sizeof(m)) == 0);
 }
 
 static void test_hello(void) {
@@ -318,7 +540,14 @@ int main(int argc, char **argv) {
   test_too_large();
   test_malformed();
   test_flags();
+  test_header_read();
+  test_lists();
   test_hello();
+  test_offer();
+  test_counts();
+  test_publish_desc();
+  test_message_desc();
+  test_shared_frames();
   test_garbage(&rng);
   if (check_failed) fprintf(stderr, "frame: random seed %" PRIu64 "\n", seed);
   return check_report("frame");
