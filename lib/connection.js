@@ -27,6 +27,15 @@ var TYPE = protocol.TYPE;
 var FLAG_BARRIER = protocol.FLAG.BARRIER;
 var DESCRIPTOR_WORDS = protocol.DESCRIPTOR_WORDS;
 var WORD_SHARED = protocol.WORD_SHARED;
+var W_TYPE = protocol.WORD.TYPE;
+var W_ENDPOINT = protocol.WORD.ENDPOINT;
+var W_REQUEST_ID = protocol.WORD.REQUEST_ID;
+var W_A_START = protocol.WORD.A_START;
+var W_A_LENGTH = protocol.WORD.A_LENGTH;
+var W_B_LENGTH = protocol.WORD.B_LENGTH;
+var W_PAYLOAD_LENGTH = protocol.WORD.PAYLOAD_LENGTH;
+var W_REGION = protocol.WORD.REGION;
+var W_REGION_OFFSET = protocol.WORD.REGION_OFFSET;
 var readOptions = options.readOptions;
 
 // Nonces of this copy of the module start with this: an answer to one of
@@ -403,29 +412,30 @@ Connection.prototype.deliver = function (bytes, words, pool) {
 };
 
 Connection.prototype.deliverOne = function (bytes, words, i, pool) {
-  var type = words[i] & 0xff;
-  var start = words[i + 3];
-  var aEnd = start + words[i + 4];
+  var type = words[i + W_TYPE] & 0xff;
+  var start = words[i + W_A_START];
+  var aEnd = start + words[i + W_A_LENGTH];
   var payload;
-  if (words[i] & WORD_SHARED) {
+  if (words[i + W_TYPE] & WORD_SHARED) {
     // pool[r] views region r of the shared pool; a Buffer over each is kept.
-    var r = words[i + 2];
+    var r = words[i + W_REGION];
     var region = this.poolBytes[r];
     if (region === undefined || region.buffer !== pool[r]) region = this.poolBytes[r] = Buffer.from(pool[r]);
-    payload = region.subarray(words[i + 5], words[i + 5] + words[i + 6]);
+    var at = words[i + W_REGION_OFFSET];
+    payload = region.subarray(at, at + words[i + W_PAYLOAD_LENGTH]);
   } else {
-    var payloadStart = aEnd + words[i + 5];
-    payload = bytes.subarray(payloadStart, payloadStart + words[i + 6]);
+    var payloadStart = aEnd + words[i + W_B_LENGTH];
+    payload = bytes.subarray(payloadStart, payloadStart + words[i + W_PAYLOAD_LENGTH]);
   }
   if (type === TYPE.MESSAGE) {
     // Field a is the topic; the endpoint is the subscriber.
-    var endpoint = this.endpoints.get(words[i + 1]);
+    var endpoint = this.endpoints.get(words[i + W_ENDPOINT]);
     if (endpoint) endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload);
   } else if (type === TYPE.REPLY) {
-    var callback = this.pending.get(words[i + 2]);
+    var callback = this.pending.get(words[i + W_REQUEST_ID]);
     if (callback) {
-      this.pending.delete(words[i + 2]);
-      callback(null, (words[i] >>> 8) & 0xff, payload);
+      this.pending.delete(words[i + W_REQUEST_ID]);
+      callback(null, (words[i + W_TYPE] >>> 8) & 0xff, payload);
     }
   }
 };

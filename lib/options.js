@@ -2,17 +2,21 @@
 // The options setup() and the store take: their defaults, their ranges,
 // and the one function that checks them.
 
+var constants = require('./native').constants;
+
+// maxFrameSize and queueLimit are the engine's (src/frame.h's
+// FRAME_DEFAULT_LIST); the timeouts and sharedMemory are the shim's own.
 var DEFAULTS = {
-  maxFrameSize: 32 * 1024 * 1024,
-  queueLimit: 64 * 1024 * 1024,
+  maxFrameSize: constants.DEFAULTS.maxFrameSize,
+  queueLimit: constants.DEFAULTS.queueLimit,
   attachTimeout: 5000,
   syncTimeout: 2000,
   sharedMemory: true
 };
 
 // The range src/frame.h allows for a maximum frame size.
-var MIN_FRAME_SIZE = 4096;
-var MAX_FRAME_SIZE = 0x7ffffff0;
+var MIN_FRAME_SIZE = constants.MIN_FRAME_SIZE;
+var MAX_FRAME_SIZE = constants.MAX_FRAME_SIZE;
 
 function optionError(message) {
   var err = new TypeError('socket.io-cluster-store: ' + message);

@@ -1,39 +1,33 @@
 'use strict';
 // The constants JavaScript shares with the engine: frame types, reply
 // statuses, header flags, the words that describe a delivered frame, and
-// the names of the broker's counters. They mirror src/frame.h and
-// src/addon.c by hand, in this one file, until the addon exports them.
+// the names of the broker's counters. None is copied here: the addon
+// exports them from the lists in src/frame.h and src/addon.c
+// (native.constants), and this file only gives them their usual names.
+var constants = require('./native').constants;
 
-// Frame types (enum frame_type).
-var TYPE = {
-  SUBSCRIBE: 2, UNSUBSCRIBE: 3, PUBLISH: 4, MESSAGE: 5, KV_GET: 6, KV_SET: 7, KV_HAS: 8,
-  KV_DEL: 9, KV_CLEAR: 10, KV_EXPIRE: 11, KV_PERSIST: 12, CLOSE: 13, STATS: 14, SYNC: 15,
-  REPLY: 16
-};
+// Frame types (frame.h's FRAME_TYPE_LIST), e.g. TYPE.PUBLISH.
+var TYPE = constants.TYPE;
 
-// A reply's outcome (enum frame_status).
-var STATUS = { OK: 0, MISSING: 1, NO_MEMORY: 2, BAD_REQUEST: 3 };
+// A reply's outcome (FRAME_STATUS_LIST), e.g. STATUS.MISSING.
+var STATUS = constants.STATUS;
 
-// Header flags JavaScript may set (enum frame_flag).
-var FLAG = { BARRIER: 1 };
+// Header flags (FRAME_FLAG_LIST). JavaScript may set BARRIER; SHARED is the
+// engine's own (the addon drops it from what it is asked to send).
+var FLAG = constants.FLAG;
 
-// The addon describes each delivered frame with DESCRIPTOR_WORDS numbers
-// (src/addon.c): word 0 the type (low byte), the status (next byte) and
-// WORD_SHARED; 1 the endpoint; 2 the request id; 3 where field a starts in
-// the batch's bytes; 4 field a's length; 5 field b's length; 6 the
-// payload's length. With WORD_SHARED the payload is in the shared pool:
-// word 2 is then its region and word 5 its offset in that region.
-var DESCRIPTOR_WORDS = 7;
-var WORD_SHARED = 0x10000;
+// The addon describes each delivered frame with DESCRIPTOR_WORDS numbers;
+// WORD names their indices (src/addon.c's ADDON_WORD_LIST): TYPE holds the
+// type (low byte), the status (next byte) and WORD_SHARED, set when the
+// payload is in the shared pool, at REGION_OFFSET in region REGION.
+var DESCRIPTOR_WORDS = constants.DESCRIPTOR_WORDS;
+var WORD = constants.WORD;
+var WORD_SHARED = constants.WORD_SHARED;
 
-// The broker's counters, in the order of a STATS reply (enum frame_stat).
+// The broker's counters, in the order of a STATS reply (FRAME_STAT_LIST).
 // These names are API (stats()); 'channels' counts topics, as the C side
 // still calls them.
-var STAT_NAMES = [
-  'workers', 'workersCutOff', 'framesIn', 'bytesIn', 'messagesPublished', 'messagesDelivered',
-  'bytesDelivered', 'channels', 'subscriptions', 'clients', 'keys', 'dataBytes', 'queuedBytes',
-  'maxQueuedBytes', 'queueLimit', 'maxFrameSize', 'sharedDeliveries'
-];
+var STAT_NAMES = constants.STAT_NAMES;
 
 // The counters as an object keyed by STAT_NAMES, or null without values.
 function statsObject(values) {
@@ -48,6 +42,7 @@ module.exports = {
   STATUS: STATUS,
   FLAG: FLAG,
   DESCRIPTOR_WORDS: DESCRIPTOR_WORDS,
+  WORD: WORD,
   WORD_SHARED: WORD_SHARED,
   STAT_NAMES: STAT_NAMES,
   statsObject: statsObject

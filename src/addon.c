@@ -29,11 +29,28 @@
 #include "frame.h"
 #include "shm.h"
 
-#define ADDON_DESCRIPTOR_WORDS 7
-/* In a descriptor's first word: the payload is in the shared pool, whose
- * regions' views are the third argument of onInput ... */
+/* The words that describe one frame of a batch, X(NAME, index), exported
+ * as native.constants.WORD (with DESCRIPTOR_WORDS, the count). Each word
+ * means one thing: REGION and REGION_OFFSET are 0 unless the payload is in
+ * the shared pool. */
+#define ADDON_WORD_LIST(X)                                                                         \
+  X(TYPE, 0) /* type (low byte), status (next byte), ADDON_WORD_SHARED */                          \
+  X(ENDPOINT, 1)                                                                                   \
+  X(REQUEST_ID, 2)                                                                                 \
+  X(A_START, 3) /* where field a starts in the batch's bytes; b and the payload follow */          \
+  X(A_LENGTH, 4)                                                                                   \
+  X(B_LENGTH, 5)                                                                                   \
+  X(PAYLOAD_LENGTH, 6)                                                                             \
+  X(REGION, 7) /* the pool's region the payload is in (its view: onInput's third argument) */      \
+  X(REGION_OFFSET, 8) /* where the payload starts in that region */
+
+#define ADDON_WORD_ENUM_(name, index) ADDON_WORD_##name = index,
+#define ADDON_WORD_COUNT_(name, index) +1
+enum addon_word {
+  ADDON_WORD_LIST(ADDON_WORD_ENUM_) ADDON_DESCRIPTOR_WORDS = 0 ADDON_WORD_LIST(ADDON_WORD_COUNT_)
+};
+/* In a descriptor's TYPE word: the payload is in the shared pool. */
 #define ADDON_WORD_SHARED (1u << 16)
-/* ... then the third word is the region, and the sixth the offset in it. */
 /* Large payloads (BUFFER_PARTS_MIN) are sent in two parts
  * (channel_send_parts) when the names are this short or shorter. */
 #define ADDON_HEAD_MAX 1024u
@@ -321,25 +338,31 @@ static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uin
     frame f;
     /* Already validated by channel_frames: this walk cannot fail. */
     frame_decode(data + offset, len - offset, UINT32_MAX, &f);
-    w[0] = (uint32_t)f.type | ((uint32_t)f.status << 8);
-    w[1] = f.endpoint;
-    w[2] = f.request_id;
-    w[3] = (uint32_t)(offset + FRAME_HEADER_SIZE);
-    w[4] = f.a_len;
-    w[5] = f.b_len;
-    w[6] = f.payload_len;
+    w[ADDON_WORD_TYPE] = (uint32_t)f.type | ((uint32_t)f.status << 8);
+    w[ADDON_WORD_ENDPOINT] = f.endpoint;
+    w[ADDON_WORD_REQUEST_ID] = f.request_id;
+    w[ADDON_WORD_A_START] = (uint32_t)(offset + FRAME_HEADER_SIZE);
+    w[ADDON_WORD_A_LENGTH] = f.a_len;
+    w[ADDON_WORD_B_LENGTH] = f.b_len;
+    w[ADDON_WORD_PAYLOAD_LENGTH] = f.payload_len;
+    w[ADDON_WORD_REGION] = 0;
+    w[ADDON_WORD_REGION_OFFSET] = 0;
+    frame_message_desc d;
     if (f.type == FRAME_MESSAGE && (f.flags & FRAME_FLAG_SHARED)) {
-      /* Checked by channel_frames: inside one region's data area. */
-      uint32_t at = frame_load_u32(f.payload);
-      uint32_t r = at / SHM_REGION_SIZE;
+      /* Checked by channel_frames already: this parse cannot fail. */
+      if (frame_message_desc_parse(f.payload, f.payload_len, &d) != 0) {
+        addon_throw(env, "ERR_CLUSTER_STORE_CHANNEL", "a malformed shared message");
+        return NULL;
+      }
+      uint32_t r = d.offset / SHM_REGION_SIZE;
       if (addon_channel_view(env, ac, r) != 0) {
         addon_throw_last(env, "channel input");
         return NULL;
       }
-      w[0] |= ADDON_WORD_SHARED;
-      w[2] = r;
-      w[5] = at - r * SHM_REGION_SIZE;
-      w[6] = frame_load_u32(f.payload + 4);
+      w[ADDON_WORD_TYPE] |= ADDON_WORD_SHARED;
+      w[ADDON_WORD_PAYLOAD_LENGTH] = d.length;
+      w[ADDON_WORD_REGION] = r;
+      w[ADDON_WORD_REGION_OFFSET] = d.offset - r * SHM_REGION_SIZE;
     }
     w += ADDON_DESCRIPTOR_WORDS;
     offset += f.size;
@@ -815,6 +838,66 @@ static void addon_finalize_instance(napi_env env, void *data, void *hint) {
   free(a);
 }
 
+/* ---- constants ----------------------------------------------------------- */
+
+static napi_status addon_set_number(napi_env env, napi_value obj, const char *name, double value) {
+  napi_value v;
+  napi_status st = napi_create_double(env, value, &v);
+  return st == napi_ok ? napi_set_named_property(env, obj, name, v) : st;
+}
+
+static napi_status addon_set_string_element(napi_env env, napi_value array, uint32_t i,
+                                            const char *text) {
+  napi_value v;
+  napi_status st = napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v);
+  return st == napi_ok ? napi_set_element(env, array, i, v) : st;
+}
+
+/* Freezes value and sets it as obj[name]. */
+static napi_status addon_set_frozen(napi_env env, napi_value obj, const char *name,
+                                    napi_value value) {
+  napi_status st = napi_object_freeze(env, value);
+  return st == napi_ok ? napi_set_named_property(env, obj, name, value) : st;
+}
+
+/* Steps of addon_constants: each runs while every call before it went well. */
+#define ADDON_NUMBER_(key, value)                                                                  \
+  if (st == napi_ok) st = addon_set_number(env, table, #key, (double)(value));
+#define ADDON_STAT_NAME_(name, js_name)                                                            \
+  if (st == napi_ok) st = addon_set_string_element(env, table, FRAME_STAT_##name, #js_name);
+#define ADDON_TABLE_(name, list)                                                                   \
+  if (st == napi_ok) st = napi_create_object(env, &table);                                         \
+  list(ADDON_NUMBER_);                                                                             \
+  if (st == napi_ok) st = addon_set_frozen(env, constants, name, table);
+
+/* native.constants: what JavaScript shares with the engine, made from the
+ * lists in frame.h and the descriptor words above, so lib/ copies none of
+ * it. TYPE, STATUS, FLAG, DEFAULTS and WORD map names to numbers;
+ * STAT_NAMES lists the counters of a STATS reply in their order; the rest
+ * are numbers. Frozen, all of it. */
+static napi_value addon_constants(napi_env env) {
+  napi_value constants, table;
+  napi_status st = napi_create_object(env, &constants);
+  ADDON_TABLE_("TYPE", FRAME_TYPE_LIST)
+  ADDON_TABLE_("STATUS", FRAME_STATUS_LIST)
+  ADDON_TABLE_("FLAG", FRAME_FLAG_LIST)
+  ADDON_TABLE_("DEFAULTS", FRAME_DEFAULT_LIST)
+  ADDON_TABLE_("WORD", ADDON_WORD_LIST)
+  table = constants;
+  FRAME_NUMBER_LIST(ADDON_NUMBER_)
+  ADDON_NUMBER_(DESCRIPTOR_WORDS, ADDON_DESCRIPTOR_WORDS)
+  ADDON_NUMBER_(WORD_SHARED, ADDON_WORD_SHARED)
+  if (st == napi_ok) st = napi_create_array_with_length(env, FRAME_STATS_COUNT, &table);
+  FRAME_STAT_LIST(ADDON_STAT_NAME_)
+  if (st == napi_ok) st = addon_set_frozen(env, constants, "STAT_NAMES", table);
+  if (st == napi_ok) st = napi_object_freeze(env, constants);
+  if (st != napi_ok) {
+    addon_throw_last(env, "making native.constants");
+    return NULL;
+  }
+  return constants;
+}
+
 static napi_value addon_init(napi_env env, napi_value exports) {
   addon *a = calloc(1, sizeof(*a));
   if (!a) return addon_throw(env, "ERR_CLUSTER_STORE_MEMORY", "out of memory");
@@ -825,7 +908,10 @@ static napi_value addon_init(napi_env env, napi_value exports) {
     return NULL;
   }
   NAPI_CALL(env, napi_add_async_cleanup_hook(env, addon_cleanup, a, NULL));
+  napi_value constants = addon_constants(env);
+  if (!constants) return NULL;
   napi_property_descriptor props[] = {
+      {"constants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},
       {"brokerStart", NULL, addon_broker_start, NULL, NULL, NULL, napi_enumerable, a},
       {"brokerPair", NULL, addon_broker_pair, NULL, NULL, NULL, napi_enumerable, a},
       {"brokerStats", NULL, addon_broker_stats, NULL, NULL, NULL, napi_enumerable, a},
