@@ -21,10 +21,13 @@ static uint8_t buf[1 << 16];
 
 static size_t put(size_t at, uint8_t type, uint32_t endpoint, uint32_t id, const char *a,
                   const char *b, const void *payload, size_t payload_len, uint16_t flags) {
-  uint32_t n = frame_encode(buf + at, type, 0, endpoint, id, a, a ? strlen(a) : 0, b,
-                            b ? strlen(b) : 0, payload, payload_len);
-  buf[at + 6] = (uint8_t)flags;
-  buf[at + 7] = (uint8_t)(flags >> 8);
+  size_t a_len = a ? strlen(a) : 0, b_len = b ? strlen(b) : 0;
+  uint32_t n =
+      frame_write_header(buf + at, type, 0, flags, endpoint, id, a_len, b_len, payload_len);
+  uint8_t *p = buf + at + FRAME_HEADER_SIZE;
+  if (a_len) memcpy(p, a, a_len);
+  if (b_len) memcpy(p + a_len, b, b_len);
+  if (payload_len) memcpy(p + a_len + b_len, payload, payload_len);
   return at + n;
 }
 
@@ -32,17 +35,16 @@ static size_t put(size_t at, uint8_t type, uint32_t endpoint, uint32_t id, const
  * area and its length, as the broker reads them. */
 static size_t put_shared(size_t at, uint32_t endpoint, const char *channel, uint32_t slot,
                          uint32_t offset, uint32_t len) {
-  uint8_t desc[SHM_PUBLISH_DESC_SIZE];
-  frame_store_u32(desc, slot);
-  frame_store_u32(desc + 4, offset);
-  frame_store_u32(desc + 8, len);
+  uint8_t desc[FRAME_PUBLISH_DESC_SIZE];
+  frame_publish_desc d = {slot, offset, len};
+  frame_publish_desc_write(desc, &d);
   return put(at, FRAME_PUBLISH, endpoint, 0, channel, NULL, desc, sizeof(desc), FRAME_FLAG_SHARED);
 }
 
 /* A count of shared messages read, all told. */
 static size_t put_read(size_t at, uint64_t count) {
-  uint8_t c[8];
-  frame_store_u64(c, count);
+  uint8_t c[FRAME_READ_COUNT_SIZE];
+  frame_read_count_write(c, count);
   return put(at, FRAME_SHARED_READ, 0, 0, NULL, NULL, c, sizeof(c), 0);
 }
 
@@ -72,7 +74,8 @@ int main(int argc, char **argv) {
   }
   const char *dir = argv[1];
   const uint8_t frame_prefix[2] = {0xff, 0xff};
-  uint8_t ms[4] = {0xe8, 0x03, 0, 0}; /* 1000 ms */
+  uint8_t ms[FRAME_EXPIRE_SIZE];
+  frame_expire_write(ms, 1000);
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
   frame_hello_write(hello, 1u << 20);
   struct {
@@ -112,8 +115,8 @@ int main(int argc, char **argv) {
   /* The shared pool. The pid is no process's (over Linux's largest pid):
    * once the connection is gone, the broker's check finds its process gone
    * too. */
-  uint8_t pid[4];
-  frame_store_u32(pid, 0x3ffffff0u);
+  uint8_t pid[FRAME_SHARED_READY_SIZE];
+  frame_shared_ready_write(pid, 0x3ffffff0u);
   SEED("shared-ready", put(0, FRAME_SHARED, 0, 0, NULL, NULL, pid, sizeof(pid), 0));
   SEED("shared-publish",
        put_shared(put_shared(put_shared(put_shared(0, 3, "a", 0, 0, 16384), 3, "b", 1, 0, 30000), 3,
@@ -188,5 +191,25 @@ int main(int argc, char **argv) {
   n = put_read(put_shared(n, 6, "s", 0, 0, 16384), 1);
   BAD("shared-read-back", put_read(n, 0));
 #undef BAD
+  /* What the broker sends, for the frame target's payload parsers: the
+   * offer, shared messages (one inside the pool, one past it), a stats
+   * reply. */
+  frame_offer offer = {1, SHM_REGION_SIZE, SHM_SLOTS, SHM_PAYLOAD_MAX, 7};
+  uint8_t offer_bytes[FRAME_OFFER_SIZE];
+  frame_offer_write(offer_bytes, &offer);
+  n = put(0, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
+  n = put(n, FRAME_SHARED, 0, 0, NULL, NULL, offer_bytes, sizeof(offer_bytes), 0);
+  if (save(dir, "frame-offer", frame_prefix, 2, n) != 0) return 1;
+  frame_message_desc inside = {SHM_REGION_SIZE + SHM_HEADER_SIZE, 16384};
+  frame_message_desc past = {(uint32_t)SHM_POOL_SIZE - 8, 16384};
+  n = frame_encode_message_shared(buf, 4, "a", 1, &inside);
+  n += frame_encode_message_shared(buf + n, 4, "b", 1, &past);
+  if (save(dir, "frame-shared-message", frame_prefix, 2, n) != 0) return 1;
+  uint64_t values[FRAME_STATS_COUNT] = {0};
+  uint8_t stats[FRAME_STATS_SIZE];
+  values[FRAME_STAT_KEYS] = 3;
+  frame_stats_write(stats, values);
+  n = put(0, FRAME_REPLY, 1, 9, NULL, NULL, stats, sizeof(stats), 0);
+  if (save(dir, "frame-stats-reply", frame_prefix, 2, n) != 0) return 1;
   return 0;
 }
