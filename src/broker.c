@@ -108,16 +108,19 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
     /* The process mapped the pool: shared messages may go to it now. */
     if (c->region >= 0) {
       c->shared_ready = 1;
-      if (f->payload_len == 4) c->pid = frame_load_u32(f->payload);
+      uint32_t pid;
+      if (frame_shared_ready_parse(f->payload, f->payload_len, &pid) == 0) c->pid = pid;
     } else
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST, "no shared region given");
     return;
-  case FRAME_SHARED_READ:
-    if (c->region < 0 || f->payload_len != 8)
+  case FRAME_SHARED_READ: {
+    uint64_t count;
+    if (c->region < 0 || frame_read_count_parse(f->payload, f->payload_len, &count) != 0)
       broker_conn_protocol_error(c, "malformed shared read count");
-    else if (broker_pool_collect(&b->pool, (uint32_t)c->region, frame_load_u64(f->payload), 0) != 0)
+    else if (broker_pool_collect(&b->pool, (uint32_t)c->region, count, 0) != 0)
       broker_conn_protocol_error(c, "shared pool count out of step");
     return;
+  }
   case FRAME_SUBSCRIBE:
     if (broker_topic_subscribe(b, f, c) != 0)
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
@@ -162,13 +165,14 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
     b->expiry_changed = 1;
     return;
   case FRAME_KV_EXPIRE: {
-    if (f->payload_len != 4) {
+    uint32_t ms;
+    if (frame_expire_parse(f->payload, f->payload_len, &ms) != 0) {
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
                              "expire needs a 4-byte millisecond count");
       return;
     }
     uv_update_time(&b->loop);
-    uint64_t deadline = uv_now(&b->loop) + frame_load_u32(f->payload);
+    uint64_t deadline = uv_now(&b->loop) + ms;
     int rc = kv_expire_at(b->store, f->a, f->a_len, deadline);
     if (rc < 0)
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
@@ -189,10 +193,9 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
     return;
   case FRAME_STATS: {
     uint64_t values[FRAME_STATS_COUNT];
-    uint8_t payload[FRAME_STATS_COUNT * 8];
+    uint8_t payload[FRAME_STATS_SIZE];
     broker_fill_stats(b, values);
-    for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
-      frame_store_u64(payload + i * 8, values[i]);
+    frame_stats_write(payload, values);
     broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, payload, sizeof(payload));
     return;
   }
@@ -212,7 +215,7 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
  * Nothing was sent to c before, so its socket takes both at once. */
 void broker_greet(broker_conn *c) {
   broker *b = c->broker;
-  uint8_t bytes[2 * FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + SHM_OFFER_SIZE];
+  uint8_t bytes[2 * FRAME_HEADER_SIZE + FRAME_HELLO_PAYLOAD_SIZE + FRAME_OFFER_SIZE];
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
   frame_hello_write(hello, b->options.max_frame_size);
   size_t len = frame_encode(bytes, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
@@ -220,12 +223,10 @@ void broker_greet(broker_conn *c) {
   int region = broker_conn_queued_bytes(c) == 0 ? broker_pool_take(&b->pool) : -1;
   size_t hello_len = len;
   if (region >= 0) {
-    uint8_t offer[SHM_OFFER_SIZE];
-    frame_store_u32(offer, (uint32_t)region);
-    frame_store_u32(offer + 4, SHM_REGION_SIZE);
-    frame_store_u32(offer + 8, SHM_SLOTS);
-    frame_store_u32(offer + 12, SHM_PAYLOAD_MAX);
-    frame_store_u32(offer + 16, b->pool.regions[region].generation);
+    uint8_t offer[FRAME_OFFER_SIZE];
+    frame_offer o = {(uint32_t)region, SHM_REGION_SIZE, SHM_SLOTS, SHM_PAYLOAD_MAX,
+                     b->pool.regions[region].generation};
+    frame_offer_write(offer, &o);
     len += frame_encode(bytes + len, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, offer, sizeof(offer));
     sent = shm_send_fd(c->fd, bytes, len, b->pool.map->fd);
     if (sent <= 0) {

@@ -141,7 +141,7 @@ static void broker_conn_out_sent(broker_conn *c, size_t n) {
   size_t left = c->out_front_left;
   size_t pos = 0;
   while (n > 0) {
-    if (left == 0) left = frame_load_u32(at + pos); /* whole frames follow the front */
+    if (left == 0) left = frame_header_size(at + pos); /* whole frames follow the front */
     size_t take = left < n ? left : n;
     pos += take;
     n -= take;
@@ -345,19 +345,19 @@ void broker_conn_process(broker_conn *c) {
        * have heard the broker's limit yet. Its request gets an error, its
        * bytes are skipped, and the connection goes on. */
       if (buffer_length(&c->in) < FRAME_HEADER_SIZE) break;
-      const uint8_t *h = buffer_begin(&c->in);
-      uint32_t size = frame_load_u32(h);
-      if (!c->greeted || h[4] == 0 || h[4] > FRAME_TYPE_MAX) {
+      frame_header h;
+      frame_header_read(buffer_begin(&c->in), &h);
+      if (!c->greeted || h.type == 0 || h.type > FRAME_TYPE_MAX) {
         broker_conn_protocol_error(c, "malformed frame");
         break;
       }
       char why[200];
       snprintf(why, sizeof(why),
                "a frame of %u bytes is over the broker's maximum of %u bytes (maxFrameSize)",
-               (unsigned)size, (unsigned)b->options.max_frame_size);
-      broker_conn_reply_text(c, frame_load_u32(h + 12), FRAME_STATUS_BAD_REQUEST, why);
+               (unsigned)h.size, (unsigned)b->options.max_frame_size);
+      broker_conn_reply_text(c, h.request_id, FRAME_STATUS_BAD_REQUEST, why);
       b->counters[FRAME_STAT_FRAMES_IN]++;
-      c->skip = size;
+      c->skip = h.size;
       continue;
     }
     if (rc != FRAME_OK) {

@@ -200,14 +200,11 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
   broker_conn *to = s.conn;
   if (!to->shared_ready || to->region < 0 || to->dead) return -1;
   if (broker_pool_hand_room(&b->pool, (uint32_t)to->region) != 0) return -1;
-  uint32_t small = frame_size(f->a_len, 0, SHM_MESSAGE_DESC_SIZE);
+  uint32_t small = frame_size(f->a_len, 0, FRAME_MESSAGE_DESC_SIZE);
   uint8_t *at = broker_conn_reserve(to, small);
   if (!at) return 0; /* cut off: nothing more goes to it */
-  uint8_t desc[SHM_MESSAGE_DESC_SIZE];
-  frame_store_u32(desc, (uint32_t)(f->payload - b->pool.map->base));
-  frame_store_u32(desc + 4, f->payload_len);
-  frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, desc, sizeof(desc));
-  at[6] = FRAME_FLAG_SHARED;
+  frame_message_desc desc = {(uint32_t)(f->payload - b->pool.map->base), f->payload_len};
+  frame_encode_message_shared(at, s.endpoint, f->a, f->a_len, &desc);
   broker_pool_hand(&b->pool, (uint32_t)to->region, id);
   broker_conn_committed(to, small);
   b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
@@ -220,18 +217,13 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
  * read the pool get a descriptor of it, the others a copy from the pool. */
 void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from) {
   int r = from->region;
-  uint32_t slot = 0, offset = 0, len = 0;
-  if (f->payload_len == SHM_PUBLISH_DESC_SIZE) {
-    slot = frame_load_u32(f->payload);
-    offset = frame_load_u32(f->payload + 4);
-    len = frame_load_u32(f->payload + 8);
-  }
-  if (r < 0 || f->payload_len != SHM_PUBLISH_DESC_SIZE || slot >= SHM_SLOTS ||
-      broker_pool_slot_busy(&b->pool, (uint32_t)r, slot) || len == 0 || len > SHM_PAYLOAD_MAX ||
-      offset > SHM_DATA_SIZE - len) {
+  frame_publish_desc d;
+  if (r < 0 || frame_publish_desc_parse(f->payload, f->payload_len, &d) != 0 ||
+      broker_pool_slot_busy(&b->pool, (uint32_t)r, d.slot)) {
     broker_conn_protocol_error(from, "malformed shared publish");
     return;
   }
+  uint32_t slot = d.slot, offset = d.offset, len = d.length;
   uint32_t size = frame_size(f->a_len, 0, len);
   if (size == 0 || size > b->options.max_frame_size) {
     broker_conn_protocol_error(from, "shared publish over the maximum frame size");
