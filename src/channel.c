@@ -267,7 +267,7 @@ static int channel_send_shared(channel *ch, const uint8_t *head, size_t head_len
   if (ch->closed ||
       !channel_pool_publish_fits(&ch->pool, head, head_len, payload_len, ch->max_frame_size))
     return 0;
-  uint32_t size = (uint32_t)(head_len + SHM_PUBLISH_DESC_SIZE);
+  uint32_t size = (uint32_t)(head_len + FRAME_PUBLISH_DESC_SIZE);
   uint32_t slot, offset;
   uint8_t *to = channel_pool_publish_reserve(&ch->pool, (uint32_t)payload_len, &slot, &offset);
   if (!to && channel_pool_may_wait(&ch->pool, ch->lent > 0 && ch->lent_shared > 0))
@@ -326,8 +326,8 @@ shm_map *channel_pool(const channel *ch) {
 
 int channel_pool_ready(channel *ch) {
   if (!ch->pool.map || ch->pool.reading) return 0;
-  uint8_t pid[4];
-  frame_store_u32(pid, (uint32_t)getpid());
+  uint8_t pid[FRAME_SHARED_READY_SIZE];
+  frame_shared_ready_write(pid, (uint32_t)getpid());
   uint32_t size = frame_size(0, 0, sizeof(pid));
   uint8_t *at = channel_reserve(ch, size);
   if (!at) return -1;

@@ -27,29 +27,23 @@ void channel_pool_free(channel_pool_side *p) {
 void channel_pool_take_offer(channel_pool_side *p, const frame *f) {
   int fd = p->fd;
   p->fd = -1;
-  if (p->map || fd < 0 || f->payload_len != SHM_OFFER_SIZE ||
-      frame_load_u32(f->payload + 4) != SHM_REGION_SIZE ||
-      frame_load_u32(f->payload + 8) != SHM_SLOTS ||
-      frame_load_u32(f->payload + 12) != SHM_PAYLOAD_MAX) {
+  frame_offer offer;
+  if (p->map || fd < 0 || frame_offer_parse(f->payload, f->payload_len, &offer) != 0) {
     if (fd >= 0) close(fd);
     return;
   }
-  p->map = shm_pool_map(fd, frame_load_u32(f->payload));
+  p->map = shm_pool_map(fd, offer.region);
   if (!p->map) return;
   shm_writer_init(&p->writer, p->map);
-  p->generation = frame_load_u32(f->payload + 16);
+  p->generation = offer.generation;
   /* The broker holds the region for this process until it exits, should
    * the channel go before the process is done with it. */
   atomic_store_explicit(&p->writer.header->pid, (uint32_t)getpid(), memory_order_release);
 }
 
 int channel_pool_message_valid(const channel_pool_side *p, const frame *f) {
-  if (!p->reading || f->payload_len != SHM_MESSAGE_DESC_SIZE) return 0;
-  uint64_t offset = frame_load_u32(f->payload);
-  uint64_t len = frame_load_u32(f->payload + 4);
-  uint64_t in_region = offset % SHM_REGION_SIZE;
-  return len > 0 && len <= SHM_PAYLOAD_MAX && offset < SHM_POOL_SIZE &&
-         in_region >= SHM_HEADER_SIZE && in_region + len <= SHM_REGION_SIZE;
+  frame_message_desc d;
+  return p->reading && frame_message_desc_parse(f->payload, f->payload_len, &d) == 0;
 }
 
 const char *channel_pool_cut_reason(const channel_pool_side *p) {
@@ -97,8 +91,8 @@ void channel_pool_tell_read(channel_pool_side *p, int closed, int lent, buffer *
                         memory_order_release);
   p->read_told = p->read;
   if (closed) return;
-  uint8_t count[8];
-  frame_store_u64(count, p->read);
+  uint8_t count[FRAME_READ_COUNT_SIZE];
+  frame_read_count_write(count, p->read);
   uint32_t size = frame_size(0, 0, sizeof(count));
   uint8_t *at = buffer_reserve(out, size);
   if (!at) return; /* the next count says it, or the header does */
@@ -110,8 +104,13 @@ void channel_pool_tell_read(channel_pool_side *p, int closed, int lent, buffer *
 
 int channel_pool_publish_fits(const channel_pool_side *p, const uint8_t *head, size_t head_len,
                               size_t payload_len, uint32_t max_frame_size) {
-  return p->map && head_len >= FRAME_HEADER_SIZE && head[4] == FRAME_PUBLISH &&
-         payload_len <= SHM_PAYLOAD_MAX && head_len + SHM_PUBLISH_DESC_SIZE <= max_frame_size &&
+  frame_header h;
+  if (!p->map || head_len < FRAME_HEADER_SIZE) return 0;
+  frame_header_read(head, &h);
+  /* A publish's header and its names, nothing else: what
+   * frame_encode_publish_shared takes. */
+  return h.type == FRAME_PUBLISH && (uint64_t)h.a_len + h.b_len == head_len - FRAME_HEADER_SIZE &&
+         payload_len <= SHM_PAYLOAD_MAX && head_len + FRAME_PUBLISH_DESC_SIZE <= max_frame_size &&
          channel_pool_region_ours(p);
 }
 
@@ -144,11 +143,8 @@ void channel_pool_publish_commit(channel_pool_side *p, uint8_t *at, const uint8_
                                  size_t head_len, uint8_t *to, const uint8_t *payload,
                                  size_t payload_len, uint32_t slot, uint32_t offset) {
   memcpy(to, payload, payload_len);
-  memcpy(at, head, head_len);
-  frame_store_u32(at, (uint32_t)(head_len + SHM_PUBLISH_DESC_SIZE));
-  at[6] |= FRAME_FLAG_SHARED;
-  frame_store_u32(at + head_len, slot);
-  frame_store_u32(at + head_len + 4, offset);
-  frame_store_u32(at + head_len + 8, (uint32_t)payload_len);
+  frame_publish_desc d = {slot, offset, (uint32_t)payload_len};
+  /* Cannot fail: channel_pool_publish_fits checked the head. */
+  (void)frame_encode_publish_shared(at, head, head_len, &d);
   shm_writer_commit(&p->writer, slot, offset, (uint32_t)payload_len);
 }

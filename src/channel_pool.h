@@ -128,7 +128,7 @@ void channel_pool_sleep(channel_pool_side *p, uint64_t timeout_ns);
 void channel_pool_stalled(channel_pool_side *p);
 
 /* Writes the payload at to (from a reservation above), and into
- * the frame at at (size head_len + SHM_PUBLISH_DESC_SIZE, reserved on the
+ * the frame at at (size head_len + FRAME_PUBLISH_DESC_SIZE, reserved on the
  * channel) the header and names with the new size and FRAME_FLAG_SHARED,
  * then the descriptor; marks the slot sent. */
 void channel_pool_publish_commit(channel_pool_side *p, uint8_t *at, const uint8_t *head,
