@@ -47,9 +47,10 @@ static void send_frame(peer *p, uint8_t type, uint32_t endpoint, uint32_t id, co
   size_t b_len = key ? strlen(key) : 0;
   uint32_t size = frame_size(a_len, b_len, payload_len);
   uint8_t *f = malloc(size);
-  frame_encode(f, type, 0, endpoint, id, a, a_len, key, b_len, payload, payload_len);
-  f[6] = (uint8_t)flags;
-  f[7] = (uint8_t)(flags >> 8);
+  frame_write_header(f, type, 0, flags, endpoint, id, a_len, b_len, payload_len);
+  if (a_len) memcpy(f + FRAME_HEADER_SIZE, a, a_len);
+  if (b_len) memcpy(f + FRAME_HEADER_SIZE + a_len, key, b_len);
+  if (payload_len) memcpy(f + FRAME_HEADER_SIZE + a_len + b_len, payload, payload_len);
   size_t off = 0;
   while (off < size) {
     ssize_t n = send(p->fd, f + off, size - off, MSG_NOSIGNAL);
@@ -113,14 +114,15 @@ static void peer_open_max(peer *p, uint32_t max_size) {
   CHECK(max == 1u << 16);
   /* Then the offer of a region of the shared pool, with the pool. */
   CHECK(next_frame(p, &f, payload, sizeof(payload)) == 0);
-  CHECK(f.type == FRAME_SHARED && f.payload_len == SHM_OFFER_SIZE);
+  frame_offer offer = {0, 0, 0, 0, 0};
+  CHECK(f.type == FRAME_SHARED && f.payload_len == FRAME_OFFER_SIZE);
   CHECK(p->pool_fd >= 0);
-  p->region = frame_load_u32(payload);
-  p->generation = frame_load_u32(payload + 16);
+  CHECK(frame_offer_parse(payload, f.payload_len, &offer) == 0);
+  p->region = offer.region;
+  p->generation = offer.generation;
   CHECK(p->region < SHM_REGIONS);
-  CHECK(frame_load_u32(payload + 4) == SHM_REGION_SIZE);
-  CHECK(frame_load_u32(payload + 8) == SHM_SLOTS);
-  CHECK(frame_load_u32(payload + 12) == SHM_PAYLOAD_MAX);
+  CHECK(offer.region_size == SHM_REGION_SIZE && offer.slots == SHM_SLOTS);
+  CHECK(offer.payload_max == SHM_PAYLOAD_MAX);
 }
 
 static void peer_open(peer *p) {
@@ -245,11 +247,12 @@ static void test_kv(void) {
         FRAME_STATUS_MISSING);
 
   /* Expiry: gone after the deadline, unless persisted. */
-  uint8_t ms[4];
-  frame_store_u32(ms, 300);
+  uint8_t ms[FRAME_EXPIRE_SIZE];
+  frame_expire_write(ms, 300);
   CHECK(request(&a, FRAME_KV_SET, 1, "short", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
   CHECK(request(&a, FRAME_KV_SET, 1, "kept", "k", "v", 1, NULL, NULL) == FRAME_STATUS_OK);
-  CHECK(request(&a, FRAME_KV_EXPIRE, 1, "short", NULL, ms, 4, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(request(&a, FRAME_KV_EXPIRE, 1, "short", NULL, ms, sizeof(ms), NULL, NULL) ==
+        FRAME_STATUS_OK);
   CHECK(request(&a, FRAME_KV_EXPIRE, 1, "kept", NULL, ms, 4, NULL, NULL) == FRAME_STATUS_OK);
   CHECK(request(&a, FRAME_KV_PERSIST, 1, "kept", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
   CHECK(request(&a, FRAME_KV_EXPIRE, 1, "nothing", NULL, ms, 4, NULL, NULL) ==
@@ -268,10 +271,11 @@ static void test_kv(void) {
   CHECK(request(&a, FRAME_KV_HAS, 1, "kept", "k", NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
   CHECK(stat(FRAME_STAT_NAMESPACES) == 1);
 
-  uint8_t stats[FRAME_STATS_COUNT * 8];
+  uint8_t stats[FRAME_STATS_SIZE];
+  uint64_t values[FRAME_STATS_COUNT];
   CHECK(request(&c, FRAME_STATS, 1, NULL, NULL, NULL, 0, stats, &len) == FRAME_STATUS_OK);
-  CHECK(len == sizeof(stats));
-  CHECK(frame_load_u64(stats + FRAME_STAT_KEYS * 8) == 1);
+  CHECK(frame_stats_parse(stats, len, values) == 0);
+  CHECK(values[FRAME_STAT_KEYS] == 1);
   CHECK(request(&a, FRAME_KV_CLEAR, 1, "kept", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
   CHECK(stat(FRAME_STAT_KV_BYTES) < 4096);
   peer_close(&a);
@@ -307,9 +311,10 @@ static int cut_with(peer *p, const char *why) {
   uint8_t text[256];
   int said = 0;
   while (next_frame(p, &f, text, sizeof(text) - 1) == 0) {
-    if (f.type == FRAME_SHARED && f.payload_len == SHM_OFFER_SIZE) {
-      p->region = frame_load_u32(text); /* for peer_done */
-      p->generation = frame_load_u32(text + 16);
+    frame_offer offer;
+    if (f.type == FRAME_SHARED && frame_offer_parse(text, f.payload_len, &offer) == 0) {
+      p->region = offer.region; /* for peer_done */
+      p->generation = offer.generation;
     }
     if (f.type == FRAME_REPLY && f.request_id == 0 && f.status == FRAME_STATUS_BAD_REQUEST) {
       text[f.payload_len < 255 ? f.payload_len : 255] = 0;
@@ -955,10 +960,9 @@ static int publish_shared(peer *p, sharer *s, const char *channel, uint32_t len,
   for (uint32_t i = 0; i < len; i++)
     at[i] = pattern_byte(seed, i);
   shm_writer_commit(&s->w, slot, offset, len);
-  uint8_t desc[SHM_PUBLISH_DESC_SIZE];
-  frame_store_u32(desc, slot);
-  frame_store_u32(desc + 4, offset);
-  frame_store_u32(desc + 8, len);
+  uint8_t desc[FRAME_PUBLISH_DESC_SIZE];
+  frame_publish_desc d = {slot, offset, len};
+  frame_publish_desc_write(desc, &d);
   send_frame(p, FRAME_PUBLISH, 1, 0, channel, NULL, desc, sizeof(desc), FRAME_FLAG_SHARED);
   return (int)slot;
 }
@@ -972,9 +976,9 @@ static int pattern_ok(const uint8_t *at, uint32_t len, uint32_t seed) {
 /* Says that p's process read count shared messages, as a channel does: in
  * its region's header, then in a frame. */
 static void send_read(peer *p, sharer *s, uint64_t count) {
-  uint8_t c[8];
+  uint8_t c[FRAME_READ_COUNT_SIZE];
   if (s) atomic_store(&s->w.header->consumed, shm_consumed_pack(p->generation, count));
-  frame_store_u64(c, count);
+  frame_read_count_write(c, count);
   send_frame(p, FRAME_SHARED_READ, 0, 0, NULL, NULL, c, sizeof(c), 0);
 }
 
@@ -990,11 +994,10 @@ static int take_message(peer *p, sharer *s, int shared, uint32_t len, uint32_t s
   if (next_frame(p, &f, payload, sizeof(payload)) != 0 || f.type != FRAME_MESSAGE) return 0;
   if (!shared)
     return !(f.flags & FRAME_FLAG_SHARED) && f.payload_len == len && pattern_ok(payload, len, seed);
-  if (!(f.flags & FRAME_FLAG_SHARED) || f.payload_len != SHM_MESSAGE_DESC_SIZE) return 0;
-  uint32_t offset = frame_load_u32(payload);
-  uint32_t got = frame_load_u32(payload + 4);
-  return got == len && (uint64_t)offset + got <= SHM_POOL_SIZE &&
-         pattern_ok(s->map->base + offset, len, seed);
+  frame_message_desc d;
+  if (!(f.flags & FRAME_FLAG_SHARED) || frame_message_desc_parse(payload, f.payload_len, &d) != 0)
+    return 0;
+  return d.length == len && pattern_ok(s->map->base + d.offset, len, seed);
 }
 
 /* A payload published through the pool reaches a subscriber that reads the
@@ -1078,19 +1081,18 @@ static void test_shared_bad_input(void) {
   struct {
     uint32_t slot, offset, len, desc_size;
   } cases[] = {
-      {SHM_SLOTS, 0, 20000, SHM_PUBLISH_DESC_SIZE},           /* no such slot */
-      {0, SHM_DATA_SIZE - 100, 20000, SHM_PUBLISH_DESC_SIZE}, /* past the region */
-      {0, 0, 0, SHM_PUBLISH_DESC_SIZE},                       /* empty */
-      {0, 0, SHM_PAYLOAD_MAX + 1, SHM_PUBLISH_DESC_SIZE},     /* too large */
-      {0, 0, 20000, 8},                                       /* short descriptor */
-      {0, 0, 60000, SHM_PUBLISH_DESC_SIZE},                   /* over maxFrameSize */
+      {SHM_SLOTS, 0, 20000, FRAME_PUBLISH_DESC_SIZE},           /* no such slot */
+      {0, SHM_DATA_SIZE - 100, 20000, FRAME_PUBLISH_DESC_SIZE}, /* past the region */
+      {0, 0, 0, FRAME_PUBLISH_DESC_SIZE},                       /* empty */
+      {0, 0, SHM_PAYLOAD_MAX + 1, FRAME_PUBLISH_DESC_SIZE},     /* too large */
+      {0, 0, 20000, 8},                                         /* short descriptor */
+      {0, 0, 60000, FRAME_PUBLISH_DESC_SIZE},                   /* over maxFrameSize */
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     peer_open(&bad);
-    uint8_t desc[SHM_PUBLISH_DESC_SIZE];
-    frame_store_u32(desc, cases[i].slot);
-    frame_store_u32(desc + 4, cases[i].offset);
-    frame_store_u32(desc + 8, cases[i].len);
+    uint8_t desc[FRAME_PUBLISH_DESC_SIZE];
+    frame_publish_desc d = {cases[i].slot, cases[i].offset, cases[i].len};
+    frame_publish_desc_write(desc, &d);
     /* 60000 bytes fit a frame, but not with a 10000-byte channel name */
     static char name[10001];
     memset(name, 'n', 10000);
@@ -1107,10 +1109,9 @@ static void test_shared_bad_input(void) {
   int slot = publish_shared(&bad, &bs, "big", 20000, 5);
   CHECK(take_message(&reader, &rs, 1, 20000, 5));
   handed++;
-  uint8_t desc[SHM_PUBLISH_DESC_SIZE];
-  frame_store_u32(desc, (uint32_t)slot);
-  frame_store_u32(desc + 4, 0);
-  frame_store_u32(desc + 8, 20000);
+  uint8_t desc[FRAME_PUBLISH_DESC_SIZE];
+  frame_publish_desc busy = {(uint32_t)slot, 0, 20000};
+  frame_publish_desc_write(desc, &busy);
   send_frame(&bad, FRAME_PUBLISH, 1, 0, "big", NULL, desc, sizeof(desc), FRAME_FLAG_SHARED);
   CHECK(cut_with(&bad, "malformed shared publish"));
   sharer_close(&bs);
@@ -1206,8 +1207,8 @@ static void test_shared_gone(void) {
   CHECK(child > 0 && waitpid(child, NULL, 0) == child);
   peer_open(&reader);
   sharer_open(&reader, &rs, 0);
-  uint8_t pid[4];
-  frame_store_u32(pid, (uint32_t)child);
+  uint8_t pid[FRAME_SHARED_READY_SIZE];
+  frame_shared_ready_write(pid, (uint32_t)child);
   send_frame(&reader, FRAME_SHARED, 0, 0, NULL, NULL, pid, sizeof(pid), 0);
   CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
   slot = publish_shared(&pub, &ps, "big", 40000, 10);
@@ -1234,8 +1235,8 @@ static void test_shared_gone(void) {
 
 /* Says that p's process is pid, as a channel does once it reads the pool. */
 static void say_pid(peer *p, pid_t pid) {
-  uint8_t said[4];
-  frame_store_u32(said, (uint32_t)pid);
+  uint8_t said[FRAME_SHARED_READY_SIZE];
+  frame_shared_ready_write(said, (uint32_t)pid);
   send_frame(p, FRAME_SHARED, 0, 0, NULL, NULL, said, sizeof(said), 0);
 }
 

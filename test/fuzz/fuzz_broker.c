@@ -136,9 +136,10 @@ static void take_offer(peer *p) {
   EXPECT(rc == FRAME_OK);
   size_t used = f.size;
   if (o.type == FRAME_SHARED) {
-    EXPECT(o.payload_len == SHM_OFFER_SIZE && p->pool_fd >= 0);
-    p->region = frame_load_u32(o.payload);
-    p->generation = frame_load_u32(o.payload + 16);
+    frame_offer offer;
+    EXPECT(frame_offer_parse(o.payload, o.payload_len, &offer) == 0 && p->pool_fd >= 0);
+    p->region = offer.region;
+    p->generation = offer.generation;
     EXPECT(p->region < SHM_REGIONS);
     used += o.size;
   }
@@ -188,9 +189,10 @@ static void reader_take(void) {
         EXPECT((f.endpoint == 1 && (channel_is(&f, "a") || channel_is(&f, ""))) ||
                (f.endpoint == 2 && (channel_is(&f, "b") || channel_is(&f, ""))));
         if (f.flags & FRAME_FLAG_SHARED) {
-          EXPECT(reader_map != NULL && f.payload_len == SHM_MESSAGE_DESC_SIZE);
-          uint64_t offset = frame_load_u32(f.payload);
-          uint32_t len = frame_load_u32(f.payload + 4);
+          frame_message_desc d;
+          EXPECT(reader_map != NULL && frame_message_desc_parse(f.payload, f.payload_len, &d) == 0);
+          uint64_t offset = d.offset;
+          uint32_t len = d.length;
           uint64_t data = shm_data_offset(fuzzed.region);
           EXPECT(fuzzed.offered && len > 0 && len <= SHM_PAYLOAD_MAX);
           EXPECT(offset >= data && offset + len <= data + SHM_DATA_SIZE);
@@ -210,8 +212,8 @@ static void reader_report(void) {
   if (reader_shared == reader_reported || !reader_map) return;
   atomic_store(&((shm_header *)(void *)reader_map->region)->consumed,
                shm_consumed_pack(reader.generation, reader_shared));
-  uint8_t count[8];
-  frame_store_u64(count, reader_shared);
+  uint8_t count[FRAME_READ_COUNT_SIZE];
+  frame_read_count_write(count, reader_shared);
   send_frame(reader.fd, FRAME_SHARED_READ, 0, 0, NULL, count, sizeof(count));
   reader_reported = reader_shared;
   turn(1);
@@ -240,8 +242,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (broker_connect_pair(b, &fuzzed.fd) != 0 || broker_connect_pair(b, &reader.fd) != 0) abort();
 
   send_hello(reader.fd);
-  uint8_t pid[4];
-  frame_store_u32(pid, (uint32_t)getpid());
+  uint8_t pid[FRAME_SHARED_READY_SIZE];
+  frame_shared_ready_write(pid, (uint32_t)getpid());
   send_frame(reader.fd, FRAME_SHARED, 0, 0, NULL, pid, sizeof(pid));
   send_frame(reader.fd, FRAME_SUBSCRIBE, 1, 1, "a", NULL, 0);
   send_frame(reader.fd, FRAME_SUBSCRIBE, 2, 1, "b", NULL, 0);
