@@ -104,9 +104,9 @@ static uint32_t encode(uint8_t **out, uint8_t type, uint8_t status, uint16_t fla
   size_t a_len = a ? strlen(a) : 0;
   uint32_t size = frame_size(a_len, 0, payload_len);
   uint8_t *f = malloc(size);
-  frame_encode(f, type, status, endpoint, id, a, a_len, NULL, 0, payload, payload_len);
-  f[6] = (uint8_t)flags;
-  f[7] = (uint8_t)(flags >> 8);
+  frame_write_header(f, type, status, flags, endpoint, id, a_len, 0, payload_len);
+  if (a_len) memcpy(f + FRAME_HEADER_SIZE, a, a_len);
+  if (payload_len) memcpy(f + FRAME_HEADER_SIZE + a_len, payload, payload_len);
   *out = f;
   return size;
 }
@@ -483,8 +483,7 @@ static void test_waits(void) {
   while (total < (3u << 19)) {
     at = channel_reserve(ch, size);
     CHECK(at != NULL);
-    frame_encode(at, FRAME_PUBLISH, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0);
-    frame_store_u32(at, size);
+    frame_write_header(at, FRAME_PUBLISH, 0, 0, 0, 0, 0, 0, 60000);
     memset(at + FRAME_HEADER_SIZE, 1, 60000);
     channel_commit(ch, size, 0);
     total += size;
@@ -640,12 +639,9 @@ static channel *pooled_channel(owner *o, peer *p) {
   frame f;
   CHECK(peer_next(p, &f) && f.type == FRAME_HELLO);
   peer_hello(p, FRAME_VERSION, 4u << 20);
-  uint8_t offer[SHM_OFFER_SIZE];
-  frame_store_u32(offer, REGION);
-  frame_store_u32(offer + 4, SHM_REGION_SIZE);
-  frame_store_u32(offer + 8, SHM_SLOTS);
-  frame_store_u32(offer + 12, SHM_PAYLOAD_MAX);
-  frame_store_u32(offer + 16, GENERATION);
+  uint8_t offer[FRAME_OFFER_SIZE];
+  frame_offer o_ = {REGION, SHM_REGION_SIZE, SHM_SLOTS, SHM_PAYLOAD_MAX, GENERATION};
+  frame_offer_write(offer, &o_);
   uint8_t *bytes;
   uint32_t size = encode(&bytes, FRAME_SHARED, 0, 0, 0, 0, NULL, offer, sizeof(offer));
   CHECK(shm_send_fd(p->fd, bytes, size, pool->fd) == (ssize_t)size);
@@ -658,8 +654,9 @@ static channel *pooled_channel(owner *o, peer *p) {
   CHECK(m != NULL && m->region_index == REGION);
   CHECK(atomic_load(&region_header()->pid) == (uint32_t)getpid());
   CHECK(channel_pool_ready(ch) == 0);
-  CHECK(peer_next(p, &f) && f.type == FRAME_SHARED && f.payload_len == 4 &&
-        frame_load_u32(f.payload) == (uint32_t)getpid());
+  uint32_t pid = 0;
+  CHECK(peer_next(p, &f) && f.type == FRAME_SHARED &&
+        frame_shared_ready_parse(f.payload, f.payload_len, &pid) == 0 && pid == (uint32_t)getpid());
   CHECK(channel_pool_ready(ch) == 0);
   turn(1);
   CHECK(peer_quiet(p)); /* said once */
@@ -681,11 +678,12 @@ static void publish(channel *ch, peer *p, uint8_t type, size_t len, uint8_t fill
 
 /* The descriptor of a shared publish, checked against the pool. */
 static int shared_at(const frame *f, size_t len, uint8_t fill, uint32_t *slot, uint32_t *offset) {
-  if (!(f->flags & FRAME_FLAG_SHARED) || f->payload_len != SHM_PUBLISH_DESC_SIZE) return 0;
-  *slot = frame_load_u32(f->payload);
-  *offset = frame_load_u32(f->payload + 4);
-  if (frame_load_u32(f->payload + 8) != len || *slot >= SHM_SLOTS || *offset + len > SHM_DATA_SIZE)
+  frame_publish_desc d;
+  if (!(f->flags & FRAME_FLAG_SHARED) ||
+      frame_publish_desc_parse(f->payload, f->payload_len, &d) != 0 || d.length != len)
     return 0;
+  *slot = d.slot;
+  *offset = d.offset;
   const uint8_t *at = pool->base + shm_data_offset(REGION) + *offset;
   for (size_t i = 0; i < len; i++)
     if (at[i] != fill) return 0;
@@ -713,7 +711,7 @@ static void test_pool_ring(void) {
   uint32_t slot[8], offset[8];
   /* A large PUBLISH goes through the ring, anything else takes the socket. */
   publish(ch, &p, FRAME_PUBLISH, 100000, 0x11, &f);
-  CHECK(f.size == FRAME_HEADER_SIZE + 4 + SHM_PUBLISH_DESC_SIZE);
+  CHECK(f.size == FRAME_HEADER_SIZE + 4 + FRAME_PUBLISH_DESC_SIZE);
   CHECK(shared_at(&f, 100000, 0x11, &slot[0], &offset[0]) && offset[0] == 0);
   publish(ch, &p, FRAME_KV_SET, 100000, 0x12, &f);
   CHECK(on_socket(&f, 100000, 0x12));
@@ -770,16 +768,19 @@ static void test_pool_ring(void) {
 
 /* A shared message from the broker: a descriptor into region 7's data area. */
 static void send_shared(peer *p, uint32_t offset_in_data, uint32_t len) {
-  uint8_t desc[SHM_MESSAGE_DESC_SIZE];
-  frame_store_u32(desc, (uint32_t)shm_data_offset(7) + offset_in_data);
-  frame_store_u32(desc + 4, len);
+  uint8_t desc[FRAME_MESSAGE_DESC_SIZE];
+  frame_message_desc d = {(uint32_t)shm_data_offset(7) + offset_in_data, len};
+  frame_message_desc_write(desc, &d);
   peer_send(p, FRAME_MESSAGE, 0, FRAME_FLAG_SHARED, 1, 0, "room", desc, sizeof(desc));
 }
 
 static uint64_t said_read(peer *p) {
   frame f;
-  if (!peer_next(p, &f) || f.type != FRAME_SHARED_READ || f.payload_len != 8) return UINT64_MAX;
-  return frame_load_u64(f.payload);
+  uint64_t count;
+  if (!peer_next(p, &f) || f.type != FRAME_SHARED_READ ||
+      frame_read_count_parse(f.payload, f.payload_len, &count) != 0)
+    return UINT64_MAX;
+  return count;
 }
 
 static void test_pool_reads(void) {
@@ -837,7 +838,7 @@ static void test_pool_reads(void) {
   /* An offer this build does not understand: no pool, and no leak of its
    * descriptor. */
   ch = greeted_channel(&o, &p, 1u << 20, 65536);
-  uint8_t offer[SHM_OFFER_SIZE] = {0};
+  uint8_t offer[FRAME_OFFER_SIZE] = {0};
   uint8_t *bytes;
   uint32_t size = encode(&bytes, FRAME_SHARED, 0, 0, 0, 0, NULL, offer, sizeof(offer));
   CHECK(shm_send_fd(p.fd, bytes, size, pool->fd) == (ssize_t)size);
