@@ -9,11 +9,8 @@
 
 #include "shm.h"
 
-_Static_assert(FRAME_TYPE_MAX == 18 && FRAME_STATUS_MAX == 3, "the lists' values run without gaps");
-_Static_assert(FRAME_MESSAGE_DESC_SIZE == SHM_MESSAGE_DESC_SIZE &&
-                   FRAME_PUBLISH_DESC_SIZE == SHM_PUBLISH_DESC_SIZE &&
-                   FRAME_OFFER_SIZE == SHM_OFFER_SIZE,
-               "shm.h's descriptor sizes are frame.h's");
+_Static_assert(FRAME_TYPE_MAX == FRAME_SHARED_READ && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST,
+               "types and statuses run without gaps: a count is the largest value");
 _Static_assert(SHM_POOL_SIZE <= UINT32_MAX, "a pool offset fits a message descriptor's u32");
 
 int frame_decode(const uint8_t *buf, size_t len, uint32_t max_size, frame *out) {

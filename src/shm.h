@@ -47,10 +47,8 @@
 #define SHM_ALIGN 64u                   /* payloads start on a cache line */
 #define SHM_POOL_SIZE ((uint64_t)SHM_REGIONS * SHM_REGION_SIZE)
 
-/* Descriptors carried in frames (little-endian u32s). */
-#define SHM_PUBLISH_DESC_SIZE 12u /* process to broker: slot, offset in the data area, length */
-#define SHM_MESSAGE_DESC_SIZE 8u  /* broker to process: offset in the pool, length */
-#define SHM_OFFER_SIZE 20u        /* the offer that comes with the pool: see frame.h */
+/* The descriptors and the offer that travel in frames are frame.h's
+ * (frame_publish_desc, frame_message_desc, frame_offer). */
 
 /* Why the broker cut a connection off, in its region's header: the process
  * finds its channel closed and can say why. */
