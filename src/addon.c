@@ -12,76 +12,27 @@
  * is not in that Buffer but in the shared pool (shm.h): JavaScript gets an
  * Array of read-only ArrayBuffers along, one per region of the pool it has
  * had messages from. */
-#define NAPI_VERSION 8
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
-#include "broker.h"
+#include "addon_internal.h"
 #include "buffer.h"
-#include "channel.h"
 #include "frame.h"
 #include "shm.h"
 
-/* The words that describe one frame of a batch, X(NAME, index), exported
- * as native.constants.WORD (with DESCRIPTOR_WORDS, the count). Each word
- * means one thing: REGION and REGION_OFFSET are 0 unless the payload is in
- * the shared pool. */
-#define ADDON_WORD_LIST(X)                                                                         \
-  X(TYPE, 0) /* type (low byte), status (next byte), ADDON_WORD_SHARED */                          \
-  X(ENDPOINT, 1)                                                                                   \
-  X(REQUEST_ID, 2)                                                                                 \
-  X(A_START, 3) /* where field a starts in the batch's bytes; b and the payload follow */          \
-  X(A_LENGTH, 4)                                                                                   \
-  X(B_LENGTH, 5)                                                                                   \
-  X(PAYLOAD_LENGTH, 6)                                                                             \
-  X(REGION, 7) /* the pool's region the payload is in (its view: onInput's third argument) */      \
-  X(REGION_OFFSET, 8) /* where the payload starts in that region */
-
-#define ADDON_WORD_ENUM_(name, index) ADDON_WORD_##name = index,
-#define ADDON_WORD_COUNT_(name, index) +1
-enum addon_word {
-  ADDON_WORD_LIST(ADDON_WORD_ENUM_) ADDON_DESCRIPTOR_WORDS = 0 ADDON_WORD_LIST(ADDON_WORD_COUNT_)
-};
-/* In a descriptor's TYPE word: the payload is in the shared pool. */
-#define ADDON_WORD_SHARED (1u << 16)
 /* Large payloads (BUFFER_PARTS_MIN) are sent in two parts
  * (channel_send_parts) when the names are this short or shorter. */
 #define ADDON_HEAD_MAX 1024u
 
-typedef struct addon_channel addon_channel;
-
-typedef struct addon {
-  napi_env env;
-  broker *broker;
-  addon_channel *channels;
-  napi_async_cleanup_hook_handle cleanup;
-  size_t closing; /* channels released at teardown, not yet freed */
-} addon;
-
-struct addon_channel {
-  addon *owner;
-  channel *ch;
-  napi_ref on_input;
-  napi_ref on_close;
-  napi_async_context async;
-  addon_channel *prev;
-  addon_channel *next;
-  int released;
-  napi_ref pool;      /* an Array: element r views region r of the shared pool */
-  uint64_t pool_made; /* the regions viewed so far, one bit each */
-  int pool_failed;    /* no view could be made: shared messages are not asked for */
-};
-
 /* ---- error plumbing ------------------------------------------------------ */
 
-static void addon_throw_last(napi_env env, const char *call) {
+void addon_throw_last(napi_env env, const char *call) {
   const napi_extended_error_info *info = NULL;
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
@@ -93,28 +44,20 @@ static void addon_throw_last(napi_env env, const char *call) {
   napi_throw_error(env, "ERR_CLUSTER_STORE_NAPI", message);
 }
 
-#define NAPI_CALL(env, call)                                                                       \
-  do {                                                                                             \
-    if ((call) != napi_ok) {                                                                       \
-      addon_throw_last((env), #call);                                                              \
-      return NULL;                                                                                 \
-    }                                                                                              \
-  } while (0)
-
-static napi_value addon_throw(napi_env env, const char *code, const char *message) {
+napi_value addon_throw(napi_env env, const char *code, const char *message) {
   char text[512];
   snprintf(text, sizeof(text), "socket.io-cluster-store: %s", message);
   napi_throw_error(env, code, text);
   return NULL;
 }
 
-static napi_value addon_undefined(napi_env env) {
+napi_value addon_undefined(napi_env env) {
   napi_value v;
   NAPI_CALL(env, napi_get_undefined(env, &v));
   return v;
 }
 
-static int addon_get_u32(napi_env env, napi_value v, uint32_t *out) {
+int addon_get_u32(napi_env env, napi_value v, uint32_t *out) {
   return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
 }
 
@@ -871,10 +814,10 @@ static napi_status addon_set_frozen(napi_env env, napi_value obj, const char *na
   if (st == napi_ok) st = addon_set_frozen(env, constants, name, table);
 
 /* native.constants: what JavaScript shares with the engine, made from the
- * lists in frame.h and the descriptor words above, so lib/ copies none of
- * it. TYPE, STATUS, FLAG, DEFAULTS and WORD map names to numbers;
- * STAT_NAMES lists the counters of a STATS reply in their order; the rest
- * are numbers. Frozen, all of it. */
+ * lists in frame.h and the descriptor words (addon_internal.h), so lib/
+ * copies none of it. TYPE, STATUS, FLAG, DEFAULTS and WORD map names to
+ * numbers; STAT_NAMES lists the counters of a STATS reply in their order;
+ * the rest are numbers. Frozen, all of it. */
 static napi_value addon_constants(napi_env env) {
   napi_value constants, table;
   napi_status st = napi_create_object(env, &constants);

@@ -1,0 +1,97 @@
+/* addon_internal: what the addon's files (addon.c, addon_channel.c,
+ * addon_channel_input.c) share, and nothing else includes: an addon
+ * instance's data, a channel's JavaScript side, the words that describe a
+ * batch's frames, and the error plumbing every function JavaScript calls
+ * goes through. The addon has no public header: lib/native.js loads it and
+ * lib/ is its only caller.
+ *
+ * Nothing here is global, since the addon loads in worker threads too: a
+ * function JavaScript calls gets its instance as the callback's data (set
+ * in addon_init), a channel is the pointer of its napi external, and the
+ * channel's callbacks get it back as their context. */
+#ifndef CLUSTER_STORE_ADDON_INTERNAL_H
+#define CLUSTER_STORE_ADDON_INTERNAL_H
+
+/* Every addon file includes node_api.h through here, so all see one
+ * version. */
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "channel.h"
+
+/* The words that describe one frame of a batch, X(NAME, index), exported
+ * as native.constants.WORD (with DESCRIPTOR_WORDS, the count). Each word
+ * means one thing: REGION and REGION_OFFSET are 0 unless the payload is in
+ * the shared pool. */
+#define ADDON_WORD_LIST(X)                                                                         \
+  X(TYPE, 0) /* type (low byte), status (next byte), ADDON_WORD_SHARED */                          \
+  X(ENDPOINT, 1)                                                                                   \
+  X(REQUEST_ID, 2)                                                                                 \
+  X(A_START, 3) /* where field a starts in the batch's bytes; b and the payload follow */          \
+  X(A_LENGTH, 4)                                                                                   \
+  X(B_LENGTH, 5)                                                                                   \
+  X(PAYLOAD_LENGTH, 6)                                                                             \
+  X(REGION, 7) /* the pool's region the payload is in (its view: onInput's third argument) */      \
+  X(REGION_OFFSET, 8) /* where the payload starts in that region */
+
+#define ADDON_WORD_ENUM_(name, index) ADDON_WORD_##name = index,
+#define ADDON_WORD_COUNT_(name, index) +1
+enum addon_word {
+  ADDON_WORD_LIST(ADDON_WORD_ENUM_) ADDON_DESCRIPTOR_WORDS = 0 ADDON_WORD_LIST(ADDON_WORD_COUNT_)
+};
+/* In a descriptor's TYPE word: the payload is in the shared pool. */
+#define ADDON_WORD_SHARED (1u << 16)
+
+typedef struct addon_channel addon_channel;
+
+typedef struct addon {
+  napi_env env;
+  broker *broker;
+  addon_channel *channels;
+  napi_async_cleanup_hook_handle cleanup;
+  size_t closing; /* channels released at teardown, not yet freed */
+} addon;
+
+struct addon_channel {
+  addon *owner;
+  channel *ch;
+  napi_ref on_input;
+  napi_ref on_close;
+  napi_async_context async;
+  addon_channel *prev;
+  addon_channel *next;
+  int released;
+  napi_ref pool;      /* an Array: element r views region r of the shared pool */
+  uint64_t pool_made; /* the regions viewed so far, one bit each */
+  int pool_failed;    /* no view could be made: shared messages are not asked for */
+};
+
+/* ---- error plumbing ------------------------------------------------------ */
+
+/* Returns NULL from the calling function, with an exception pending, when a
+ * napi_* call fails. */
+#define NAPI_CALL(env, call)                                                                       \
+  do {                                                                                             \
+    if ((call) != napi_ok) {                                                                       \
+      addon_throw_last((env), #call);                                                              \
+      return NULL;                                                                                 \
+    }                                                                                              \
+  } while (0)
+
+/* Throws an Error (ERR_CLUSTER_STORE_NAPI) that names the call that failed
+ * and says why, unless an exception is already pending. */
+void addon_throw_last(napi_env env, const char *call);
+
+/* Throws an Error with code and message; returns NULL, for `return
+ * addon_throw(...)`. */
+napi_value addon_throw(napi_env env, const char *code, const char *message);
+
+/* undefined, or NULL with an exception pending. */
+napi_value addon_undefined(napi_env env);
+
+/* 0 with *out set, or -1 when v is not a number (no exception). */
+int addon_get_u32(napi_env env, napi_value v, uint32_t *out);
+
+#endif
