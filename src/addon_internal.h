@@ -94,4 +94,14 @@ napi_value addon_undefined(napi_env env);
 /* 0 with *out set, or -1 when v is not a number (no exception). */
 int addon_get_u32(napi_env env, napi_value v, uint32_t *out);
 
+/* ---- a channel's input (addon_channel_input.c) --------------------------- */
+
+/* The channel's events (channel_create): input batches to onInput, the
+ * close to onClose. */
+extern const channel_events addon_channel_events;
+
+/* [Buffer, Uint32Array, pool views] with a copy of the frames waiting on
+ * ac, or null when none is; NULL with an exception pending. */
+napi_value addon_channel_batch(napi_env env, addon_channel *ac);
+
 #endif
