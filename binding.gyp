@@ -4,6 +4,7 @@
       "target_name": "cluster_store",
       "sources": [
         "src/addon.c",
+        "src/addon_channel.c",
         "src/addon_channel_input.c",
         "src/broker.c",
         "src/broker_conn.c",

@@ -94,6 +94,24 @@ napi_value addon_undefined(napi_env env);
 /* 0 with *out set, or -1 when v is not a number (no exception). */
 int addon_get_u32(napi_env env, napi_value v, uint32_t *out);
 
+/* ---- a channel (addon_channel.c) ----------------------------------------- */
+
+/* Unlinks ac from its instance and releases its channel (channel_release,
+ * with done and arg); once only, later calls do nothing. */
+void addon_channel_release(addon_channel *ac, void (*done)(void *arg), void *arg);
+
+/* The functions JavaScript calls, native.channelCreate and the rest (see
+ * addon_init). */
+napi_value addon_channel_create(napi_env env, napi_callback_info info);
+napi_value addon_channel_attach(napi_env env, napi_callback_info info);
+napi_value addon_channel_send(napi_env env, napi_callback_info info);
+napi_value addon_channel_wait(napi_env env, napi_callback_info info);
+napi_value addon_channel_take(napi_env env, napi_callback_info info);
+napi_value addon_channel_flush(napi_env env, napi_callback_info info);
+napi_value addon_channel_ref(napi_env env, napi_callback_info info);
+napi_value addon_channel_max_frame_size(napi_env env, napi_callback_info info);
+napi_value addon_channel_close(napi_env env, napi_callback_info info);
+
 /* ---- a channel's input (addon_channel_input.c) --------------------------- */
 
 /* The channel's events (channel_create): input batches to onInput, the
