@@ -17,7 +17,12 @@ declare namespace clusterStore {
     maxFrameSize?: number;
     /** Output the broker queues for one worker before cutting it off. Default 64 MiB. */
     queueLimit?: number;
-    /** How long a worker waits for the master to hand it a channel, in ms. Default 5000. */
+    /**
+     * How long a worker waits for the master to hand it a channel, in ms. Default 5000.
+     * Past it, calls fail at once with an error saying to require the module in the
+     * master, and the worker keeps asking (backoff up to 5 s); it emits 'reconnect'
+     * once attached.
+     */
     attachTimeout?: number;
     /** How long a worker waits on the broker when it must know the answer at once, in ms. Default 2000. */
     syncTimeout?: number;
