@@ -97,7 +97,7 @@ describe('value codec', function () {
   });
 });
 
-// Issue #16: values from clients are hostile input.
+// Values from clients are hostile input.
 describe('value codec: hostile values', function () {
   function nested(depth, make) {
     var v = 'bottom';

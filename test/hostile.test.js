@@ -1,5 +1,5 @@
 'use strict';
-// Issue #16: hostile input. What one client (or one bad value) sends must
+// Hostile input. What one client (or one bad value) sends must
 // cost that client or that message, never a worker. 4 real cluster
 // workers serving real socket.io 0.9.19, maxFrameSize 1 MiB; raw HTTP
 // polling requests, so the test says which worker gets what.
@@ -36,7 +36,7 @@ function deepJson(depth) {
   return '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
 }
 
-describe('hostile input (issue #16): ' + WORKERS + ' workers, socket.io 0.9.19, maxFrameSize 1 MiB', function () {
+describe('hostile input: ' + WORKERS + ' workers, socket.io 0.9.19, maxFrameSize 1 MiB', function () {
   var c;
   var t = 0;
 

@@ -142,7 +142,7 @@ function latencyScenario() {
   }
 }
 
-// ---- latency under a broadcast storm (issue #15) --------------------------
+// ---- latency under a broadcast storm --------------------------------------
 
 // Worker 1 pings, worker 2 answers, worker 3 publishes `storm` as fast as
 // its loop allows (params.batch per turn); the storm goes to every worker
