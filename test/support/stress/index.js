@@ -38,6 +38,7 @@ var path = require('path');
 var rpc = require('./rpc');
 var stores = require('./stores');
 var redisServer = require('./redis');
+var processes = require('../processes');
 
 var TRANSPORTS = ['websocket', 'xhr-polling', 'jsonp-polling'];
 var POLLING = ['xhr-polling', 'jsonp-polling'];
@@ -70,30 +71,12 @@ var DEFAULTS = {
 
 // ---- child processes ----------------------------------------------------
 
-var live = new Set(); // pids of every child still running, across runs
-
-function track(pid) {
-  if (pid) live.add(pid);
-}
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return e.code === 'EPERM';
-  }
-}
-
-function killPid(pid, signal) {
-  try { process.kill(pid, signal || 'SIGKILL'); } catch (e) { /* gone */ }
-}
-
-// Last resort, synchronous: whatever is still running when this process
-// exits is killed by pid.
-process.on('exit', function () {
-  live.forEach(function (pid) { killPid(pid, 'SIGKILL'); });
-});
+// Every child is tracked in test/support/processes.js's set, across runs;
+// whatever is still running when this process exits is killed there.
+var live = processes.live;
+var track = processes.track;
+var alive = processes.isAlive;
+var killPid = processes.killPid;
 
 function waitExit(child, ms) {
   return new Promise(function (resolve) {
