@@ -106,7 +106,7 @@ describe('value codec: hostile values', function () {
   }
   function deepObject(v) { return { a: v }; }
 
-  // Item 1: V8's serializer writes ~3,100 levels of objects but its
+  // V8's serializer writes ~3,100 levels of objects but its
   // deserializer reads only ~1,950 (fewer on a deeper stack): a value the
   // receivers cannot decode must be refused at the sender.
   it('refuses values nested deeper than every process can decode, naming the call', function () {
@@ -160,7 +160,7 @@ describe('value codec: hostile values', function () {
     assert.deepStrictEqual(roundTrip(wide), wide);
   });
 
-  // Item 10: a sparse array cost one byte and one loop turn per hole.
+  // A sparse array cost one byte and one loop turn per hole.
   it('encodes runs of holes in a few bytes, and huge sparse arrays fast', function () {
     var a = [];
     a.length = 50000000;
@@ -220,7 +220,7 @@ describe('value codec: hostile values', function () {
     assert.deepStrictEqual(Object.keys(r), ['0', '3']);
   });
 
-  // Item 12: a getter or a Proxy that throws is the value's fault: the
+  // A getter or a Proxy that throws is the value's fault: the
   // caller gets ERR_CLUSTER_STORE_VALUE naming the call, not the raw error.
   it('reports getters and Proxies that throw as ERR_CLUSTER_STORE_VALUE naming the call', function () {
     var getter = {};

@@ -198,7 +198,7 @@ describe('hostile input: ' + WORKERS + ' workers, socket.io 0.9.19, maxFrameSize
   });
 
   describe('through socket.io polling requests', function () {
-    // Item 1: the non-home worker forwarded the packet in the V8 form, and
+    // The non-home worker forwarded the packet in the V8 form, and
     // every other worker died decoding it.
     it('refuses a client whose 15 KB xhr-polling POST nests 2,500 deep; every worker lives', async function () {
       var client = await connectPolling('xhr-polling');
@@ -215,7 +215,7 @@ describe('hostile input: ' + WORKERS + ' workers, socket.io 0.9.19, maxFrameSize
       }), JSON.stringify(errors));
     });
 
-    // Item 2: the non-home worker threw RangeError (over maxFrameSize) out
+    // The non-home worker threw RangeError (over maxFrameSize) out
     // of socket.io's request 'end' handler and exited.
     it('refuses a client whose 2 MiB xhr-polling POST is over maxFrameSize; every worker lives', async function () {
       var client = await connectPolling('xhr-polling');
@@ -230,7 +230,7 @@ describe('hostile input: ' + WORKERS + ' workers, socket.io 0.9.19, maxFrameSize
       }), JSON.stringify(errors));
     });
 
-    // Item 3: socket.io answers a POST before it parses the body; a
+    // socket.io answers a POST before it parses the body; a
     // jsonp-polling body that is not JSON made it write its 'parse' error
     // to that answered response: ERR_HTTP_HEADERS_SENT, the worker exited.
     it('refuses a client whose jsonp-polling POST is not JSON, without writing to the answered POST', async function () {
@@ -243,7 +243,7 @@ describe('hostile input: ' + WORKERS + ' workers, socket.io 0.9.19, maxFrameSize
       await storeErrors();
     });
 
-    // Item 11: socket.io's onOpen sets transports[id] = null where another
+    // socket.io's onOpen sets transports[id] = null where another
     // worker opened a poll for the client, and its onDisconnect deletes
     // only truthy entries: a key per such client stayed on for good.
     it('leaves no manager.transports key behind for clients whose polls crossed workers', async function () {

@@ -74,6 +74,16 @@ static void pump(peer *p) {
   }
 }
 
+/* Takes the next whole frame out of p's input: 1, with its header fields
+ * in *f (a, b and payload cleared: those bytes are gone), or 0. */
+static int take_frame(peer *p, frame *f) {
+  if (frame_decode(p->in, p->len, UINT32_MAX, f) != FRAME_OK) return 0;
+  memmove(p->in, p->in + f->size, p->len - f->size);
+  p->len -= f->size;
+  f->a = f->b = f->payload = NULL;
+  return 1;
+}
+
 /* The next frame from the broker (turning its loop until one is there);
  * copies its payload into payload (up to cap). 0, or -1 on EOF/timeout. */
 static int next_frame(peer *p, frame *f, uint8_t *payload, size_t cap) {
@@ -419,9 +429,7 @@ static size_t drain_frames(peer *p) {
   size_t count = 0;
   frame f;
   pump(p);
-  while (frame_decode(p->in, p->len, UINT32_MAX, &f) == FRAME_OK) {
-    memmove(p->in, p->in + f.size, p->len - f.size);
-    p->len -= f.size;
+  while (take_frame(p, &f)) {
     count++;
     pump(p);
   }
@@ -549,11 +557,8 @@ static int reply_within(peer *p, uint32_t id, int turns) {
     turn(1);
     pump(p);
     frame f;
-    while (frame_decode(p->in, p->len, UINT32_MAX, &f) == FRAME_OK) {
-      memmove(p->in, p->in + f.size, p->len - f.size);
-      p->len -= f.size;
+    while (take_frame(p, &f))
       if (f.type == FRAME_REPLY && f.request_id == id) return f.status;
-    }
   }
   return -1;
 }
@@ -564,19 +569,14 @@ static int message_within(peer *p, int turns) {
     turn(1);
     pump(p);
     frame f;
-    if (frame_decode(p->in, p->len, UINT32_MAX, &f) == FRAME_OK) {
-      memmove(p->in, p->in + f.size, p->len - f.size);
-      p->len -= f.size;
-      if (f.type == FRAME_MESSAGE) return 1;
-    }
+    if (take_frame(p, &f) && f.type == FRAME_MESSAGE) return 1;
   }
   return 0;
 }
 
-/* Issue #16, item 8 (and #15's mechanism): while one reader is congested,
- * only the publisher feeding it waits. Everyone else is read and answered
- * at once: requests, barriers, publishes to readers that keep up. The held
- * publisher's messages all reach the slow reader, in order, once it reads. */
+/* While one reader is congested, only the publisher feeding it waits. Everyone else is read and
+ * answered at once: requests, barriers, publishes to readers that keep up. The held publisher's
+ * messages all reach the slow reader, in order, once it reads. */
 static void test_congestion_holds_only_its_feeders(void) {
   static peer slow, pub, quiet, listener;
   peer_open(&slow);
@@ -705,7 +705,7 @@ static void test_quiet_publisher_overtakes(void) {
   peer_close(&quiet);
 }
 
-/* Issue #16, item 9: a process's hello states the largest frame it takes.
+/* A process's hello states the largest frame it takes.
  * The broker sends it nothing larger: a message over it is not delivered to
  * that process (the others get it), a reply over it becomes an error, and
  * the connection goes on. */
