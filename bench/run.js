@@ -44,7 +44,7 @@ function usage(code) {
 }
 
 function parseArgs(argv) {
-  var opts = { quick: false, repeat: 1, only: SCENARIOS.slice(), stores: stores.NAMES.slice(),
+  var opts = { quick: false, repeat: 1, only: SCENARIOS.slice(), stores: stores.DEFAULT_NAMES.slice(),
     out: path.join(__dirname, 'results', 'latest.md') };
   function list(value, known, what) {
     var items = String(value || '').split(',').map(function (s) { return s.trim(); })
@@ -92,7 +92,7 @@ function plan(quick) {
   return {
     publish: {
       title: 'Publish throughput',
-      stores: ['cluster', 'strong', 'redis', 'socketpair', 'process.send'],
+      stores: ['cluster', 'baseline', 'strong', 'redis', 'socketpair', 'process.send'],
       cases: [
         { key: '2w-dispatch', label: '2 workers, dispatch packet', workers: 2, payload: 0 },
         { key: '4w-dispatch', label: '4 workers, dispatch packet', workers: 4, payload: 0 },
@@ -112,14 +112,14 @@ function plan(quick) {
     },
     latency: {
       title: 'Round-trip latency',
-      stores: ['cluster', 'strong', 'redis', 'socketpair', 'process.send'],
+      stores: ['cluster', 'baseline', 'strong', 'redis', 'socketpair', 'process.send'],
       cases: [{ key: 'rt', label: '2 workers, ping -> pong', workers: 2,
         params: { count: q(5000, 500), warmup: q(200, 50), duration: q(3000, 1000) },
         timeout: q(3000, 1000) + 20000 }]
     },
     storm: {
       title: 'Round-trip latency under a broadcast storm',
-      stores: ['cluster', 'strong', 'redis'],
+      stores: ['cluster', 'baseline', 'strong', 'redis'],
       cases: [
         { key: 'storm-all', label: '4 workers, storm to every worker', slow: false },
         { key: 'storm-slow', label: '4 workers, storm to one slow reader (50 µs per message)', slow: true }
@@ -133,7 +133,7 @@ function plan(quick) {
     },
     kv: {
       title: 'Per-client data (get/set)',
-      stores: ['cluster', 'strong', 'redis'],
+      stores: ['cluster', 'baseline', 'strong', 'redis'],
       cases: [[2, 1], [2, 64], [4, 1], [4, 64], [4, 64, true]].map(function (c) {
         return {
           key: c[0] + 'w-' + c[1] + (c[2] ? '-fresh' : ''),
@@ -153,7 +153,7 @@ function plan(quick) {
     },
     memory: {
       title: 'Broker memory',
-      stores: ['cluster', 'strong', 'redis'],
+      stores: ['cluster', 'baseline', 'strong', 'redis'],
       cases: [{ key: 'mem', label: '', workers: 1,
         params: { clients: q(100000, 10000), channels: q(10000, 1000) },
         timeout: q(120000, 40000) }]

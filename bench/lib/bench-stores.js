@@ -13,6 +13,8 @@
 //                 over a direct socketpair from one worker to the other(s),
 //                 no broker
 //   process.send  floor: node's IPC, relayed worker -> master JS -> worker(s)
+//   baseline      another build of this package, at BENCH_BASELINE (a
+//                 checkout with its addon built): before/after in one run
 
 var path = require('path');
 var v8 = require('v8');
@@ -155,6 +157,11 @@ function flushPairs(bus) {
 
 // ---- the table ----------------------------------------------------------
 
+// BENCH_BASELINE=/other/checkout adds the store `baseline`: that build of
+// this package, run side by side with this one (`--stores cluster,baseline`),
+// so a change is measured against what it changes in the same run.
+var BASELINE = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
+
 var STORES = {
   cluster: {
     label: 'cluster',
@@ -166,6 +173,19 @@ var STORES = {
       return new CS();
     },
     statsInMaster: function () { return require(ROOT).stats(); }
+  },
+  baseline: {
+    label: 'baseline',
+    store: true,
+    available: function () {
+      return BASELINE ? null : 'skipped: set BENCH_BASELINE to another checkout of this package';
+    },
+    masterSetup: function () { require(BASELINE); },
+    create: function () {
+      var CS = require(BASELINE)(socketio());
+      return new CS();
+    },
+    statsInMaster: function () { return require(BASELINE).stats(); }
   },
   strong: {
     label: 'strong',
@@ -234,6 +254,8 @@ module.exports = {
   ROOT: ROOT,
   STORES: STORES,
   NAMES: Object.keys(STORES),
+  // What runs when --stores is not given: baseline only when asked for.
+  DEFAULT_NAMES: Object.keys(STORES).filter(function (s) { return s !== 'baseline' || BASELINE; }),
   fromRoot: fromRoot,
   socketio: socketio,
   floorCodec: floorCodec
