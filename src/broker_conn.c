@@ -169,6 +169,7 @@ static void broker_conn_write(broker_conn *c) {
     want = buffer_length(&c->urgent);
     if ((n = broker_conn_send(c, buffer_begin(&c->urgent), want)) < 0) return;
     buffer_consume(&c->urgent, (size_t)n);
+    c->urgent_sent += (uint64_t)n;
     wrote |= n > 0;
   }
   if ((size_t)n == want && buffer_length(&c->out) > 0) {
@@ -249,30 +250,48 @@ void broker_conn_control_queued(broker_conn *c) {
   c->control_end = c->out_sent + buffer_length(&c->out);
 }
 
+/* from's mark on to, or a spare one given to it (its ends cleared), or
+ * NULL when every one is in use. */
+static broker_mark *broker_conn_find_mark(broker_conn *to, const broker_conn *from) {
+  broker_mark *spare = NULL;
+  for (size_t i = 0; i < BROKER_MARKS; i++) {
+    broker_mark *m = &to->marks[i];
+    if (m->from == from) return m;
+    if (!spare && m->end <= to->out_sent && m->urgent_end <= to->urgent_sent) spare = m;
+  }
+  if (spare) {
+    spare->from = from;
+    spare->end = 0;
+    spare->urgent_end = 0;
+    spare->urgent_bytes = 0;
+  }
+  return spare;
+}
+
 /* A message from `from` was queued on to's out: its next one to `to` must
  * not overtake it. */
 void broker_conn_mark(broker_conn *to, const broker_conn *from) {
   uint64_t end = to->out_sent + buffer_length(&to->out);
-  broker_mark *spare = NULL;
-  for (size_t i = 0; i < BROKER_MARKS; i++) {
-    broker_mark *m = &to->marks[i];
-    if (m->from == from) {
-      m->end = end;
-      return;
-    }
-    if (!spare && m->end <= to->out_sent) spare = m;
-  }
-  if (spare) {
-    spare->from = from;
-    spare->end = end;
-  } else {
+  broker_mark *m = broker_conn_find_mark(to, from);
+  if (m)
+    m->end = end;
+  else
     to->unmarked_end = end; /* too many publishers queued: none overtakes this */
-  }
+}
+
+void broker_conn_mark_urgent(broker_conn *to, const broker_conn *from, uint32_t size) {
+  broker_mark *m = broker_conn_find_mark(to, from);
+  /* No mark to spare: none was when the lane was granted either (see
+   * broker_conn_may_overtake), unless this one took the last. */
+  if (!m) return;
+  if (m->urgent_end <= to->urgent_sent) m->urgent_bytes = 0;
+  m->urgent_bytes += size;
+  m->urgent_end = to->urgent_sent + buffer_length(&to->urgent);
 }
 
 /* Whether a message of size bytes from `from` may go to to's urgent lane:
  * out holds something to overtake, but nothing of from's, no reply or
- * hello, and the lane has room (at most half the high water mark too, so
+ * hello, from's share of the lane is not used up, and it has room (at most half the high water mark too, so
  * a small queue limit is not reached through it). */
 int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
   uint64_t sent = to->out_sent;
@@ -281,9 +300,15 @@ int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uin
   if (buffer_length(&to->out) == 0 || to->control_end > sent || to->unmarked_end > sent ||
       buffer_length(&to->urgent) + (uint64_t)size > room)
     return 0;
-  for (size_t i = 0; i < BROKER_MARKS; i++)
-    if (to->marks[i].from == from && to->marks[i].end > sent) return 0;
-  return 1;
+  int spare = 0;
+  for (size_t i = 0; i < BROKER_MARKS; i++) {
+    const broker_mark *m = &to->marks[i];
+    int waiting = m->urgent_end > to->urgent_sent;
+    if (m->from == from)
+      return m->end <= sent && (!waiting || m->urgent_bytes + size <= BROKER_URGENT_SHARE);
+    if (m->end <= sent && !waiting) spare = 1;
+  }
+  return spare; /* without a mark, its share could not be counted */
 }
 
 void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
@@ -524,6 +549,8 @@ void broker_conn_add(broker *b, int fd) {
   c->read_chunk = BROKER_READ_CHUNK_MIN;
   c->region = -1;
   c->peer_max = FRAME_LIMIT_MAX_SIZE;
+  if (++b->last_number == 0) b->last_number = 1;
+  c->number = b->last_number;
   buffer_init(&c->in);
   buffer_init(&c->out);
   buffer_init(&c->urgent);

@@ -44,10 +44,17 @@ typedef struct broker_conn broker_conn;
 
 /* Where a publisher's last message in a reader's queue ends, counted in
  * bytes ever queued there; while the reader has not sent that far, the
- * publisher's next message must queue behind it. */
+ * publisher's next message must queue behind it. urgent_end: likewise in
+ * the urgent lane, where urgent_bytes of the publisher's wait: past
+ * BROKER_URGENT_SHARE its next message does not take the lane (a busy
+ * publisher whose queue drained cannot fill the lane and shut the quiet
+ * ones out of it). */
+#define BROKER_URGENT_SHARE (8u * 1024u)
 typedef struct broker_mark {
   const broker_conn *from;
   uint64_t end;
+  uint64_t urgent_end;
+  uint64_t urgent_bytes;
 } broker_mark;
 
 /* The broker's end of one process's channel. */
@@ -70,6 +77,7 @@ struct broker_conn {
   buffer out;
   buffer urgent;         /* messages that overtake out (BROKER_URGENT_MAX) */
   size_t out_front_left; /* bytes of the frame at out's front still to send (0: whole) */
+  uint64_t urgent_sent;  /* bytes ever sent from urgent */
   uint64_t out_sent;     /* bytes ever sent from out */
   uint64_t control_end;  /* where out's last frame that is not a message ends */
   uint64_t unmarked_end; /* ... its last message whose publisher has no mark */
@@ -80,6 +88,7 @@ struct broker_conn {
   int region;       /* its region of the shared pool, or -1 */
   int shared_ready; /* its process reads shared messages */
   uint32_t pid;     /* its process, as it said (0: not said) */
+  uint32_t number;  /* says who published a MESSAGE (frame.h); never 0 */
 };
 
 struct broker {
@@ -108,6 +117,7 @@ struct broker {
   int expiry_changed;     /* the expiry timer must be armed again */
   size_t congested_count; /* connections over the high water mark */
   int eased;              /* one stopped being congested: held input may go on */
+  uint32_t last_number;   /* the last connection's number (broker_conn.number) */
 
   uint64_t counters[FRAME_STATS_COUNT];
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
@@ -169,6 +179,8 @@ void broker_conn_control_queued(broker_conn *c);
 /* A message from `from` was queued on to's out: from's next one to `to`
  * must not overtake it. */
 void broker_conn_mark(broker_conn *to, const broker_conn *from);
+/* ... on to's urgent lane (size bytes): counted in from's share of it. */
+void broker_conn_mark_urgent(broker_conn *to, const broker_conn *from, uint32_t size);
 /* Whether a message of size bytes from `from` may go to to's urgent lane,
  * ahead of what out holds. */
 int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size);

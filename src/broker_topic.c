@@ -126,10 +126,10 @@ void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
  * payload), and whatever the socket does not take is queued as usual.
  * 0, or -1 when c could not take it (and is dead). */
 static int broker_topic_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint,
-                                       uint32_t size) {
+                                       uint32_t publisher, uint32_t size) {
   uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
   size_t head_len = FRAME_HEADER_SIZE + f->a_len;
-  frame_write_header(head, FRAME_MESSAGE, 0, 0, endpoint, 0, f->a_len, 0, f->payload_len);
+  frame_write_header(head, FRAME_MESSAGE, 0, 0, endpoint, publisher, f->a_len, 0, f->payload_len);
   if (f->a_len) memcpy(head + FRAME_HEADER_SIZE, f->a, f->a_len);
   ssize_t sent = buffer_send_parts(c->fd, head, head_len, f->payload, f->payload_len);
   if (sent < 0) {
@@ -151,24 +151,29 @@ static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
                                  const broker_conn *from, uint32_t size, int direct) {
   broker_conn *to = s.conn;
   if (direct && !to->dead && !to->blocked && broker_conn_queued_bytes(to) == 0) {
-    if (broker_topic_deliver_direct(to, f, s.endpoint, size) != 0) return;
+    if (broker_topic_deliver_direct(to, f, s.endpoint, from->number, size) != 0) return;
     if (!to->dead && buffer_length(&to->out) > 0) broker_conn_mark(to, from);
   } else {
     int urgent = broker_conn_may_overtake(to, from, size);
     uint8_t *at = broker_conn_reserve_on(to, urgent ? &to->urgent : &to->out, size);
     if (!at) return;
-    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, 0, f->a, f->a_len, NULL, 0, f->payload,
+    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, from->number, f->a, f->a_len, NULL, 0, f->payload,
                  f->payload_len);
     buffer_commit(urgent ? &to->urgent : &to->out, size);
     broker_conn_queued(to);
-    if (!urgent && !to->dead) broker_conn_mark(to, from);
+    if (!to->dead) {
+      if (urgent)
+        broker_conn_mark_urgent(to, from, size);
+      else
+        broker_conn_mark(to, from);
+    }
   }
   b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
   b->counters[FRAME_STAT_BYTES_DELIVERED] += size;
 }
 
 static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
-                                       uint32_t size, uint32_t id);
+                                       const broker_conn *from, uint32_t size, uint32_t id);
 
 /* Routes f, whose payload is in hand, to the subscribers of its topic.
  * shared_id: the pool-wide slot the payload lies in, whose descriptor goes
@@ -184,7 +189,7 @@ void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t s
     broker_subscriber s = topic->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
     if (size > s.conn->peer_max) continue;                     /* its process could not take it */
-    if (shared_id != UINT32_MAX && broker_topic_deliver_shared(b, s, f, size, shared_id) == 0) {
+    if (shared_id != UINT32_MAX && broker_topic_deliver_shared(b, s, f, from, size, shared_id) == 0) {
       if (!s.conn->dead) broker_conn_mark(s.conn, from); /* descriptors go to out */
       continue;
     }
@@ -196,7 +201,7 @@ void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t s
  * to s as a descriptor: 0, or -1 when s does not read the pool (or its books
  * are full), and takes an ordinary copy instead. */
 static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const frame *f,
-                                       uint32_t size, uint32_t id) {
+                                       const broker_conn *from, uint32_t size, uint32_t id) {
   broker_conn *to = s.conn;
   if (!to->shared_ready || to->region < 0 || to->dead) return -1;
   if (broker_pool_hand_room(&b->pool, (uint32_t)to->region) != 0) return -1;
@@ -205,6 +210,7 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
   if (!at) return 0; /* cut off: nothing more goes to it */
   frame_message_desc desc = {(uint32_t)(f->payload - b->pool.map->base), f->payload_len};
   frame_encode_message_shared(at, s.endpoint, f->a, f->a_len, &desc);
+  frame_set_publisher(at, from->number);
   broker_pool_hand(&b->pool, (uint32_t)to->region, id);
   broker_conn_committed(to, small);
   b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;

@@ -242,3 +242,14 @@ uint32_t frame_encode_message_shared(uint8_t *dst, uint32_t endpoint, const void
   frame_message_desc_write(dst + FRAME_HEADER_SIZE + a_len, d);
   return size;
 }
+
+void frame_set_publisher(uint8_t *dst, uint32_t publisher) {
+  frame_store_u32(dst + 12, publisher);
+}
+
+void frame_mark_local(uint8_t *dst, uint16_t set, uint16_t clear) {
+  uint16_t flags = (uint16_t)(dst[6] | (dst[7] << 8));
+  flags = (uint16_t)((flags & ~clear) | set);
+  dst[6] = (uint8_t)(flags & 0xff);
+  dst[7] = (uint8_t)(flags >> 8);
+}

@@ -8,7 +8,10 @@
  *   5      1     status: a reply's outcome (FRAME_STATUS_*), else 0
  *   6      2     flags (FRAME_FLAG_*)
  *   8      4     endpoint: which store instance on the connection it concerns
- *   12     4     request id: echoed in the reply; 0 when no reply is wanted
+ *   12     4     request id: echoed in the reply; 0 when no reply is wanted.
+ *                 On a MESSAGE: the number of the publisher's connection
+ *                 (never 0; 0: not said), so a process can tell publishers
+ *                 apart (order is kept per publisher, not across them)
  *   16     4     length of field a (a channel name or a namespace)
  *   20     4     length of field b (a key)
  *   24     a     field a bytes
@@ -300,6 +303,17 @@ uint32_t frame_encode_publish_shared(uint8_t *dst, const uint8_t *head, size_t h
  * frame_size(a_len, 0, FRAME_MESSAGE_DESC_SIZE) bytes. Returns the size. */
 uint32_t frame_encode_message_shared(uint8_t *dst, uint32_t endpoint, const void *a, size_t a_len,
                                      const frame_message_desc *d);
+
+/* On a MESSAGE at dst: the publisher's number, in the request id field. */
+void frame_set_publisher(uint8_t *dst, uint32_t publisher);
+
+/* A mark a process keeps on frames in its own input, in a bit of the flags
+ * that the broker never sets: DELIVERED, handed over already, so skipped
+ * (input can be handed over out of arrival order, across publishers:
+ * channel_input.c). */
+#define FRAME_LOCAL_DELIVERED 0x8000u
+/* Sets the marks in set and clears those in clear, on the frame at dst. */
+void frame_mark_local(uint8_t *dst, uint16_t set, uint16_t clear);
 
 /* Little-endian helpers, for this module and the tests' hand-made bytes:
  * the rest of the engine reads and writes the wire through the functions
