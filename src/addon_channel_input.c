@@ -1,10 +1,13 @@
 /* addon_channel_input: what a channel hands JavaScript from the loop, its
  * input and its close, through the callbacks given to channelCreate.
  *
- * Input reaches JavaScript in batches: one call per readable event, with
- * one Buffer holding the bytes of every complete frame and a Uint32Array
- * that says where each frame's fields are (ADDON_DESCRIPTOR_WORDS words per
- * frame), so the shim decodes no framing itself. A shared message's payload
+ * Input reaches JavaScript in batches: one call per readable event (and,
+ * while frames wait, per turn of the loop), with one Buffer holding the
+ * bytes of the complete frames and a Uint32Array that says where the
+ * fields of each frame handed over are (ADDON_DESCRIPTOR_WORDS words per
+ * frame), so the shim decodes no framing itself. A call hands over at most
+ * CHANNEL_SLICE_FRAMES frames, publishers interleaved (channel_lend_slice):
+ * one turn of the loop does not swallow a storm ahead of a quiet message. A shared message's payload
  * is not in that Buffer but in the shared pool (shm.h): JavaScript gets an
  * Array of read-only ArrayBuffers along, one per region of the pool it has
  * had messages from. The batch onInput gets is lent in place for the call;
@@ -84,10 +87,11 @@ static napi_value addon_channel_pool_value(napi_env env, addon_channel *ac) {
   return v;
 }
 
-/* The descriptor words for the count frames in data[0..len), with a view
- * of every region a shared message in them lies in. */
+/* The descriptor words for count frames in data[0..len): those starting
+ * at picked[0..count), or (picked NULL) the first count not handed over
+ * before; with a view of every region a shared message in them lies in. */
 static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uint8_t *data,
-                                      size_t len, int count) {
+                                      size_t len, int count, const uint32_t *picked) {
   napi_value words_buffer, words;
   void *words_data = NULL;
   size_t word_count = (size_t)count * ADDON_DESCRIPTOR_WORDS;
@@ -99,7 +103,13 @@ static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uin
   for (int i = 0; i < count; i++) {
     frame f;
     /* Already validated by channel_frames: this walk cannot fail. */
+    if (picked) offset = picked[i];
     frame_decode(data + offset, len - offset, UINT32_MAX, &f);
+    if (!picked && (f.flags & FRAME_LOCAL_DELIVERED)) {
+      offset += f.size; /* handed over already */
+      i--;
+      continue;
+    }
     w[ADDON_WORD_TYPE] = (uint32_t)f.type | ((uint32_t)f.status << 8);
     w[ADDON_WORD_ENDPOINT] = f.endpoint;
     w[ADDON_WORD_REQUEST_ID] = f.request_id;
@@ -148,7 +158,7 @@ napi_value addon_channel_batch(napi_env env, addon_channel *ac) {
   void *copy = NULL;
   napi_value bytes;
   NAPI_CALL(env, napi_create_buffer_copy(env, len, data, &copy, &bytes));
-  napi_value words = addon_channel_words(env, ac, data, len, count);
+  napi_value words = addon_channel_words(env, ac, data, len, count, NULL);
   if (!words) return NULL;
   napi_value pool = addon_channel_pool_value(env, ac);
   if (!pool) return NULL;
@@ -196,13 +206,14 @@ static void addon_channel_on_input(channel *ch, void *ctx) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   const uint8_t *data = NULL;
   size_t len = 0;
-  int count = channel_lend(ch, &data, &len);
+  const uint32_t *picked = NULL;
+  int count = channel_lend_slice(ch, CHANNEL_SLICE_FRAMES, &data, &len, &picked);
   addon_channel_share_pool(env, ac);
   if (count > 0) {
     napi_value argv[3];
     napi_status st = napi_create_external_arraybuffer(env, (void *)data, len, NULL, NULL, &argv[0]);
     if (st == napi_ok) {
-      argv[1] = addon_channel_words(env, ac, data, len, count);
+      argv[1] = addon_channel_words(env, ac, data, len, count, picked);
       argv[2] = argv[1] ? addon_channel_pool_value(env, ac) : NULL;
       if (!argv[2]) argv[1] = NULL;
       if (argv[1]) addon_channel_call(ac, ac->on_input, 3, argv);

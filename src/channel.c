@@ -20,6 +20,7 @@
 #include "channel_internal.h"
 
 static void channel_queued(channel *ch, int flush_now);
+static void channel_on_idle(uv_idle_t *idle);
 
 /* Why the channel broke: what the broker wrote in this process's region
  * before cutting it off, when it did, else the caller's general reason. */
@@ -84,6 +85,7 @@ int channel_read(channel *ch, size_t budget, const char **why) {
       return -1;
     }
     size_t room = buffer_spare(&ch->in);
+    if (room > budget - taken) room = budget - taken;
     /* The pool's descriptor comes with the first bytes, after the hello. */
     ssize_t n = shm_recv(ch->fd, at, room, &ch->pool.fd);
     if (n > 0) {
@@ -108,6 +110,29 @@ static void channel_tell_read(channel *ch) {
   channel_pool_tell_read(&ch->pool, ch->closed, ch->lent > 0, &ch->out);
 }
 
+void channel_keep_turning(channel *ch) {
+  int on = ch->more && !ch->closed;
+  if (on == uv_is_active((uv_handle_t *)&ch->idle)) return;
+  if (on)
+    uv_idle_start(&ch->idle, channel_on_idle);
+  else
+    uv_idle_stop(&ch->idle);
+}
+
+/* Hands the owner what it has not had yet, then turns the loop on as long
+ * as some is left (slices: channel_lend_slice). */
+static void channel_hand_over(channel *ch) {
+  if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
+  channel_keep_turning(ch);
+}
+
+static void channel_on_idle(uv_idle_t *idle) {
+  channel *ch = idle->data;
+  if (!ch->closed) channel_hand_over(ch);
+  channel_tell_read(ch);
+  channel_keep_turning(ch);
+}
+
 static void channel_on_poll(uv_poll_t *handle, int status, int events) {
   channel *ch = handle->data;
   if (status < 0) {
@@ -117,8 +142,16 @@ static void channel_on_poll(uv_poll_t *handle, int status, int events) {
   if (events & UV_WRITABLE) channel_write(ch);
   if (ch->closed || !(events & (UV_READABLE | UV_DISCONNECT))) return;
   const char *why = NULL;
-  int rc = channel_read(ch, CHANNEL_READ_BUDGET, &why);
-  if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
+  int rc = 0;
+  /* What is held is bounded: the rest waits in the socket (where the
+   * broker's flow control sees it, and a quiet publisher's message can
+   * still overtake it), unless a large frame is still coming in. */
+  size_t held = buffer_length(&ch->in);
+  if (held < CHANNEL_SLICE_INPUT)
+    rc = channel_read(ch, CHANNEL_SLICE_INPUT - held, &why);
+  else if (!ch->more)
+    rc = channel_read(ch, CHANNEL_READ_BUDGET, &why);
+  channel_hand_over(ch);
   channel_tell_read(ch);
   if (rc != 0 && !ch->closed) channel_fail(ch, why);
 }
@@ -129,7 +162,7 @@ static void channel_on_prepare(uv_prepare_t *prepare) {
     /* Read while a blocking call waited: the socket may hold nothing more,
      * so no readable event would ever bring these frames in. */
     ch->input_waiting = 0;
-    if (buffer_length(&ch->in) > 0) ch->events.on_input(ch, ch->ctx);
+    channel_hand_over(ch);
   }
   channel_tell_read(ch);
   if (!ch->closed && buffer_length(&ch->out) > 0 && !(ch->poll_events & UV_WRITABLE))
@@ -149,6 +182,7 @@ static void channel_on_handle_closed(uv_handle_t *handle) {
     buffer_free(&ch->in);
     buffer_free(&ch->out);
     free(ch->lent_block);
+    free(ch->picked);
     channel_pool_free(&ch->pool);
     free(ch);
     if (done) done(arg);
@@ -178,10 +212,19 @@ channel *channel_create(uv_loop_t *loop, uint32_t max_frame_size, const channel_
     free(ch);
     return NULL;
   }
+  if (uv_idle_init(loop, &ch->idle) != 0) {
+    /* The prepare handle is initialized: it must be closed, not freed. */
+    ch->prepare.data = ch;
+    ch->released = 1;
+    ch->open_handles = 1;
+    uv_close((uv_handle_t *)&ch->prepare, channel_on_handle_closed);
+    return NULL;
+  }
   frame_encode(at, FRAME_HELLO, 0, 0, 0, NULL, 0, NULL, 0, hello, sizeof(hello));
   buffer_commit(&ch->out, size);
   ch->prepare.data = ch;
-  ch->open_handles = 1;
+  ch->idle.data = ch;
+  ch->open_handles = 2;
   uv_prepare_start(&ch->prepare, channel_on_prepare);
   uv_unref((uv_handle_t *)&ch->prepare);
   return ch;
@@ -339,6 +382,12 @@ int channel_pool_ready(channel *ch) {
 
 void channel_set_ref(channel *ch, int ref) {
   ch->ref = ref;
+  /* Frames waiting to be handed over keep the loop alive as the socket
+   * would. */
+  if (ref)
+    uv_ref((uv_handle_t *)&ch->idle);
+  else
+    uv_unref((uv_handle_t *)&ch->idle);
   if (ch->fd < 0 || ch->closed) return;
   if (ref)
     uv_ref((uv_handle_t *)&ch->poll);
@@ -360,6 +409,7 @@ static void channel_shut(channel *ch, const char *reason) {
    * alive: with the socket gone, nothing else may. */
   if (!ch->reported) uv_ref((uv_handle_t *)&ch->prepare);
   if (ch->reason[0] == '\0') snprintf(ch->reason, sizeof(ch->reason), "%s", reason);
+  uv_idle_stop(&ch->idle);
   if (ch->fd >= 0) {
     uv_poll_stop(&ch->poll);
     uv_close((uv_handle_t *)&ch->poll, channel_on_handle_closed);
@@ -383,4 +433,5 @@ void channel_release(channel *ch, void (*done)(void *arg), void *arg) {
   ch->released_done = done;
   ch->released_arg = arg;
   uv_close((uv_handle_t *)&ch->prepare, channel_on_handle_closed);
+  uv_close((uv_handle_t *)&ch->idle, channel_on_handle_closed);
 }

@@ -93,11 +93,29 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
 
 /* Lending: the complete frames (as channel_frames finds them) stay where
  * they are, in the input buffer, for the caller to read in place until
- * channel_unlend; they count as consumed from the start. Anything that
- * needs the input buffer meanwhile (a blocking call made by the borrower)
- * moves the rest of the input to a new buffer first, so the lent bytes
- * never move or change while lent. Same returns as channel_frames. */
+ * channel_unlend; the ones handed over count as consumed from the start.
+ * Anything that needs the input buffer meanwhile (a blocking call made by
+ * the borrower) moves the rest of the input to a new buffer first, so the
+ * lent bytes never move or change while lent. channel_lend hands over
+ * every frame not handed over before, in arrival order. Same returns as
+ * channel_frames. */
 int channel_lend(channel *ch, const uint8_t **data, size_t *len);
+/* The same loan, handing over at most max frames: *picked (count entries,
+ * the return value) says where each starts in data, in arrival order. When
+ * more wait, they are picked fairly: every publisher's frames in its order
+ * (MESSAGE frames say who published them), interleaved so that each gets
+ * an equal share of the slice, a publisher with few frames waiting getting
+ * all of them ahead of a busy one's backlog; a frame that is not a plain
+ * message (a reply, a shared message) goes only when nothing before it is
+ * left, so nothing overtakes it and it overtakes nothing. Frames not handed
+ * over stay for the next loan; the loop keeps
+ * turning, without waiting, and calls on_input until none is left. */
+/* Frames a call into the owner hands over when more wait: the loop turns
+ * before the next call, so a message that arrives meanwhile from a quiet
+ * publisher goes ahead of a busy one's backlog. */
+#define CHANNEL_SLICE_FRAMES 1024u
+int channel_lend_slice(channel *ch, size_t max, const uint8_t **data, size_t *len,
+                       const uint32_t **picked);
 enum channel_unlend_how {
   CHANNEL_UNLEND_CONSUMED, /* the frames were read: drop them */
   CHANNEL_UNLEND_UNREAD,   /* nobody read them: they stay for the next taker */

@@ -30,11 +30,19 @@
 #define CHANNEL_HIGH_WATER (2u * 1024u * 1024u)
 #define CHANNEL_HIGH_WATER_WAIT_MS 10000
 #define CHANNEL_RING_WAIT_MS 20
+/* Publishers told apart in one slice's window: the window ends at the
+ * first frame of one more. */
+#define CHANNEL_SLICE_PUBLISHERS 16
+/* Input is read only while less than this is held (unless a larger frame
+ * is still coming in): the rest waits in the socket, where the broker's
+ * flow control sees it and a quiet publisher's message can overtake it. */
+#define CHANNEL_SLICE_INPUT (64u * 1024u)
 
 struct channel {
   uv_loop_t *loop;
   uv_poll_t poll;
   uv_prepare_t prepare;
+  uv_idle_t idle; /* turns the loop without waiting while frames wait to be handed over */
   int fd;
   int poll_started;
   int poll_events;
@@ -56,7 +64,11 @@ struct channel {
   void *released_arg;
   char reason[256];
   int frames_shared;      /* shared messages among the frames channel_frames found */
-  int lent_shared;        /* ... among the frames lent out */
+  int lent_shared;        /* ... among the frames handed over in the loan */
+  uint32_t *picked;       /* the loan's frames handed over: offsets in in, in arrival order */
+  size_t picked_count;
+  size_t picked_capacity;
+  int more;               /* after the last loan, complete frames may wait to be handed over */
   channel_pool_side pool; /* the shared pool, once offered (channel_pool.h) */
 };
 
@@ -84,6 +96,9 @@ int channel_read(channel *ch, size_t budget, const char **why);
  * rest moves to a buffer of its own, and the lent bytes' memory waits for
  * channel_unlend. Returns -1 when out of memory (nothing moved). */
 int channel_unshare(channel *ch);
+
+/* Starts or stops the idle handle as ch->more says. */
+void channel_keep_turning(channel *ch);
 
 /* The ring is full: waits, briefly, for the broker to free a slot for a
  * payload of len bytes (channel_wait.c). Where to write it, or NULL. */

@@ -555,6 +555,98 @@ static void test_loan(void) {
   close_channel(&o, &p);
 }
 
+/* ---- slices: a busy publisher's backlog does not hold up a quiet one ------ */
+
+/* Sends a message from publisher `from` (the broker puts its number in the
+ * request id) whose payload is seq. */
+static void peer_message(peer *p, uint32_t from, uint32_t seq) {
+  peer_send(p, FRAME_MESSAGE, 0, 0, 1, from, "t", &seq, sizeof(seq));
+}
+
+/* Lends a slice of at most max frames: their publishers and payloads, in
+ * the order handed over; returns how many. */
+static int slice(channel *ch, size_t max, uint32_t *from, uint32_t *seq) {
+  const uint8_t *data;
+  size_t len;
+  const uint32_t *picked = NULL;
+  int n = channel_lend_slice(ch, max, &data, &len, &picked);
+  for (int i = 0; i < n; i++) {
+    frame f;
+    CHECK(frame_decode(data + picked[i], len - picked[i], UINT32_MAX, &f) == FRAME_OK);
+    from[i] = f.type == FRAME_MESSAGE ? f.request_id : 0;
+    seq[i] = 0;
+    if (f.type == FRAME_MESSAGE) memcpy(&seq[i], f.payload, sizeof(seq[i]));
+  }
+  return n;
+}
+
+static void test_slices(void) {
+  owner o;
+  peer p;
+  channel *ch = greeted_channel(&o, &p, 1u << 20, 65536);
+  uint32_t from[64], seq[64];
+  /* 20 from a busy publisher, then 3 and 1 from two quiet ones. */
+  for (uint32_t i = 0; i < 20; i++) peer_message(&p, 1, i);
+  for (uint32_t i = 0; i < 3; i++) peer_message(&p, 2, 100 + i);
+  peer_message(&p, 3, 200);
+  turn(2);
+  /* Equal shares of 8: 4 of the busy one's, all the quiet ones', each in
+   * its order, in arrival order. */
+  CHECK(slice(ch, 8, from, seq) == 8);
+  uint32_t want_from[8] = {1, 1, 1, 1, 2, 2, 2, 3};
+  uint32_t want_seq[8] = {0, 1, 2, 3, 100, 101, 102, 200};
+  CHECK(memcmp(from, want_from, sizeof(want_from)) == 0);
+  CHECK(memcmp(seq, want_seq, sizeof(want_seq)) == 0);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  /* Not read: the same slice again. */
+  CHECK(slice(ch, 8, from, seq) == 8 && from[0] == 1 && seq[0] == 4 && seq[7] == 11);
+  channel_unlend(ch, CHANNEL_UNLEND_UNREAD);
+  /* A reply overtakes nothing and is overtaken by nothing. */
+  peer_send(&p, FRAME_REPLY, 0, 0, 0, 77, NULL, NULL, 0);
+  peer_message(&p, 2, 103);
+  turn(2);
+  CHECK(slice(ch, 8, from, seq) == 8 && from[0] == 1 && seq[0] == 4 && seq[7] == 11);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  CHECK(slice(ch, 9, from, seq) == 8 && from[7] == 1 && seq[7] == 19);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  CHECK(slice(ch, 20, from, seq) == 2 && from[0] == 0 && from[1] == 2 && seq[1] == 103);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  const uint8_t *data;
+  size_t len;
+  CHECK(channel_frames(ch, &data, &len) == 0 && len == 0);
+
+  /* Frames left behind in a slice are not handed over twice: not by the
+   * taking way, nor after a blocking call moved the input mid-loan. */
+  peer_message(&p, 1, 0);
+  peer_message(&p, 1, 1);
+  peer_message(&p, 2, 100);
+  peer_message(&p, 1, 2);
+  turn(2);
+  CHECK(slice(ch, 2, from, seq) == 2 && seq[0] == 0 && seq[1] == 100);
+  peer_send(&p, FRAME_REPLY, 0, 0, 0, 30, NULL, NULL, 0);
+  const char *why = NULL;
+  uint8_t status;
+  uint8_t *payload = NULL;
+  uint32_t payload_len;
+  CHECK(channel_wait_reply(ch, 30, 1000, &status, &payload, &payload_len, &why) == 0);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  CHECK(slice(ch, 8, from, seq) == 2 && seq[0] == 1 && seq[1] == 2);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  peer_message(&p, 1, 3);
+  peer_message(&p, 1, 4);
+  peer_message(&p, 2, 101);
+  turn(2);
+  CHECK(slice(ch, 1, from, seq) == 1 && seq[0] == 3);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  CHECK(slice(ch, 1, from, seq) == 1 && seq[0] == 4);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
+  CHECK(channel_frames(ch, &data, &len) == 1);
+  frame f;
+  CHECK(frame_decode(data, len, UINT32_MAX, &f) == FRAME_OK && f.request_id == 2);
+  channel_consume(ch, len);
+  close_channel(&o, &p);
+}
+
 /* ---- hang-up --------------------------------------------------------------- */
 
 static void test_hangup(void) {
@@ -855,6 +947,7 @@ int main(void) {
   test_frames();
   test_waits();
   test_loan();
+  test_slices();
   test_hangup();
   pool = shm_pool_create();
   if (pool) {
