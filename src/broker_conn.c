@@ -42,7 +42,7 @@
  * least BROKER_SMALL_SEND_LIMIT: under a smaller one, the kernel's room
  * is a good part of what a process that floods itself (never held back)
  * may have waiting before it is cut off, and it stays what it was. */
-#define BROKER_SEND_BUFFER (128 * 1024)
+#define BROKER_SEND_BUFFER (32 * 1024)
 #define BROKER_SMALL_SEND_LIMIT (16ull * 1024u * 1024u)
 /* Flow control: a connection with more than this queued (or half its
  * queue limit, when that is less) is congested, and a publish that would
