@@ -97,9 +97,15 @@ function plan(quick) {
         { key: '2w-dispatch', label: '2 workers, dispatch packet', workers: 2, payload: 0 },
         { key: '4w-dispatch', label: '4 workers, dispatch packet', workers: 4, payload: 0 },
         { key: '2w-64k', label: '2 workers, 64 KiB payload', workers: 2, payload: 65536 },
-        { key: '4w-64k', label: '4 workers, 64 KiB payload', workers: 4, payload: 65536 }
+        { key: '4w-64k', label: '4 workers, 64 KiB payload', workers: 4, payload: 65536 },
+        // Packets of real apps' shapes, taking turns: several event names,
+        // nested arguments ({ title, id, tags: [...] }, a user object), a
+        // room list, and one packet in 8 carrying a Buffer.
+        { key: '2w-app', label: '2 workers, app-shaped packets', workers: 2, payload: 0, shape: 'app' },
+        { key: '4w-app', label: '4 workers, app-shaped packets', workers: 4, payload: 0, shape: 'app' }
       ].map(function (c) {
         c.params = {
+          shape: c.shape || 'dispatch',
           payload: c.payload,
           duration: q(2500, 500),
           drain: q(4000, 1500),
@@ -134,12 +140,17 @@ function plan(quick) {
     kv: {
       title: 'Per-client data (get/set)',
       stores: ['cluster', 'baseline', 'strong', 'redis'],
-      cases: [[2, 1], [2, 64], [4, 1], [4, 64], [4, 64, true]].map(function (c) {
+      // [workers, in flight, fresh ids, app data]. App data: 512 client ids
+      // per worker x 8 keys, each value an object (a profile with nested
+      // preferences and a list), as an app's socket.set keeps them.
+      cases: [[2, 1], [2, 64], [4, 1], [4, 64], [4, 64, true], [2, 64, false, true],
+        [4, 64, false, true]].map(function (c) {
         return {
-          key: c[0] + 'w-' + c[1] + (c[2] ? '-fresh' : ''),
-          label: c[0] + ' workers, ' + c[1] + ' in flight per worker' + (c[2] ? ', a new client id per op' : ''),
+          key: c[0] + 'w-' + c[1] + (c[2] ? '-fresh' : '') + (c[3] ? '-app' : ''),
+          label: c[0] + ' workers, ' + c[1] + ' in flight per worker' + (c[2] ? ', a new client id per op' : '') +
+            (c[3] ? ', 512 ids x 8 keys, object values' : ''),
           workers: c[0],
-          params: { inflight: c[1], fresh: !!c[2], duration: q(2500, 500), grace: 3000 },
+          params: { inflight: c[1], fresh: !!c[2], app: !!c[3], duration: q(2500, 500), grace: 3000 },
           timeout: q(2500, 500) + 20000
         };
       })
@@ -617,7 +628,7 @@ function targets(results) {
   function ratio(a, b) { return a / b; }
   var dr = function (x) { return x.deliverRate; };
   if (results.publish) {
-    ['2w-dispatch', '4w-dispatch'].forEach(function (k) {
+    ['2w-dispatch', '4w-dispatch', '2w-app', '4w-app'].forEach(function (k) {
       var rr = ratio(val('publish', k, 'cluster', dr), val('publish', k, 'strong', dr));
       add('publish deliveries/s ≥ 10× strong (' + k + ')', fmtNum(rr, 1) + '×', isNaN(rr) ? NaN : rr >= 10);
     });
@@ -658,7 +669,7 @@ function targets(results) {
     add('storm deliveries/s ≥ 10× strong', fmtNum(ts, 1) + '×', isNaN(ts) ? NaN : ts >= 10);
   }
   if (results.kv) {
-    ['2w-64', '4w-64'].forEach(function (k) {
+    ['2w-64', '4w-64', '2w-64-app', '4w-64-app'].forEach(function (k) {
       var rate = function (x) { return x.rate; };
       var rr = val('kv', k, 'cluster', rate) / val('kv', k, 'redis', rate);
       add('get/set ops/s with 64 in flight ≥ 5× redis (' + k + ')', fmtNum(rr, 2) + '×', isNaN(rr) ? NaN : rr >= 5);

@@ -45,6 +45,38 @@ function packet(size) {
   return { type: 'event', name: 'chat', args: [{ user: 'u1', text: text }], endpoint: '' };
 }
 
+// Publish arguments of real apps' shapes (the 'app' workload), taking
+// turns: what socket.io 0.9's broadcast publishes (room, packet, volatile,
+// exceptions), with several event names, nested arguments and a Buffer in
+// one packet of 8.
+var EVENT_NAMES = ['chat message', 'item:updated', 'presence', 'typing', 'score', 'notification',
+  'cursor', 'file'];
+function appArgs(i) {
+  var name = EVENT_NAMES[i & 7];
+  var args;
+  switch (i & 7) {
+    case 0: args = [{ user: 'user-' + (i % 500), text: 'message number ' + i, at: 1733140000000 + i }]; break;
+    case 1: args = [{ title: 'Item title ' + (i % 97), id: 100000 + i, tags: ['news', 'sport', 'local'],
+      author: { id: 'u-' + (i % 50), name: 'Ada', roles: ['editor'] }, score: 4.5, draft: false }]; break;
+    case 2: args = ['user-' + (i % 500), { online: true, since: 1733140000000, device: 'mobile' }]; break;
+    case 3: args = ['user-' + (i % 500), true]; break;
+    case 4: args = [{ id: i, points: i * 3, ranks: [1, 5, 9, 12], delta: -0.25 }]; break;
+    case 5: args = [{ kind: 'mention', from: { id: 'u-7', name: 'Bob' }, refs: [{ room: 'r-1', msg: i }] }]; break;
+    case 6: args = [{ x: i % 1920, y: i % 1080, doc: 'doc-' + (i % 20) }]; break;
+    default: args = [{ name: 'avatar.png', size: 256, data: Buffer.alloc(256, i & 0xff) }];
+  }
+  return ['/room-' + (i % 16), { type: 'event', name: name, args: args, endpoint: '' }, false,
+    i % 3 === 0 ? ['sid-' + (i % 1000)] : []];
+}
+var APP_ARGS = [];
+for (var appI = 0; appI < 64; appI++) APP_ARGS.push(appArgs(appI));
+
+// A client's data in the 'app' workload: 8 keys of object values.
+function appValue(i) {
+  return { nickname: 'user-' + (i % 512), room: 'room-' + (i % 16), joined: 1733140000000 + i,
+    prefs: { theme: i & 1 ? 'dark' : 'light', sound: true, lang: 'en' }, seen: [i % 7, i % 11, i % 13] };
+}
+
 // ---- publish throughput -------------------------------------------------
 
 function publishScenario() {
@@ -54,12 +86,19 @@ function publishScenario() {
     handlers.link = function (m, handle) { bus.addLink(handle); send({ bench: 'linked' }); };
     handlers.go = function () {
       var pkt = packet(p.payload);
+      var app = p.shape === 'app';
       var n = 0;
       var cpu0 = cpuSnapshot();
       var t0 = util.now();
       var deadline = t0 + p.duration;
       (function batch() {
         var stop = Math.min(p.max, n + p.batch);
+        if (app) {
+          for (; n < stop; n++) {
+            var a = APP_ARGS[n & 63];
+            bus.publish('dispatch', a[0], a[1], a[2], a[3]);
+          }
+        }
         for (; n < stop; n++) bus.publish('dispatch', '', pkt, false, []);
         if (n < p.max && util.now() < deadline) return setImmediate(batch);
         var t1 = util.now();
@@ -265,6 +304,15 @@ function kvScenario() {
           // seen client is served from the worker's own memory, and a
           // second client object on the same id waits forever).
           client = new Client(bus, 'w' + index + 's' + s + 'f' + (fresh++));
+        } else if (p.app) {
+          // 512 ids per worker (strong's locks forbid sharing one across
+          // workers), 8 keys each, spread so each slot walks all of them.
+          var op = (i >> 1) * p.inflight + s;
+          client = bus.client('w' + index + 'c' + (op % 512));
+          var key = 'k' + ((op >> 9) & 7);
+          if ((i++ & 1) === 0) client.set(key, appValue(op), next);
+          else client.get(key, next);
+          return;
         } else {
           client = bus.client('w' + index + 's' + s + 'c' + ((i >> 1) & 63));
         }
