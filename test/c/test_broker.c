@@ -196,16 +196,22 @@ static void test_pubsub(void) {
   uint32_t expect_c = 0, expect_a2 = 0, wrong = 0;
   frame f;
   uint8_t buf[16];
+  /* Each message says who published it: one number, not 0, for a. */
+  uint32_t publisher = 0;
   while (expect_c < 1000 && next_frame(&c, &f, buf, sizeof(buf)) == 0) {
     uint32_t v;
     memcpy(&v, buf, 4);
-    if (f.type != FRAME_MESSAGE || f.endpoint != 1 || v != expect_c) wrong++;
+    if (expect_c == 0) publisher = f.request_id;
+    if (f.type != FRAME_MESSAGE || f.endpoint != 1 || v != expect_c || f.request_id != publisher)
+      wrong++;
     expect_c++;
   }
+  CHECK(publisher != 0);
   while (expect_a2 < 1000 && next_frame(&a, &f, buf, sizeof(buf)) == 0) {
     uint32_t v;
     memcpy(&v, buf, 4);
-    if (f.type != FRAME_MESSAGE || f.endpoint != 2 || v != expect_a2) wrong++;
+    if (f.type != FRAME_MESSAGE || f.endpoint != 2 || v != expect_a2 || f.request_id != publisher)
+      wrong++;
     expect_a2++;
   }
   CHECK(expect_c == 1000);
@@ -223,6 +229,7 @@ static void test_pubsub(void) {
   CHECK(stat(FRAME_STAT_SUBSCRIPTIONS) == 1);
   send_frame(&c, FRAME_PUBLISH, 9, 0, "room", NULL, "x", 1, 0);
   CHECK(next_frame(&a, &f, buf, sizeof(buf)) == 0 && f.endpoint == 1 && f.type == FRAME_MESSAGE);
+  CHECK(f.request_id != 0 && f.request_id != publisher); /* c is another publisher */
   turn(4);
   pump(&c);
   CHECK(c.len == 0);
