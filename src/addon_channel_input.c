@@ -7,11 +7,10 @@
  * fields of each frame handed over are (ADDON_DESCRIPTOR_WORDS words per
  * frame), so the shim decodes no framing itself. A call hands over at most
  * CHANNEL_SLICE_FRAMES frames, publishers interleaved (channel_lend_slice):
- * one turn of the loop does not swallow a storm ahead of a quiet message. A shared message's payload
- * is not in that Buffer but in the shared pool (shm.h): JavaScript gets an
- * Array of read-only ArrayBuffers along, one per region of the pool it has
- * had messages from. The batch onInput gets is lent in place for the call;
- * channelTake's (addon_channel_batch) is a copy. */
+ * one turn of the loop does not swallow a storm ahead of a quiet message. A shared message's
+ * payload is not in that Buffer but in the shared pool (shm.h): JavaScript gets an Array of
+ * read-only ArrayBuffers along, one per region of the pool it has had messages from. The batch
+ * onInput gets is lent in place for the call; channelTake's (addon_channel_batch) is a copy. */
 #define _GNU_SOURCE
 #include <stdint.h>
 

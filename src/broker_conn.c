@@ -291,8 +291,8 @@ void broker_conn_mark_urgent(broker_conn *to, const broker_conn *from, uint32_t 
 
 /* Whether a message of size bytes from `from` may go to to's urgent lane:
  * out holds something to overtake, but nothing of from's, no reply or
- * hello, from's share of the lane is not used up, and it has room (at most half the high water mark too, so
- * a small queue limit is not reached through it). */
+ * hello, from's share of the lane is not used up, and it has room (at most half the high water mark
+ * too, so a small queue limit is not reached through it). */
 int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size) {
   uint64_t sent = to->out_sent;
   uint64_t room = broker_conn_high_water(to->broker) / 2;

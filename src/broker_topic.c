@@ -157,8 +157,8 @@ static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
     int urgent = broker_conn_may_overtake(to, from, size);
     uint8_t *at = broker_conn_reserve_on(to, urgent ? &to->urgent : &to->out, size);
     if (!at) return;
-    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, from->number, f->a, f->a_len, NULL, 0, f->payload,
-                 f->payload_len);
+    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, from->number, f->a, f->a_len, NULL, 0,
+                 f->payload, f->payload_len);
     buffer_commit(urgent ? &to->urgent : &to->out, size);
     broker_conn_queued(to);
     if (!to->dead) {
@@ -189,7 +189,8 @@ void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t s
     broker_subscriber s = topic->subscribers[i];
     if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
     if (size > s.conn->peer_max) continue;                     /* its process could not take it */
-    if (shared_id != UINT32_MAX && broker_topic_deliver_shared(b, s, f, from, size, shared_id) == 0) {
+    if (shared_id != UINT32_MAX &&
+        broker_topic_deliver_shared(b, s, f, from, size, shared_id) == 0) {
       if (!s.conn->dead) broker_conn_mark(s.conn, from); /* descriptors go to out */
       continue;
     }

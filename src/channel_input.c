@@ -24,9 +24,8 @@
 /* Walks the complete, well-formed frames at the start of the input (what
  * channel_frames left there): calls visit with each one's offset and
  * decoded header until it returns nonzero or len is reached. */
-static size_t channel_walk(channel *ch, size_t len, int (*visit)(void *ctx, size_t offset,
-                                                                 const frame *f),
-                           void *ctx) {
+static size_t channel_walk(channel *ch, size_t len,
+                           int (*visit)(void *ctx, size_t offset, const frame *f), void *ctx) {
   size_t offset = 0;
   frame f;
   while (offset < len &&
@@ -86,8 +85,7 @@ int channel_unshare(channel *ch) {
  * over before, until it returns nonzero: the slice's count is taken on the
  * same walk. */
 static int channel_frames_visit(channel *ch, const uint8_t **data, size_t *len,
-                                int (*visit)(void *ctx, size_t offset, const frame *f),
-                                void *ctx) {
+                                int (*visit)(void *ctx, size_t offset, const frame *f), void *ctx) {
   size_t offset = 0;
   int count = 0;
   ch->frames_shared = 0;
@@ -186,16 +184,16 @@ static int channel_pick(channel *ch, size_t offset) {
  * frames of it, the first `extra` publishers to need one more get it. */
 typedef struct channel_slice {
   size_t max;
-  size_t seen;  /* frames in the window */
+  size_t seen;   /* frames in the window */
   size_t shared; /* shared messages picked */
   size_t publishers;
   uint32_t id[CHANNEL_SLICE_PUBLISHERS];
   size_t count[CHANNEL_SLICE_PUBLISHERS];
   size_t taken[CHANNEL_SLICE_PUBLISHERS];
   int closed[CHANNEL_SLICE_PUBLISHERS]; /* one of its frames was left: none after it goes */
-  size_t end;   /* where the window ends */
-  size_t share; /* frames each publisher may have */
-  size_t extra; /* publishers that may have one more */
+  size_t end;                           /* where the window ends */
+  size_t share;                         /* frames each publisher may have */
+  size_t extra;                         /* publishers that may have one more */
   channel *ch;
   int failed;
 } channel_slice;
@@ -278,13 +276,17 @@ int channel_lend_slice(channel *ch, size_t max, const uint8_t **data, size_t *le
     size_t lo = 0, hi = max;
     while (lo < hi) {
       size_t mid = lo + (hi - lo + 1) / 2, sum = 0;
-      for (size_t i = 0; i < s.publishers; i++) sum += s.count[i] < mid ? s.count[i] : mid;
-      if (sum <= max) lo = mid;
-      else hi = mid - 1;
+      for (size_t i = 0; i < s.publishers; i++)
+        sum += s.count[i] < mid ? s.count[i] : mid;
+      if (sum <= max)
+        lo = mid;
+      else
+        hi = mid - 1;
     }
     s.share = lo;
     size_t sum = 0;
-    for (size_t i = 0; i < s.publishers; i++) sum += s.count[i] < lo ? s.count[i] : lo;
+    for (size_t i = 0; i < s.publishers; i++)
+      sum += s.count[i] < lo ? s.count[i] : lo;
     s.extra = max - sum;
   }
   channel_walk(ch, *len, channel_slice_take, &s);

@@ -63,9 +63,9 @@ struct channel {
   void (*released_done)(void *arg);
   void *released_arg;
   char reason[256];
-  int frames_shared;      /* shared messages among the frames channel_frames found */
-  int lent_shared;        /* ... among the frames handed over in the loan */
-  uint32_t *picked;       /* the loan's frames handed over: offsets in in, in arrival order */
+  int frames_shared; /* shared messages among the frames channel_frames found */
+  int lent_shared;   /* ... among the frames handed over in the loan */
+  uint32_t *picked;  /* the loan's frames handed over: offsets in in, in arrival order */
   size_t picked_count;
   size_t picked_capacity;
   int more;               /* after the last loan, complete frames may wait to be handed over */

@@ -586,8 +586,10 @@ static void test_slices(void) {
   channel *ch = greeted_channel(&o, &p, 1u << 20, 65536);
   uint32_t from[64], seq[64];
   /* 20 from a busy publisher, then 3 and 1 from two quiet ones. */
-  for (uint32_t i = 0; i < 20; i++) peer_message(&p, 1, i);
-  for (uint32_t i = 0; i < 3; i++) peer_message(&p, 2, 100 + i);
+  for (uint32_t i = 0; i < 20; i++)
+    peer_message(&p, 1, i);
+  for (uint32_t i = 0; i < 3; i++)
+    peer_message(&p, 2, 100 + i);
   peer_message(&p, 3, 200);
   turn(2);
   /* Equal shares of 8: 4 of the busy one's, all the quiet ones', each in
