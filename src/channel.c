@@ -126,8 +126,14 @@ static void channel_hand_over(channel *ch) {
   channel_keep_turning(ch);
 }
 
+/* The idle phase comes before the prepare phase, where output is written:
+ * what the last slice and the callbacks since published (a reply to a
+ * quiet message) goes out now, not after one more slice. */
 static void channel_on_idle(uv_idle_t *idle) {
   channel *ch = idle->data;
+  channel_tell_read(ch);
+  if (!ch->closed && buffer_length(&ch->out) > 0 && !(ch->poll_events & UV_WRITABLE))
+    channel_write(ch);
   if (!ch->closed) channel_hand_over(ch);
   channel_tell_read(ch);
   channel_keep_turning(ch);
