@@ -9,6 +9,7 @@
         "src/broker.c",
         "src/broker_conn.c",
         "src/broker_pool.c",
+        "src/broker_presence.c",
         "src/broker_topic.c",
         "src/buffer.c",
         "src/channel.c",

@@ -121,12 +121,19 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
       broker_conn_protocol_error(c, "shared pool count out of step");
     return;
   }
-  case FRAME_SUBSCRIBE:
-    if (broker_topic_subscribe(b, f, c) != 0)
+  case FRAME_SUBSCRIBE: {
+    int rc = broker_topic_subscribe(b, f, c);
+    if (rc == -2)
+      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
+                             "a member's tag is at most 1024 bytes");
+    else if (rc != 0)
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+    else if (f->payload_len > 0) /* a member: the reply lists the others */
+      broker_presence_reply(c, f->request_id, broker_topic_find(b, f), f->endpoint);
     else
       broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
+  }
   case FRAME_UNSUBSCRIBE:
     broker_topic_unsubscribe(b, f, c);
     broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
@@ -287,6 +294,9 @@ static void broker_on_prepare(uv_prepare_t *prepare) {
   /* Still some left: come straight back instead of waiting for events. */
   if (b->eased) uv_async_send(&b->wake);
   broker_conn_reap(b);
+  /* The members of the reaped connections' topics were told they left:
+   * that output goes now, not whenever the loop next wakes. */
+  if (b->write_list) broker_conn_flush(b);
   broker_pool_collect_gone(&b->pool);
   if (b->expiry_changed) broker_arm_expiry(b);
   uint64_t values[FRAME_STATS_COUNT];

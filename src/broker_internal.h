@@ -12,6 +12,9 @@
  *   broker_topic.c  broker_topic_* subscriptions per topic, and routing a
  *                                  publish to the subscribers
  *   broker_pool.c   broker_pool_*  the shared pool's books (broker_pool.h)
+ *   broker_presence.c broker_presence_* a topic's members: their tags,
+ *                                  the list a new member gets, and the
+ *                                  JOINED / LEFT the others get
  *
  * Everything runs on the broker's thread (or the caller of
  * broker_run_once), except what broker.h says may be called from another
@@ -125,6 +128,22 @@ struct broker {
   broker_pool pool;
 };
 
+/* One subscriber of a topic: a connection's endpoint. A member (frame.h)
+ * also has a tag; a plain subscriber's is NULL. */
+typedef struct broker_subscriber {
+  broker_conn *conn;
+  uint32_t endpoint;
+  uint32_t tag_len;
+  uint8_t *tag; /* owned; NULL: not a member */
+} broker_subscriber;
+
+/* A topic: its subscribers, in the order they subscribed. */
+typedef struct broker_topic {
+  size_t count;
+  size_t capacity;
+  broker_subscriber *subscribers;
+} broker_topic;
+
 /* ---- broker.c ----------------------------------------------------------- */
 
 /* Does what frame f, from c (greeted), asks: routes a publish, answers a
@@ -195,7 +214,9 @@ void broker_conn_reply_text(broker_conn *c, uint32_t request_id, uint8_t status,
 /* Frees a topic (a table value; ctx unused). */
 void broker_topic_free(void *value, void *ctx);
 /* Subscribes c's endpoint f->endpoint to the topic f->a (once: again is a
- * no-op). 0, or -1 when out of memory (nothing changed). */
+ * no-op), as a member when f's payload is a tag (the other members are
+ * told). 0, -1 when out of memory (nothing changed), -2 when the payload
+ * is not a tag (over FRAME_TAG_MAX). */
 int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c);
 /* Unsubscribes c's endpoint f->endpoint from the topic f->a, if it was. */
 void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c);
@@ -214,5 +235,27 @@ void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from);
 /* Flow control: whether publish f from c must wait, for going to a
  * congested reader it may not overtake. */
 int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f);
+
+/* ---- broker_presence.c: a topic's members -------------------------------- */
+
+/* Makes s a member with f's payload as its tag (a copy). 0, or -1 when out
+ * of memory (s unchanged). */
+int broker_presence_join(broker_subscriber *s, const frame *f);
+/* Frees s's tag, if any. */
+void broker_presence_forget(broker_subscriber *s);
+/* Queues for member `to` a JOINED or LEFT (type) saying that `who` (a
+ * member) joined or left the topic named name. */
+void broker_presence_send(const broker_subscriber *to, const uint8_t *name, size_t name_len,
+                          const broker_subscriber *who, uint8_t type);
+/* Tells every member of topic (named name) but `who` that who joined or
+ * left (type FRAME_JOINED or FRAME_LEFT); nothing when who is no member. */
+void broker_presence_tell(const broker_topic *topic, const uint8_t *name, size_t name_len,
+                          const broker_subscriber *who, uint8_t type);
+/* Replies to request_id with the tags of topic's members other than c's
+ * endpoint (frame_member_write, one after another). */
+void broker_presence_reply(broker_conn *c, uint32_t request_id, const broker_topic *topic,
+                           uint32_t endpoint);
+/* The topic named f->a, or NULL. */
+broker_topic *broker_topic_find(broker *b, const frame *f);
 
 #endif

@@ -23,25 +23,21 @@
  * the cost. Smaller ones are queued and written in one batch per turn. */
 #define BROKER_DIRECT_NAME_MAX 256u
 
-typedef struct broker_subscriber {
-  broker_conn *conn;
-  uint32_t endpoint;
-} broker_subscriber;
-
-typedef struct broker_topic {
-  size_t count;
-  size_t capacity;
-  broker_subscriber *subscribers;
-} broker_topic;
-
 void broker_topic_free(void *value, void *ctx) {
   (void)ctx;
   broker_topic *topic = value;
+  for (size_t i = 0; i < topic->count; i++)
+    broker_presence_forget(&topic->subscribers[i]);
   free(topic->subscribers);
   free(topic);
 }
 
+broker_topic *broker_topic_find(broker *b, const frame *f) {
+  return table_get(b->topics, f->a, f->a_len);
+}
+
 int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c) {
+  if (f->payload_len > FRAME_TAG_MAX) return -2;
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) {
     topic = calloc(1, sizeof(*topic));
@@ -63,10 +59,18 @@ int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c) {
     topic->subscribers = grown;
     topic->capacity = capacity;
   }
-  topic->subscribers[topic->count].conn = c;
-  topic->subscribers[topic->count].endpoint = f->endpoint;
+  broker_subscriber *s = &topic->subscribers[topic->count];
+  s->conn = c;
+  s->endpoint = f->endpoint;
+  s->tag = NULL;
+  s->tag_len = 0;
+  if (f->payload_len > 0 && broker_presence_join(s, f) != 0) {
+    if (topic->count == 0) broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
+    return -1;
+  }
   topic->count++;
   b->counters[FRAME_STAT_SUBSCRIPTIONS]++;
+  broker_presence_tell(topic, f->a, f->a_len, s, FRAME_JOINED);
   return 0;
 }
 
@@ -78,27 +82,41 @@ typedef struct broker_topic_match {
   int any_endpoint;
 } broker_topic_match;
 
-/* Removes the subscribers that match; returns how many remain. */
-static size_t broker_topic_drop(broker_topic *topic, const broker_topic_match *m) {
+static int broker_topic_matches(const broker_subscriber *s, const broker_topic_match *m) {
+  return m->conn ? (s->conn == m->conn && (m->any_endpoint || s->endpoint == m->endpoint))
+                 : s->conn->dead;
+}
+
+/* Removes the subscribers that match from topic (named name); every member
+ * that stays is told of each member that goes. Returns how many remain. */
+static size_t broker_topic_drop(broker_topic *topic, const uint8_t *name, size_t name_len,
+                                const broker_topic_match *m) {
+  for (size_t i = 0; i < topic->count; i++) {
+    const broker_subscriber *gone = &topic->subscribers[i];
+    if (!gone->tag || !broker_topic_matches(gone, m)) continue;
+    for (size_t j = 0; j < topic->count; j++) {
+      const broker_subscriber *s = &topic->subscribers[j];
+      if (s->tag && !broker_topic_matches(s, m))
+        broker_presence_send(s, name, name_len, gone, FRAME_LEFT);
+    }
+  }
   size_t kept = 0;
   for (size_t i = 0; i < topic->count; i++) {
     broker_subscriber s = topic->subscribers[i];
-    int match = m->conn ? (s.conn == m->conn && (m->any_endpoint || s.endpoint == m->endpoint))
-                        : s.conn->dead;
-    if (match)
+    if (broker_topic_matches(&s, m)) {
       m->broker->counters[FRAME_STAT_SUBSCRIPTIONS]--;
-    else
+      broker_presence_forget(&s);
+    } else {
       topic->subscribers[kept++] = s;
+    }
   }
   topic->count = kept;
   return kept;
 }
 
 static int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
-  (void)key;
-  (void)key_len;
   broker_topic *topic = value;
-  if (broker_topic_drop(topic, ctx) > 0) return 0;
+  if (broker_topic_drop(topic, key, key_len, ctx) > 0) return 0;
   broker_topic_free(topic, NULL);
   return 1;
 }
@@ -117,7 +135,7 @@ void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return;
   broker_topic_match m = {b, c, f->endpoint, 0};
-  if (broker_topic_drop(topic, &m) == 0)
+  if (broker_topic_drop(topic, f->a, f->a_len, &m) == 0)
     broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
 }
 

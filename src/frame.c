@@ -9,7 +9,7 @@
 
 #include "shm.h"
 
-_Static_assert(FRAME_TYPE_MAX == FRAME_SHARED_READ && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST,
+_Static_assert(FRAME_TYPE_MAX == FRAME_LEFT && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST,
                "types and statuses run without gaps: a count is the largest value");
 _Static_assert(SHM_POOL_SIZE <= UINT32_MAX, "a pool offset fits a message descriptor's u32");
 
@@ -195,6 +195,25 @@ int frame_message_desc_parse(const uint8_t *payload, size_t len, frame_message_d
       in_region < SHM_HEADER_SIZE || in_region + out->length > SHM_REGION_SIZE)
     return -1;
   return 0;
+}
+
+size_t frame_member_write(uint8_t *dst, const uint8_t *tag, uint32_t len) {
+  frame_store_u32(dst, len);
+  if (len) memcpy(dst + FRAME_MEMBER_HEAD, tag, len);
+  return FRAME_MEMBER_HEAD + (size_t)len;
+}
+
+int frame_member_next(const uint8_t *payload, size_t len, size_t *offset, const uint8_t **tag,
+                      uint32_t *tag_len) {
+  size_t at = *offset;
+  if (at >= len) return 0;
+  if (len - at < FRAME_MEMBER_HEAD) return -1;
+  uint32_t n = frame_load_u32(payload + at);
+  if (n == 0 || n > FRAME_TAG_MAX || len - at - FRAME_MEMBER_HEAD < n) return -1;
+  *tag = payload + at + FRAME_MEMBER_HEAD;
+  *tag_len = n;
+  *offset = at + FRAME_MEMBER_HEAD + n;
+  return 1;
 }
 
 void frame_expire_write(uint8_t dst[FRAME_EXPIRE_SIZE], uint32_t ms) {

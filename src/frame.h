@@ -80,7 +80,17 @@
   X(SYNC, 15)        /* replied after the broker took in all input already sent to it */           \
   X(REPLY, 16)       /* broker to process: request id, status, payload */                          \
   X(SHARED, 17)      /* the shared pool (shm.h): see above */                                      \
-  X(SHARED_READ, 18) /* process to broker: shared messages read (see above) */
+  X(SHARED_READ, 18) /* process to broker: shared messages read (see above) */                \
+  X(JOINED, 19)      /* broker to process: endpoint = member, a = topic, payload = new member */  \
+  X(LEFT, 20)        /* broker to process: endpoint = member, a = topic, payload = gone member */
+
+/* Members (broker_presence.c): a SUBSCRIBE whose payload is not empty
+ * makes the endpoint a *member* of the topic, the payload its tag (opaque,
+ * 1 to FRAME_TAG_MAX bytes, e.g. a server id). Its reply lists the tags of
+ * the topic's other members (frame_member_write, one after another); the
+ * other members get a JOINED with the new tag, and a LEFT with it once the
+ * member unsubscribes, closes, or its connection goes away. A subscriber
+ * without a tag gets neither and is in no list. */
 
 /* Header flags. BARRIER: before handling this request, the broker takes in
  * everything the other connections have already sent, so the reply
@@ -277,6 +287,19 @@ typedef struct frame_message_desc {
 } frame_message_desc;
 void frame_message_desc_write(uint8_t dst[FRAME_MESSAGE_DESC_SIZE], const frame_message_desc *d);
 int frame_message_desc_parse(const uint8_t *payload, size_t len, frame_message_desc *out);
+
+/* A list of members' tags (the reply to a member's SUBSCRIBE): each tag as
+ * a 4-byte length and its bytes, one after another. frame_member_write
+ * writes one at dst (FRAME_MEMBER_HEAD + len bytes) and returns the size
+ * written. frame_member_next reads the one at *offset: 1 with *tag and
+ * *tag_len set and *offset moved past it, 0 at the end of the list, -1
+ * when what is there is not a tag (empty, over FRAME_TAG_MAX, or past the
+ * end). */
+#define FRAME_TAG_MAX 1024u
+#define FRAME_MEMBER_HEAD 4u
+size_t frame_member_write(uint8_t *dst, const uint8_t *tag, uint32_t len);
+int frame_member_next(const uint8_t *payload, size_t len, size_t *offset, const uint8_t **tag,
+                      uint32_t *tag_len);
 
 /* KV_EXPIRE: milliseconds from now. */
 #define FRAME_EXPIRE_SIZE 4u

@@ -259,7 +259,7 @@ static void test_header_read(void) {
 /* The lists JavaScript gets: values without gaps, counters in order. */
 #define NAME_OF_STAT(name, js_name) #js_name,
 static void test_lists(void) {
-  CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_SHARED_READ);
+  CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_LEFT);
   CHECK(FRAME_STATUS_OK == 0 && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST);
   CHECK(FRAME_FLAG_BARRIER == 1 && FRAME_FLAG_SHARED == 2);
   static const char *const names[] = {FRAME_STAT_LIST(NAME_OF_STAT)};

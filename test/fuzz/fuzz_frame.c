@@ -48,6 +48,20 @@ static void fuzz_payloads(const frame *f) {
     frame_stats_write(back, values);
     if (len != FRAME_STATS_SIZE || memcmp(back, p, len) != 0) abort();
   }
+  /* A member list: each tag it yields lies inside the payload, and
+   * writing the tags again gives back the bytes read so far. */
+  {
+    size_t at = 0, before = 0;
+    const uint8_t *tag;
+    uint32_t tag_len;
+    uint8_t one[FRAME_MEMBER_HEAD + FRAME_TAG_MAX];
+    while (frame_member_next(p, len, &at, &tag, &tag_len) == 1) {
+      if (tag_len == 0 || tag_len > FRAME_TAG_MAX || tag < p || tag + tag_len > p + len) abort();
+      if (frame_member_write(one, tag, tag_len) != at - before) abort();
+      if (memcmp(one, p + before, at - before) != 0) abort();
+      before = at;
+    }
+  }
   if (frame_publish_desc_parse(p, len, &pd) == 0) {
     /* Inside the data area of a region, in one of its slots. */
     if (pd.slot >= SHM_SLOTS || pd.length == 0 || pd.length > SHM_PAYLOAD_MAX ||
