@@ -183,7 +183,8 @@ Connection.prototype.attachThroughMaster = function (channel) {
     // only to stores that have not heard it yet (see lost).
     self.lost('the cluster master did not answer within ' + self.options.attachTimeout +
       ' ms. Require socket.io-cluster-store in the master process (or call ' +
-      "require('socket.io-cluster-store').setup() there) before forking the workers. If it " +
+      "require('socket.io-cluster-store').setup() there; with socket.io 4, setupPrimary() " +
+      "from 'socket.io-cluster-store/adapter') before forking the workers. If it " +
       "is required, the master's event loop was busy: this worker keeps asking, and its " +
       "stores emit 'reconnect' once the master answers (raise attachTimeout to wait longer)");
   }, this.options.attachTimeout);
@@ -431,6 +432,10 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
     // Field a is the topic; the endpoint is the subscriber.
     var endpoint = this.endpoints.get(words[i + W_ENDPOINT]);
     if (endpoint) endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload);
+  } else if (type === TYPE.JOINED || type === TYPE.LEFT) {
+    // A member of a topic this endpoint is a member of came or went.
+    var member = this.endpoints.get(words[i + W_ENDPOINT]);
+    if (member && member.onMember) member.onMember(type === TYPE.JOINED, bytes.toString('utf8', start, aEnd), payload);
   } else if (type === TYPE.REPLY) {
     var callback = this.pending.get(words[i + W_REQUEST_ID]);
     if (callback) {

@@ -1,0 +1,376 @@
+'use strict';
+// ClusterStoreAdapter: socket.io 4's ClusterAdapter (socket.io-adapter)
+// over the broker. ClusterAdapter does the socket.io side (what each
+// message type means, the local broadcast); this class is the transport:
+//
+//  - doPublish: a message to every other server of the namespace, as one
+//    PUBLISH on the namespace's topic (the broker copies it to the others,
+//    never back to us);
+//  - doPublishResponse: a response to one server, on that server's own
+//    topic, which only it subscribes to;
+//  - who the other servers are: every adapter instance is a member of its
+//    namespace's topic, tagged with its uid, so the broker lists the others
+//    when it joins and tells it when one joins or leaves (a process that
+//    dies leaves at once: no heartbeats). serverCount() is 1 + that list,
+//    and a request waits for exactly the servers that were there when it
+//    was sent; one that leaves meanwhile is no longer waited for.
+//
+// Connection state recovery (persistSession, restoreSession, and the offset
+// a broadcast returns) is not served yet: see the marked places below.
+
+var crypto = require('crypto');
+var debug = require('debug');
+var Link = require('./link').Link;
+var closedError = require('./link').closedError;
+var topics = require('./topics');
+
+var log = debug('socket.io-cluster-store:adapter');
+var logError = debug('socket.io-cluster-store:error');
+
+// As socket.io-adapter's ClusterAdapter: a serverSideEmit with an ack waits
+// this long for the other servers (fetchSockets takes its timeout flag).
+var DEFAULT_TIMEOUT = 5000;
+
+function randomId() {
+  return crypto.randomBytes(8).toString('hex');
+}
+
+function encodeOptions(opts) {
+  return { rooms: Array.from(opts.rooms || []), except: Array.from(opts.except || []),
+    flags: opts.flags };
+}
+
+var defined = null;
+
+// The class, made once over the application's socket.io-adapter.
+function adapterClass() {
+  if (defined) return defined;
+  var sio = topics.socketIoAdapter();
+  var Adapter = sio.Adapter;
+  var ClusterAdapter = sio.ClusterAdapter;
+  var MessageType = sio.MessageType;
+
+  class ClusterStoreAdapter extends ClusterAdapter {
+    constructor(nsp, opts) {
+      super(nsp);
+      this._options = opts || {};
+      this._members = new Set(); // the uids of the namespace's other servers
+      this._requests = new Map(); // requestId -> fetchSockets / serverSideEmit waiting
+      this._failure = null; // the channel's error while it is down
+      this._closed = false;
+      this._namespaceTopic = topics.namespaceTopic(nsp.name);
+      this._responseTopic = topics.responseTopic(this.uid);
+      this._link = new Link(this, linkOptions(this._options));
+      this._ready = this._join();
+    }
+
+    // socket.io calls this once the adapter is made; the subscriptions were
+    // asked for already (older socket.io 4 releases never call it).
+    init() {
+      return this._ready;
+    }
+
+    close() {
+      if (this._closed) return;
+      this._closed = true;
+      this._failAll(closedError());
+      this._link.close();
+    }
+
+    serverCount() {
+      var self = this;
+      return this._ready.then(function () { return 1 + self._members.size; });
+    }
+
+    // ---- the transport (ClusterAdapter's two abstract methods) ----------
+
+    doPublish(message) {
+      // Encoding errors throw here, before anything is sent: socket.io's
+      // emit, serverSideEmit and the like get a TypeError saying why.
+      var bytes = this._link.encode(message, 'a socket.io message');
+      this._link.publish(this._namespaceTopic, bytes);
+      // Connection state recovery: the offset of this message goes here.
+      return Promise.resolve('');
+    }
+
+    doPublishResponse(requesterUid, response) {
+      var bytes;
+      try {
+        bytes = this._link.encode(response, 'a socket.io response');
+      } catch (err) {
+        // The requester hears why instead of waiting for its timeout.
+        log('[%s] response %d cannot be sent: %s', this.uid, response.type, err.message);
+        bytes = this._link.encode({ uid: response.uid, nsp: response.nsp, type: response.type,
+          data: { requestId: response.data.requestId, error: err.message } }, 'an error response');
+      }
+      this._link.publish(topics.responseTopic(requesterUid), bytes);
+      return Promise.resolve();
+    }
+
+    // ---- Connection state recovery --------------------------------------
+    // persistSession(session) and restoreSession(pid, offset) are the
+    // in-memory adapter's (nothing kept across servers) until the broker
+    // keeps a log of recoverable packets.
+
+    // ---- broadcasts ------------------------------------------------------
+
+    // As ClusterAdapter's, but an emit that cannot be encoded throws (a
+    // TypeError naming the value) instead of going only to local clients.
+    broadcast(packet, opts) {
+      if (!(opts.flags && opts.flags.local)) {
+        var message = { type: MessageType.BROADCAST,
+          data: { packet: packet, opts: encodeOptions(opts) } };
+        this.publishAndReturnOffset(message);
+        // Connection state recovery: add the offset to packet here.
+      }
+      return Adapter.prototype.broadcast.call(this, packet, opts);
+    }
+
+    // Each other server answers with how many clients it reached, then
+    // each client's ack. A server's count is handed to socket.io only once
+    // all of its clients' acks came (or the server left), so that a server
+    // that dies mid-way completes the emit at once, with the acks received.
+    broadcastWithAck(packet, opts, clientCountCallback, ack) {
+      if (opts.flags && opts.flags.local) {
+        return Adapter.prototype.broadcastWithAck.call(this, packet, opts, clientCountCallback, ack);
+      }
+      var self = this;
+      var requestId = randomId();
+      var message = { uid: this.uid, nsp: this.nsp.name, type: MessageType.BROADCAST,
+        data: { packet: packet, requestId: requestId, opts: encodeOptions(opts) } };
+      var bytes = this._link.encode(message, 'a socket.io message'); // throws before anything is sent
+      var request = { clientCountCallback: clientCountCallback, ack: ack, servers: new Map() };
+      this.ackRequests.set(requestId, request);
+      this._whenReady(function () {
+        self._members.forEach(function (uid) {
+          request.servers.set(uid, { count: -1, acks: 0, done: false });
+        });
+        self._link.publish(self._namespaceTopic, bytes);
+      });
+      setTimeout(function () { self.ackRequests.delete(requestId); }, opts.flags.timeout);
+      Adapter.prototype.broadcastWithAck.call(this, packet, opts, clientCountCallback, ack);
+    }
+
+    // ---- requests --------------------------------------------------------
+
+    async fetchSockets(opts) {
+      var local = await Adapter.prototype.fetchSockets.call(this, opts);
+      if (opts.flags && opts.flags.local) return local;
+      await this._ready;
+      if (this._failure) throw this._failure;
+      if (this._members.size === 0) return local;
+      var self = this;
+      return new Promise(function (resolve, reject) {
+        var requestId = randomId();
+        self._request(requestId, MessageType.FETCH_SOCKETS, (opts.flags && opts.flags.timeout) ||
+          DEFAULT_TIMEOUT, local, function (err, responses) {
+          if (err) reject(err);
+          else resolve(responses);
+        });
+        try {
+          self.publish({ type: MessageType.FETCH_SOCKETS,
+            data: { opts: encodeOptions(opts), requestId: requestId } });
+        } catch (err) {
+          self._finish(requestId, err);
+        }
+      });
+    }
+
+    serverSideEmit(packet) {
+      var withAck = typeof packet[packet.length - 1] === 'function';
+      if (!withAck) {
+        this.publish({ type: MessageType.SERVER_SIDE_EMIT, data: { packet: packet } });
+        return Promise.resolve();
+      }
+      var ack = packet.pop();
+      var self = this;
+      var requestId = randomId();
+      var message = { uid: this.uid, nsp: this.nsp.name, type: MessageType.SERVER_SIDE_EMIT,
+        data: { requestId: requestId, packet: packet } };
+      var bytes = this._link.encode(message, 'a serverSideEmit'); // throws before anything is sent
+      this._whenReady(function () {
+        if (self._failure) return ack(self._failure, []);
+        if (self._members.size === 0) return ack(null, []);
+        self._request(requestId, MessageType.SERVER_SIDE_EMIT, DEFAULT_TIMEOUT, [], ack);
+        self._link.publish(self._namespaceTopic, bytes);
+      });
+      return Promise.resolve();
+    }
+
+    onResponse(response) {
+      var type = response.type;
+      var data = response.data || {};
+      if (type === MessageType.FETCH_SOCKETS_RESPONSE || type === MessageType.SERVER_SIDE_EMIT_RESPONSE) {
+        var request = this._requests.get(data.requestId);
+        if (!request || !request.missing.has(response.uid)) return;
+        request.missing.delete(response.uid);
+        if (data.error !== undefined) {
+          return this._finish(data.requestId, new Error('socket.io-cluster-store: server ' +
+            response.uid + ' could not send its response: ' + data.error));
+        }
+        if (type === MessageType.FETCH_SOCKETS_RESPONSE) {
+          data.sockets.forEach(function (socket) { request.responses.push(socket); });
+        } else {
+          request.responses.push(data.packet);
+        }
+        if (request.missing.size === 0) this._finish(data.requestId, null);
+        return;
+      }
+      if (type === MessageType.BROADCAST_CLIENT_COUNT || type === MessageType.BROADCAST_ACK) {
+        var ackRequest = this.ackRequests.get(data.requestId);
+        var server = ackRequest && ackRequest.servers && ackRequest.servers.get(response.uid);
+        if (!server || server.done) return;
+        if (type === MessageType.BROADCAST_CLIENT_COUNT) {
+          server.count = data.clientCount;
+        } else {
+          server.acks++;
+          ackRequest.ack(data.packet);
+        }
+        if (server.count >= 0 && server.acks >= server.count) {
+          server.done = true;
+          ackRequest.clientCountCallback(server.count);
+        }
+        return;
+      }
+      super.onResponse(response);
+    }
+
+    // ---- what the link brings --------------------------------------------
+
+    // What another server sent is acted on here. An exception while doing
+    // so (a serverSideEmit listener that throws, a broadcast socket.io
+    // cannot encode for its clients) is that message's only: it is
+    // reported ('error' on the adapter when it has listeners, else the
+    // debug log) and the worker goes on.
+    onLinkMessage(topic, message) {
+      if (!message || message.nsp !== this.nsp.name) return;
+      try {
+        if (topic === this._responseTopic) this.onResponse(message);
+        else if (topic === this._namespaceTopic) this.onMessage(message);
+      } catch (err) {
+        logError('[%s] acting on message %d from %s threw: %s', this.uid, message.type,
+          message.uid, err && err.stack);
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+      }
+    }
+
+    onLinkMember(joined, topic, uid) {
+      if (topic !== this._namespaceTopic || uid === this.uid) return;
+      if (joined) {
+        this._members.add(uid);
+        return;
+      }
+      this._members.delete(uid);
+      this._serverLeft(uid);
+    }
+
+    onLinkError(err) {
+      if (err.code === 'ERR_CLUSTER_STORE_DECODE') {
+        log('[%s] %s', this.uid, err.message);
+        return;
+      }
+      log('[%s] channel failed: %s', this.uid, err.message);
+      // Nothing from the other servers can reach us now.
+      this._failure = err;
+      var gone = Array.from(this._members);
+      this._members.clear();
+      this._failAll(err);
+      var self = this;
+      gone.forEach(function (uid) { self._serverLeft(uid); });
+    }
+
+    onLinkReconnect() {
+      this._ready = this._join();
+    }
+
+    // ---- inside ------------------------------------------------------------
+
+    // Subscribes to this adapter's response topic, then joins the
+    // namespace's topic as a member: resolves (never rejects) once both
+    // are live, with the other servers known.
+    _join() {
+      var self = this;
+      return new Promise(function (resolve) {
+        self._link.subscribe(self._responseTopic, undefined, function (err) {
+          if (err) log('[%s] subscribing to responses failed: %s', self.uid, err.message);
+        });
+        self._link.subscribe(self._namespaceTopic, self.uid, function (err, uids) {
+          if (err) {
+            self._failure = err;
+          } else {
+            self._failure = null;
+            self._members = new Set(uids);
+          }
+          log('[%s] joined %s: %d other server(s)', self.uid, self.nsp.name, self._members.size);
+          resolve();
+        });
+      });
+    }
+
+    _whenReady(fn) {
+      this._ready.then(fn).catch(function (err) {
+        log('request failed: %s', err && err.message);
+      });
+    }
+
+    // A request that waits for a response from each server there is now.
+    _request(requestId, type, timeoutMs, responses, callback) {
+      var self = this;
+      var request = { type: type, missing: new Set(this._members), responses: responses,
+        callback: callback, timeout: null };
+      request.timeout = setTimeout(function () {
+        if (!self._requests.has(requestId)) return;
+        self._finish(requestId, new Error('timeout reached: missing ' + request.missing.size +
+          ' responses'));
+      }, timeoutMs);
+      this._requests.set(requestId, request);
+    }
+
+    _finish(requestId, err) {
+      var request = this._requests.get(requestId);
+      if (!request) return;
+      this._requests.delete(requestId);
+      clearTimeout(request.timeout);
+      if (request.type === MessageType.FETCH_SOCKETS) request.callback(err, err ? undefined : request.responses);
+      else request.callback(err, request.responses);
+    }
+
+    _failAll(err) {
+      var self = this;
+      Array.from(this._requests.keys()).forEach(function (id) { self._finish(id, err); });
+    }
+
+    // A server is gone: nothing waits for it any more.
+    _serverLeft(uid) {
+      var self = this;
+      this._requests.forEach(function (request, id) {
+        if (!request.missing.delete(uid)) return;
+        if (request.missing.size === 0) self._finish(id, null);
+      });
+      this.ackRequests.forEach(function (request) {
+        var server = request.servers && request.servers.get(uid);
+        if (!server || server.done) return;
+        server.done = true;
+        request.clientCountCallback(server.acks);
+      });
+    }
+  }
+
+  defined = ClusterStoreAdapter;
+  return defined;
+}
+
+// The store options an adapter's connection takes (the first adapter or
+// store of a process sets them for the process).
+function linkOptions(opts) {
+  var out = {};
+  ['attachTimeout', 'syncTimeout', 'maxFrameSize', 'queueLimit', 'sharedMemory'].forEach(function (k) {
+    if (opts[k] !== undefined) out[k] = opts[k];
+  });
+  return out;
+}
+
+module.exports = {
+  adapterClass: adapterClass,
+  DEFAULT_TIMEOUT: DEFAULT_TIMEOUT
+};

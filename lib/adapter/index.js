@@ -1,0 +1,47 @@
+'use strict';
+// require('socket.io-cluster-store/adapter'): socket.io 4 on the cluster's
+// broker, with @socket.io/cluster-adapter's names.
+//
+//   worker:   new Server(httpServer, { adapter: createAdapter() })
+//   primary:  setupPrimary()
+//
+// Also createEmitter(), for io.emit from the primary (or any process).
+
+var master = require('../master');
+var adapterClass = require('./adapter').adapterClass;
+var createEmitter = require('./emitter').createEmitter;
+var options = require('../options');
+
+// Returns the adapter factory socket.io's `adapter` option takes. opts:
+// cluster-adapter's (heartbeatInterval, heartbeatTimeout: accepted, and
+// not needed: the broker knows which servers are there), and the store's
+// attachTimeout and syncTimeout for this process's channel.
+function createAdapter(opts) {
+  if (opts !== undefined && opts !== null && typeof opts !== 'object') {
+    throw options.optionError('createAdapter() takes an options object');
+  }
+  var read = opts || {};
+  options.readOptions(read); // throws a TypeError for a bad store option
+  var ClusterStoreAdapter = adapterClass();
+  return function (nsp) {
+    return new ClusterStoreAdapter(nsp, read);
+  };
+}
+
+// In the primary: starts the broker and serves a channel to every worker
+// (as require('socket.io-cluster-store').setup(options) does). Takes
+// setup()'s options (maxFrameSize, queueLimit, sharedMemory).
+function setupPrimary(opts) {
+  master.setup(opts);
+}
+
+module.exports = {
+  createAdapter: createAdapter,
+  setupPrimary: setupPrimary,
+  createEmitter: createEmitter
+};
+
+// cluster-adapter exports its class as NodeClusterAdapter; so do we (made
+// on first use: it extends the application's socket.io-adapter).
+Object.defineProperty(module.exports, 'NodeClusterAdapter', { enumerable: true, get: adapterClass });
+Object.defineProperty(module.exports, 'ClusterStoreAdapter', { enumerable: true, get: adapterClass });

@@ -1,0 +1,128 @@
+'use strict';
+// A Link is one endpoint of the process's connection to the broker, for the
+// socket.io 4 adapter and the primary's emitter: it publishes encoded
+// messages, subscribes to topics (as a member, with a tag, when asked), and
+// hands what arrives to its owner:
+//
+//   owner.onLinkMessage(topic, value)    a message (decoded)
+//   owner.onLinkMember(joined, topic, tag)  a member joined (true) or left
+//   owner.onLinkError(err)               the channel failed, or a message
+//                                        could not be decoded
+//   owner.onLinkReconnect()              the channel is back: subscribe again
+//
+// The connection calls its endpoints with the store's names (onMessage,
+// onChannelError, resubscribe, onReconnect); a Link translates, so the
+// adapter keeps socket.io-adapter's own onMessage.
+
+var codec = require('../codec');
+var protocol = require('../protocol');
+var connection = require('../connection');
+
+var TYPE = protocol.TYPE;
+var STATUS = protocol.STATUS;
+
+function Link(owner, opts) {
+  this.owner = owner;
+  this.connection = connection.forProcess(opts);
+  this.closed = false;
+  this.endpoint = this.connection.addEndpoint(this);
+}
+
+Link.prototype.send = function (type, topic, payload, callback) {
+  this.connection.send({ type: type, endpoint: this.endpoint, topic: topic, client: undefined,
+    key: undefined, payload: payload, flags: 0, now: false, callback: callback || null });
+};
+
+// Encodes value (a TypeError, before anything is sent, for what cannot be
+// encoded); what names it in that error.
+Link.prototype.encode = function (value, what) {
+  return codec.encode(value, what);
+};
+
+// Publishes encoded bytes to topic: every other endpoint subscribed gets it.
+Link.prototype.publish = function (topic, bytes) {
+  if (this.closed) return;
+  this.send(TYPE.PUBLISH, topic, bytes, null);
+};
+
+// Subscribes to topic; with a tag (a string), as a member: callback(err,
+// tags) then gets the other members' tags.
+Link.prototype.subscribe = function (topic, tag, callback) {
+  if (this.closed) return callback(closedError());
+  var payload = tag === undefined ? undefined : Buffer.from(tag, 'utf8');
+  this.send(TYPE.SUBSCRIBE, topic, payload, function (err, status, bytes) {
+    if (err) return callback(err);
+    if (status !== STATUS.OK) {
+      return callback(new Error('socket.io-cluster-store: the broker refused a subscription: ' +
+        (bytes && bytes.length ? bytes.toString('utf8') : 'status ' + status)));
+    }
+    callback(null, tag === undefined ? null : parseTags(bytes));
+  });
+};
+
+// Leaves the broker: every subscription goes, and the members of the
+// topics this link was a member of are told.
+Link.prototype.close = function () {
+  if (this.closed) return;
+  this.closed = true;
+  var conn = this.connection;
+  var endpoint = this.endpoint;
+  conn.send({ type: TYPE.CLOSE, endpoint: endpoint, topic: undefined, client: undefined,
+    key: undefined, payload: undefined, flags: 0, now: true,
+    callback: function () { conn.removeEndpoint(endpoint); } });
+};
+
+// The connection's endpoint interface.
+Link.prototype.onMessage = function (topic, payload) {
+  var value;
+  try {
+    value = codec.decode(payload);
+  } catch (err) {
+    var e = new Error('socket.io-cluster-store: a message on "' + topic + '" could not be ' +
+      'decoded in this process and was dropped: ' + err.message + ' (run one version of ' +
+      'socket.io-cluster-store in every process of the cluster)');
+    e.code = 'ERR_CLUSTER_STORE_DECODE';
+    return this.owner.onLinkError(e);
+  }
+  this.owner.onLinkMessage(topic, value);
+};
+
+Link.prototype.onMember = function (joined, topic, tag) {
+  this.owner.onLinkMember(joined, topic, tag.toString('utf8'));
+};
+
+Link.prototype.onChannelError = function (err) {
+  this.owner.onLinkError(err);
+};
+
+Link.prototype.onReconnect = function () {};
+
+Link.prototype.resubscribe = function () {
+  if (!this.closed) this.owner.onLinkReconnect();
+};
+
+// A member list (frame.h's frame_member_write, one after another): the
+// tags as strings.
+function parseTags(bytes) {
+  var tags = [];
+  var at = 0;
+  while (bytes && at + 4 <= bytes.length) {
+    var len = bytes.readUInt32LE(at);
+    if (len === 0 || at + 4 + len > bytes.length) break;
+    tags.push(bytes.toString('utf8', at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  return tags;
+}
+
+function closedError() {
+  var err = new Error('socket.io-cluster-store: the adapter was closed');
+  err.code = 'ERR_CLUSTER_STORE_DESTROYED';
+  return err;
+}
+
+module.exports = {
+  Link: Link,
+  parseTags: parseTags,
+  closedError: closedError
+};
