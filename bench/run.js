@@ -20,7 +20,7 @@ var path = require('path');
 var stores = require('./lib/bench-stores');
 var util = require('./lib/bench-util');
 
-var SCENARIOS = ['publish', 'latency', 'storm', 'kv', 'churn', 'memory'];
+var SCENARIOS = ['publish', 'latency', 'storm', 'kv', 'churn', 'memory', 'adapter'];
 var REDIS_PORT = 31379;
 var CHURN_PORT = 31080;
 
@@ -699,6 +699,14 @@ function packageLine() {
 
 function main() {
   var opts = parseArgs(process.argv.slice(2));
+  // `adapter`: the socket.io 4 adapters, run by bench/adapter.js (its own
+  // report, bench/results/adapter.md), before the store's scenarios.
+  if (opts.only.indexOf('adapter') >= 0) {
+    opts.only = opts.only.filter(function (name) { return name !== 'adapter'; });
+    var adapterRun = childProcess.spawnSync(process.execPath,
+      [path.join(__dirname, 'adapter.js')].concat(opts.quick ? ['--quick'] : []), { stdio: 'inherit' });
+    if (!opts.only.length) process.exit(adapterRun.status === null ? 1 : adapterRun.status);
+  }
   var scenarios = plan(opts.quick);
   var started = Date.now();
   var results = {};
