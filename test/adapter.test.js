@@ -442,3 +442,12 @@ describe('socket.io 4 adapter when a worker dies', function () {
     assert.deepStrictEqual(await pending, [null, [ids[1]]]);
   });
 });
+
+describe('socket.io 4 adapter in a plain process', function () {
+  it('servers in one process without a cluster work together, and the process exits', async function () {
+    var r = await harness.runNode('adapter-plain.js', [], { timeout: 20000 });
+    assert.strictEqual(r.timedOut, false, 'the process exits by itself' + r.stderr);
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.deepStrictEqual(JSON.parse(r.stdout.trim()), { count: [2, 2], answers: [42], sockets: 0, afterClose: 1 });
+  });
+});
