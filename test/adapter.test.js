@@ -252,6 +252,25 @@ describe('socket.io 4 adapter across cluster workers', function () {
     assert.strictEqual(await run(ids[0], function (ctx) { return ctx.state.serverEvents.length; }), 0);
   });
 
+  it('large messages (shared pool and sockets alike) arrive whole', async function () {
+    await cluster.runAll(ids, function (ctx) { ctx.state.serverEvents = []; return true; });
+    await run(ids[0], function (ctx) {
+      var big = Buffer.alloc(300 * 1024);
+      for (var i = 0; i < big.length; i++) big[i] = i % 251;
+      ctx.state.io.serverSideEmit('note', big, 'x'.repeat(3 * 1024 * 1024));
+      return true;
+    });
+    var got = await cluster.runAll([ids[1], ids[2]], function (ctx) {
+      return ctx.until(function () { return ctx.state.serverEvents.length > 0; }, 10000, 'the event').then(function () {
+        var e = ctx.state.serverEvents[0];
+        var ok = e[0].length === 300 * 1024;
+        for (var i = 0; ok && i < e[0].length; i++) ok = e[0][i] === i % 251;
+        return [ok, e[1].length];
+      });
+    });
+    assert.deepStrictEqual(got, [[true, 3 * 1024 * 1024], [true, 3 * 1024 * 1024]]);
+  });
+
   it('serverSideEmit with an ack collects one answer per other worker; a silent one times out', async function () {
     await cluster.runAll(ids, function (ctx) {
       ctx.state.io.removeAllListeners('ping');
