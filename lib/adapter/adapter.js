@@ -108,9 +108,14 @@ function adapterClass() {
     }
 
     // ---- Connection state recovery --------------------------------------
-    // persistSession(session) and restoreSession(pid, offset) are the
-    // in-memory adapter's (nothing kept across servers) until the broker
-    // keeps a log of recoverable packets.
+    // Not served yet: persistSession(session) and restoreSession(pid,
+    // offset) are socket.io-adapter's Adapter's (nothing kept, nothing
+    // restored), and no offset is added to packets: ClusterAdapter would
+    // add an empty one (or, on the receiving servers, undefined) to every
+    // event once connectionStateRecovery is on, and clients would get it
+    // as an extra argument. Once the broker keeps a log of recoverable
+    // packets, the offset doPublish returns goes to the packet here.
+    addOffsetIfNecessary() {}
 
     // ---- broadcasts ------------------------------------------------------
 
