@@ -331,7 +331,7 @@ describe('socket.io 4 adapter across cluster workers', function () {
     c.on('q', function () {});
     var late = await run(ids[0], function (ctx) {
       return new Promise(function (resolve) {
-        ctx.state.io.timeout(500).emit('q', function (err, responses) { resolve([err && err.message, responses.length]); });
+        ctx.state.io.timeout(4000).emit('q', function (err, responses) { resolve([err && err.message, responses.length]); });
       });
     });
     assert.deepStrictEqual(late, ['operation has timed out', 2]);
@@ -422,6 +422,23 @@ describe('socket.io 4 adapter when a worker dies', function () {
     assert.deepStrictEqual(await pending, ['a', 'b']);
     var counts = await cluster.runAll([ids[0], ids[1]], function (ctx) { return ctx.state.io.of('/').adapter.serverCount(); });
     assert.deepStrictEqual(counts, [2, 2]);
+  });
+
+  it('fetchSockets() with a timeout fails naming how many answers are missing', async function () {
+    var ids = cluster.workerIds;
+    await connect(ids[1], 'b');
+    cluster.kill(ids[2], 'SIGSTOP');
+    var out = await cluster.run(ids[0], function (ctx) {
+      return ctx.state.io.timeout(3000).fetchSockets().then(function () { return 'resolved'; },
+        function (e) { return e.message; });
+    });
+    cluster.kill(ids[2], 'SIGCONT');
+    assert.strictEqual(out, 'timeout reached: missing 1 responses');
+    // The stopped worker answers again once it runs.
+    var names = await cluster.run(ids[0], function (ctx) {
+      return ctx.state.io.fetchSockets().then(function (s) { return s.map(function (x) { return x.data.name; }); });
+    });
+    assert.deepStrictEqual(names, ['b']);
   });
 
   it('an emit with acks whose worker dies completes with the acks of the living', async function () {
