@@ -80,8 +80,8 @@
   X(SYNC, 15)        /* replied after the broker took in all input already sent to it */           \
   X(REPLY, 16)       /* broker to process: request id, status, payload */                          \
   X(SHARED, 17)      /* the shared pool (shm.h): see above */                                      \
-  X(SHARED_READ, 18) /* process to broker: shared messages read (see above) */                \
-  X(JOINED, 19)      /* broker to process: endpoint = member, a = topic, payload = new member */  \
+  X(SHARED_READ, 18) /* process to broker: shared messages read (see above) */                     \
+  X(JOINED, 19)      /* broker to process: endpoint = member, a = topic, payload = new member */   \
   X(LEFT, 20)        /* broker to process: endpoint = member, a = topic, payload = gone member */
 
 /* Members (broker_presence.c): a SUBSCRIBE whose payload is not empty
