@@ -40,6 +40,9 @@ describe('npm package', function () {
     assert.ok(files.indexOf('prebuilds/linux-x64/socket.io-cluster-store.node') !== -1,
       'tarball has the linux-x64 prebuild: ' + files.join(', '));
     assert.ok(files.indexOf('index.d.ts') !== -1, 'tarball has the type declarations');
+    ['adapter.js', 'adapter.d.ts', 'lib/adapter/index.js'].forEach(function (f) {
+      assert.ok(files.indexOf(f) !== -1, 'tarball has ' + f + ' (socket.io-cluster-store/adapter)');
+    });
     assert.ok(!files.some(function (f) { return /^(build|test|bench)\//.test(f); }),
       'tarball has no build output, tests or benchmarks');
 
