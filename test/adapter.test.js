@@ -73,10 +73,11 @@ describe('socket.io 4 adapter across cluster workers', function () {
   function waitServerCount(workers, n) {
     return Promise.all(workers.map(function (id) {
       return cluster.run(id, function (ctx, n) {
+        // Polled every few ms: each poll asks again, and sees the last answer.
+        var got = null;
         return ctx.until(function () {
-          var got = null;
           ctx.state.io.of('/').adapter.serverCount().then(function (c) { got = c; });
-          return new Promise(function (r) { setImmediate(function () { r(got === n); }); });
+          return got === n;
         }, 20000, n + ' servers');
       }, n);
     }));
@@ -379,10 +380,10 @@ describe('socket.io 4 adapter when a worker dies', function () {
     for (var i = 0; i < ids.length; i++) ports[ids[i]] = await cluster.run(ids[i], startServer);
     await Promise.all(ids.map(function (id) {
       return cluster.run(id, function (ctx) {
+        var got = 0;
         return ctx.until(function () {
-          var got = 0;
           ctx.state.io.of('/').adapter.serverCount().then(function (c) { got = c; });
-          return new Promise(function (r) { setImmediate(function () { r(got === 3); }); });
+          return got === 3;
         }, 20000, '3 servers');
       });
     }));
