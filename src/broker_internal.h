@@ -225,7 +225,8 @@ void broker_topic_drop_endpoint(broker *b, broker_conn *c, uint32_t endpoint);
 /* Drops the subscriptions of every dead connection, in one sweep. */
 void broker_topic_drop_dead(broker *b);
 /* Routes f, whose payload is in hand, to the subscribers of its topic,
- * never back to the publishing endpoint. shared_id: the pool-wide slot the
+ * never back to the publishing endpoint (with FRAME_FLAG_REMOTE, to none of
+ * the publishing connection's endpoints). shared_id: the pool-wide slot the
  * payload lies in (its descriptor goes to the subscribers that read the
  * pool), or UINT32_MAX when it is not in the pool. */
 void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id);

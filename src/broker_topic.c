@@ -203,9 +203,10 @@ void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t s
   if (!topic) return;
   uint32_t size = frame_size(f->a_len, 0, f->payload_len);
   int direct = f->payload_len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
+  int remote = (f->flags & FRAME_FLAG_REMOTE) != 0; /* its process delivered it there itself */
   for (size_t i = 0; i < topic->count; i++) {
     broker_subscriber s = topic->subscribers[i];
-    if (s.conn == from && s.endpoint == f->endpoint) continue; /* never back to the publisher */
+    if (s.conn == from && (remote || s.endpoint == f->endpoint)) continue; /* never back */
     if (size > s.conn->peer_max) continue;                     /* its process could not take it */
     if (shared_id != UINT32_MAX &&
         broker_topic_deliver_shared(b, s, f, from, size, shared_id) == 0) {

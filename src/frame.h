@@ -94,14 +94,18 @@
 
 /* Header flags. BARRIER: before handling this request, the broker takes in
  * everything the other connections have already sent, so the reply
- * reflects every write that happened before the request. SHARED: on
+ * reflects every write that happened before the request. REMOTE: on
+ * PUBLISH, the broker delivers it to the subscribers of other connections
+ * only, none of the publisher's own (its process delivered it to its own
+ * subscribers itself). SHARED: on
  * PUBLISH (process to broker) and MESSAGE (broker to process), the payload
  * is not here but in the shared pool, and the frame's payload is a
  * descriptor (frame_publish_desc, frame_message_desc); only the engine
  * sets it (addon.c drops it from what JavaScript asks). */
 #define FRAME_FLAG_LIST(X)                                                                         \
   X(BARRIER, 1)                                                                                    \
-  X(SHARED, 2)
+  X(SHARED, 2)                                                                                     \
+  X(REMOTE, 4)
 
 /* A reply's outcome. */
 #define FRAME_STATUS_LIST(X)                                                                       \

@@ -485,6 +485,7 @@ describe('socket.io 4 adapter in a plain process', function () {
     var r = await harness.runNode('adapter-plain.js', [], { timeout: 20000 });
     assert.strictEqual(r.timedOut, false, 'the process exits by itself' + r.stderr);
     assert.strictEqual(r.code, 0, r.stderr);
-    assert.deepStrictEqual(JSON.parse(r.stdout.trim()), { count: [2, 2], answers: [42], sockets: 0, afterClose: 1 });
+    assert.deepStrictEqual(JSON.parse(r.stdout.trim()), { count: [2, 2], sync: true, answers: [42], sockets: 0,
+      afterClose: 1 });
   });
 });

@@ -20,11 +20,20 @@ var connection = require('../connection');
 
 var TYPE = protocol.TYPE;
 var STATUS = protocol.STATUS;
+var FLAG_REMOTE = protocol.FLAG.REMOTE;
+
+// The links of this process (this thread) subscribed to each topic. A
+// message for them is delivered here, synchronously, as socket.io's
+// in-memory adapters do between servers of one process; the broker takes
+// it to the other processes only (FLAG_REMOTE). Each receiver decodes its
+// own copy.
+var localSubscribers = new Map(); // topic -> Set of Links
 
 function Link(owner, opts) {
   this.owner = owner;
   this.connection = connection.forProcess(opts);
   this.closed = false;
+  this.topics = new Set(); // those this link is subscribed to
   this.endpoint = this.connection.addEndpoint(this);
 }
 
@@ -39,10 +48,22 @@ Link.prototype.encode = function (value, what) {
   return codec.encode(value, what);
 };
 
-// Publishes encoded bytes to topic: every other endpoint subscribed gets it.
+// Publishes encoded bytes to topic: every other link subscribed gets it,
+// those of this process before this returns.
 Link.prototype.publish = function (topic, bytes) {
   if (this.closed) return;
-  this.send(TYPE.PUBLISH, topic, bytes, null);
+  this.connection.send({ type: TYPE.PUBLISH, endpoint: this.endpoint, topic: topic,
+    client: undefined, key: undefined, payload: bytes, flags: FLAG_REMOTE, now: false,
+    callback: null });
+  var here = localSubscribers.get(topic);
+  if (!here || (here.size === 1 && here.has(this))) return;
+  // The encoder reuses its buffer, and a receiver may publish (answer)
+  // while it is being delivered to: the receivers read a copy.
+  var copy = Buffer.from(bytes);
+  var self = this;
+  Array.from(here).forEach(function (link) {
+    if (link !== self && !link.closed) link.onMessage(topic, copy);
+  });
 };
 
 // Subscribes to topic; with a tag (a string), as a member: callback(err,
@@ -50,11 +71,18 @@ Link.prototype.publish = function (topic, bytes) {
 Link.prototype.subscribe = function (topic, tag, callback) {
   if (this.closed) return callback(closedError());
   var payload = tag === undefined ? undefined : Buffer.from(tag, 'utf8');
+  var self = this;
   this.send(TYPE.SUBSCRIBE, topic, payload, function (err, status, bytes) {
     if (err) return callback(err);
     if (status !== STATUS.OK) {
       return callback(new Error('socket.io-cluster-store: the broker refused a subscription: ' +
         (bytes && bytes.length ? bytes.toString('utf8') : 'status ' + status)));
+    }
+    if (!self.closed) {
+      var here = localSubscribers.get(topic);
+      if (!here) localSubscribers.set(topic, here = new Set());
+      here.add(self);
+      self.topics.add(topic);
     }
     callback(null, tag === undefined ? null : parseTags(bytes));
   });
@@ -65,6 +93,14 @@ Link.prototype.subscribe = function (topic, tag, callback) {
 Link.prototype.close = function () {
   if (this.closed) return;
   this.closed = true;
+  var self = this;
+  this.topics.forEach(function (topic) {
+    var here = localSubscribers.get(topic);
+    if (!here) return;
+    here.delete(self);
+    if (here.size === 0) localSubscribers.delete(topic);
+  });
+  this.topics.clear();
   var conn = this.connection;
   var endpoint = this.endpoint;
   conn.send({ type: TYPE.CLOSE, endpoint: endpoint, topic: undefined, client: undefined,

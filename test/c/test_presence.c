@@ -2,7 +2,9 @@
  * protocol, threadless as in test_broker.c: a member's SUBSCRIBE lists the
  * others, JOINED and LEFT reach the members (never plain subscribers),
  * whichever way a member goes, and a LEFT never overtakes a message the
- * leaver sent before it went. Also frame_member_next on bad lists. */
+ * leaver sent before it went. Also frame_member_next on bad lists, and
+ * the REMOTE publish the adapter pairs with members (its process delivers
+ * to its own subscribers itself). */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <stdio.h>
@@ -231,6 +233,33 @@ static void test_member_list_parse(void) {
   CHECK(frame_member_next(list, 0, &at, &tag, &tag_len) == 0);
 }
 
+/* A PUBLISH with FRAME_FLAG_REMOTE reaches the subscribers of the other
+ * connections only; without it, the publisher's other endpoints too. */
+static void test_remote_publish(void) {
+  static peer p1, p2;
+  peer_open(&p1);
+  peer_open(&p2);
+  CHECK(subscribe(&p1, 1, "t", NULL, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(subscribe(&p1, 2, "t", NULL, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(subscribe(&p2, 1, "t", NULL, NULL, NULL) == FRAME_STATUS_OK);
+  uint8_t f[64];
+  uint32_t size = frame_write_header(f, FRAME_PUBLISH, 0, FRAME_FLAG_REMOTE, 1, 0, 1, 0, 1);
+  f[FRAME_HEADER_SIZE] = 't';
+  f[FRAME_HEADER_SIZE + 1] = 'r';
+  CHECK(send(p1.fd, f, size, MSG_NOSIGNAL) == (ssize_t)size);
+  send_frame(&p1, FRAME_PUBLISH, 1, 0, "t", "o", 1);
+  frame got;
+  uint8_t payload[1024];
+  CHECK(next_frame(&p2, &got, payload, NULL) == 0 && got.type == FRAME_MESSAGE && payload[0] == 'r');
+  CHECK(next_frame(&p2, &got, payload, NULL) == 0 && got.type == FRAME_MESSAGE && payload[0] == 'o');
+  /* p1's endpoint 2 gets only the ordinary one. */
+  CHECK(next_frame(&p1, &got, payload, NULL) == 0 && got.endpoint == 2 && payload[0] == 'o');
+  CHECK(quiet(&p1));
+  close(p1.fd);
+  close(p2.fd);
+  turn(4);
+}
+
 int main(void) {
   broker_options options;
   broker_options_default(&options);
@@ -243,6 +272,7 @@ int main(void) {
   }
   test_members();
   test_member_list_parse();
+  test_remote_publish();
   broker_stop(b);
   return check_report("presence");
 }
