@@ -9,7 +9,7 @@
 
 #include "shm.h"
 
-_Static_assert(FRAME_TYPE_MAX == FRAME_LEFT && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST,
+_Static_assert(FRAME_TYPE_MAX == FRAME_KV_TAKE && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST,
                "types and statuses run without gaps: a count is the largest value");
 _Static_assert(SHM_POOL_SIZE <= UINT32_MAX, "a pool offset fits a message descriptor's u32");
 
@@ -236,6 +236,77 @@ int frame_stats_parse(const uint8_t *payload, size_t len, uint64_t values[FRAME_
   for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
     values[i] = frame_load_u64(payload + i * 8);
   return 0;
+}
+
+static const char frame_hex_digits[] = "0123456789abcdef";
+
+static void frame_hex_write(uint8_t *dst, uint64_t v) {
+  for (int i = 15; i >= 0; i--) {
+    dst[i] = (uint8_t)frame_hex_digits[v & 15];
+    v >>= 4;
+  }
+}
+
+/* 16 lowercase hex digits: 0 with *out, or -1. */
+static int frame_hex_parse(const uint8_t *src, uint64_t *out) {
+  uint64_t v = 0;
+  for (int i = 0; i < 16; i++) {
+    uint8_t c = src[i];
+    unsigned digit;
+    if (c >= '0' && c <= '9')
+      digit = (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      digit = (unsigned)(c - 'a' + 10);
+    else
+      return -1;
+    v = (v << 4) | digit;
+  }
+  *out = v;
+  return 0;
+}
+
+void frame_offset_write(uint8_t dst[FRAME_OFFSET_SIZE], uint64_t epoch, uint64_t seq) {
+  frame_hex_write(dst, epoch);
+  dst[16] = '-';
+  frame_hex_write(dst + 17, seq);
+}
+
+int frame_offset_parse(const uint8_t *text, size_t len, uint64_t *epoch, uint64_t *seq) {
+  if (len != FRAME_OFFSET_SIZE || text[16] != '-') return -1;
+  if (frame_hex_parse(text, epoch) != 0 || frame_hex_parse(text + 17, seq) != 0) return -1;
+  return 0;
+}
+
+void frame_retained_head_write(uint8_t dst[FRAME_RETAINED_HEAD_SIZE], uint32_t left) {
+  frame_store_u32(dst, left);
+}
+
+size_t frame_retained_entry_write(uint8_t *dst, uint64_t epoch, uint64_t seq, const void *bytes,
+                                  uint32_t len) {
+  frame_offset_write(dst, epoch, seq);
+  frame_store_u32(dst + FRAME_OFFSET_SIZE, len);
+  if (len) memcpy(dst + FRAME_RETAINED_ENTRY_HEAD_SIZE, bytes, len);
+  return FRAME_RETAINED_ENTRY_HEAD_SIZE + (size_t)len;
+}
+
+int frame_retained_head_parse(const uint8_t *payload, size_t len, uint32_t *left) {
+  if (len < FRAME_RETAINED_HEAD_SIZE) return -1;
+  *left = frame_load_u32(payload);
+  return 0;
+}
+
+int frame_retained_next(const uint8_t *payload, size_t len, size_t *pos,
+                        frame_retained_entry *out) {
+  size_t at = *pos;
+  if (at >= len) return 0;
+  if (len - at < FRAME_RETAINED_ENTRY_HEAD_SIZE) return -1;
+  uint32_t n = frame_load_u32(payload + at + FRAME_OFFSET_SIZE);
+  if (n > len - at - FRAME_RETAINED_ENTRY_HEAD_SIZE) return -1;
+  out->offset = payload + at;
+  out->bytes = payload + at + FRAME_RETAINED_ENTRY_HEAD_SIZE;
+  out->len = n;
+  *pos = at + FRAME_RETAINED_ENTRY_HEAD_SIZE + n;
+  return 1;
 }
 
 uint32_t frame_encode_publish_shared(uint8_t *dst, const uint8_t *head, size_t head_len,

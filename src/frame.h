@@ -47,6 +47,9 @@
 /* The defaults of the options the broker and JavaScript share. */
 #define FRAME_DEFAULT_MAX_SIZE (32u * 1024u * 1024u)      /* maxFrameSize */
 #define FRAME_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u) /* queueLimit */
+#define FRAME_DEFAULT_RETAIN_MESSAGES 100000u                /* retainMessages */
+#define FRAME_DEFAULT_RETAIN_BYTES (32ull * 1024u * 1024u)  /* retainBytes */
+#define FRAME_DEFAULT_RETAIN_MS (5u * 60u * 1000u)          /* retainMs */
 
 /* ---- the contract with JavaScript ----------------------------------------
  *
@@ -61,7 +64,20 @@
  * can tell when the process is gone; from then on the broker may send this
  * process shared messages. FRAME_SHARED_READ: process to broker, the count
  * of shared messages this process has finished reading, all told
- * (frame_read_count); their slots may be freed. */
+ * (frame_read_count); their slots may be freed.
+ *
+ * Retention (broker_retain.c): a PUBLISH with FRAME_FLAG_RETAIN is also
+ * kept in the topic's log, under an offset (frame_offset below) the broker
+ * gives it; the reply, when asked for, carries that offset, and so does
+ * field b of every MESSAGE the publish becomes. RETAINED_READ asks for a
+ * log's messages after an offset, in order: the reply lists them
+ * (frame_retained_*), or says MISSING when the offset is not one of this
+ * broker's or messages after it were dropped (the caller cannot have all
+ * it missed). KV_BIND ties a namespace's life to the connection that binds
+ * it: no deadline while the connection lives, one ms after it goes (another
+ * KV_BIND, KV_EXPIRE, KV_PERSIST, KV_CLEAR or KV_TAKE undoes the binding).
+ * KV_TAKE answers with the value of key b and removes the whole namespace
+ * in the same step, so of two askers only one gets it. */
 #define FRAME_TYPE_LIST(X)                                                                         \
   X(HELLO, 1)        /* both ways, first frame: payload magic, version, max size */                \
   X(SUBSCRIBE, 2)    /* a = channel; replied once the subscription is live */                      \
@@ -82,7 +98,10 @@
   X(SHARED, 17)      /* the shared pool (shm.h): see above */                                      \
   X(SHARED_READ, 18) /* process to broker: shared messages read (see above) */                     \
   X(JOINED, 19)      /* broker to process: endpoint = member, a = topic, payload = new member */   \
-  X(LEFT, 20)        /* broker to process: endpoint = member, a = topic, payload = gone member */
+  X(LEFT, 20)        /* broker to process: endpoint = member, a = topic, payload = gone member */ \
+  X(RETAINED_READ, 21) /* a = topic, b = offset; reply payload = messages (see above) */          \
+  X(KV_BIND, 22)       /* a = namespace, payload = milliseconds (frame_expire) */                 \
+  X(KV_TAKE, 23)       /* a = namespace, b = key; reply payload = value */
 
 /* Members (broker_presence.c): a SUBSCRIBE whose payload is not empty
  * makes the endpoint a *member* of the topic, the payload its tag (opaque,
@@ -101,11 +120,13 @@
  * PUBLISH (process to broker) and MESSAGE (broker to process), the payload
  * is not here but in the shared pool, and the frame's payload is a
  * descriptor (frame_publish_desc, frame_message_desc); only the engine
- * sets it (addon.c drops it from what JavaScript asks). */
+ * sets it (addon.c drops it from what JavaScript asks). RETAIN: see the
+ * frame types. */
 #define FRAME_FLAG_LIST(X)                                                                         \
   X(BARRIER, 1)                                                                                    \
   X(SHARED, 2)                                                                                     \
-  X(REMOTE, 4)
+  X(REMOTE, 4)                                                                                     \
+  X(RETAIN, 8) /* on PUBLISH: keep it in the topic's log (see above) */
 
 /* A reply's outcome. */
 #define FRAME_STATUS_LIST(X)                                                                       \
@@ -134,12 +155,20 @@
   X(MAX_QUEUED_BYTES, maxQueuedBytes) /* the largest one connection's queue has been */            \
   X(QUEUE_LIMIT, queueLimit)                                                                       \
   X(MAX_FRAME_SIZE, maxFrameSize)                                                                  \
-  X(SHARED_DELIVERED, sharedDeliveries) /* deliveries whose payload was read from the pool */
+  X(SHARED_DELIVERED, sharedDeliveries) /* deliveries whose payload was read from the pool */     \
+  X(RETAINED_MESSAGES, retainedMessages)  /* messages held in the topics' logs now */              \
+  X(RETAINED_BYTES, retainedBytes)        /* memory the logs hold now */                           \
+  X(RETAINED_DROPPED, retainedDropped)    /* messages dropped for a limit, all told */             \
+  X(RETAINED_REFUSED, retainedReadsRefused) /* reads answered MISSING, all told */                 \
+  X(NAMESPACES_BOUND, boundClients)       /* namespaces bound to a connection now */
 
 /* The options' defaults, X(jsName, value): lib/options.js's DEFAULTS. */
 #define FRAME_DEFAULT_LIST(X)                                                                      \
   X(maxFrameSize, FRAME_DEFAULT_MAX_SIZE)                                                          \
-  X(queueLimit, FRAME_DEFAULT_QUEUE_LIMIT)
+  X(queueLimit, FRAME_DEFAULT_QUEUE_LIMIT)                                                         \
+  X(retainMessages, FRAME_DEFAULT_RETAIN_MESSAGES)                                                 \
+  X(retainBytes, FRAME_DEFAULT_RETAIN_BYTES)                                                       \
+  X(retainMs, FRAME_DEFAULT_RETAIN_MS)
 
 /* Other numbers JavaScript checks against, X(NAME, value). */
 #define FRAME_NUMBER_LIST(X)                                                                       \
@@ -315,6 +344,40 @@ int frame_expire_parse(const uint8_t *payload, size_t len, uint32_t *ms);
 #define FRAME_STATS_SIZE (FRAME_STATS_COUNT * 8u)
 void frame_stats_write(uint8_t dst[FRAME_STATS_SIZE], const uint64_t values[FRAME_STATS_COUNT]);
 int frame_stats_parse(const uint8_t *payload, size_t len, uint64_t values[FRAME_STATS_COUNT]);
+
+/* An offset: where a retained message lies in its log, as text, so that
+ * it can travel as a string (socket.io appends it to a packet): the
+ * broker's epoch (chosen at random when it starts, so an offset from an
+ * earlier broker is never taken for one of this one's) and the message's
+ * sequence number, each as 16 lowercase hex digits, joined by '-'. Fixed
+ * width: offsets of one broker compare as strings as their numbers do.
+ * The parse takes exactly that form and nothing else. */
+#define FRAME_OFFSET_SIZE 33u
+void frame_offset_write(uint8_t dst[FRAME_OFFSET_SIZE], uint64_t epoch, uint64_t seq);
+int frame_offset_parse(const uint8_t *text, size_t len, uint64_t *epoch, uint64_t *seq);
+
+/* A RETAINED_READ reply: a u32 count of the log's messages after the last
+ * one listed that did not fit in this reply (0: the list is complete; the
+ * asker reads on from the last offset listed), then the messages in order,
+ * each its offset (FRAME_OFFSET_SIZE bytes), a u32 length and its bytes. */
+#define FRAME_RETAINED_HEAD_SIZE 4u
+#define FRAME_RETAINED_ENTRY_HEAD_SIZE (FRAME_OFFSET_SIZE + 4u)
+typedef struct frame_retained_entry {
+  const uint8_t *offset; /* FRAME_OFFSET_SIZE bytes of text */
+  const uint8_t *bytes;
+  uint32_t len;
+} frame_retained_entry;
+void frame_retained_head_write(uint8_t dst[FRAME_RETAINED_HEAD_SIZE], uint32_t left);
+/* Writes one entry at dst (FRAME_RETAINED_ENTRY_HEAD_SIZE + len bytes);
+ * returns the bytes written. */
+size_t frame_retained_entry_write(uint8_t *dst, uint64_t epoch, uint64_t seq, const void *bytes,
+                                  uint32_t len);
+int frame_retained_head_parse(const uint8_t *payload, size_t len, uint32_t *left);
+/* The entry at *pos of a reply's payload (start at
+ * FRAME_RETAINED_HEAD_SIZE): 1 with *out filled and *pos moved past it, 0
+ * at the end, -1 when malformed (an entry runs past the end). */
+int frame_retained_next(const uint8_t *payload, size_t len, size_t *pos,
+                        frame_retained_entry *out);
 
 /* ---- whole frames with the shared flag ----------------------------------- */
 

@@ -259,13 +259,15 @@ static void test_header_read(void) {
 /* The lists JavaScript gets: values without gaps, counters in order. */
 #define NAME_OF_STAT(name, js_name) #js_name,
 static void test_lists(void) {
-  CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_LEFT);
+  CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_KV_TAKE);
   CHECK(FRAME_STATUS_OK == 0 && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST);
-  CHECK(FRAME_FLAG_BARRIER == 1 && FRAME_FLAG_SHARED == 2);
+  CHECK(FRAME_FLAG_BARRIER == 1 && FRAME_FLAG_SHARED == 2 && FRAME_FLAG_REMOTE == 4 &&
+        FRAME_FLAG_RETAIN == 8);
   static const char *const names[] = {FRAME_STAT_LIST(NAME_OF_STAT)};
   CHECK(sizeof(names) / sizeof(names[0]) == FRAME_STATS_COUNT);
   CHECK(FRAME_STAT_CONNECTIONS == 0 && strcmp(names[FRAME_STAT_CONNECTIONS], "workers") == 0);
   CHECK(strcmp(names[FRAME_STAT_SHARED_DELIVERED], "sharedDeliveries") == 0);
+  CHECK(strcmp(names[FRAME_STAT_RETAINED_REFUSED], "retainedReadsRefused") == 0);
   CHECK(FRAME_DEFAULT_MAX_SIZE == 32u * 1024u * 1024u);
   CHECK(FRAME_DEFAULT_MAX_SIZE >= FRAME_MIN_MAX_SIZE &&
         FRAME_DEFAULT_MAX_SIZE <= FRAME_LIMIT_MAX_SIZE);
@@ -349,6 +351,91 @@ static void test_counts(void) {
   CHECK(rc == -1);
   PARSE_EXACT(frame_stats_parse, p, FRAME_STATS_SIZE + 1, back, rc);
   CHECK(rc == -1);
+}
+
+/* Offsets: fixed-width text, both numbers in full, and nothing else parses. */
+static void test_offset(void) {
+  uint8_t t[FRAME_OFFSET_SIZE + 1];
+  uint64_t epoch = 0, seq = 0;
+  int rc;
+  frame_offset_write(t, UINT64_C(0x0123456789abcdef), 42);
+  CHECK(memcmp(t, "0123456789abcdef-000000000000002a", FRAME_OFFSET_SIZE) == 0);
+#define PARSE_OFFSET(bytes, len)                                                                   \
+  do {                                                                                             \
+    uint8_t *copy_ = exact_copy((const uint8_t *)(bytes), (len));                                  \
+    rc = copy_ ? frame_offset_parse(copy_, (len), &epoch, &seq) : 99;                              \
+    free(copy_);                                                                                   \
+  } while (0)
+  PARSE_OFFSET(t, FRAME_OFFSET_SIZE);
+  CHECK(rc == 0 && epoch == UINT64_C(0x0123456789abcdef) && seq == 42);
+  frame_offset_write(t, UINT64_MAX, UINT64_MAX);
+  PARSE_OFFSET(t, FRAME_OFFSET_SIZE);
+  CHECK(rc == 0 && epoch == UINT64_MAX && seq == UINT64_MAX);
+  /* Two offsets of one epoch compare as text as their numbers do. */
+  uint8_t a[FRAME_OFFSET_SIZE], b[FRAME_OFFSET_SIZE];
+  frame_offset_write(a, 7, 0xff);
+  frame_offset_write(b, 7, 0x100);
+  CHECK(memcmp(a, b, FRAME_OFFSET_SIZE) < 0);
+  const char *bad[] = {
+      "0123456789ABCDEF-000000000000002a", /* upper case */
+      "0123456789abcdef_000000000000002a", /* separator */
+      "0123456789abcdef-00000000000002a ", /* a space */
+      "0123456789abcdeg-000000000000002a", /* not hex */
+      "0123456789abcdef-000000000000002a0", /* long */
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    PARSE_OFFSET(bad[i], strlen(bad[i]));
+    CHECK(rc == -1);
+  }
+  PARSE_OFFSET("0123456789abcdef-000000000000002", FRAME_OFFSET_SIZE - 1);
+  CHECK(rc == -1);
+  PARSE_OFFSET("", 0);
+  CHECK(rc == -1);
+#undef PARSE_OFFSET
+}
+
+/* A RETAINED_READ reply: written entry by entry, read back the same;
+ * an entry that runs past the end is malformed. */
+static void test_retained(void) {
+  uint8_t p[FRAME_RETAINED_HEAD_SIZE + 2 * FRAME_RETAINED_ENTRY_HEAD_SIZE + 8];
+  size_t len = 0;
+  frame_retained_head_write(p, 3);
+  len += FRAME_RETAINED_HEAD_SIZE;
+  len += frame_retained_entry_write(p + len, 9, 1, "hello", 5);
+  len += frame_retained_entry_write(p + len, 9, 2, NULL, 0);
+  CHECK(len == FRAME_RETAINED_HEAD_SIZE + 2 * FRAME_RETAINED_ENTRY_HEAD_SIZE + 5);
+  uint8_t *copy = exact_copy(p, len);
+  if (!copy) return;
+  uint32_t left = 0;
+  CHECK(frame_retained_head_parse(copy, len, &left) == 0 && left == 3);
+  size_t pos = FRAME_RETAINED_HEAD_SIZE;
+  frame_retained_entry e;
+  uint64_t epoch, seq;
+  CHECK(frame_retained_next(copy, len, &pos, &e) == 1);
+  CHECK(e.len == 5 && memcmp(e.bytes, "hello", 5) == 0);
+  CHECK(frame_offset_parse(e.offset, FRAME_OFFSET_SIZE, &epoch, &seq) == 0 && epoch == 9 &&
+        seq == 1);
+  CHECK(frame_retained_next(copy, len, &pos, &e) == 1);
+  CHECK(e.len == 0 && frame_offset_parse(e.offset, FRAME_OFFSET_SIZE, &epoch, &seq) == 0 &&
+        seq == 2);
+  CHECK(frame_retained_next(copy, len, &pos, &e) == 0 && pos == len);
+  free(copy);
+  /* Cut anywhere inside an entry: that entry is malformed. */
+  int cut_ok = 1;
+  for (size_t cut = FRAME_RETAINED_HEAD_SIZE + 1; cut < len; cut++) {
+    copy = exact_copy(p, cut);
+    if (!copy) return;
+    pos = FRAME_RETAINED_HEAD_SIZE;
+    int rc, entries = 0;
+    while ((rc = frame_retained_next(copy, cut, &pos, &e)) == 1)
+      entries++;
+    size_t first_end = FRAME_RETAINED_HEAD_SIZE + FRAME_RETAINED_ENTRY_HEAD_SIZE + 5;
+    int want_rc = cut == first_end ? 0 : -1; /* cut between the entries: a shorter list */
+    if (rc != want_rc || entries != (cut >= first_end ? 1 : 0)) cut_ok = 0;
+    free(copy);
+  }
+  CHECK(cut_ok);
+  CHECK(frame_retained_head_parse(p, FRAME_RETAINED_HEAD_SIZE - 1, &left) == -1);
 }
 
 static void test_publish_desc(void) {
@@ -545,6 +632,8 @@ int main(int argc, char **argv) {
   test_hello();
   test_offer();
   test_counts();
+  test_offset();
+  test_retained();
   test_publish_desc();
   test_message_desc();
   test_shared_frames();

@@ -7,7 +7,8 @@
  * again gives back the same bytes. Every payload parser then reads the
  * frame's payload (a parser must never read past it), and whatever one
  * accepts must be what it checks and must write back to the same bytes.
- * A shared publish is encoded again from its head and descriptor. */
+ * A shared publish is encoded again from its head and descriptor. Field b
+ * goes through the offset parser too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,11 @@ static void fuzz_payloads(const frame *f) {
   frame_message_desc md;
   const uint8_t *p = f->payload;
   size_t len = f->payload_len;
+  {
+    uint64_t epoch, seq;
+    if (frame_offset_parse(f->b, f->b_len, &epoch, &seq) == 0 && f->b_len != FRAME_OFFSET_SIZE)
+      abort();
+  }
   if (frame_hello_parse(p, len, &version, &peer_max) == 0 && memcmp(p, FRAME_MAGIC, 4) != 0)
     abort();
   if (frame_offer_parse(p, len, &offer) == 0) {
@@ -61,6 +67,22 @@ static void fuzz_payloads(const frame *f) {
       if (memcmp(one, p + before, at - before) != 0) abort();
       before = at;
     }
+  }
+  uint64_t epoch, seq;
+  if (frame_offset_parse(p, len, &epoch, &seq) == 0) {
+    uint8_t text[FRAME_OFFSET_SIZE];
+    frame_offset_write(text, epoch, seq);
+    if (len != FRAME_OFFSET_SIZE || memcmp(text, p, len) != 0) abort();
+  }
+  uint32_t left;
+  if (frame_retained_head_parse(p, len, &left) == 0) {
+    /* Every entry lies inside the payload, one after another. */
+    size_t pos = FRAME_RETAINED_HEAD_SIZE;
+    frame_retained_entry e;
+    int rc;
+    while ((rc = frame_retained_next(p, len, &pos, &e)) == 1)
+      if (e.offset < p || e.bytes + e.len != p + pos || pos > len) abort();
+    if (rc == 0 && pos != len) abort();
   }
   if (frame_publish_desc_parse(p, len, &pd) == 0) {
     /* Inside the data area of a region, in one of its slots. */
