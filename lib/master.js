@@ -43,24 +43,32 @@ function isMasterProcess() {
     threads.isMainThread;
 }
 
+// The retention limits (options.js), which a running broker keeps.
+var RETAIN = ['retainMessages', 'retainBytes', 'retainMs'];
+
 // Starts this process's broker with options' limits, once; later calls
 // with other limits throw, since they cannot change under a running broker.
 function startBroker(opts) {
   if (master.started) {
     var running = master.running;
     if (opts.maxFrameSize !== running.maxFrameSize || opts.queueLimit !== running.queueLimit ||
-        opts.sharedMemory !== running.sharedMemory) {
+        opts.sharedMemory !== running.sharedMemory || RETAIN.some(function (name) {
+          return opts[name] !== running[name];
+        })) {
       throw options.optionError('the broker already runs with maxFrameSize ' + running.maxFrameSize +
-        ', queueLimit ' + running.queueLimit + ' and sharedMemory ' + running.sharedMemory +
+        ', queueLimit ' + running.queueLimit + ', sharedMemory ' + running.sharedMemory +
+        RETAIN.map(function (name) { return ', ' + name + ' ' + running[name]; }).join('') +
         '; pass options to setup() in the same turn as requiring the module, before any store ' +
         'or worker uses it');
     }
     return;
   }
-  native.brokerStart(opts.maxFrameSize, opts.queueLimit, opts.sharedMemory);
+  native.brokerStart(opts.maxFrameSize, opts.queueLimit, opts.sharedMemory, opts.retainMessages,
+    opts.retainBytes, opts.retainMs);
   master.started = true;
   master.running = { maxFrameSize: opts.maxFrameSize, queueLimit: opts.queueLimit,
-    sharedMemory: opts.sharedMemory };
+    sharedMemory: opts.sharedMemory, retainMessages: opts.retainMessages,
+    retainBytes: opts.retainBytes, retainMs: opts.retainMs };
   log.master('broker started (max frame %d bytes, queue limit %d bytes)',
     opts.maxFrameSize, opts.queueLimit);
 }

@@ -4,11 +4,16 @@
 
 var constants = require('./native').constants;
 
-// maxFrameSize and queueLimit are the engine's (src/frame.h's
+// maxFrameSize, queueLimit and the retention limits (retainMessages,
+// retainBytes, retainMs: what the broker keeps for connection state
+// recovery, all topics together) are the engine's (src/frame.h's
 // FRAME_DEFAULT_LIST); the timeouts and sharedMemory are the shim's own.
 var DEFAULTS = {
   maxFrameSize: constants.DEFAULTS.maxFrameSize,
   queueLimit: constants.DEFAULTS.queueLimit,
+  retainMessages: constants.DEFAULTS.retainMessages,
+  retainBytes: constants.DEFAULTS.retainBytes,
+  retainMs: constants.DEFAULTS.retainMs,
   attachTimeout: 5000,
   syncTimeout: 2000,
   sharedMemory: true
@@ -44,6 +49,9 @@ function readOptions(options, base) {
   integer('queueLimit', MIN_FRAME_SIZE, Number.MAX_SAFE_INTEGER);
   integer('attachTimeout', 1, 600000);
   integer('syncTimeout', 1, 600000);
+  integer('retainMessages', 0, 0xffffffff);
+  integer('retainBytes', 0, Number.MAX_SAFE_INTEGER);
+  integer('retainMs', 1, 0x7fffffff);
   if (options.sharedMemory !== undefined) {
     if (typeof options.sharedMemory !== 'boolean') {
       throw optionError('sharedMemory must be true or false, got ' + String(options.sharedMemory));

@@ -55,12 +55,14 @@ int addon_get_u32(napi_env env, napi_value v, uint32_t *out) {
 
 /* ---- broker ------------------------------------------------------------- */
 
-/* brokerStart(maxFrameSize, queueLimit, sharedMemory): true when started
- * now, false when this instance's broker already runs. */
+/* brokerStart(maxFrameSize, queueLimit, sharedMemory[, retainMessages,
+ * retainBytes, retainMs]): true when started now, false when this
+ * instance's broker already runs. Retention limits left out keep frame.h's
+ * defaults. */
 static napi_value addon_broker_start(napi_env env, napi_callback_info info) {
   addon *a;
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 6;
+  napi_value argv[6];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&a));
   napi_value result;
   if (a->broker) {
@@ -78,6 +80,18 @@ static napi_value addon_broker_start(napi_env env, napi_callback_info info) {
                        "brokerStart(maxFrameSize, queueLimit, sharedMemory)");
   options.queue_limit = (uint64_t)queue_limit;
   options.shared = shared;
+  if (argc >= 6) {
+    double retain[3];
+    for (int i = 0; i < 3; i++)
+      if (napi_get_value_double(env, argv[3 + i], &retain[i]) != napi_ok || !(retain[i] >= 0) ||
+          retain[i] > 9007199254740991.0)
+        return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
+                           "brokerStart(maxFrameSize, queueLimit, sharedMemory, retainMessages, "
+                           "retainBytes, retainMs): retention limits are whole numbers");
+    options.retain_messages = (uint64_t)retain[0];
+    options.retain_bytes = (uint64_t)retain[1];
+    options.retain_ms = (uint64_t)retain[2];
+  }
   char err[256];
   if (broker_start(&a->broker, &options, err, sizeof(err)) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_BROKER", err);

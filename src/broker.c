@@ -43,6 +43,9 @@ void broker_options_default(broker_options *options) {
   options->queue_limit = BROKER_DEFAULT_QUEUE_LIMIT;
   options->stall_ms = BROKER_DEFAULT_STALL_MS;
   options->shared = 1;
+  options->retain_messages = BROKER_DEFAULT_RETAIN_MESSAGES;
+  options->retain_bytes = BROKER_DEFAULT_RETAIN_BYTES;
+  options->retain_ms = BROKER_DEFAULT_RETAIN_MS;
 }
 
 /* ---- the shared pool's timer -------------------------------------------- */
@@ -92,18 +95,52 @@ static void broker_fill_stats(broker *b, uint64_t *out) {
   b->counters[FRAME_STAT_QUEUED_BYTES] = queued;
   b->counters[FRAME_STAT_QUEUE_LIMIT] = b->options.queue_limit;
   b->counters[FRAME_STAT_MAX_FRAME_SIZE] = b->options.max_frame_size;
+  b->counters[FRAME_STAT_NAMESPACES_BOUND] = table_count(b->bindings);
+  broker_retain_stats(b, b->counters);
   memcpy(out, b->counters, sizeof(b->counters));
 }
 
 void broker_handle(broker *b, broker_conn *c, const frame *f) {
   if ((f->flags & FRAME_FLAG_BARRIER) && !b->draining) broker_drain_others(b, c);
   switch (f->type) {
-  case FRAME_PUBLISH:
+  case FRAME_PUBLISH: {
+    if (f->flags & FRAME_FLAG_RETAIN) {
+      broker_retain_publish(b, c, f);
+      return;
+    }
+    /* Field b of a MESSAGE is a retained message's offset: none here. */
+    frame plain = *f;
+    plain.b_len = 0;
     if (f->flags & FRAME_FLAG_SHARED)
-      broker_topic_route_shared(b, f, c);
+      broker_topic_route_shared(b, &plain, c);
     else
-      broker_topic_route(b, f, c, UINT32_MAX);
+      broker_topic_route(b, &plain, c, UINT32_MAX);
     return;
+  }
+  case FRAME_RETAINED_READ:
+    broker_retain_read(b, c, f);
+    return;
+  case FRAME_KV_BIND:
+    broker_bind_handle(b, c, f);
+    return;
+  case FRAME_KV_TAKE: {
+    /* What is past its deadline is gone, whether or not the timer ran. */
+    uv_update_time(&b->loop);
+    kv_expire_due(b->store, uv_now(&b->loop), SIZE_MAX);
+    b->expiry_changed = 1;
+    size_t len = 0;
+    const void *value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &len);
+    if (!value) {
+      broker_conn_reply(c, f->request_id, FRAME_STATUS_MISSING, NULL, 0);
+    } else if (frame_size(0, 0, len) == 0 || frame_size(0, 0, len) > c->peer_max) {
+      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, value, len); /* says why; not taken */
+    } else {
+      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, value, len);
+      kv_clear(b->store, f->a, f->a_len);
+      broker_bind_release(b, f->a, f->a_len);
+    }
+    return;
+  }
   case FRAME_SHARED:
     /* The process mapped the pool: shared messages may go to it now. */
     if (c->region >= 0) {
@@ -166,6 +203,7 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
                       NULL, 0);
     return;
   case FRAME_KV_CLEAR:
+    broker_bind_release(b, f->a, f->a_len);
     broker_conn_reply(c, f->request_id,
                       kv_clear(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
                       NULL, 0);
@@ -181,6 +219,7 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
     uv_update_time(&b->loop);
     uint64_t deadline = uv_now(&b->loop) + ms;
     int rc = kv_expire_at(b->store, f->a, f->a_len, deadline);
+    if (rc > 0) broker_bind_release(b, f->a, f->a_len);
     if (rc < 0)
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
     else
@@ -189,6 +228,7 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
     return;
   }
   case FRAME_KV_PERSIST:
+    broker_bind_release(b, f->a, f->a_len);
     broker_conn_reply(c, f->request_id,
                       kv_persist(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
                       NULL, 0);
@@ -350,7 +390,7 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
   broker_pool_init(&b->pool, options->shared);
   b->topics = table_create();
   b->store = kv_create();
-  if (!b->topics || !b->store) {
+  if (!b->topics || !b->store || broker_retain_init(b) != 0 || broker_bind_init(b) != 0) {
     snprintf(err, err_len, "out of memory starting the broker");
     goto fail_tables;
   }
@@ -394,6 +434,8 @@ fail_mutex:
 fail_tables:
   if (b->topics) table_destroy(b->topics, broker_topic_free, NULL);
   if (b->store) kv_destroy(b->store);
+  broker_retain_free(b);
+  broker_bind_free(b);
   broker_pool_destroy(&b->pool);
   free(b);
   return -1;
@@ -484,6 +526,8 @@ void broker_stop(broker *b) {
   free(b->pending_fds);
   table_destroy(b->topics, broker_topic_free, NULL);
   kv_destroy(b->store);
+  broker_retain_free(b);
+  broker_bind_free(b);
   broker_pool_destroy(&b->pool);
   free(b);
 }

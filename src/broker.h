@@ -6,6 +6,10 @@
  * PUBLISH frames to the subscribers of the topic (never back to the
  * publishing endpoint), keeps the key/value namespaces of kv.h with their
  * expiry, and answers requests in the order they arrive on a connection.
+ * A publish may ask to be retained: it is kept, bounded, in its topic's
+ * log (retain.h) under an offset, for a process that missed it to read
+ * later; a namespace may be bound to a connection, so it outlives the
+ * process only by a given time (frame.h says how).
  *
  * It runs its own libuv loop, so routing goes on while the master's
  * JavaScript is busy. Output to each connection is queued and written in
@@ -54,12 +58,18 @@ typedef struct broker_options {
   uint64_t queue_limit;    /* output bytes queued for one connection before it is cut off */
   uint32_t stall_ms;       /* how long a congested connection may make no progress */
   int shared;              /* large payloads through the shared pool (shm.h), when available */
+  uint64_t retain_messages; /* retained messages held at most, all topics (retain.h) */
+  uint64_t retain_bytes;    /* bytes of retained messages held at most */
+  uint64_t retain_ms;       /* a retained message is dropped once this old */
 } broker_options;
 
 /* The defaults JavaScript also takes (frame.h's FRAME_DEFAULT_LIST). */
 #define BROKER_DEFAULT_MAX_FRAME_SIZE FRAME_DEFAULT_MAX_SIZE
 #define BROKER_DEFAULT_QUEUE_LIMIT FRAME_DEFAULT_QUEUE_LIMIT
 #define BROKER_DEFAULT_STALL_MS 2000u
+#define BROKER_DEFAULT_RETAIN_MESSAGES FRAME_DEFAULT_RETAIN_MESSAGES
+#define BROKER_DEFAULT_RETAIN_BYTES FRAME_DEFAULT_RETAIN_BYTES
+#define BROKER_DEFAULT_RETAIN_MS FRAME_DEFAULT_RETAIN_MS
 
 void broker_options_default(broker_options *options);
 

@@ -499,6 +499,7 @@ void broker_conn_reap(broker *b) {
   if (b->dead_count == 0) return;
   int released = 0;
   broker_topic_drop_dead(b);
+  broker_bind_drop_dead(b);
   broker_conn **link = &b->write_list;
   while (*link) {
     if ((*link)->dead)

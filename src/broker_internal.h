@@ -15,6 +15,9 @@
  *   broker_presence.c broker_presence_* a topic's members: their tags,
  *                                  the list a new member gets, and the
  *                                  JOINED / LEFT the others get
+ *   broker_retain.c broker_retain_* retained publishes and reads of the
+ *                                  topics' logs (retain.h), the offsets
+ *   broker_bind.c   broker_bind_*  namespaces bound to a connection's life
  *
  * Everything runs on the broker's thread (or the caller of
  * broker_run_once), except what broker.h says may be called from another
@@ -33,6 +36,7 @@
 #include "buffer.h"
 #include "frame.h"
 #include "kv.h"
+#include "retain.h"
 #include "table.h"
 
 /* Kernel buffers of a channel's sockets (the broker's end may send with
@@ -126,6 +130,10 @@ struct broker {
   _Atomic uint64_t snapshot[FRAME_STATS_COUNT];
 
   broker_pool pool;
+
+  retain *retained; /* the topics' logs (broker_retain.c) */
+  uint64_t epoch;   /* this broker's, in every offset it gives */
+  table *bindings;  /* broker_binding by namespace (broker_bind.c) */
 };
 
 /* One subscriber of a topic: a connection's endpoint. A member (frame.h)
@@ -233,6 +241,13 @@ void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t s
 /* Routes a shared PUBLISH (its payload waits in from's region); a
  * malformed one cuts from off. */
 void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from);
+/* The payload of a shared PUBLISH f from `from`, taken from its region
+ * (the slot stays busy until broker_topic_shared_settle): 0 with *out a
+ * copy of f whose payload is the pool's bytes and *id the pool-wide slot,
+ * or -1 when f is malformed (from is then cut off). */
+int broker_topic_shared_take(broker *b, const frame *f, broker_conn *from, frame *out,
+                             uint32_t *id);
+void broker_topic_shared_settle(broker *b, uint32_t id);
 /* Flow control: whether publish f from c must wait, for going to a
  * congested reader it may not overtake. */
 int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f);
@@ -258,5 +273,30 @@ void broker_presence_reply(broker_conn *c, uint32_t request_id, const broker_top
                            uint32_t endpoint);
 /* The topic named f->a, or NULL. */
 broker_topic *broker_topic_find(broker *b, const frame *f);
+
+/* ---- broker_retain.c: retained messages ----------------------------------- */
+
+/* Makes the logs and draws the epoch: 0, or -1 when out of memory. */
+int broker_retain_init(broker *b);
+void broker_retain_free(broker *b);
+/* A PUBLISH with FRAME_FLAG_RETAIN from c: retained, routed with its
+ * offset, and the offset in the reply. */
+void broker_retain_publish(broker *b, broker_conn *c, const frame *f);
+/* A RETAINED_READ from c: the messages after an offset, or MISSING. */
+void broker_retain_read(broker *b, broker_conn *c, const frame *f);
+/* Drops what has aged out and fills the retention counters. */
+void broker_retain_stats(broker *b, uint64_t *counters);
+
+/* ---- broker_bind.c: namespaces bound to a connection ----------------------- */
+
+int broker_bind_init(broker *b); /* 0, or -1 when out of memory */
+void broker_bind_free(broker *b);
+/* A KV_BIND from c. */
+void broker_bind_handle(broker *b, broker_conn *c, const frame *f);
+/* The namespace is no longer bound (it was expired, persisted, cleared or
+ * taken); harmless when it was not. */
+void broker_bind_release(broker *b, const void *ns, size_t ns_len);
+/* Gives the namespaces bound to dead connections their deadline. */
+void broker_bind_drop_dead(broker *b);
 
 #endif

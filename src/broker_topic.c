@@ -146,9 +146,11 @@ void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
 static int broker_topic_deliver_direct(broker_conn *c, const frame *f, uint32_t endpoint,
                                        uint32_t publisher, uint32_t size) {
   uint8_t head[FRAME_HEADER_SIZE + BROKER_DIRECT_NAME_MAX];
-  size_t head_len = FRAME_HEADER_SIZE + f->a_len;
-  frame_write_header(head, FRAME_MESSAGE, 0, 0, endpoint, publisher, f->a_len, 0, f->payload_len);
+  size_t head_len = FRAME_HEADER_SIZE + f->a_len + f->b_len;
+  frame_write_header(head, FRAME_MESSAGE, 0, 0, endpoint, publisher, f->a_len, f->b_len,
+                     f->payload_len);
   if (f->a_len) memcpy(head + FRAME_HEADER_SIZE, f->a, f->a_len);
+  if (f->b_len) memcpy(head + FRAME_HEADER_SIZE + f->a_len, f->b, f->b_len);
   ssize_t sent = buffer_send_parts(c->fd, head, head_len, f->payload, f->payload_len);
   if (sent < 0) {
     broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
@@ -172,10 +174,13 @@ static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
     if (broker_topic_deliver_direct(to, f, s.endpoint, from->number, size) != 0) return;
     if (!to->dead && buffer_length(&to->out) > 0) broker_conn_mark(to, from);
   } else {
-    int urgent = broker_conn_may_overtake(to, from, size);
+    /* A retained message (it carries its offset in b) never overtakes:
+     * every reader gets the retained messages in the order of their
+     * offsets, so the last offset a reader saw tells what it has. */
+    int urgent = f->b_len == 0 && broker_conn_may_overtake(to, from, size);
     uint8_t *at = broker_conn_reserve_on(to, urgent ? &to->urgent : &to->out, size);
     if (!at) return;
-    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, from->number, f->a, f->a_len, NULL, 0,
+    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, from->number, f->a, f->a_len, f->b, f->b_len,
                  f->payload, f->payload_len);
     buffer_commit(urgent ? &to->urgent : &to->out, size);
     broker_conn_queued(to);
@@ -196,14 +201,17 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
 /* Routes f, whose payload is in hand, to the subscribers of its topic.
  * shared_id: the pool-wide slot the payload lies in, whose descriptor goes
  * to the subscribers that read the pool; UINT32_MAX when it is not in the
- * pool. */
+ * pool. Field b of f goes along in every MESSAGE (a retained message's
+ * offset; empty otherwise), so a message with one is never shared. */
 void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
   b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return;
-  uint32_t size = frame_size(f->a_len, 0, f->payload_len);
-  int direct = f->payload_len >= BUFFER_PARTS_MIN && f->a_len <= BROKER_DIRECT_NAME_MAX;
+  uint32_t size = frame_size(f->a_len, f->b_len, f->payload_len);
+  int direct = f->payload_len >= BUFFER_PARTS_MIN &&
+               (size_t)f->a_len + f->b_len <= BROKER_DIRECT_NAME_MAX;
   int remote = (f->flags & FRAME_FLAG_REMOTE) != 0; /* its process delivered it there itself */
+  if (f->b_len) shared_id = UINT32_MAX;
   for (size_t i = 0; i < topic->count; i++) {
     broker_subscriber s = topic->subscribers[i];
     if (s.conn == from && (remote || s.endpoint == f->endpoint)) continue; /* never back */
@@ -239,28 +247,40 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
   return 0;
 }
 
-/* A PUBLISH whose payload waits in the publisher's region: subscribers that
- * read the pool get a descriptor of it, the others a copy from the pool. */
-void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from) {
+int broker_topic_shared_take(broker *b, const frame *f, broker_conn *from, frame *out,
+                             uint32_t *id) {
   int r = from->region;
   frame_publish_desc d;
   if (r < 0 || frame_publish_desc_parse(f->payload, f->payload_len, &d) != 0 ||
       broker_pool_slot_busy(&b->pool, (uint32_t)r, d.slot)) {
     broker_conn_protocol_error(from, "malformed shared publish");
-    return;
+    return -1;
   }
-  uint32_t slot = d.slot, offset = d.offset, len = d.length;
-  uint32_t size = frame_size(f->a_len, 0, len);
+  uint32_t size = frame_size(f->a_len, f->b_len, d.length);
   if (size == 0 || size > b->options.max_frame_size) {
     broker_conn_protocol_error(from, "shared publish over the maximum frame size");
-    return;
+    return -1;
   }
-  broker_pool_slot_take(&b->pool, (uint32_t)r, slot);
-  frame copy = *f;
-  copy.payload = b->pool.map->base + shm_data_offset((uint32_t)r) + offset;
-  copy.payload_len = len;
-  broker_topic_route(b, &copy, from, (uint32_t)r * SHM_SLOTS + slot);
-  broker_pool_slot_settle(&b->pool, (uint32_t)r, slot);
+  broker_pool_slot_take(&b->pool, (uint32_t)r, d.slot);
+  *out = *f;
+  out->payload = b->pool.map->base + shm_data_offset((uint32_t)r) + d.offset;
+  out->payload_len = d.length;
+  *id = (uint32_t)r * SHM_SLOTS + d.slot;
+  return 0;
+}
+
+void broker_topic_shared_settle(broker *b, uint32_t id) {
+  broker_pool_slot_settle(&b->pool, id / SHM_SLOTS, id % SHM_SLOTS);
+}
+
+/* A PUBLISH whose payload waits in the publisher's region: subscribers that
+ * read the pool get a descriptor of it, the others a copy from the pool. */
+void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from) {
+  frame copy;
+  uint32_t id;
+  if (broker_topic_shared_take(b, f, from, &copy, &id) != 0) return;
+  broker_topic_route(b, &copy, from, id);
+  broker_topic_shared_settle(b, id);
 }
 
 /* Flow control: whether f, a publish from c, would go to another
