@@ -429,9 +429,14 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
     payload = bytes.subarray(payloadStart, payloadStart + words[i + W_PAYLOAD_LENGTH]);
   }
   if (type === TYPE.MESSAGE) {
-    // Field a is the topic; the endpoint is the subscriber.
+    // Field a is the topic; the endpoint is the subscriber. Field b, when
+    // there is one, is a retained message's offset (text; see retained()).
     var endpoint = this.endpoints.get(words[i + W_ENDPOINT]);
-    if (endpoint) endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload);
+    var bLength = words[i + W_B_LENGTH];
+    if (endpoint) {
+      endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload,
+        bLength > 0 ? bytes.toString('latin1', aEnd, aEnd + bLength) : undefined);
+    }
   } else if (type === TYPE.JOINED || type === TYPE.LEFT) {
     // A member of a topic this endpoint is a member of came or went.
     var member = this.endpoints.get(words[i + W_ENDPOINT]);

@@ -173,7 +173,8 @@
 /* Other numbers JavaScript checks against, X(NAME, value). */
 #define FRAME_NUMBER_LIST(X)                                                                       \
   X(MIN_FRAME_SIZE, FRAME_MIN_MAX_SIZE)                                                            \
-  X(MAX_FRAME_SIZE, FRAME_LIMIT_MAX_SIZE)
+  X(MAX_FRAME_SIZE, FRAME_LIMIT_MAX_SIZE)                                                          \
+  X(OFFSET_SIZE, FRAME_OFFSET_SIZE)
 
 #define FRAME_ENUM_ENTRY_(name, value) FRAME_##name = value,
 #define FRAME_ENUM_FLAG_(name, value) FRAME_FLAG_##name = value,
