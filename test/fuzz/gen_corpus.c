@@ -112,6 +112,20 @@ int main(int argc, char **argv) {
   SEED("stats", put(0, FRAME_STATS, 1, 9, NULL, NULL, NULL, 0, 0));
   SEED("barrier", put(0, FRAME_SYNC, 1, 5, NULL, NULL, NULL, 0, FRAME_FLAG_BARRIER));
   SEED("hello-again", put(0, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0));
+  /* Retention: a subscriber, two retained publishes, reads after an offset
+   * of a broker that is not this one (its epoch is random) and after a
+   * malformed one; a bound namespace taken. */
+  uint8_t offset[FRAME_OFFSET_SIZE + 1];
+  frame_offset_write(offset, 1, 1);
+  offset[FRAME_OFFSET_SIZE] = 0;
+  n = put(0, FRAME_SUBSCRIBE, 4, 1, "r", NULL, NULL, 0, 0);
+  n = put(n, FRAME_PUBLISH, 3, 2, "r", NULL, "one", 3, FRAME_FLAG_RETAIN);
+  n = put(n, FRAME_PUBLISH, 3, 0, "r", NULL, "two", 3, FRAME_FLAG_RETAIN);
+  n = put(n, FRAME_RETAINED_READ, 3, 3, "r", (const char *)offset, NULL, 0, 0);
+  SEED("retained", put(n, FRAME_RETAINED_READ, 3, 4, "r", "12-34", NULL, 0, 0));
+  n = put(0, FRAME_KV_SET, 3, 1, "s", "k", "v", 1, 0);
+  n = put(n, FRAME_KV_BIND, 3, 2, "s", NULL, ms, 4, 0);
+  SEED("bind-take", put(n, FRAME_KV_TAKE, 3, 3, "s", "k", NULL, 0, FRAME_FLAG_BARRIER));
   /* The shared pool. The pid is no process's (over Linux's largest pid):
    * once the connection is gone, the broker's check finds its process gone
    * too. */
