@@ -28,6 +28,18 @@ declare namespace clusterStore {
     syncTimeout?: number;
     /** Large messages (16 KiB to 1 MiB) travel through memory shared by the cluster (master only). Default true. */
     sharedMemory?: boolean;
+    /**
+     * Connection state recovery (socket.io 4): the most recoverable packets the broker
+     * keeps, all namespaces together (master only). Default 100000.
+     */
+    retainMessages?: number;
+    /** The same in bytes (master only). Default 32 MiB. */
+    retainBytes?: number;
+    /**
+     * The same in age, ms (master only): keep it at least socket.io's
+     * maxDisconnectionDuration. Default 300000.
+     */
+    retainMs?: number;
     /** Other options socket.io passes to its stores are kept as they are. */
     [option: string]: unknown;
   }
@@ -53,6 +65,15 @@ declare namespace clusterStore {
     maxFrameSize: number;
     /** Deliveries whose payload a worker read from the shared memory pool. */
     sharedDeliveries: number;
+    /** Recoverable packets kept for connection state recovery now, and their memory. */
+    retainedMessages: number;
+    retainedBytes: number;
+    /** Recoverable packets dropped for retainMessages, retainBytes or retainMs. */
+    retainedDropped: number;
+    /** Recoveries refused because packets a client missed were no longer kept. */
+    retainedReadsRefused: number;
+    /** Sessions of connected socket.io 4 clients kept should their worker die. */
+    boundClients: number;
     /**
      * Only in `store.stats()`: messages and values this process received
      * but could not decode, and dropped (each also an `'error'`).

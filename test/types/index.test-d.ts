@@ -32,4 +32,6 @@ expectError(store.client(42));
 expectError(clusterStore.setup({ maxFrameSize: 'big' }));
 expectType<boolean>(clusterStore.setup({ sharedMemory: false }));
 expectError(clusterStore.setup({ sharedMemory: 'no' }));
+expectType<boolean>(clusterStore.setup({ retainMessages: 1000, retainBytes: 1 << 20, retainMs: 120000 }));
+expectError(clusterStore.setup({ retainMs: 'long' }));
 expectError(client.has('k'));
