@@ -73,7 +73,8 @@ void broker_retain_publish(broker *b, broker_conn *c, const frame *f) {
  * many as fit in one frame c takes. */
 static void broker_retain_reply(broker_conn *c, uint32_t request_id, const retain_range *range) {
   broker *b = c->broker;
-  uint32_t limit = c->peer_max < b->options.max_frame_size ? c->peer_max : b->options.max_frame_size;
+  uint32_t limit =
+      c->peer_max < b->options.max_frame_size ? c->peer_max : b->options.max_frame_size;
   size_t room = limit - FRAME_HEADER_SIZE;
   size_t len = FRAME_RETAINED_HEAD_SIZE;
   size_t n = 0;
@@ -121,7 +122,8 @@ void broker_retain_read(broker *b, broker_conn *c, const frame *f) {
   }
   uv_update_time(&b->loop);
   retain_expire(b->retained, uv_now(&b->loop));
-  if (epoch != b->epoch || retain_find(b->retained, f->a, f->a_len, after, &range) != RETAIN_FOUND) {
+  if (epoch != b->epoch ||
+      retain_find(b->retained, f->a, f->a_len, after, &range) != RETAIN_FOUND) {
     b->counters[FRAME_STAT_RETAINED_REFUSED]++;
     broker_conn_reply_text(c, f->request_id, FRAME_STATUS_MISSING,
                            epoch != b->epoch ? "offset from another run of the broker"

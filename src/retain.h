@@ -79,8 +79,7 @@ uint64_t retain_last_seq(const retain *r);
  * log that came after it was dropped. A name with no log has had nothing
  * retained: found, empty. The range is valid until the next call that
  * changes r. */
-int retain_find(retain *r, const void *name, size_t name_len, uint64_t after,
-                retain_range *out);
+int retain_find(retain *r, const void *name, size_t name_len, uint64_t after, retain_range *out);
 
 /* The i-th message of a range (i < count): its number, bytes and length. */
 void retain_range_get(const retain_range *range, size_t i, uint64_t *seq, const uint8_t **bytes,

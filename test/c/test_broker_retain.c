@@ -122,8 +122,8 @@ static void peer_close(peer *p) {
 }
 
 /* Sends a request and waits for its reply (into *g): its status, or -1. */
-static int request_flags(peer *p, uint8_t type, const char *a, const char *key,
-                         const void *payload, size_t len, uint16_t flags, got *g) {
+static int request_flags(peer *p, uint8_t type, const char *a, const char *key, const void *payload,
+                         size_t len, uint16_t flags, got *g) {
   static uint32_t next_id = 100;
   uint32_t id = next_id++;
   send_frame(p, type, id, a, key, payload, len, flags);
@@ -149,8 +149,8 @@ static uint64_t stat(int which) {
 static int publish_retained(peer *p, const char *topic, const char *body,
                             uint8_t offset[FRAME_OFFSET_SIZE]) {
   static got g;
-  int status = request_flags(p, FRAME_PUBLISH, topic, NULL, body, strlen(body), FRAME_FLAG_RETAIN,
-                             &g);
+  int status =
+      request_flags(p, FRAME_PUBLISH, topic, NULL, body, strlen(body), FRAME_FLAG_RETAIN, &g);
   if (status != FRAME_STATUS_OK || g.f.payload_len != FRAME_OFFSET_SIZE) return -1;
   memcpy(offset, g.payload, FRAME_OFFSET_SIZE);
   return 0;
@@ -232,8 +232,7 @@ static void test_retained_publish_and_read(void) {
   CHECK(read_after(&sub, "news", bad, text, sizeof(text), &left, NULL) == FRAME_STATUS_MISSING);
   frame_offset_write(bad, e1, s3 + 100);
   CHECK(read_after(&sub, "news", bad, text, sizeof(text), &left, NULL) == FRAME_STATUS_MISSING);
-  CHECK(request(&sub, FRAME_RETAINED_READ, "news", "12", NULL, 0, &g) ==
-        FRAME_STATUS_BAD_REQUEST);
+  CHECK(request(&sub, FRAME_RETAINED_READ, "news", "12", NULL, 0, &g) == FRAME_STATUS_BAD_REQUEST);
   CHECK(stat(FRAME_STAT_RETAINED_REFUSED) == refused + 3);
   CHECK(stat(FRAME_STAT_RETAINED_MESSAGES) == 4 && stat(FRAME_STAT_RETAINED_BYTES) > 0);
   peer_close(&pub);
