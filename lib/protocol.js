@@ -12,9 +12,9 @@ var TYPE = constants.TYPE;
 // A reply's outcome (FRAME_STATUS_LIST), e.g. STATUS.MISSING.
 var STATUS = constants.STATUS;
 
-// Header flags (FRAME_FLAG_LIST). JavaScript may set BARRIER and RETAIN;
-// SHARED is the engine's own (the addon drops it from what it is asked to
-// send).
+// Header flags (FRAME_FLAG_LIST). JavaScript may set BARRIER, RETAIN and
+// UNROUTED; SHARED is the engine's own (the addon drops it from what it is
+// asked to send).
 var FLAG = constants.FLAG;
 
 // The addon describes each delivered frame with DESCRIPTOR_WORDS numbers;

@@ -6,6 +6,7 @@
 // the broker does with each.
 //
 //   publish(conn, endpoint, topic, payload, cb)   cb(err, offset)
+//   keep(conn, endpoint, topic, payload, cb)      the same, delivered to no one
 //   read(conn, endpoint, topic, offset, cb)       cb(err, [{ offset, payload }] | null)
 //   bind(conn, endpoint, namespace, ms)           no answer
 //   take(conn, endpoint, namespace, key, cb)      cb(err, Buffer | null)
@@ -47,15 +48,25 @@ function request(conn, endpoint, type, topic, key, payload, flags, callback) {
     payload: payload, flags: flags, now: false, callback: callback });
 }
 
-// Publishes payload (a Buffer) on topic and keeps it in the topic's log;
-// cb(err, offset) once the broker has taken it.
-function publish(conn, endpoint, topic, payload, cb) {
-  request(conn, endpoint, TYPE.PUBLISH, topic, undefined, payload, FLAG.RETAIN,
+function retain(conn, endpoint, topic, payload, flags, cb) {
+  request(conn, endpoint, TYPE.PUBLISH, topic, undefined, payload, flags,
     function (err, status, reply) {
       if (err) return cb(err);
       if (status !== STATUS.OK) return cb(statusError('a retained publish', status, reply));
       cb(null, reply.toString('latin1'));
     });
+}
+
+// Publishes payload (a Buffer) on topic and keeps it in the topic's log;
+// cb(err, offset) once the broker has taken it.
+function publish(conn, endpoint, topic, payload, cb) {
+  retain(conn, endpoint, topic, payload, FLAG.RETAIN, cb);
+}
+
+// Keeps payload in topic's log, for later readers, without delivering it
+// to the topic's subscribers (the caller knows none wants it now).
+function keep(conn, endpoint, topic, payload, cb) {
+  retain(conn, endpoint, topic, payload, FLAG.RETAIN | FLAG.UNROUTED, cb);
 }
 
 // The messages of topic's log after offset, in order, page after page:
@@ -119,6 +130,7 @@ module.exports = {
   OFFSET_SIZE: OFFSET_SIZE,
   isOffset: isOffset,
   publish: publish,
+  keep: keep,
   read: read,
   bind: bind,
   take: take

@@ -9,6 +9,7 @@
  * saw says exactly what it has. A retained message whose payload came
  * through the shared pool is copied into the log, and reaches every
  * subscriber as an ordinary copy (a descriptor has no room for an offset).
+ * With FRAME_FLAG_UNROUTED it is only kept, for later readers.
  *
  * A RETAINED_READ answers with the messages of a log after an offset, as
  * many as fit in one frame the asker takes (it reads on from the last one
@@ -63,7 +64,10 @@ void broker_retain_publish(broker *b, broker_conn *c, const frame *f) {
     frame_offset_write(offset, b->epoch, seq);
     message.b = offset;
     message.b_len = FRAME_OFFSET_SIZE;
-    broker_topic_route(b, &message, c, UINT32_MAX);
+    if (f->flags & FRAME_FLAG_UNROUTED)
+      b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
+    else
+      broker_topic_route(b, &message, c, UINT32_MAX);
     broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, offset, sizeof(offset));
   }
   if (shared != UINT32_MAX) broker_topic_shared_settle(b, shared);

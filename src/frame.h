@@ -121,12 +121,15 @@
  * is not here but in the shared pool, and the frame's payload is a
  * descriptor (frame_publish_desc, frame_message_desc); only the engine
  * sets it (addon.c drops it from what JavaScript asks). RETAIN: see the
- * frame types. */
+ * frame types; UNROUTED: a retained publish that only goes to the log (its
+ * publisher knows no other process wants it now, yet a reader of the log
+ * may later). */
 #define FRAME_FLAG_LIST(X)                                                                         \
   X(BARRIER, 1)                                                                                    \
   X(SHARED, 2)                                                                                     \
   X(REMOTE, 4)                                                                                     \
-  X(RETAIN, 8) /* on PUBLISH: keep it in the topic's log (see above) */
+  X(RETAIN, 8)    /* on PUBLISH: keep it in the topic's log (see above) */                         \
+  X(UNROUTED, 16) /* with RETAIN: only kept, routed to no subscriber */
 
 /* A reply's outcome. */
 #define FRAME_STATUS_LIST(X)                                                                       \

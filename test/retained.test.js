@@ -52,6 +52,9 @@ function installKit(ctx) {
     publish: promised(function (conn, endpoint, topic, body, cb) {
       retained.publish(conn, endpoint, topic, Buffer.from(body), cb);
     }),
+    keep: promised(function (conn, endpoint, topic, body, cb) {
+      retained.keep(conn, endpoint, topic, Buffer.from(body), cb);
+    }),
     read: promised(retained.read),
     bind: function (ns, ms) { retained.bind(conn, endpoint, ns, ms); },
     take: promised(retained.take)
@@ -86,34 +89,39 @@ describe('retained messages and bound namespaces (engine)', function () {
       var offsets = await cluster.run(1, async function (ctx, t) {
         var out = [];
         for (var i = 0; i < 5; i++) out.push(await ctx.state.kit.publish(t, 'm' + i));
+        // Kept only: in the log, delivered to no one.
+        out.push(await ctx.state.kit.keep(t, 'kept'));
+        await ctx.state.kit.publish(t, 'last');
         return out;
       }, topic);
-      assert.strictEqual(new Set(offsets).size, 5);
+      assert.strictEqual(new Set(offsets).size, 6);
       offsets.forEach(function (o) { assert.match(o, /^[0-9a-f]{16}-[0-9a-f]{16}$/); });
       assert.deepStrictEqual(offsets.slice().sort(), offsets, 'offsets grow as strings');
       var got = await cluster.run(2, function (ctx, t) {
         var kit = ctx.state.kit;
         return ctx.until(function () {
-          return kit.got.filter(function (m) { return m.topic === t; }).length >= 5;
+          return kit.got.filter(function (m) { return m.topic === t; }).length >= 6;
         }).then(function () {
           return kit.got.filter(function (m) { return m.topic === t; });
         });
       }, topic);
-      assert.deepStrictEqual(got, offsets.map(function (o, i) {
+      assert.deepStrictEqual(got.slice(0, 5), offsets.slice(0, 5).map(function (o, i) {
         return { topic: topic, body: 'm' + i, offset: o };
       }));
+      assert.strictEqual(got[5].body, 'last', 'the kept one went to no one');
       var read = await cluster.run(3, async function (ctx, a) {
         var kit = ctx.state.kit;
         return {
           afterSecond: await kit.read(a.topic, a.offsets[1]),
-          afterLast: await kit.read(a.topic, a.offsets[4]),
+          afterLast: await kit.read(a.topic, a.last),
           otherTopic: await kit.read(a.topic + '-never', a.offsets[1]),
           notAnOffset: await kit.read(a.topic, 'banana')
         };
-      }, { topic: topic, offsets: offsets });
+      }, { topic: topic, offsets: offsets, last: got[5].offset });
       assert.deepStrictEqual(read.afterSecond.map(function (e) {
         return [e.offset, Buffer.from(e.payload.data).toString()];
-      }), [[offsets[2], 'm2'], [offsets[3], 'm3'], [offsets[4], 'm4']]);
+      }), [[offsets[2], 'm2'], [offsets[3], 'm3'], [offsets[4], 'm4'], [offsets[5], 'kept'],
+        [got[5].offset, 'last']]);
       assert.deepStrictEqual(read.afterLast, []);
       assert.deepStrictEqual(read.otherTopic, []);
       assert.strictEqual(read.notAnOffset, null);

@@ -207,6 +207,13 @@ static void test_retained_publish_and_read(void) {
   CHECK(frame_offset_parse(o1, FRAME_OFFSET_SIZE, &e1, &s1) == 0);
   CHECK(frame_offset_parse(o3, FRAME_OFFSET_SIZE, &e3, &s3) == 0);
   CHECK(e1 == e3 && s1 < s3 && memcmp(o1, o2, FRAME_OFFSET_SIZE) < 0);
+  /* Unrouted: kept, and sent to no subscriber (the next message the
+   * subscriber gets is the plain one below). */
+  uint8_t kept[FRAME_OFFSET_SIZE];
+  CHECK(request_flags(&pub, FRAME_PUBLISH, "news", NULL, "kept", 4,
+                      FRAME_FLAG_RETAIN | FRAME_FLAG_UNROUTED, &g) == FRAME_STATUS_OK);
+  CHECK(g.f.payload_len == FRAME_OFFSET_SIZE);
+  memcpy(kept, g.payload, FRAME_OFFSET_SIZE);
   /* A plain publish carries no offset, even when its sender put a field b. */
   send_frame(&pub, FRAME_PUBLISH, 0, "news", "not an offset", "plain", 5, 0);
   CHECK(next_frame(&sub, &g) == 0 && g.f.type == FRAME_MESSAGE && g.f.b_len == 0);
@@ -214,14 +221,16 @@ static void test_retained_publish_and_read(void) {
   char text[256];
   uint32_t left = 99;
   CHECK(read_after(&sub, "news", o1, text, sizeof(text), &left, NULL) == FRAME_STATUS_OK);
-  CHECK(strcmp(text, "two,three") == 0 && left == 0);
+  CHECK(strcmp(text, "two,three,kept") == 0 && left == 0);
   CHECK(read_after(&sub, "news", o3, text, sizeof(text), &left, NULL) == FRAME_STATUS_OK);
+  CHECK(strcmp(text, "kept") == 0 && left == 0);
+  CHECK(read_after(&sub, "news", kept, text, sizeof(text), &left, NULL) == FRAME_STATUS_OK);
   CHECK(strcmp(text, "") == 0 && left == 0);
   /* From before the first: everything; a topic never retained: nothing. */
   uint8_t zero[FRAME_OFFSET_SIZE];
   frame_offset_write(zero, e1, 0);
   CHECK(read_after(&sub, "news", zero, text, sizeof(text), &left, NULL) == FRAME_STATUS_OK);
-  CHECK(strcmp(text, "one,two,three") == 0);
+  CHECK(strcmp(text, "one,two,three,kept") == 0);
   CHECK(read_after(&sub, "quiet", o1, text, sizeof(text), &left, NULL) == FRAME_STATUS_OK);
   CHECK(strcmp(text, "") == 0);
 
@@ -234,7 +243,7 @@ static void test_retained_publish_and_read(void) {
   CHECK(read_after(&sub, "news", bad, text, sizeof(text), &left, NULL) == FRAME_STATUS_MISSING);
   CHECK(request(&sub, FRAME_RETAINED_READ, "news", "12", NULL, 0, &g) == FRAME_STATUS_BAD_REQUEST);
   CHECK(stat(FRAME_STAT_RETAINED_REFUSED) == refused + 3);
-  CHECK(stat(FRAME_STAT_RETAINED_MESSAGES) == 4 && stat(FRAME_STAT_RETAINED_BYTES) > 0);
+  CHECK(stat(FRAME_STAT_RETAINED_MESSAGES) == 5 && stat(FRAME_STAT_RETAINED_BYTES) > 0);
   peer_close(&pub);
   peer_close(&sub);
 }
@@ -251,10 +260,10 @@ static void test_limits(void) {
     snprintf(body, sizeof(body), "m%d", i);
     CHECK(publish_retained(&p, "limited", body, offsets[i]) == 0);
   }
-  /* The limit (main) is 8 messages, all topics: 4 from before are gone,
+  /* The limit (main) is 8 messages, all topics: 5 from before are gone,
    * then 4 of these. */
   CHECK(stat(FRAME_STAT_RETAINED_MESSAGES) == 8);
-  CHECK(stat(FRAME_STAT_RETAINED_DROPPED) == dropped + 8);
+  CHECK(stat(FRAME_STAT_RETAINED_DROPPED) == dropped + 9);
   char text[256];
   uint32_t left;
   CHECK(read_after(&p, "limited", offsets[2], text, sizeof(text), &left, NULL) ==

@@ -262,7 +262,7 @@ static void test_lists(void) {
   CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_KV_TAKE);
   CHECK(FRAME_STATUS_OK == 0 && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST);
   CHECK(FRAME_FLAG_BARRIER == 1 && FRAME_FLAG_SHARED == 2 && FRAME_FLAG_REMOTE == 4 &&
-        FRAME_FLAG_RETAIN == 8);
+        FRAME_FLAG_RETAIN == 8 && FRAME_FLAG_UNROUTED == 16);
   static const char *const names[] = {FRAME_STAT_LIST(NAME_OF_STAT)};
   CHECK(sizeof(names) / sizeof(names[0]) == FRAME_STATS_COUNT);
   CHECK(FRAME_STAT_CONNECTIONS == 0 && strcmp(names[FRAME_STAT_CONNECTIONS], "workers") == 0);
