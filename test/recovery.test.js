@@ -17,7 +17,7 @@ var ioc = require('socket.io-client-v4');
 // socket.data and joins the room its auth names; ctx.state.servers[name]
 // is the server. Resolves with the port.
 function serve(ctx, a) {
-  var http = require('http');
+  var http = ctx.require('http');
   var Server = ctx.require('socket.io-v4').Server;
   var createAdapter = ctx.require(ctx.ROOT + '/adapter').createAdapter;
   var server = http.createServer();

@@ -126,6 +126,23 @@ Recovery.prototype.heard = function (data, opts, offset) {
   });
 };
 
+// A BROADCAST from another server (or an emitter) that came without an
+// offset, though its packet is recoverable: ClusterAdapter would append
+// `undefined` as its offset (an extra argument for the client), so it is
+// delivered here as it is, to local clients (true); false for anything
+// else, which ClusterAdapter handles.
+Recovery.prototype.unnumbered = function (message, offset, Adapter) {
+  if (offset !== undefined || !message || message.type !== BROADCAST || !message.data ||
+      message.data.requestId !== undefined || !message.data.packet) return false;
+  var packet = message.data.packet;
+  var opts = message.data.opts || {};
+  var decoded = { rooms: new Set(opts.rooms || []), except: new Set(opts.except || []),
+    flags: opts.flags };
+  if (!recoverable(packet, decoded)) return false;
+  Adapter.prototype.broadcast.call(this.adapter, packet, decoded);
+  return true;
+};
+
 // From another server, through the broker: message is ClusterAdapter's
 // (its packet's data has the offset already, when it was recoverable).
 Recovery.prototype.heardMessage = function (message, offset) {
