@@ -127,6 +127,36 @@ describe('retained messages and bound namespaces (engine)', function () {
       assert.strictEqual(read.notAnOffset, null);
     });
 
+  it('keeps a large message that came through the shared pool', async function () {
+    var topic = name('large');
+    await cluster.run(3, function (ctx, t) { return ctx.state.kit.subscribe(t); }, topic);
+    var before = await cluster.stats();
+    var sent = await cluster.run(2, async function (ctx, t) {
+      var kit = ctx.state.kit;
+      var first = await kit.publish(t, 'small');
+      var big = await kit.publish(t, 'L'.repeat(200000));
+      return { first: first, big: big };
+    }, topic);
+    var got = await cluster.run(3, function (ctx, t) {
+      var kit = ctx.state.kit;
+      function mine() { return kit.got.filter(function (m) { return m.topic === t; }); }
+      return ctx.until(function () { return mine().length >= 2; }).then(function () {
+        return mine().map(function (m) { return [m.body.length, m.offset]; });
+      });
+    }, topic);
+    assert.deepStrictEqual(got, [[5, sent.first], [200000, sent.big]]);
+    var read = await cluster.run(1, function (ctx, a) {
+      return ctx.state.kit.read(a.topic, a.from).then(function (entries) {
+        return entries.map(function (e) { return [e.payload.length, e.payload[0], e.offset]; });
+      });
+    }, { topic: topic, from: sent.first });
+    assert.deepStrictEqual(read, [[200000, 'L'.charCodeAt(0), sent.big]]);
+    var after = await cluster.stats();
+    assert.ok(after.sharedDeliveries === before.sharedDeliveries, 'a retained message is copied, ' +
+      'not shared: ' + after.sharedDeliveries);
+    assert.ok(after.retainedBytes >= before.retainedBytes + 200000);
+  });
+
   it('reaches every reader in offset order, whoever published', async function () {
     var topic = name('storm');
     await cluster.run(4, function (ctx, t) { return ctx.state.kit.subscribe(t); }, topic);
