@@ -6,6 +6,7 @@
 // the broker does with each.
 //
 //   publish(conn, endpoint, topic, payload, cb)   cb(err, offset)
+//   publishRemote(conn, endpoint, topic, payload, cb)  the same, to other processes only
 //   keep(conn, endpoint, topic, payload, cb)      the same, delivered to no one
 //   read(conn, endpoint, topic, offset, cb)       cb(err, [{ offset, payload }] | null)
 //   bind(conn, endpoint, namespace, ms)           no answer
@@ -61,6 +62,12 @@ function retain(conn, endpoint, topic, payload, flags, cb) {
 // cb(err, offset) once the broker has taken it.
 function publish(conn, endpoint, topic, payload, cb) {
   retain(conn, endpoint, topic, payload, FLAG.RETAIN, cb);
+}
+
+// As publish, but the broker delivers it to the subscribers of other
+// processes only: the caller delivers it in its own (FLAG.REMOTE).
+function publishRemote(conn, endpoint, topic, payload, cb) {
+  retain(conn, endpoint, topic, payload, FLAG.RETAIN | FLAG.REMOTE, cb);
 }
 
 // Keeps payload in topic's log, for later readers, without delivering it
@@ -130,6 +137,7 @@ module.exports = {
   OFFSET_SIZE: OFFSET_SIZE,
   isOffset: isOffset,
   publish: publish,
+  publishRemote: publishRemote,
   keep: keep,
   read: read,
   bind: bind,

@@ -15,13 +15,15 @@
 //    and a request waits for exactly the servers that were there when it
 //    was sent; one that leaves meanwhile is no longer waited for.
 //
-// Connection state recovery (persistSession, restoreSession, and the offset
-// a broadcast returns) is not served yet: see the marked places below.
+// Connection state recovery (persistSession, restoreSession, the offsets
+// of recoverable broadcasts) is recovery.js's, on the broker's retention;
+// this class hands it what it needs where marked below.
 
 var crypto = require('crypto');
 var debug = require('debug');
 var Link = require('./link').Link;
 var closedError = require('./link').closedError;
+var Recovery = require('./recovery').Recovery;
 var topics = require('./topics');
 
 var log = debug('socket.io-cluster-store:adapter');
@@ -61,6 +63,8 @@ function adapterClass() {
       this._namespaceTopic = topics.namespaceTopic(nsp.name);
       this._responseTopic = topics.responseTopic(this.uid);
       this._link = new Link(this, linkOptions(this._options));
+      this._recovery = nsp.server.opts.connectionStateRecovery ?
+        new Recovery(this, this._link, this._namespaceTopic) : null;
       this._ready = this._join();
     }
 
@@ -107,26 +111,59 @@ function adapterClass() {
       return Promise.resolve();
     }
 
-    // ---- Connection state recovery --------------------------------------
-    // Not served yet: persistSession(session) and restoreSession(pid,
-    // offset) are socket.io-adapter's Adapter's (nothing kept, nothing
-    // restored), and no offset is added to packets: ClusterAdapter would
-    // add an empty one (or, on the receiving servers, undefined) to every
-    // event once connectionStateRecovery is on, and clients would get it
-    // as an extra argument. Once the broker keeps a log of recoverable
-    // packets, the offset doPublish returns goes to the packet here.
-    addOffsetIfNecessary() {}
+    // ---- Connection state recovery (recovery.js) ----------------------
+
+    persistSession(session) {
+      if (this._recovery) this._recovery.persist(session);
+    }
+
+    restoreSession(pid, offset) {
+      return this._recovery ? this._recovery.restore(pid, offset) : Promise.resolve(null);
+    }
+
+    // ClusterAdapter appends the offset a message came with to its packet
+    // when the packet is recoverable; a message without one (from an
+    // emitter, or from a server without recovery) is left as it was, or
+    // clients would get `undefined` as one more argument.
+    addOffsetIfNecessary(packet, opts, offset) {
+      if (this._recovery && typeof offset === 'string') super.addOffsetIfNecessary(packet, opts, offset);
+    }
+
+    // A socket's rooms are part of its session: recovery keeps it up to date.
+    addAll(id, rooms) {
+      super.addAll(id, rooms);
+      if (this._recovery) this._recovery.touched(id);
+    }
+
+    del(id, room) {
+      super.del(id, room);
+      if (this._recovery) this._recovery.touched(id);
+    }
+
+    delAll(id) {
+      if (this._recovery) this._recovery.left(id);
+      super.delAll(id);
+    }
 
     // ---- broadcasts ------------------------------------------------------
 
     // As ClusterAdapter's, but an emit that cannot be encoded throws (a
     // TypeError naming the value) instead of going only to local clients.
+    // With connection state recovery, a recoverable packet is kept by the
+    // broker, and reaches the local clients once its offset is known.
     broadcast(packet, opts) {
       if (!(opts.flags && opts.flags.local)) {
         var message = { type: MessageType.BROADCAST,
           data: { packet: packet, opts: encodeOptions(opts) } };
+        if (this._recovery) {
+          var self = this;
+          message.uid = this.uid;
+          message.nsp = this.nsp.name;
+          if (this._recovery.broadcast(packet, opts, message, function () {
+            Adapter.prototype.broadcast.call(self, packet, opts);
+          })) return;
+        }
         this.publishAndReturnOffset(message);
-        // Connection state recovery: add the offset to packet here.
       }
       return Adapter.prototype.broadcast.call(this, packet, opts);
     }
@@ -247,11 +284,15 @@ function adapterClass() {
     // cannot encode for its clients) is that message's only: it is
     // reported ('error' on the adapter when it has listeners, else the
     // debug log) and the worker goes on.
-    onLinkMessage(topic, message) {
+    onLinkMessage(topic, message, offset) {
       if (!message || message.nsp !== this.nsp.name) return;
       try {
-        if (topic === this._responseTopic) this.onResponse(message);
-        else if (topic === this._namespaceTopic) this.onMessage(message);
+        if (topic === this._responseTopic) {
+          this.onResponse(message);
+        } else if (topic === this._namespaceTopic) {
+          this.onMessage(message, offset);
+          if (this._recovery) this._recovery.heardMessage(message, offset);
+        }
       } catch (err) {
         logError('[%s] acting on message %d from %s threw: %s', this.uid, message.type,
           message.uid, err && err.stack);

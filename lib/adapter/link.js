@@ -4,7 +4,8 @@
 // messages, subscribes to topics (as a member, with a tag, when asked), and
 // hands what arrives to its owner:
 //
-//   owner.onLinkMessage(topic, value)    a message (decoded)
+//   owner.onLinkMessage(topic, value, offset)  a message (decoded), with
+//                                        its offset when it was retained
 //   owner.onLinkMember(joined, topic, tag)  a member joined (true) or left
 //   owner.onLinkError(err)               the channel failed, or a message
 //                                        could not be decoded
@@ -17,6 +18,7 @@
 var codec = require('../codec');
 var protocol = require('../protocol');
 var connection = require('../connection');
+var retained = require('../retained');
 
 var TYPE = protocol.TYPE;
 var STATUS = protocol.STATUS;
@@ -66,6 +68,29 @@ Link.prototype.publish = function (topic, bytes) {
   });
 };
 
+// Publishes encoded bytes to topic and has the broker keep them in the
+// topic's log (lib/retained.js): callback(err, offset) once the broker has
+// taken them. The other links of this process subscribed to topic get them
+// then, with the offset, right before callback (without it, if the broker
+// could not keep them), so that they see this process's retained messages
+// in the order of their offsets, between the others' as the broker sent
+// those.
+Link.prototype.publishRetained = function (topic, bytes, callback) {
+  if (this.closed) return process.nextTick(callback, closedError());
+  var here = localSubscribers.get(topic);
+  var copy = here && !(here.size === 1 && here.has(this)) ? Buffer.from(bytes) : null;
+  var self = this;
+  retained.publishRemote(this.connection, this.endpoint, topic, bytes, function (err, offset) {
+    var now = copy && localSubscribers.get(topic);
+    if (now) {
+      Array.from(now).forEach(function (link) {
+        if (link !== self && !link.closed) link.onMessage(topic, copy, err ? undefined : offset);
+      });
+    }
+    callback(err, offset);
+  });
+};
+
 // Subscribes to topic; with a tag (a string), as a member: callback(err,
 // tags) then gets the other members' tags.
 Link.prototype.subscribe = function (topic, tag, callback) {
@@ -109,7 +134,7 @@ Link.prototype.close = function () {
 };
 
 // The connection's endpoint interface.
-Link.prototype.onMessage = function (topic, payload) {
+Link.prototype.onMessage = function (topic, payload, offset) {
   var value;
   try {
     value = codec.decode(payload);
@@ -120,7 +145,7 @@ Link.prototype.onMessage = function (topic, payload) {
     e.code = 'ERR_CLUSTER_STORE_DECODE';
     return this.owner.onLinkError(e);
   }
-  this.owner.onLinkMessage(topic, value);
+  this.owner.onLinkMessage(topic, value, offset);
 };
 
 Link.prototype.onMember = function (joined, topic, tag) {

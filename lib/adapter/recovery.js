@@ -99,7 +99,7 @@ Recovery.prototype.broadcast = function (packet, opts, message, local) {
   if (!recoverable(packet, opts)) return false;
   var self = this;
   var bytes = codec.encode(message, 'a socket.io message');
-  retained.publish(this.link.connection, this.link.endpoint, this.topic, bytes, function (err, offset) {
+  this.link.publishRetained(this.topic, bytes, function (err, offset) {
     if (err) {
       // Not in the log: delivered here without an offset (a client that
       // missed it will not get it back, and knows no offset past it).
@@ -108,7 +108,13 @@ Recovery.prototype.broadcast = function (packet, opts, message, local) {
       packet.data.push(offset);
       self.heard(packet.data, opts, offset);
     }
-    local(packet, opts);
+    try {
+      local(packet, opts);
+    } catch (e) {
+      // As for another server's message: this broadcast's failure only.
+      log('[%s] delivering a broadcast here threw: %s', self.adapter.uid, e && e.stack);
+      if (self.adapter.listenerCount('error') > 0) self.adapter.emit('error', e);
+    }
   });
   return true;
 };
@@ -124,23 +130,6 @@ Recovery.prototype.heard = function (data, opts, offset) {
     if (r.after === null) r.early.push(data.slice());
     else if (offset > r.after) r.packets.push(data.slice());
   });
-};
-
-// A BROADCAST from another server (or an emitter) that came without an
-// offset, though its packet is recoverable: ClusterAdapter would append
-// `undefined` as its offset (an extra argument for the client), so it is
-// delivered here as it is, to local clients (true); false for anything
-// else, which ClusterAdapter handles.
-Recovery.prototype.unnumbered = function (message, offset, Adapter) {
-  if (offset !== undefined || !message || message.type !== BROADCAST || !message.data ||
-      message.data.requestId !== undefined || !message.data.packet) return false;
-  var packet = message.data.packet;
-  var opts = message.data.opts || {};
-  var decoded = { rooms: new Set(opts.rooms || []), except: new Set(opts.except || []),
-    flags: opts.flags };
-  if (!recoverable(packet, decoded)) return false;
-  Adapter.prototype.broadcast.call(this.adapter, packet, decoded);
-  return true;
 };
 
 // From another server, through the broker: message is ClusterAdapter's
