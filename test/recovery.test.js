@@ -21,9 +21,13 @@ function serve(ctx, a) {
   var Server = ctx.require('socket.io-v4').Server;
   var createAdapter = ctx.require(ctx.ROOT + '/adapter').createAdapter;
   var server = http.createServer();
+  // A polling client cut off between two polls is noticed only when its
+  // ping is late: pings come often here.
   var io = new Server(server, {
     adapter: createAdapter(),
-    connectionStateRecovery: { maxDisconnectionDuration: a.ttl }
+    connectionStateRecovery: { maxDisconnectionDuration: a.ttl },
+    pingInterval: 300,
+    pingTimeout: 1000
   });
   io.on('connection', function (socket) {
     if (!socket.recovered) {
@@ -171,6 +175,51 @@ describe('connection state recovery across workers (socket.io 4)', function () {
     });
   });
 
+  it('adds an offset to recoverable events only, and nothing else to any event', async function () {
+    var name = 'x' + (++uid);
+    proxy.target = ports[2];
+    var client = connect('websocket', name);
+    var first = await serverEvent('connection', function (d) {
+      return d.data.name === name && d.server === 'main';
+    }, 'the connection');
+    var got = {};
+    client.onAny(function (ev) {
+      var args = Array.from(arguments).slice(1);
+      got[ev] = args.map(function (a) { return typeof a === 'function' ? 'ack' : a; });
+      if (typeof args[args.length - 1] === 'function') args[args.length - 1]('thanks');
+    });
+    // From another worker, and from the client's own.
+    await cluster.run(1, function (ctx) { ctx.state.servers.main.emit('remote', 1); return true; });
+    var acked = cluster.run(2, function (ctx, id) {
+      var io = ctx.state.servers.main;
+      io.emit('here', 2);
+      io.volatile.emit('volatile', 3);
+      return new Promise(function (resolve) {
+        io.sockets.sockets.get(id).emit('ack', 4, function (answer) { resolve(answer); });
+      });
+    }, first.data.id);
+    // From the primary, which keeps no log: no offset, and nothing in its place.
+    await cluster.run('master', function (ctx) {
+      var emitter = ctx.require(ctx.ROOT + '/adapter').createEmitter();
+      emitter.emit('primary', 5);
+      emitter.close();
+      return true;
+    });
+    assert.strictEqual(await acked, 'thanks');
+    await until(function () { return Object.keys(got).length === 5; }, 'five events: ' +
+      JSON.stringify(got));
+    var offset = /^[0-9a-f]{16}-[0-9a-f]{16}$/;
+    assert.strictEqual(got.remote.length, 2);
+    assert.strictEqual(got.remote[0], 1);
+    assert.match(got.remote[1], offset);
+    assert.strictEqual(got.here.length, 2);
+    assert.strictEqual(got.here[0], 2);
+    assert.match(got.here[1], offset);
+    assert.deepStrictEqual(got.volatile, [3]);
+    assert.deepStrictEqual(got.ack, [4, 'ack']);
+    assert.deepStrictEqual(got.primary, [5]);
+  });
+
   it('recovers a client whose worker was killed', async function () {
     var name = 'k' + (++uid);
     var victim = cluster.workerIds.filter(function (w) { return w !== 2; }).pop(); // the last one
@@ -232,6 +281,21 @@ describe('connection state recovery across workers (socket.io 4)', function () {
     assert.strictEqual(client.recovered, false);
     assert.deepStrictEqual(client.ticks.map(function (t) { return t[1]; }), ['b0']);
   });
+});
+
+describe('connection state recovery in a plain process (socket.io 4)', function () {
+  it('recovers a client on another server of the process, with what both sent meanwhile',
+    async function () {
+      var r = await harness.runNode('recovery-plain.js', [], { timeout: 20000 });
+      assert.strictEqual(r.timedOut, false, 'the process exits by itself' + r.stderr);
+      assert.strictEqual(r.code, 0, r.stderr + r.stdout);
+      assert.deepStrictEqual(JSON.parse(r.stdout.trim()), {
+        connections: [[1, true, false], [2, true, true]],
+        recovered: true,
+        ticks: [['one', 0], ['two', 0], ['one', 1], ['two', 1]],
+        ordered: true
+      });
+    });
 });
 
 describe('connection state recovery when the log overflowed (socket.io 4)', function () {
