@@ -218,6 +218,20 @@ describe('connection state recovery across workers (socket.io 4)', function () {
     assert.deepStrictEqual(got.volatile, [3]);
     assert.deepStrictEqual(got.ack, [4, 'ack']);
     assert.deepStrictEqual(got.primary, [5]);
+
+    // socket.emit on the socket's own worker: kept, with an offset, and
+    // sent to no other worker.
+    var before = await cluster.stats();
+    await cluster.run(2, function (ctx, id) {
+      ctx.state.servers.main.sockets.sockets.get(id).emit('own', 6);
+      return true;
+    }, first.data.id);
+    await until(function () { return got.own !== undefined; }, 'the socket.emit');
+    assert.strictEqual(got.own[0], 6);
+    assert.match(got.own[1], offset);
+    var after = await cluster.stats();
+    assert.strictEqual(after.retainedMessages, before.retainedMessages + 1);
+    assert.strictEqual(after.messagesDelivered, before.messagesDelivered, 'delivered to no worker');
   });
 
   it('recovers a client whose worker was killed', async function () {

@@ -99,7 +99,7 @@ Recovery.prototype.broadcast = function (packet, opts, message, local) {
   if (!recoverable(packet, opts)) return false;
   var self = this;
   var bytes = codec.encode(message, 'a socket.io message');
-  this.link.publishRetained(this.topic, bytes, function (err, offset) {
+  function sent(err, offset) {
     if (err) {
       // Not in the log: delivered here without an offset (a client that
       // missed it will not get it back, and knows no offset past it).
@@ -115,8 +115,24 @@ Recovery.prototype.broadcast = function (packet, opts, message, local) {
       log('[%s] delivering a broadcast here threw: %s', self.adapter.uid, e && e.stack);
       if (self.adapter.listenerCount('error') > 0) self.adapter.emit('error', e);
     }
-  });
+  }
+  // socket.emit under recovery is a broadcast to the socket's own room:
+  // when the socket is here, no other server has anything to do with it,
+  // and it is only kept in the log, sent to none of them.
+  if (this.ownRoom(opts)) {
+    retained.keep(this.link.connection, this.link.endpoint, this.topic, bytes, sent);
+  } else {
+    this.link.publishRetained(this.topic, bytes, sent);
+  }
   return true;
+};
+
+// Whether opts name one room only, the own room of a socket of this server.
+Recovery.prototype.ownRoom = function (opts) {
+  if (!opts.rooms || opts.rooms.size !== 1 || (opts.except && opts.except.size > 0)) return false;
+  var room = opts.rooms.values().next().value;
+  var socket = this.nsp.sockets.get(room);
+  return socket !== undefined && socket.id === room;
 };
 
 // A recoverable packet's data (offset last) reached this server: a session
