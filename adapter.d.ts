@@ -26,6 +26,12 @@ export interface PrimaryOptions {
   queueLimit?: number;
   /** Large messages (16 KiB to 1 MiB) through memory shared by the cluster. Default true. */
   sharedMemory?: boolean;
+  /** Connection state recovery: recoverable packets kept at most, all namespaces. Default 100000. */
+  retainMessages?: number;
+  /** The same in bytes. Default 32 MiB. */
+  retainBytes?: number;
+  /** The same in age, ms: at least maxDisconnectionDuration. Default 300000. */
+  retainMs?: number;
 }
 
 /** The adapter factory for socket.io's `adapter` option, in each worker. */

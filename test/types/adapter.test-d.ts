@@ -11,6 +11,8 @@ expectAssignable<ClusterAdapter>(factory({}));
 
 expectType<void>(setupPrimary());
 setupPrimary({ maxFrameSize: 1 << 20, sharedMemory: false });
+setupPrimary({ retainMessages: 1000, retainBytes: 1 << 24, retainMs: 120000 });
+expectError(setupPrimary({ retainMs: '2m' }));
 expectError(setupPrimary({ maxFrameSize: '1M' }));
 
 const emitter = createEmitter();
