@@ -11,7 +11,10 @@
 //     deliveries/s, and the primary's CPU per delivery;
 //   - serverSideEmit with an ack, and fetchSockets(): round trip p50/p99,
 //     on a quiet cluster, then while another worker broadcasts as fast as
-//     it can.
+//     it can;
+//   - with connectionStateRecovery on (a case of its own), socket.emit to
+//     the clients of one worker: deliveries/s (socket.io makes every one a
+//     broadcast through the adapter; ours keeps it for recovery).
 //
 //   node bench/adapter.js [--quick] [--adapters store,cluster,redis] [--workers 2,4] [--out FILE]
 //   npm run bench -- --only adapter [--quick]
@@ -58,7 +61,8 @@ async function worker() {
     adapter = require('@socket.io/redis-adapter').createAdapter(pub, sub);
   }
   var httpServer = http.createServer();
-  var io = new Server(httpServer, { adapter: adapter });
+  var io = new Server(httpServer, { adapter: adapter,
+    connectionStateRecovery: cfg.csr ? { maxDisconnectionDuration: 120000 } : undefined });
   var counts = { sse: 0, client: 0 };
   io.on('b', function () { counts.sse++; });
   io.on('p', function (cb) { cb(1); });
@@ -72,8 +76,10 @@ async function worker() {
     var end = Date.now() + ms;
     var sent = 0;
     while (flooding && Date.now() < end) {
+      var sockets = kind === 'semit' ? Array.from(io.of('/').sockets.values()) : null;
       for (var i = 0; i < batch; i++) {
         if (kind === 'sse') io.serverSideEmit('b', sent);
+        else if (kind === 'semit') sockets[sent % sockets.length].emit('e', sent);
         else io.emit('e', sent);
         sent++;
       }
@@ -168,6 +174,20 @@ async function primary() {
   var p = cfg.params;
   var out = {};
   var others = workers.slice(1);
+
+  // Connection state recovery: socket.emit to the clients of one worker.
+  if (cfg.csr) {
+    await ask(workers[0], { cmd: 'clients', n: p.clients });
+    await all({ cmd: 'reset' });
+    var emitted = await ask(workers[0], { cmd: 'flood', kind: 'semit', ms: p.floodMs, batch: p.batch });
+    await sleep(p.drainMs);
+    var local = await ask(workers[0], { cmd: 'counts' });
+    out.semit = { sent: emitted, delivered: local.client, rate: local.client / (p.floodMs / 1000) };
+    process.send({ result: out });
+    workers.forEach(function (w) { w.process.kill('SIGKILL'); });
+    setTimeout(function () { process.exit(0); }, 100);
+    return;
+  }
 
   async function throughput(kind) {
     await all({ cmd: 'reset' });
@@ -306,6 +326,12 @@ async function driver() {
       var r = await runCase(cfg, 60000 + 10 * (params.floodMs + params.drainMs + params.rtMs));
       process.stderr.write((r.error ? 'error: ' + r.error : 'done') + '\n');
       results[cfg.workers + 'w ' + cfg.adapter] = r;
+      cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params, csr: true };
+      process.stderr.write('bench: adapter ' + cfg.adapter + ', ' + cfg.workers +
+        ' workers, connectionStateRecovery ... ');
+      r = await runCase(cfg, 60000 + 10 * (params.floodMs + params.drainMs));
+      process.stderr.write((r.error ? 'error: ' + r.error : 'done') + '\n');
+      results[cfg.workers + 'w ' + cfg.adapter + ' csr'] = r;
     }
   }
   if (stopRedis) stopRedis();
@@ -319,7 +345,8 @@ async function driver() {
     ['serverSideEmit with ack, p50 / p99 (µs)', function (x) { return fmt(x.sseAck.p50) + ' / ' + fmt(x.sseAck.p99); }],
     ['fetchSockets, p50 / p99 (µs)', function (x) { return fmt(x.fetch.p50) + ' / ' + fmt(x.fetch.p99); }],
     ['serverSideEmit with ack under load, p50 / p99 (µs)', function (x) { return fmt(x.sseAckLoaded.p50) + ' / ' + fmt(x.sseAckLoaded.p99); }],
-    ['fetchSockets under load, p50 / p99 (µs)', function (x) { return fmt(x.fetchLoaded.p50) + ' / ' + fmt(x.fetchLoaded.p99); }]
+    ['fetchSockets under load, p50 / p99 (µs)', function (x) { return fmt(x.fetchLoaded.p50) + ' / ' + fmt(x.fetchLoaded.p99); }],
+    ['socket.emit with connectionStateRecovery on, deliveries/s', function (x) { return fmt(x.semit.rate); }, ' csr']
   ];
   var parts = ['# socket.io 4 adapters', '',
     'Run: `node bench/adapter.js' + process.argv.slice(2).map(function (a) { return ' ' + a; }).join('') + '` (' +
@@ -333,12 +360,16 @@ async function driver() {
       '| --- |' + cols.map(function () { return ' ---: |'; }).join(''));
     rows.forEach(function (row) {
       parts.push('| ' + row[0] + ' | ' + cols.map(function (a) {
-        var r = results[n + 'w ' + a];
+        var r = results[n + 'w ' + a + (row[2] || '')];
         return r && r.result ? row[1](r.result) : 'error';
       }).join(' | ') + ' |');
     });
-    var errors = cols.filter(function (a) { var r = results[n + 'w ' + a]; return r && r.error; });
-    errors.forEach(function (a) { parts.push('', '- ' + a + ': ' + results[n + 'w ' + a].error); });
+    [['', ''], [' csr', ' (connectionStateRecovery)']].forEach(function (k) {
+      cols.forEach(function (a) {
+        var r = results[n + 'w ' + a + k[0]];
+        if (r && r.error) parts.push('', '- ' + a + k[1] + ': ' + r.error);
+      });
+    });
     parts.push('');
   });
   var text = parts.join('\n');
