@@ -123,24 +123,9 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
   case FRAME_KV_BIND:
     broker_bind_handle(b, c, f);
     return;
-  case FRAME_KV_TAKE: {
-    /* What is past its deadline is gone, whether or not the timer ran. */
-    uv_update_time(&b->loop);
-    kv_expire_due(b->store, uv_now(&b->loop), SIZE_MAX);
-    b->expiry_changed = 1;
-    size_t len = 0;
-    const void *value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &len);
-    if (!value) {
-      broker_conn_reply(c, f->request_id, FRAME_STATUS_MISSING, NULL, 0);
-    } else if (frame_size(0, 0, len) == 0 || frame_size(0, 0, len) > c->peer_max) {
-      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, value, len); /* says why; not taken */
-    } else {
-      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, value, len);
-      kv_clear(b->store, f->a, f->a_len);
-      broker_bind_release(b, f->a, f->a_len);
-    }
+  case FRAME_KV_TAKE:
+    broker_bind_take(b, c, f);
     return;
-  }
   case FRAME_SHARED:
     /* The process mapped the pool: shared messages may go to it now. */
     if (c->region >= 0) {

@@ -1,4 +1,4 @@
-/* broker_bind: namespaces bound to the life of a connection.
+/* broker_bind: namespaces bound to the life of a connection, and taken.
  *
  * KV_BIND from a connection takes the namespace's deadline away and
  * records (namespace, connection, ms) in the broker's bindings table: as
@@ -12,7 +12,11 @@
  * A front end uses it for what must outlive a process that dies without a
  * word, but not for long (socket.io: a connected client's session, which a
  * crashed worker could not save). Binding a namespace that has no keys is
- * allowed and does nothing until keys come. */
+ * allowed and does nothing until keys come.
+ *
+ * KV_TAKE reads a key and removes its whole namespace (binding included)
+ * in one step: of two connections that take a namespace (two workers
+ * restoring one session), one gets it. */
 #define _GNU_SOURCE /* uv.h needs POSIX under -std=c11 */
 #include <stdlib.h>
 
@@ -58,6 +62,26 @@ void broker_bind_handle(broker *b, broker_conn *c, const frame *f) {
   binding->ms = ms;
   if (kv_persist(b->store, f->a, f->a_len)) b->expiry_changed = 1;
   broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
+}
+
+void broker_bind_take(broker *b, broker_conn *c, const frame *f) {
+  /* What is past its deadline is gone, whether or not the timer ran. */
+  uv_update_time(&b->loop);
+  kv_expire_due(b->store, uv_now(&b->loop), SIZE_MAX);
+  b->expiry_changed = 1;
+  size_t len = 0;
+  const void *value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &len);
+  if (!value) {
+    broker_conn_reply(c, f->request_id, FRAME_STATUS_MISSING, NULL, 0);
+    return;
+  }
+  /* The reply copies the value; one too large for c becomes an error that
+   * says so, and then nothing is taken. */
+  int fits = frame_size(0, 0, len) != 0 && frame_size(0, 0, len) <= c->peer_max;
+  broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, value, len);
+  if (!fits) return;
+  kv_clear(b->store, f->a, f->a_len);
+  broker_bind_release(b, f->a, f->a_len);
 }
 
 void broker_bind_release(broker *b, const void *ns, size_t ns_len) {

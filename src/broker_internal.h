@@ -17,7 +17,8 @@
  *                                  JOINED / LEFT the others get
  *   broker_retain.c broker_retain_* retained publishes and reads of the
  *                                  topics' logs (retain.h), the offsets
- *   broker_bind.c   broker_bind_*  namespaces bound to a connection's life
+ *   broker_bind.c   broker_bind_*  namespaces bound to a connection's life,
+ *                                  and taking a namespace (KV_TAKE)
  *
  * Everything runs on the broker's thread (or the caller of
  * broker_run_once), except what broker.h says may be called from another
@@ -293,6 +294,8 @@ int broker_bind_init(broker *b); /* 0, or -1 when out of memory */
 void broker_bind_free(broker *b);
 /* A KV_BIND from c. */
 void broker_bind_handle(broker *b, broker_conn *c, const frame *f);
+/* A KV_TAKE from c: the value, and the namespace gone. */
+void broker_bind_take(broker *b, broker_conn *c, const frame *f);
 /* The namespace is no longer bound (it was expired, persisted, cleared or
  * taken); harmless when it was not. */
 void broker_bind_release(broker *b, const void *ns, size_t ns_len);
