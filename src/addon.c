@@ -290,6 +290,8 @@ static napi_value addon_init(napi_env env, napi_value exports) {
       {"channelMaxFrameSize", NULL, addon_channel_max_frame_size, NULL, NULL, NULL, napi_enumerable,
        a},
       {"channelClose", NULL, addon_channel_close, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelHandoff", NULL, addon_channel_handoff, NULL, NULL, NULL, napi_enumerable, a},
+      {"closeFd", NULL, addon_close_fd, NULL, NULL, NULL, napi_enumerable, a},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   return exports;

@@ -99,7 +99,7 @@ napi_value addon_channel_create(napi_env env, napi_callback_info info) {
   return external;
 }
 
-static addon_channel *addon_get_channel(napi_env env, napi_value v) {
+addon_channel *addon_get_channel(napi_env env, napi_value v) {
   void *data = NULL;
   if (napi_get_value_external(env, v, &data) != napi_ok || !data) {
     addon_throw(env, "ERR_CLUSTER_STORE_ARG", "not a channel");
@@ -212,7 +212,7 @@ napi_value addon_channel_send(napi_env env, napi_callback_info info) {
   if (addon_get_u32(env, argv[1], &type) != 0 || addon_get_u32(env, argv[2], &endpoint) != 0 ||
       addon_get_u32(env, argv[3], &request_id) != 0 || addon_get_u32(env, argv[7], &flags) != 0 ||
       napi_get_value_bool(env, argv[8], &flush_now) != napi_ok || type == 0 ||
-      type > FRAME_TYPE_MAX)
+      type > FRAME_TYPE_MAX || type == FRAME_HANDOFF) /* that one: channelHandoff */
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSend: bad header arguments");
   int64_t a_len = addon_string_length(env, argv[4], "a channel name or client id");
   if (a_len < 0) return NULL;

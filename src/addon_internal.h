@@ -100,6 +100,10 @@ int addon_get_u32(napi_env env, napi_value v, uint32_t *out);
  * with done and arg); once only, later calls do nothing. */
 void addon_channel_release(addon_channel *ac, void (*done)(void *arg), void *arg);
 
+/* The channel an external stands for, or NULL with an exception pending
+ * (not a channel, or released). */
+addon_channel *addon_get_channel(napi_env env, napi_value v);
+
 /* The functions JavaScript calls, native.channelCreate and the rest (see
  * addon_init). */
 napi_value addon_channel_create(napi_env env, napi_callback_info info);
@@ -111,6 +115,13 @@ napi_value addon_channel_flush(napi_env env, napi_callback_info info);
 napi_value addon_channel_ref(napi_env env, napi_callback_info info);
 napi_value addon_channel_max_frame_size(napi_env env, napi_callback_info info);
 napi_value addon_channel_close(napi_env env, napi_callback_info info);
+
+/* ---- hand-offs (addon_handoff.c) ----------------------------------------- */
+
+/* native.channelHandoff(channel, endpoint, requestId, topic, payload, fd)
+ * and native.closeFd(fd). */
+napi_value addon_channel_handoff(napi_env env, napi_callback_info info);
+napi_value addon_close_fd(napi_env env, napi_callback_info info);
 
 /* ---- a channel's input (addon_channel_input.c) --------------------------- */
 

@@ -234,6 +234,9 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
   case FRAME_SYNC:
     broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
+  case FRAME_HANDOFF:
+    broker_handoff(b, c, f);
+    return;
   default:
     /* HELLO twice, or a broker-to-process frame sent the wrong way. */
     broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,

@@ -121,13 +121,12 @@ size_t broker_conn_queued_bytes(const broker_conn *c) {
 static ssize_t broker_conn_send(broker_conn *c, const uint8_t *at, size_t len) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = send(c->fd, at + done, len - done, MSG_NOSIGNAL);
+    ssize_t n = fdpass_send(c->fd, at + done, len - done, &c->fds_out);
     if (n > 0) {
       done += (size_t)n;
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n == 0) break; /* the socket is full */
     broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
     return -1;
   }
@@ -383,6 +382,7 @@ void broker_conn_process(broker_conn *c) {
       broker_conn_reply_text(c, h.request_id, FRAME_STATUS_BAD_REQUEST, why);
       b->counters[FRAME_STAT_FRAMES_IN]++;
       c->skip = h.size;
+      broker_handoff_skip(c, h.type);
       continue;
     }
     if (rc != FRAME_OK) {
@@ -434,11 +434,23 @@ void broker_conn_read(broker_conn *c, size_t budget) {
       return;
     }
     size_t room = buffer_spare(&c->in);
-    ssize_t n = read(c->fd, at, room);
+    int got_fds = 0, truncated = 0;
+    ssize_t n = fdpass_recv(c->fd, at, room, &c->fds_in, &got_fds, &truncated);
+    if (truncated || fdpass_count(&c->fds_in) > BROKER_HANDOFF_IN_MAX) {
+      broker_conn_protocol_error(c, "descriptors sent without their hand-off frames");
+      return;
+    }
     if (n > 0) {
       buffer_commit(&c->in, (size_t)n);
       taken += (size_t)n;
       b->counters[FRAME_STAT_BYTES_IN] += (uint64_t)n;
+      /* Descriptors came (their read ends with them, drained or not):
+       * their frames are handled before more is read, so few wait at a
+       * time (BROKER_HANDOFF_IN_MAX). */
+      if (got_fds) {
+        broker_conn_process(c);
+        continue;
+      }
       if ((size_t)n < room) break; /* the socket is drained: spare a read that would fail */
       if (c->read_chunk < BROKER_READ_CHUNK_MAX) c->read_chunk *= 2;
       continue;
@@ -487,6 +499,8 @@ static void broker_conn_on_stall_check(uv_timer_t *timer) {
 void broker_conn_closed(uv_handle_t *handle) {
   broker_conn *c = handle->data;
   close(c->fd);
+  fdpass_free(&c->fds_in);
+  fdpass_free(&c->fds_out);
   buffer_free(&c->in);
   buffer_free(&c->out);
   buffer_free(&c->urgent);
@@ -555,6 +569,8 @@ void broker_conn_add(broker *b, int fd) {
   buffer_init(&c->in);
   buffer_init(&c->out);
   buffer_init(&c->urgent);
+  fdpass_init(&c->fds_in);
+  fdpass_init(&c->fds_out);
   int size = BROKER_SOCKET_BUFFER;
   int send_size =
       b->options.queue_limit >= BROKER_SMALL_SEND_LIMIT ? BROKER_SEND_BUFFER : BROKER_SOCKET_BUFFER;

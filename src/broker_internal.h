@@ -19,6 +19,8 @@
  *                                  topics' logs (retain.h), the offsets
  *   broker_bind.c   broker_bind_*  namespaces bound to a connection's life,
  *                                  and taking a namespace (KV_TAKE)
+ *   broker_handoff.c broker_handoff_* passing a descriptor on to one
+ *                                  subscriber of a topic (FRAME_HANDOFF)
  *
  * Everything runs on the broker's thread (or the caller of
  * broker_run_once), except what broker.h says may be called from another
@@ -35,6 +37,7 @@
 #include "broker.h"
 #include "broker_pool.h"
 #include "buffer.h"
+#include "fdpass.h"
 #include "frame.h"
 #include "kv.h"
 #include "retain.h"
@@ -93,10 +96,12 @@ struct broker_conn {
   broker_conn *prev;
   broker_conn *next;
   broker_conn *write_next;
-  int region;       /* its region of the shared pool, or -1 */
-  int shared_ready; /* its process reads shared messages */
-  uint32_t pid;     /* its process, as it said (0: not said) */
-  uint32_t number;  /* says who published a MESSAGE (frame.h); never 0 */
+  int region;           /* its region of the shared pool, or -1 */
+  int shared_ready;     /* its process reads shared messages */
+  uint32_t pid;         /* its process, as it said (0: not said) */
+  uint32_t number;      /* says who published a MESSAGE (frame.h); never 0 */
+  fdpass_queue fds_in;  /* descriptors received, for its HANDOFF frames (fdpass.h) */
+  fdpass_queue fds_out; /* descriptors to go with its next write */
 };
 
 struct broker {
@@ -218,7 +223,29 @@ void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t status, cons
                        size_t payload_len);
 void broker_conn_reply_text(broker_conn *c, uint32_t request_id, uint8_t status, const char *text);
 
+/* ---- broker_handoff.c: descriptors passed on ------------------------------ */
+
+/* Descriptors a connection may have received ahead of their frames, and
+ * have waiting for its process, before it is cut off (for the first) or
+ * refused more (for the second). */
+#define BROKER_HANDOFF_IN_MAX (4u * FDPASS_PER_SEND)
+#define BROKER_HANDOFF_OUT_MAX 1024u
+
+/* A HANDOFF from c: takes its descriptor from c's queue and passes both on
+ * to the topic's first live subscriber that is not the sender, or closes
+ * the descriptor and says why. */
+void broker_handoff(broker *b, broker_conn *c, const frame *f);
+/* A frame of c's that is skipped unhandled (over the size limit): its
+ * descriptor, when it carries one, is taken and closed. */
+void broker_handoff_skip(broker_conn *c, uint8_t type);
+
 /* ---- broker_topic.c: topics and routing ----------------------------------- */
+
+/* The first subscriber of topic name that is live and not (from,
+ * endpoint): its connection, with its endpoint in *out_endpoint; NULL
+ * when there is none. */
+broker_conn *broker_topic_first(broker *b, const uint8_t *name, size_t name_len,
+                                const broker_conn *from, uint32_t endpoint, uint32_t *out_endpoint);
 
 /* Frees a topic (a table value; ctx unused). */
 void broker_topic_free(void *value, void *ctx);

@@ -139,6 +139,19 @@ void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
     broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
 }
 
+broker_conn *broker_topic_first(broker *b, const uint8_t *name, size_t name_len,
+                                const broker_conn *from, uint32_t endpoint, uint32_t *out_endpoint) {
+  broker_topic *topic = table_get(b->topics, name, name_len);
+  if (!topic) return NULL;
+  for (size_t i = 0; i < topic->count; i++) {
+    broker_subscriber s = topic->subscribers[i];
+    if (s.conn->dead || (s.conn == from && s.endpoint == endpoint)) continue;
+    *out_endpoint = s.endpoint;
+    return s.conn;
+  }
+  return NULL;
+}
+
 /* Delivers a large payload to c, which has nothing queued: straight from
  * the publisher's input to the socket (header and topic name, then the
  * payload), and whatever the socket does not take is queued as usual.

@@ -48,13 +48,12 @@ static void channel_set_events(channel *ch, int events) {
  * waits for the socket, -1 when the channel failed. */
 int channel_write(channel *ch) {
   while (!ch->closed && ch->fd >= 0 && buffer_length(&ch->out) > 0) {
-    ssize_t n = send(ch->fd, buffer_begin(&ch->out), buffer_length(&ch->out), MSG_NOSIGNAL);
+    ssize_t n = fdpass_send(ch->fd, buffer_begin(&ch->out), buffer_length(&ch->out), &ch->fds_out);
     if (n > 0) {
       buffer_consume(&ch->out, (size_t)n);
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (n == 0) {
       channel_set_events(ch, UV_READABLE | UV_WRITABLE | UV_DISCONNECT);
       return 0;
     }
@@ -86,12 +85,19 @@ int channel_read(channel *ch, size_t budget, const char **why) {
     }
     size_t room = buffer_spare(&ch->in);
     if (room > budget - taken) room = budget - taken;
-    /* The pool's descriptor comes with the first bytes, after the hello. */
-    ssize_t n = shm_recv(ch->fd, at, room, &ch->pool.fd);
+    /* Descriptors (the pool's, after the hello; hand-offs') wait in
+     * fds_in for their frames (channel_input.c). */
+    int got_fds = 0, truncated = 0;
+    ssize_t n = fdpass_recv(ch->fd, at, room, &ch->fds_in, &got_fds, &truncated);
+    if (truncated) {
+      *why = "the master sent more descriptors than this process could take";
+      return -1;
+    }
     if (n > 0) {
       buffer_commit(&ch->in, (size_t)n);
       taken += (size_t)n;
-      if ((size_t)n < room) return 0; /* drained: spare a read that would fail */
+      /* A read that brought descriptors ends with them, drained or not. */
+      if ((size_t)n < room && !got_fds) return 0; /* drained: spare a read that would fail */
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -185,6 +191,7 @@ static void channel_on_handle_closed(uv_handle_t *handle) {
   if (--ch->open_handles == 0 && ch->released) {
     void (*done)(void *arg) = ch->released_done;
     void *arg = ch->released_arg;
+    channel_handoff_free(ch);
     buffer_free(&ch->in);
     buffer_free(&ch->out);
     free(ch->lent_block);
@@ -208,6 +215,8 @@ channel *channel_create(uv_loop_t *loop, uint32_t max_frame_size, const channel_
   ch->ctx = ctx;
   buffer_init(&ch->in);
   buffer_init(&ch->out);
+  fdpass_init(&ch->fds_in);
+  fdpass_init(&ch->fds_out);
   /* The hello goes first, ahead of anything queued before the socket. */
   uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
   frame_hello_write(hello, max_frame_size);
@@ -422,6 +431,7 @@ static void channel_shut(channel *ch, const char *reason) {
     close(ch->fd);
   }
   buffer_free(&ch->out);
+  fdpass_free(&ch->fds_out);
 }
 
 void channel_fail(channel *ch, const char *reason) {

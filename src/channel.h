@@ -91,6 +91,15 @@ void channel_consume(channel *ch, size_t len);
 int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const uint8_t *payload,
                        size_t payload_len, int flush_now);
 
+/* Sends a HANDOFF frame (frame.h) with a duplicate of fd alongside (the
+ * caller keeps its own and may close it once this returns), written
+ * before this returns as far as the socket takes it. A HANDOFF that
+ * arrives names its descriptor plus one in its request id; whoever takes
+ * the frame owns that descriptor. 0, or -1 with errno as channel_reserve
+ * (or as dup when fd cannot be duplicated). */
+int channel_send_handoff(channel *ch, uint32_t endpoint, uint32_t request_id, const void *topic,
+                         size_t topic_len, const void *payload, size_t payload_len, int fd);
+
 /* Lending: the complete frames (as channel_frames finds them) stay where
  * they are, in the input buffer, for the caller to read in place until
  * channel_unlend; the ones handed over count as consumed from the start.

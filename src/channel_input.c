@@ -120,6 +120,8 @@ static int channel_frames_visit(channel *ch, const uint8_t **data, size_t *len,
       continue;
     }
     if (f.type == FRAME_SHARED) {
+      /* Its descriptor came with it: the pool's. */
+      if (ch->pool.fd < 0) ch->pool.fd = fdpass_pop(&ch->fds_in);
       channel_pool_take_offer(&ch->pool, &f);
       buffer_remove(&ch->in, offset, f.size);
       continue;
@@ -142,6 +144,9 @@ static int channel_frames_visit(channel *ch, const uint8_t **data, size_t *len,
       buffer_remove(&ch->in, offset, f.size);
       continue;
     }
+    if (f.type == FRAME_HANDOFF &&
+        channel_handoff_claim(ch, buffer_begin(&ch->in) + offset, &f) != 0)
+      return -1;
     if (visit && visit(ctx, offset, &f)) visit = NULL;
     offset += f.size;
     count++;

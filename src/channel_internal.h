@@ -18,6 +18,7 @@
 #include "buffer.h"
 #include "channel.h"
 #include "channel_pool.h"
+#include "fdpass.h"
 
 #define CHANNEL_READ_CHUNK (256u * 1024u)
 #define CHANNEL_READ_BUDGET (4u * 1024u * 1024u)
@@ -70,6 +71,8 @@ struct channel {
   size_t picked_capacity;
   int more;               /* after the last loan, complete frames may wait to be handed over */
   channel_pool_side pool; /* the shared pool, once offered (channel_pool.h) */
+  fdpass_queue fds_in;    /* descriptors received, not yet paired with their frames */
+  fdpass_queue fds_out;   /* descriptors to go with the next write (fdpass.h) */
 };
 
 /* The input from offset on, for frame_decode; NULL while the input buffer
@@ -99,6 +102,13 @@ int channel_unshare(channel *ch);
 
 /* Starts or stops the idle handle as ch->more says. */
 void channel_keep_turning(channel *ch);
+/* channel_handoff.c. A HANDOFF frame f at at, in the input: pairs it with
+ * the next received descriptor unless it already was (frame.h). 0, or -1
+ * when none came with it (the channel is then failed). */
+int channel_handoff_claim(channel *ch, uint8_t *at, const frame *f);
+/* Closes every descriptor the channel still holds: queued both ways, and
+ * those of HANDOFF frames in the input that nobody took. */
+void channel_handoff_free(channel *ch);
 
 /* The ring is full: waits, briefly, for the broker to free a slot for a
  * payload of len bytes (channel_wait.c). Where to write it, or NULL. */

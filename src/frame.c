@@ -9,7 +9,7 @@
 
 #include "shm.h"
 
-_Static_assert(FRAME_TYPE_MAX == FRAME_KV_TAKE && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST,
+_Static_assert(FRAME_TYPE_MAX == FRAME_HANDOFF && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST,
                "types and statuses run without gaps: a count is the largest value");
 _Static_assert(SHM_POOL_SIZE <= UINT32_MAX, "a pool offset fits a message descriptor's u32");
 
@@ -54,6 +54,10 @@ void frame_header_read(const uint8_t *buf, frame_header *out) {
   out->request_id = frame_load_u32(buf + 12);
   out->a_len = frame_load_u32(buf + 16);
   out->b_len = frame_load_u32(buf + 20);
+}
+
+void frame_set_request_id(uint8_t *dst, uint32_t request_id) {
+  frame_store_u32(dst + 12, request_id);
 }
 
 uint32_t frame_header_size(const uint8_t *buf) {

@@ -45,11 +45,11 @@
 #define FRAME_MIN_MAX_SIZE 4096u         /* smallest maximum frame size allowed */
 #define FRAME_LIMIT_MAX_SIZE 0x7ffffff0u /* largest maximum frame size allowed */
 /* The defaults of the options the broker and JavaScript share. */
-#define FRAME_DEFAULT_MAX_SIZE (32u * 1024u * 1024u)      /* maxFrameSize */
-#define FRAME_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u) /* queueLimit */
-#define FRAME_DEFAULT_RETAIN_MESSAGES 100000u                /* retainMessages */
-#define FRAME_DEFAULT_RETAIN_BYTES (32ull * 1024u * 1024u)  /* retainBytes */
-#define FRAME_DEFAULT_RETAIN_MS (5u * 60u * 1000u)          /* retainMs */
+#define FRAME_DEFAULT_MAX_SIZE (32u * 1024u * 1024u)       /* maxFrameSize */
+#define FRAME_DEFAULT_QUEUE_LIMIT (64ull * 1024u * 1024u)  /* queueLimit */
+#define FRAME_DEFAULT_RETAIN_MESSAGES 100000u              /* retainMessages */
+#define FRAME_DEFAULT_RETAIN_BYTES (32ull * 1024u * 1024u) /* retainBytes */
+#define FRAME_DEFAULT_RETAIN_MS (5u * 60u * 1000u)         /* retainMs */
 
 /* ---- the contract with JavaScript ----------------------------------------
  *
@@ -77,7 +77,18 @@
  * it: no deadline while the connection lives, one ms after it goes (another
  * KV_BIND, KV_EXPIRE, KV_PERSIST, KV_CLEAR or KV_TAKE undoes the binding).
  * KV_TAKE answers with the value of key b and removes the whole namespace
- * in the same step, so of two askers only one gets it. */
+ * in the same step, so of two askers only one gets it.
+ *
+ * FRAME_HANDOFF carries one descriptor, passed alongside its bytes (see
+ * fdpass.h for how the two are paired). Process to broker: hand the
+ * descriptor and the payload to one subscriber of topic a (its first live
+ * one that is not the sender's endpoint); the reply is OK once it is
+ * queued for that subscriber, MISSING when the topic has none (the broker
+ * closes the descriptor either way it cannot pass it on). Broker to
+ * process: endpoint = that subscriber, a = the topic; the request id is 0
+ * on the wire, and the receiving channel writes the descriptor plus one
+ * into it once it holds the descriptor (frame_set_request_id), so the
+ * frame names its own descriptor from then on. */
 #define FRAME_TYPE_LIST(X)                                                                         \
   X(HELLO, 1)        /* both ways, first frame: payload magic, version, max size */                \
   X(SUBSCRIBE, 2)    /* a = channel; replied once the subscription is live */                      \
@@ -98,10 +109,11 @@
   X(SHARED, 17)      /* the shared pool (shm.h): see above */                                      \
   X(SHARED_READ, 18) /* process to broker: shared messages read (see above) */                     \
   X(JOINED, 19)      /* broker to process: endpoint = member, a = topic, payload = new member */   \
-  X(LEFT, 20)        /* broker to process: endpoint = member, a = topic, payload = gone member */ \
-  X(RETAINED_READ, 21) /* a = topic, b = offset; reply payload = messages (see above) */          \
-  X(KV_BIND, 22)       /* a = namespace, payload = milliseconds (frame_expire) */                 \
-  X(KV_TAKE, 23)       /* a = namespace, b = key; reply payload = value */
+  X(LEFT, 20)        /* broker to process: endpoint = member, a = topic, payload = gone member */  \
+  X(RETAINED_READ, 21) /* a = topic, b = offset; reply payload = messages (see above) */           \
+  X(KV_BIND, 22)       /* a = namespace, payload = milliseconds (frame_expire) */                  \
+  X(KV_TAKE, 23)       /* a = namespace, b = key; reply payload = value */                         \
+  X(HANDOFF, 24)       /* a = topic, payload = bytes, one descriptor alongside (see above) */
 
 /* Members (broker_presence.c): a SUBSCRIBE whose payload is not empty
  * makes the endpoint a *member* of the topic, the payload its tag (opaque,
@@ -158,12 +170,14 @@
   X(MAX_QUEUED_BYTES, maxQueuedBytes) /* the largest one connection's queue has been */            \
   X(QUEUE_LIMIT, queueLimit)                                                                       \
   X(MAX_FRAME_SIZE, maxFrameSize)                                                                  \
-  X(SHARED_DELIVERED, sharedDeliveries) /* deliveries whose payload was read from the pool */     \
-  X(RETAINED_MESSAGES, retainedMessages)  /* messages held in the topics' logs now */              \
-  X(RETAINED_BYTES, retainedBytes)        /* memory the logs hold now */                           \
-  X(RETAINED_DROPPED, retainedDropped)    /* messages dropped for a limit, all told */             \
+  X(SHARED_DELIVERED, sharedDeliveries)     /* deliveries whose payload was read from the pool */  \
+  X(RETAINED_MESSAGES, retainedMessages)    /* messages held in the topics' logs now */            \
+  X(RETAINED_BYTES, retainedBytes)          /* memory the logs hold now */                         \
+  X(RETAINED_DROPPED, retainedDropped)      /* messages dropped for a limit, all told */           \
   X(RETAINED_REFUSED, retainedReadsRefused) /* reads answered MISSING, all told */                 \
-  X(NAMESPACES_BOUND, boundClients)       /* namespaces bound to a connection now */
+  X(NAMESPACES_BOUND, boundClients)         /* namespaces bound to a connection now */             \
+  X(HANDOFFS, handoffs)                     /* descriptors passed on (FRAME_HANDOFF) */            \
+  X(HANDOFFS_REFUSED, handoffsRefused)      /* ... closed instead: no subscriber, or it lagged */
 
 /* The options' defaults, X(jsName, value): lib/options.js's DEFAULTS. */
 #define FRAME_DEFAULT_LIST(X)                                                                      \
@@ -380,8 +394,7 @@ int frame_retained_head_parse(const uint8_t *payload, size_t len, uint32_t *left
 /* The entry at *pos of a reply's payload (start at
  * FRAME_RETAINED_HEAD_SIZE): 1 with *out filled and *pos moved past it, 0
  * at the end, -1 when malformed (an entry runs past the end). */
-int frame_retained_next(const uint8_t *payload, size_t len, size_t *pos,
-                        frame_retained_entry *out);
+int frame_retained_next(const uint8_t *payload, size_t len, size_t *pos, frame_retained_entry *out);
 
 /* ---- whole frames with the shared flag ----------------------------------- */
 
@@ -408,6 +421,10 @@ void frame_set_publisher(uint8_t *dst, uint32_t publisher);
 #define FRAME_LOCAL_DELIVERED 0x8000u
 /* Sets the marks in set and clears those in clear, on the frame at dst. */
 void frame_mark_local(uint8_t *dst, uint16_t set, uint16_t clear);
+
+/* Writes request_id into the header of the frame at dst (a received
+ * FRAME_HANDOFF: see above). */
+void frame_set_request_id(uint8_t *dst, uint32_t request_id);
 
 /* Little-endian helpers, for this module and the tests' hand-made bytes:
  * the rest of the engine reads and writes the wire through the functions

@@ -4,6 +4,7 @@
  * deterministic. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "broker.h"
 #include "check.h"
+#include "fdpass.h"
 #include "frame.h"
 #include "shm.h"
 
@@ -1395,6 +1397,188 @@ static void test_shared_scarce(void) {
   b = saved;
 }
 
+/* ---- hand-offs: a descriptor passed on to one subscriber ---------------- */
+
+static int count_open_fds(void) {
+  int count = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) != -1) count++;
+  return count;
+}
+
+/* What an open descriptor refers to ("pipe:[1234]"), so that one passed
+ * on can be recognised on the other side. */
+typedef struct marker {
+  char name[64];
+} fd_mark;
+
+static void marker_of(int fd, fd_mark *m) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(path, m->name, sizeof(m->name) - 1);
+  m->name[n > 0 ? n : 0] = 0;
+}
+
+static int same_marker(int fd, const fd_mark *m) {
+  fd_mark now;
+  marker_of(fd, &now);
+  return now.name[0] != 0 && strcmp(now.name, m->name) == 0;
+}
+
+static int marker_fd(fd_mark *m) {
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  close(p[1]);
+  marker_of(p[0], m);
+  return p[0];
+}
+
+/* Sends a HANDOFF from p with a copy of fd alongside. */
+static void send_handoff(peer *p, uint32_t endpoint, uint32_t id, const char *topic,
+                         const char *payload, int fd) {
+  uint8_t f[512];
+  uint32_t size = frame_encode(f, FRAME_HANDOFF, 0, endpoint, id, topic, strlen(topic), NULL, 0,
+                               payload, strlen(payload));
+  fdpass_queue out;
+  fdpass_init(&out);
+  if (fd >= 0) fdpass_push(&out, dup(fd));
+  CHECK(fdpass_send(p->fd, f, size, &out) == (ssize_t)size);
+  fdpass_free(&out);
+}
+
+/* The next frame for p, with the descriptors that came in *in. */
+static int next_frame_fds(peer *p, frame *f, uint8_t *payload, size_t cap, fdpass_queue *in) {
+  for (int tries = 0; tries < 2000; tries++) {
+    frame tmp;
+    if (frame_decode(p->in, p->len, UINT32_MAX, &tmp) == FRAME_OK) {
+      *f = tmp;
+      size_t n = tmp.payload_len < cap ? tmp.payload_len : cap;
+      if (payload && n) memcpy(payload, tmp.payload, n);
+      memmove(p->in, p->in + tmp.size, p->len - tmp.size);
+      p->len -= tmp.size;
+      if (f->type != FRAME_SHARED) return 0;
+      close(fdpass_pop(in)); /* the pool's, when offered: not wanted here */
+      continue;
+    }
+    turn(1);
+    int got = 0, truncated = 0;
+    ssize_t r = fdpass_recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, in, &got, &truncated);
+    if (r > 0) p->len += (size_t)r;
+    if (r == 0) return -1;
+    if (tries > 100) sleep_ms(1);
+  }
+  return -1;
+}
+
+/* A process that may or may not be offered the pool (it has been given
+ * out by now); its hello answered. */
+static void handoff_peer_open(peer *p) {
+  memset(p, 0, sizeof(*p));
+  p->pool_fd = -1;
+  CHECK(broker_connect_pair(b, &p->fd) == 0);
+  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
+  frame_hello_write(hello, 1u << 20);
+  send_frame(p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
+  frame f;
+  fdpass_queue in;
+  fdpass_init(&in);
+  CHECK(next_frame_fds(p, &f, NULL, 0, &in) == 0 && f.type == FRAME_HELLO);
+  /* The offer, if any, came in the same message as the hello. */
+  if (take_frame(p, &f)) CHECK(f.type == FRAME_SHARED);
+  fdpass_free(&in);
+}
+
+static void test_handoff(void) {
+  peer *from = calloc(1, sizeof(peer));
+  peer *to = calloc(1, sizeof(peer));
+  handoff_peer_open(from);
+  handoff_peer_open(to);
+  CHECK(request(to, FRAME_SUBSCRIBE, 7, "own:to", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  int before = count_open_fds();
+  uint64_t passed = stat(FRAME_STAT_HANDOFFS);
+  uint64_t refused = stat(FRAME_STAT_HANDOFFS_REFUSED);
+
+  /* Passed on: the receiver gets the payload and the same open file. */
+  fd_mark ino;
+  int marker = marker_fd(&ino);
+  send_handoff(from, 1, 55, "own:to", "GET / HTTP/1.1", marker);
+  fdpass_queue in;
+  fdpass_init(&in);
+  frame f;
+  uint8_t payload[64];
+  CHECK(next_frame_fds(to, &f, payload, sizeof(payload), &in) == 0);
+  CHECK(f.type == FRAME_HANDOFF && f.endpoint == 7 && f.request_id == 0);
+  CHECK(f.payload_len == 14 && memcmp(payload, "GET / HTTP/1.1", 14) == 0);
+  CHECK(fdpass_count(&in) == 1);
+  int got = fdpass_pop(&in);
+  CHECK(got >= 0 && same_marker(got, &ino));
+  close(got);
+  CHECK(next_frame(from, &f, NULL, 0) == 0);
+  CHECK(f.type == FRAME_REPLY && f.request_id == 55 && f.status == FRAME_STATUS_OK);
+  CHECK(stat(FRAME_STAT_HANDOFFS) == passed + 1);
+
+  /* Several in a row keep their order. */
+  fd_mark inos[40];
+  for (int i = 0; i < 40; i++) {
+    int m = marker_fd(&inos[i]);
+    char text[16];
+    snprintf(text, sizeof(text), "n%d", i);
+    send_handoff(from, 1, 0, "own:to", text, m);
+    close(m);
+  }
+  int bad = 0;
+  for (int i = 0; i < 40; i++) {
+    char text[16];
+    snprintf(text, sizeof(text), "n%d", i);
+    if (next_frame_fds(to, &f, payload, sizeof(payload), &in) != 0) {
+      bad++;
+      break;
+    }
+    int fd = fdpass_pop(&in);
+    if (f.type != FRAME_HANDOFF || f.payload_len != strlen(text) ||
+        memcmp(payload, text, f.payload_len) != 0 || fd < 0 || !same_marker(fd, &inos[i])) {
+      bad++;
+    }
+    if (fd >= 0) close(fd);
+  }
+  CHECK(bad == 0);
+
+  /* No subscriber: refused, and the broker keeps nothing. */
+  send_handoff(from, 1, 56, "own:nobody", "x", marker);
+  CHECK(next_frame(from, &f, NULL, 0) == 0);
+  CHECK(f.type == FRAME_REPLY && f.request_id == 56 && f.status == FRAME_STATUS_MISSING);
+  /* Never back to the sending endpoint itself. */
+  CHECK(request(from, FRAME_SUBSCRIBE, 1, "own:from", NULL, NULL, 0, NULL, NULL) ==
+        FRAME_STATUS_OK);
+  send_handoff(from, 1, 57, "own:from", "x", marker);
+  CHECK(next_frame(from, &f, NULL, 0) == 0);
+  CHECK(f.type == FRAME_REPLY && f.request_id == 57 && f.status == FRAME_STATUS_MISSING);
+  CHECK(stat(FRAME_STAT_HANDOFFS_REFUSED) == refused + 2);
+  close(marker);
+  turn(2);
+  CHECK(count_open_fds() == before);
+
+  /* The receiver goes away with hand-offs on their way to it: nothing
+   * stays open here. */
+  for (int i = 0; i < 5; i++) {
+    int m = marker_fd(&ino);
+    send_handoff(from, 1, 0, "own:to", "late", m);
+    close(m);
+  }
+  turn(1);
+  fdpass_free(&in);
+  peer_close(to);
+  turn(4);
+  CHECK(count_open_fds() == before - 2); /* and both ends of to's channel */
+
+  /* A hand-off frame without its descriptor: the sender is cut off. */
+  send_handoff(from, 1, 58, "own:from", "x", -1);
+  CHECK(cut_with(from, "without its descriptor"));
+  peer_close(from);
+  free(from);
+  free(to);
+}
+
 int main(void) {
   broker_options options;
   broker_options_default(&options);
@@ -1424,6 +1608,7 @@ int main(void) {
   test_shared_gone();
   test_shared_live_owner();
   test_shared_scarce();
+  test_handoff();
   broker_stop(b);
   return check_report("broker");
 }

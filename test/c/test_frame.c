@@ -259,7 +259,7 @@ static void test_header_read(void) {
 /* The lists JavaScript gets: values without gaps, counters in order. */
 #define NAME_OF_STAT(name, js_name) #js_name,
 static void test_lists(void) {
-  CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_KV_TAKE);
+  CHECK(FRAME_HELLO == 1 && FRAME_TYPE_MAX == FRAME_HANDOFF);
   CHECK(FRAME_STATUS_OK == 0 && FRAME_STATUS_MAX == FRAME_STATUS_BAD_REQUEST);
   CHECK(FRAME_FLAG_BARRIER == 1 && FRAME_FLAG_SHARED == 2 && FRAME_FLAG_REMOTE == 4 &&
         FRAME_FLAG_RETAIN == 8 && FRAME_FLAG_UNROUTED == 16);
