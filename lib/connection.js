@@ -366,6 +366,25 @@ Connection.prototype.write = function (request, id) {
     request.flags || 0, request.now === true);
 };
 
+// Hands a descriptor and bytes to the subscriber of topic (another
+// process's endpoint): a duplicate of fd goes through the broker, the
+// caller keeps fd. callback(err, status, payload) once the broker passed it
+// on (STATUS.OK) or closed it (no subscriber: STATUS.MISSING). A failure
+// to send at all throws.
+Connection.prototype.handoff = function (endpoint, topic, payload, fd, callback) {
+  if (this.state === 'closed' || this.failure) throw this.error();
+  var id = this.nextRequest;
+  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  try {
+    native.channelHandoff(this.channel, endpoint, id, topic, payload, fd);
+  } catch (err) {
+    if (err.code === 'ERR_CLUSTER_STORE_CLOSED') this.lost(err.message);
+    throw err;
+  }
+  this.pending.set(id, callback);
+  if (this.pending.size === 1) this.updateRef();
+};
+
 // Blocks until the broker has taken in everything every process had sent
 // before this call, then delivers what that brought to this process. Used
 // where socket.io must know the cluster's state before it answers a request.
@@ -441,6 +460,16 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
     // A member of a topic this endpoint is a member of came or went.
     var member = this.endpoints.get(words[i + W_ENDPOINT]);
     if (member && member.onMember) member.onMember(type === TYPE.JOINED, bytes.toString('utf8', start, aEnd), payload);
+  } else if (type === TYPE.HANDOFF) {
+    // The frame names its descriptor (plus one): from here it is ours to
+    // adopt or close.
+    var fd = words[i + W_REQUEST_ID] - 1;
+    var receiver = this.endpoints.get(words[i + W_ENDPOINT]);
+    if (!receiver || typeof receiver.onHandoff !== 'function') {
+      native.closeFd(fd);
+      return;
+    }
+    receiver.onHandoff(bytes.toString('utf8', start, aEnd), Buffer.from(payload), fd);
   } else if (type === TYPE.REPLY) {
     var callback = this.pending.get(words[i + W_REQUEST_ID]);
     if (callback) {

@@ -1,0 +1,520 @@
+'use strict';
+// socket.io 4 without sticky sessions: each engine.io session belongs to
+// the worker that created it, and a request for it that reaches another
+// worker is handed to the owner with its TCP connection.
+//
+// The session id says who owns it: generateId is wrapped to put this
+// process's tag in front ("<tag>_<id>"). Every worker that enables this
+// subscribes to a topic of its own, named after its tag. A gate sits between
+// each TCP connection of the HTTP server and node's HTTP parser: it reads
+// the request head, and when the request names a session another worker
+// owns, it waits until this worker has answered what it was already asked
+// on that connection, stops reading, and hands the descriptor and the bytes
+// read so far to the owner's topic (the broker passes both, see
+// src/broker_handoff.c). The owner adopts the socket as a connection of its
+// own server and replays the bytes into it; later requests on the same
+// keep-alive connection go through the owner's gate, and on again if they
+// belong elsewhere. When the owner is gone (no subscriber), the request is
+// served here, and engine.io answers "Session ID unknown" so the client
+// starts a new session. Nothing of this runs in the primary.
+//
+// HTTPS: a TLS connection cannot move (its keys live in this process), so
+// the gate sits behind TLS, and a foreign request's connection is relayed
+// instead: its plaintext goes to the owner through the broker as messages,
+// where a stand-in socket feeds the owner's HTTP server, and the answers
+// come back the same way (lib/handoff-relay.js).
+
+var net = require('net');
+var tls = require('tls');
+var debug = require('debug')('socket.io-cluster-store:handoff');
+var connection = require('./connection');
+var protocol = require('./protocol');
+var relay = require('./handoff-relay');
+
+var TYPE = protocol.TYPE;
+var STATUS = protocol.STATUS;
+var TOPIC_PREFIX = 'socket.io-cluster-store:handoff:';
+var TAG_PATTERN = /^[0-9a-z]{1,12}$/;
+// A request head larger than this is not looked into: the HTTP server gets
+// it as it is (and refuses it, past its own maxHeaderSize).
+var MAX_HEAD = 64 * 1024;
+var kGate = Symbol('socket.io-cluster-store:gate');
+var kReplay = Symbol('socket.io-cluster-store:replay');
+var kSite = Symbol('socket.io-cluster-store:site');
+
+var HEAD = 0;
+var BODY = 1;
+var CHUNKED = 2;
+var HOLD = 3;
+var THROUGH = 4;
+
+// ---- the process's receiver: one topic, every server of the process -------
+
+var receiver = null;
+
+function Receiver() {
+  this.connection = connection.forProcess();
+  this.tag = process.pid.toString(36);
+  this.topic = TOPIC_PREFIX + this.tag;
+  this.sites = new Set();
+  this.stats = { handedOff: 0, adopted: 0, servedHere: 0, relayed: 0 };
+  this.endpoint = this.connection.addEndpoint(this);
+  this.relay = relay.create(this);
+  this.ready = this.subscribe();
+}
+
+Receiver.prototype.subscribe = function () {
+  var self = this;
+  return new Promise(function (resolve) {
+    var waiting = 2;
+    function done(err) {
+      if (err) debug('subscribing failed: %s', err.message);
+      if (--waiting === 0) resolve();
+    }
+    [self.topic, self.relay.topic].forEach(function (topic) {
+      self.connection.send({ type: TYPE.SUBSCRIBE, endpoint: self.endpoint, topic: topic,
+        client: undefined, key: undefined, payload: undefined, flags: 0, now: true,
+        callback: done });
+    });
+  });
+};
+
+// The endpoint's side of lib/connection.js.
+Receiver.prototype.onMessage = function (topic, payload) { this.relay.onMessage(payload); };
+Receiver.prototype.onChannelError = function (err) {
+  debug('channel error: %s', err.message);
+  this.relay.onChannelError(err);
+};
+Receiver.prototype.onReconnect = function () {};
+Receiver.prototype.resubscribe = function () { this.ready = this.subscribe(); };
+
+// A connection handed to this process: adopted by the server listening on
+// its local port, its bytes replayed there.
+Receiver.prototype.onHandoff = function (topic, bytes, fd) {
+  var socket;
+  try {
+    socket = new net.Socket({ fd: fd, readable: true, writable: true });
+  } catch (err) {
+    debug('could not adopt a connection: %s', err.message);
+    require('./native').closeFd(fd);
+    return;
+  }
+  var site = this.siteFor(socket.localPort);
+  if (!site) {
+    debug('no server here listens on port %d: connection closed', socket.localPort);
+    socket.destroy();
+    return;
+  }
+  this.stats.adopted++;
+  var server = site.server;
+  server._connections++;
+  socket.server = server;
+  socket._server = server;
+  socket[kReplay] = bytes;
+  server.emit('connection', socket);
+};
+
+Receiver.prototype.siteFor = function (port) {
+  var found = null;
+  this.sites.forEach(function (site) {
+    var address = site.server.address();
+    if (!found && address && address.port === port) found = site;
+  });
+  return found;
+};
+
+// Hands fd and bytes to the owner of tag; callback(true) once the broker
+// passed them on, (false) when it could not (the owner is gone).
+Receiver.prototype.send = function (tag, bytes, fd, callback) {
+  try {
+    this.connection.handoff(this.endpoint, TOPIC_PREFIX + tag, bytes, fd, function (err, status) {
+      if (err) debug('hand-off failed: %s', err.message);
+      callback(!err && status === STATUS.OK);
+    });
+  } catch (err) {
+    debug('hand-off failed: %s', err.message);
+    process.nextTick(callback, false);
+  }
+};
+
+function getReceiver() {
+  if (!receiver) receiver = new Receiver();
+  return receiver;
+}
+
+// ---- who owns a session ----------------------------------------------------
+
+function tagOf(sid) {
+  var at = sid.indexOf('_');
+  if (at <= 0) return null;
+  var tag = sid.slice(0, at);
+  return TAG_PATTERN.test(tag) ? tag : null;
+}
+
+// The sid= of a request target, or null.
+function sidOf(target) {
+  var q = target.indexOf('?');
+  if (q < 0) return null;
+  var at = target.indexOf('sid=', q);
+  while (at > 0 && target[at - 1] !== '?' && target[at - 1] !== '&')
+    at = target.indexOf('sid=', at + 4);
+  if (at < 0) return null;
+  var end = target.indexOf('&', at);
+  var value = target.slice(at + 4, end < 0 ? target.length : end);
+  try {
+    return decodeURIComponent(value);
+  } catch (err) {
+    return value;
+  }
+}
+
+// ---- the gate: between a connection and the HTTP parser --------------------
+
+function Gate(socket, site) {
+  this.socket = socket;
+  this.site = site;
+  this.emit = socket.emit; // the socket's own, to feed the HTTP server
+  this.state = HEAD;
+  this.head = null; // bytes of a request head not yet complete
+  this.remaining = 0; // body bytes left (BODY), or of the current chunk (CHUNKED)
+  this.chunk = null; // CHUNKED: 'size', 'data', 'crlf', 'trailer'
+  this.line = ''; // CHUNKED: the line being read
+  this.held = null; // HOLD: the bytes of a request for another worker, and all after
+  this.owner = null; // HOLD: its owner's tag
+  this.forwarded = 0; // requests given to the HTTP server
+  this.answered = 0; // ... and answered
+  this.handing = false;
+  this.serveHere = false; // the next request is served here whoever owns it
+}
+
+Gate.prototype.pass = function (bytes) {
+  if (bytes.length > 0) this.emit.call(this.socket, 'data', bytes);
+};
+
+Gate.prototype.through = function (bytes) {
+  this.state = THROUGH;
+  delete this.socket.emit; // the socket's own emit from now on
+  this.pass(bytes);
+};
+
+Gate.prototype.onData = function (data) {
+  while (data && data.length > 0 && !this.socket.destroyed) {
+    switch (this.state) {
+      case HEAD: data = this.onHead(data); break;
+      case BODY: {
+        var n = Math.min(this.remaining, data.length);
+        this.remaining -= n;
+        if (this.remaining === 0) this.state = HEAD;
+        this.pass(data.subarray(0, n));
+        data = data.subarray(n);
+        break;
+      }
+      case CHUNKED: data = this.onChunked(data); break;
+      case HOLD:
+        this.held.push(data);
+        return;
+      default:
+        this.pass(data);
+        return;
+    }
+  }
+};
+
+// Reads a request head; once complete, decides where the request goes.
+// Returns the bytes after what it took.
+Gate.prototype.onHead = function (data) {
+  var buf = this.head ? Buffer.concat([this.head, data]) : data;
+  // Empty lines between requests are allowed (RFC 9112, 2.2).
+  var start = 0;
+  while (start < buf.length && (buf[start] === 13 || buf[start] === 10)) start++;
+  var end = buf.indexOf('\r\n\r\n', start, 'latin1');
+  if (end < 0) {
+    if (buf.length - start > MAX_HEAD) {
+      this.head = null;
+      this.through(buf); // not ours to judge: the HTTP server refuses it
+      return null;
+    }
+    this.head = buf;
+    return null;
+  }
+  this.head = null;
+  var headEnd = end + 4;
+  var text = buf.toString('latin1', start, headEnd);
+  var request = parseHead(text);
+  var rest = buf.subarray(headEnd);
+  if (!request) {
+    this.through(buf);
+    return null;
+  }
+  var owner = this.serveHere ? null : this.site.ownerOf(request);
+  debug('%s %s -> %s (%d bytes, rest %d)', request.method, request.target, owner || 'here', headEnd, rest.length);
+  this.serveHere = false;
+  if (owner) {
+    this.state = HOLD;
+    this.owner = owner;
+    this.held = [buf.subarray(start)]; // the head and whatever followed it
+    this.handOff();
+    return null;
+  }
+  this.forwarded++;
+  if (request.upgrade) {
+    this.through(buf);
+    return null;
+  }
+  if (request.chunked) {
+    this.state = CHUNKED;
+    this.chunk = 'size';
+    this.line = '';
+  } else if (request.length > 0) {
+    this.state = BODY;
+    this.remaining = request.length;
+  }
+  this.pass(buf.subarray(0, headEnd));
+  return rest;
+};
+
+// Follows a chunked body through to its end, passing every byte on.
+Gate.prototype.onChunked = function (data) {
+  var i = 0;
+  while (i < data.length && this.state === CHUNKED) {
+    if (this.chunk === 'data') {
+      var n = Math.min(this.remaining, data.length - i);
+      i += n;
+      this.remaining -= n;
+      if (this.remaining === 0) {
+        this.chunk = 'crlf';
+        this.remaining = 2;
+      }
+    } else if (this.chunk === 'crlf') {
+      i++;
+      if (--this.remaining === 0) this.chunk = 'size';
+    } else {
+      var nl = data.indexOf(10, i);
+      var upto = nl < 0 ? data.length : nl + 1;
+      this.line += data.toString('latin1', i, upto);
+      i = upto;
+      if (this.line.length > MAX_HEAD) {
+        this.through(data.subarray(0, i)); // malformed: the HTTP server says so
+        return data.subarray(i);
+      }
+      if (nl < 0) continue;
+      var line = this.line.trim();
+      this.line = '';
+      if (this.chunk === 'trailer') {
+        if (line === '') this.state = HEAD;
+        continue;
+      }
+      var size = parseInt(line.split(';')[0], 16);
+      if (!(size >= 0)) {
+        this.through(data.subarray(0, i));
+        return data.subarray(i);
+      }
+      if (size === 0) {
+        this.chunk = 'trailer';
+      } else {
+        this.chunk = 'data';
+        this.remaining = size;
+      }
+    }
+  }
+  this.pass(data.subarray(0, i));
+  return data.subarray(i);
+};
+
+// A request this worker answered (its response went to the socket).
+Gate.prototype.onAnswered = function () {
+  this.answered++;
+  if (this.state === HOLD) this.handOff();
+};
+
+// Hands the connection to the owner of the held request, once this worker
+// has answered everything it was asked on it and written it all out.
+Gate.prototype.handOff = function () {
+  var self = this;
+  var socket = this.socket;
+  if (this.handing || this.state !== HOLD || socket.destroyed) return;
+  if (this.answered < this.forwarded) return; // onAnswered comes back here
+  if (socket.writableLength > 0) {
+    socket.once('drain', function () { self.handOff(); });
+    return;
+  }
+  if (socket.readableLength > 0) {
+    // Read while the HTTP server had paused it: into the gate first.
+    socket.resume();
+    setImmediate(function () { self.handOff(); });
+    return;
+  }
+  if (this.site.secure) {
+    this.handing = true;
+    this.site.receiver.relay.forward(this);
+    return;
+  }
+  var handle = socket._handle;
+  if (!handle || typeof handle.fd !== 'number' || handle.fd < 0) {
+    this.serveLocally();
+    return;
+  }
+  this.handing = true;
+  // Nothing more is read here: what the kernel holds goes with the
+  // descriptor. (reading stays true, so the stream does not start it again.)
+  handle.readStop();
+  var bytes = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held);
+  var site = this.site;
+  site.receiver.send(this.owner, bytes, handle.fd, function (passed) {
+    self.handing = false;
+    if (passed) {
+      site.receiver.stats.handedOff++;
+      debug('connection handed to %s', self.owner);
+      socket.destroy();
+      return;
+    }
+    if (!socket.destroyed && socket._handle) socket._handle.readStart();
+    self.serveLocally();
+  });
+};
+
+// The owner is gone: the request is served here (engine.io answers that it
+// does not know the session, and the client starts a new one).
+Gate.prototype.serveLocally = function () {
+  var held = this.held;
+  this.held = null;
+  this.state = HEAD;
+  this.serveHere = true;
+  this.site.receiver.stats.servedHere++;
+  this.onData(held.length === 1 ? held[0] : Buffer.concat(held));
+};
+
+// The request line and what the gate needs of the headers, or null when
+// the head is not one it can follow (the HTTP server gets it as it is).
+function parseHead(text) {
+  var lineEnd = text.indexOf('\r\n');
+  var first = text.slice(0, lineEnd).split(' ');
+  if (first.length !== 3) return null;
+  var request = { method: first[0], target: first[1], length: 0, chunked: false, upgrade: false };
+  var lines = text.slice(lineEnd + 2).split('\r\n');
+  var lengths = 0;
+  for (var i = 0; i < lines.length; i++) {
+    var colon = lines[i].indexOf(':');
+    if (colon <= 0) continue;
+    var name = lines[i].slice(0, colon).trim().toLowerCase();
+    var value = lines[i].slice(colon + 1).trim();
+    if (name === 'content-length') {
+      if (!/^\d+$/.test(value)) return null;
+      request.length = Number(value);
+      lengths++;
+    } else if (name === 'transfer-encoding') {
+      if (!/(^|,)\s*chunked\s*$/i.test(value)) return null;
+      request.chunked = true;
+    } else if (name === 'upgrade') {
+      request.upgrade = true;
+    }
+  }
+  if (lengths > 1 || (lengths && request.chunked)) return null;
+  return request;
+}
+
+// ---- a site: one HTTP(S) server and its engine ------------------------------
+
+function Site(server, engine, path, r) {
+  this.server = server;
+  this.engine = engine;
+  this.path = path;
+  this.receiver = r;
+  this.secure = server instanceof tls.Server;
+}
+
+// The tag of the worker that owns the request's session, when that is
+// another worker; null when the request is for this one (or for no session).
+Site.prototype.ownerOf = function (request) {
+  if (request.target.lastIndexOf(this.path, 0) !== 0) return null;
+  var sid = sidOf(request.target);
+  if (!sid || this.engine.clients[sid]) return null;
+  var tag = tagOf(sid);
+  return tag && tag !== this.receiver.tag ? tag : null;
+};
+
+Site.prototype.install = function () {
+  var self = this;
+  var server = this.server;
+  // TLS: the gate sees the plaintext (secureConnection); otherwise the
+  // connection's bytes (connection).
+  var event = this.secure ? 'secureConnection' : 'connection';
+  server.prependListener(event, function (socket) {
+    var gate = new Gate(socket, self);
+    socket[kGate] = gate;
+    // node's HTTP server would read the connection itself (in C++, past
+    // any JavaScript): it reads through 'data' events instead, and the
+    // gate decides what it gets.
+    if (socket._handle) socket._handle._consumed = true;
+    socket.emit = function (name, data) {
+      if (name === 'data' && this[kGate] && this[kGate].state !== THROUGH)
+        return this[kGate].onData(data), true;
+      return gate.emit.apply(this, arguments);
+    };
+  });
+  server.on(event, function (socket) {
+    var bytes = socket[kReplay];
+    if (!bytes) return;
+    socket[kReplay] = null;
+    socket[kGate].onData(bytes);
+  });
+  server.prependListener('request', function (req, res) {
+    var gate = req.socket && req.socket[kGate];
+    if (!gate) return;
+    var once = false;
+    function answered() {
+      if (once) return;
+      once = true;
+      gate.onAnswered();
+    }
+    res.once('finish', answered);
+    res.once('close', answered);
+  });
+  this.receiver.sites.add(this);
+  if (this.secure) this.receiver.relay.serve(this);
+};
+
+// ---- the API -----------------------------------------------------------------
+
+// enable(io[, options]): hands requests for sessions of other workers to
+// them. io: a socket.io 4 Server attached to its HTTP(S) server (or an
+// engine.io Server, with options.server). options.server: the HTTP(S)
+// server, when io is not attached to one; options.path: engine.io's path.
+function enable(io, options) {
+  options = options || {};
+  var engine = io && io.engine ? io.engine : io;
+  var server = options.server || (io && io.httpServer);
+  if (!engine || typeof engine.generateId !== 'function' || !engine.clients)
+    throw new TypeError('socket.io-cluster-store: handoff(io) needs a socket.io 4 Server (or an ' +
+      'engine.io Server)');
+  if (!server || typeof server.prependListener !== 'function' || !(server instanceof net.Server))
+    throw new TypeError('socket.io-cluster-store: handoff(io) needs io attached to its HTTP ' +
+      'server first (io.attach(server) or new Server(server)), or { server } in the options');
+  if (server[kSite]) return server[kSite];
+  var path = options.path || (engine.opts && engine.opts.path) ||
+    (typeof io.path === 'function' ? io.path() + '/' : '/socket.io/');
+  var r = getReceiver();
+  var site = new Site(server, engine, path, r);
+  server[kSite] = site;
+  site.install();
+  var generate = engine.generateId;
+  engine.generateId = function (req) {
+    var self = this;
+    // The subscription is live before any session names this worker.
+    return r.ready.then(function () { return generate.call(self, req); }).then(function (id) {
+      return r.tag + '_' + id;
+    });
+  };
+  return site;
+}
+
+function stats() {
+  return receiver ? Object.assign({}, receiver.stats) : { handedOff: 0, adopted: 0, servedHere: 0,
+    relayed: 0 };
+}
+
+module.exports = enable;
+module.exports.enable = enable;
+module.exports.stats = stats;
+module.exports.tagOf = tagOf;
+module.exports._kGate = kGate;
