@@ -1,0 +1,372 @@
+'use strict';
+// socket.io 4 without sticky sessions (lib/handoff.js): 4 real cluster
+// workers on one port with node's round robin, socket.io 4.8 and its
+// client, and raw HTTP where the test must control the connection (one
+// keep-alive connection for two sessions, a body split across packets).
+// Each session's requests must reach the worker that owns it, whatever
+// worker the connection lands on.
+
+var assert = require('assert');
+var fs = require('fs');
+var http = require('http');
+var net = require('net');
+var os = require('os');
+var path = require('path');
+var childProcess = require('child_process');
+var ioc = require('socket.io-client-v4');
+var harness = require('./support/harness');
+var processes = require('./support/processes');
+
+var WORKERS = 4;
+
+function request(port, options) {
+  return new Promise(function (resolve, reject) {
+    var body = options.body;
+    var headers = Object.assign({}, options.headers);
+    if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
+    var req = http.request({ host: '127.0.0.1', port: port, method: options.method || 'GET',
+      path: options.path, agent: options.agent === undefined ? false : options.agent,
+      headers: headers }, function (res) {
+      var chunks = [];
+      res.on('data', function (d) { chunks.push(d); });
+      res.on('end', function () {
+        resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString(),
+          socket: req.socket });
+      });
+    });
+    req.setTimeout(10000, function () { req.destroy(new Error('no answer in 10 s: ' + options.path)); });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+var EIO = '/socket.io/?EIO=4&transport=polling';
+
+// A new engine.io session over polling, its socket.io connection made:
+// { sid, tag } (the tag names the owning worker).
+async function openSession(port) {
+  var hs = await request(port, { path: EIO });
+  assert.strictEqual(hs.status, 200, 'handshake: ' + hs.body);
+  var sid = JSON.parse(hs.body.slice(1)).sid;
+  var connect = await request(port, { method: 'POST', path: EIO + '&sid=' + sid, body: '40' });
+  assert.strictEqual(connect.status, 200, 'connect: ' + connect.body);
+  var got = await request(port, { path: EIO + '&sid=' + sid });
+  assert.match(got.body, /^40/, 'the CONNECT answer');
+  return { sid: sid, tag: sid.split('_')[0] };
+}
+
+// Sessions owned by n different workers.
+async function sessionsOfDifferentOwners(port, n) {
+  var byTag = new Map();
+  for (var tries = 0; byTag.size < n && tries < 40; tries++) {
+    var s = await openSession(port);
+    if (!byTag.has(s.tag)) byTag.set(s.tag, s);
+  }
+  assert.strictEqual(byTag.size, n, 'sessions of ' + n + ' workers');
+  return Array.from(byTag.values());
+}
+
+function connectClient(port, options) {
+  var socket = ioc.io((options.scheme || 'http') + '://127.0.0.1:' + port, Object.assign({
+    forceNew: true, reconnection: false, timeout: 10000
+  }, options));
+  return new Promise(function (resolve, reject) {
+    socket.once('connect', function () { resolve(socket); });
+    socket.once('connect_error', function (err) {
+      socket.close();
+      reject(new Error('connect_error: ' + err.message));
+    });
+  });
+}
+
+function ask(socket, event, arg) {
+  return new Promise(function (resolve, reject) {
+    var timer = setTimeout(function () { reject(new Error('no ack to ' + event + ' in 10 s')); }, 10000);
+    function done(value) {
+      clearTimeout(timer);
+      resolve(value);
+    }
+    if (arg === undefined) socket.emit(event, done); else socket.emit(event, arg, done);
+  });
+}
+
+function handoffStats(c, ids) {
+  return c.runAll(ids || liveIds(c), function (ctx) { return ctx.handoff.stats(); });
+}
+
+// The workers that have not exited.
+function liveIds(c) {
+  return c.workerIds.filter(function (id) {
+    return !c.exits.some(function (e) { return e.worker === id; });
+  });
+}
+
+function sum(list, key) {
+  return list.reduce(function (n, s) { return n + s[key]; }, 0);
+}
+
+function openFds(pid) {
+  try {
+    return fs.readdirSync('/proc/' + pid + '/fd').length;
+  } catch (err) {
+    return null;
+  }
+}
+
+describe('socket.io 4 without sticky sessions: ' + WORKERS + ' workers, round robin', function () {
+  this.timeout(60000);
+  var c;
+
+  before(async function () {
+    c = await harness.start({ workers: WORKERS, env: { CS_SIO4: '1' } });
+  });
+
+  after(async function () {
+    if (c) await c.close();
+  });
+
+  [['polling'], ['polling', 'websocket'], ['websocket']].forEach(function (transports) {
+    it('serves ' + transports.join(' then ') + ' clients whichever worker each request reaches',
+      async function () {
+        var sockets = [];
+        try {
+          for (var i = 0; i < 12; i++) sockets.push(connectClient(c.port, { transports: transports }));
+          sockets = await Promise.all(sockets);
+          var owners = new Set();
+          for (var s of sockets) {
+            var who = await ask(s, 'whoami');
+            owners.add(who.worker);
+            // Each session's worker answers, and a 100 kB message (a
+            // POST of many packets) comes back whole.
+            assert.strictEqual(who.sid, s.io.engine.id);
+            var big = 'x'.repeat(100000) + who.sid;
+            assert.strictEqual(await ask(s, 'echo', big), big);
+            if (transports.length === 2) {
+              await processes.waitFor(function () { return s.io.engine.transport.name === 'websocket'; },
+                10000, 'the upgrade to websocket');
+            }
+          }
+          assert.ok(owners.size > 1, 'sessions on several workers: ' + Array.from(owners));
+        } finally {
+          sockets.forEach(function (s) { if (s && s.close) s.close(); });
+        }
+      });
+  });
+
+  it('follows one keep-alive connection that carries requests for two sessions of two workers',
+    async function () {
+      var sessions = await sessionsOfDifferentOwners(c.port, 2);
+      var agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      var before = sum(await handoffStats(c), 'handedOff');
+      var ports = new Set();
+      try {
+        for (var round = 0; round < 4; round++) {
+          for (var s of sessions) {
+            var text = 'round ' + round + ' of ' + s.sid + ' ' + 'y'.repeat(round * 30000);
+            var post = await request(c.port, { method: 'POST', path: EIO + '&sid=' + s.sid,
+              body: '421["echo",' + JSON.stringify(text) + ']', agent: agent });
+            assert.strictEqual(post.status, 200, 'POST: ' + post.body);
+            ports.add(post.socket.localPort);
+            var get = await request(c.port, { path: EIO + '&sid=' + s.sid, agent: agent });
+            assert.strictEqual(get.status, 200, 'GET: ' + get.body);
+            assert.strictEqual(get.body, '431[' + JSON.stringify(text) + ']');
+            ports.add(get.socket.localPort);
+          }
+        }
+      } finally {
+        agent.destroy();
+      }
+      assert.strictEqual(ports.size, 1, 'one connection carried every request');
+      var after = sum(await handoffStats(c), 'handedOff');
+      // Alternating sessions of two owners: the connection moved between them.
+      assert.ok(after - before >= 7, 'hand-offs: ' + (after - before));
+    });
+
+  it('takes a POST body split across TCP packets, with Content-Length and chunked', async function () {
+    var s = (await sessionsOfDifferentOwners(c.port, 1))[0];
+    var text = 'split ' + 'z'.repeat(5000);
+    var payload = Buffer.from('421["echo",' + JSON.stringify(text) + ']');
+    function raw(chunked) {
+      return new Promise(function (resolve, reject) {
+        var socket = net.connect(c.port, '127.0.0.1');
+        socket.setNoDelay(true);
+        var reply = '';
+        socket.setEncoding('latin1');
+        socket.on('data', function (d) {
+          reply += d;
+          if (/\r\n\r\n[\s\S]*ok/.test(reply)) {
+            socket.destroy();
+            resolve(reply);
+          }
+        });
+        socket.on('error', reject);
+        socket.on('close', function () { resolve(reply); });
+        var head = 'POST ' + EIO + '&sid=' + s.sid + ' HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+          'Content-Type: text/plain;charset=UTF-8\r\n' +
+          (chunked ? 'Transfer-Encoding: chunked\r\n\r\n' : 'Content-Length: ' + payload.length + '\r\n\r\n');
+        var parts = [];
+        if (chunked) {
+          var half = payload.length >> 1;
+          parts = [head + half.toString(16) + '\r\n', payload.subarray(0, half),
+            '\r\n' + (payload.length - half).toString(16) + '\r\n' + payload.subarray(half).toString('latin1'),
+            '\r\n0\r\n\r\n'];
+        } else {
+          parts = [head.slice(0, 20), head.slice(20) + payload.subarray(0, 7).toString('latin1'),
+            payload.subarray(7, 3000), payload.subarray(3000)];
+        }
+        // One write a turn, each after the last left: separate packets.
+        (function next(i) {
+          if (i === parts.length) return;
+          socket.write(parts[i], 'latin1', function () { setTimeout(next, 20, i + 1); });
+        })(0);
+      });
+    }
+    var before = sum(await handoffStats(c), 'handedOff');
+    // Four connections: round robin puts at least three on other workers.
+    for (var i = 0; i < 4; i++) {
+      var chunked = i % 2 === 1;
+      var reply = await raw(chunked);
+      assert.match(reply, /^HTTP\/1\.1 200/, (chunked ? 'chunked' : 'content-length') + ': ' + reply);
+      var get = await request(c.port, { path: EIO + '&sid=' + s.sid });
+      assert.strictEqual(get.body, '431[' + JSON.stringify(text) + ']');
+    }
+    var after = sum(await handoffStats(c), 'handedOff');
+    assert.ok(after - before >= 3, 'hand-offs: ' + (after - before));
+  });
+
+  it("answers 'Session ID unknown' for a session whose worker is gone, and the client reconnects",
+    async function () {
+      var w = await c.fork();
+      var client = ioc.io('http://127.0.0.1:' + c.port, { forceNew: true, transports: ['polling'],
+        reconnectionDelay: 100, reconnectionDelayMax: 200 });
+      try {
+        // A client whose session belongs to the new worker.
+        var who = null;
+        for (var tries = 0; tries < 12; tries++) {
+          if (!client.connected) await new Promise(function (r) { client.once('connect', r); });
+          who = await ask(client, 'whoami');
+          if (who.worker === w.id) break;
+          client.io.engine.close(); // a new session, on whatever worker takes it
+          await new Promise(function (r) { client.once('connect', r); });
+        }
+        assert.strictEqual(who.worker, w.id, 'a session on the worker to kill');
+        var oldSid = who.sid;
+        var disconnected = new Promise(function (r) { client.once('disconnect', r); });
+        c.kill(w.id, 'SIGKILL');
+        await c.waitExit(w.id, 10000);
+        await disconnected;
+        // Its sid is refused cleanly by whichever worker gets it.
+        for (var i = 0; i < WORKERS; i++) {
+          var stale = await request(c.port, { path: EIO + '&sid=' + oldSid });
+          assert.strictEqual(stale.status, 400);
+          assert.deepStrictEqual(JSON.parse(stale.body), { code: 1, message: 'Session ID unknown' });
+        }
+        await processes.waitFor(function () { return client.connected; }, 15000, 'the reconnect');
+        var again = await ask(client, 'whoami');
+        assert.notStrictEqual(again.worker, w.id);
+        assert.notStrictEqual(again.sid, oldSid);
+      } finally {
+        client.close();
+      }
+    });
+
+  it('leaks no descriptor when the receiving worker is killed with connections on their way to it',
+    async function () {
+      var w = await c.fork();
+      var sessions = [];
+      for (var tries = 0; sessions.length < 1 && tries < 40; tries++) {
+        var s = await openSession(c.port);
+        if (s.sid.indexOf(w.pid.toString(36) + '_') === 0) sessions.push(s);
+      }
+      assert.strictEqual(sessions.length, 1, 'a session on the new worker');
+      var others = liveIds(c).filter(function (id) { return id !== w.id; });
+      await new Promise(function (r) { setTimeout(r, 200); });
+      var fdsBefore = { master: openFds(c.pid) };
+      others.forEach(function (id) { fdsBefore[id] = openFds(c.workerPid(id)); });
+      // The receiver takes no new connections from the master (whose round
+      // robin would otherwise keep some for it: node's own), then stops:
+      // what is handed to it waits in the broker and in its channel's socket.
+      await c.run(w.id, function (ctx) { ctx.io.httpServer.close(); });
+      process.kill(w.pid, 'SIGSTOP');
+      var handedBefore = sum(await handoffStats(c, others), 'handedOff');
+      var ends = [];
+      var closed = 0;
+      // Connections for the stopped worker's session, which the other
+      // workers hand on to wait for it.
+      for (var i = 0; i < 8; i++) {
+        var socket = net.connect(c.port, '127.0.0.1');
+        socket.write('GET ' + EIO + '&sid=' + sessions[0].sid + ' HTTP/1.1\r\nHost: x\r\n\r\n');
+        socket.on('error', function () {});
+        socket.on('close', function () { closed++; });
+        ends.push(socket);
+      }
+      for (var waited = 0; sum(await handoffStats(c, others), 'handedOff') - handedBefore < 8; waited++) {
+        assert.ok(waited < 500, 'the connections handed on');
+        await new Promise(function (r) { setTimeout(r, 20); });
+      }
+      process.kill(w.pid, 'SIGKILL');
+      await c.waitExit(w.id, 10000);
+      // Every connection is closed: no process holds it any more.
+      await processes.waitFor(function () { return closed === ends.length; }, 10000,
+        function () { return closed + ' of ' + ends.length + ' connections closed'; });
+      await processes.waitFor(function () {
+        return openFds(c.pid) <= fdsBefore.master && others.every(function (id) {
+          return openFds(c.workerPid(id)) <= fdsBefore[id];
+        });
+      }, 10000, function () {
+        var now = { master: openFds(c.pid) };
+        others.forEach(function (id) { now[id] = openFds(c.workerPid(id)); });
+        return 'descriptors back to where they were: before ' + JSON.stringify(fdsBefore) +
+          ', now ' + JSON.stringify(now);
+      });
+    });
+});
+
+describe('socket.io 4 without sticky sessions over HTTPS', function () {
+  this.timeout(60000);
+  var c;
+  var dir;
+
+  before(async function () {
+    try {
+      childProcess.execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    } catch (err) {
+      this.skip(); // no openssl to make a test certificate with
+    }
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cs-tls-'));
+    childProcess.execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')],
+    { stdio: 'ignore' });
+    c = await harness.start({ workers: WORKERS, env: { CS_SIO4: '1', CS_TLS: dir } });
+  });
+
+  after(async function () {
+    if (c) await c.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  [['polling'], ['polling', 'websocket']].forEach(function (transports) {
+    it('serves ' + transports.join(' then ') + ' clients, relaying what cannot move', async function () {
+      var sockets = [];
+      var before = sum(await handoffStats(c), 'relayed');
+      try {
+        for (var i = 0; i < 8; i++) {
+          sockets.push(connectClient(c.port, { scheme: 'https', transports: transports,
+            rejectUnauthorized: false }));
+        }
+        sockets = await Promise.all(sockets);
+        for (var s of sockets) {
+          var who = await ask(s, 'whoami');
+          assert.strictEqual(who.sid, s.io.engine.id);
+          var big = 'x'.repeat(50000) + who.sid;
+          assert.strictEqual(await ask(s, 'echo', big), big);
+        }
+      } finally {
+        sockets.forEach(function (s) { if (s && s.close) s.close(); });
+      }
+      var after = sum(await handoffStats(c), 'relayed');
+      assert.ok(after > before, 'requests relayed to their owner');
+    });
+  });
+});
