@@ -47,6 +47,7 @@ var BODY = 1;
 var CHUNKED = 2;
 var HOLD = 3;
 var THROUGH = 4;
+var RELAY = 5;
 
 // ---- the process's receiver: one topic, every server of the process -------
 
@@ -213,6 +214,9 @@ Gate.prototype.onData = function (data) {
       case HOLD:
         this.held.push(data);
         return;
+      case RELAY:
+        this.site.receiver.relay.send(this, data);
+        return;
       default:
         this.pass(data);
         return;
@@ -345,7 +349,9 @@ Gate.prototype.handOff = function () {
     return;
   }
   if (this.site.secure) {
-    this.handing = true;
+    // This server's keep-alive timer must not close what is relayed now.
+    socket.setTimeout(0);
+    this.state = RELAY;
     this.site.receiver.relay.forward(this);
     return;
   }
@@ -431,6 +437,13 @@ Site.prototype.ownerOf = function (request) {
   if (!sid || this.engine.clients[sid]) return null;
   var tag = tagOf(sid);
   return tag && tag !== this.receiver.tag ? tag : null;
+};
+
+// A connection relayed here from a worker that could not hand it over
+// (lib/handoff-relay.js): the server takes the stand-in as a connection.
+Site.prototype.adoptRelayed = function (standIn, bytes) {
+  standIn[kReplay] = bytes;
+  this.server.emit('secureConnection', standIn);
 };
 
 Site.prototype.install = function () {
