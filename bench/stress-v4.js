@@ -19,7 +19,8 @@
 //                           [--json] [--verbose]
 //   npm run stress:v4 -- --clients 200
 //
-// Setups: handoff (node's round robin with this package's hand-off),
+// Setups: handoff (node's round robin with this package's hand-off;
+// handoff-os: the same with cluster.SCHED_NONE),
 // plain (node's round robin, @socket.io/cluster-adapter alone: expected to
 // fail, the table counts how), sticky (@socket.io/sticky in the primary).
 // Broadcasts across workers go through --adapter: 'cluster'
@@ -199,7 +200,7 @@ async function runOne(setup, transport, args) {
     });
     row.refused = refused;
     row.sessionUnknown = refused['1 Session ID unknown'] || 0;
-    if (setup === 'handoff') {
+    if (setup.indexOf('handoff') === 0) {
       row.handedOff = stats.reduce(function (n, w) { return n + (w.handoff ? w.handoff.handedOff : 0); }, 0);
     }
     row.workerExits = c.exits.length;

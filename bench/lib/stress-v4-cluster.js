@@ -5,6 +5,11 @@
 //
 //   handoff   node's round robin, this package's hand-off (lib/handoff.js);
 //             broadcasts across workers through STRESS_ADAPTER
+//   handoff-os  the same with cluster.SCHED_NONE: the workers accept from
+//             the shared socket themselves (the kernel spreads connections,
+//             less evenly), so the primary's JavaScript touches no
+//             connection at all (under round robin it accepts each one and
+//             passes it to a worker over IPC: node's own cost)
 //   plain     node's round robin, nothing else (what fails without sticky)
 //   sticky    @socket.io/sticky in the primary (round robin by sid)
 //
@@ -23,6 +28,7 @@ var http = require('http');
 var path = require('path');
 
 var SETUP = process.env.STRESS_SETUP || 'handoff';
+var HANDOFF = SETUP === 'handoff' || SETUP === 'handoff-os';
 var ADAPTER = process.env.STRESS_ADAPTER || 'cluster';
 var WORKERS = Number(process.env.STRESS_WORKERS) || 4;
 var ROOT = path.join(__dirname, '..', '..');
@@ -30,9 +36,9 @@ var ROOT = path.join(__dirname, '..', '..');
 if (cluster.isPrimary) primary(); else worker();
 
 function primary() {
-  if (SETUP === 'handoff') require(ROOT); // the broker, in the primary
+  if (HANDOFF) require(ROOT); // the broker, in the primary
   if (ADAPTER === 'cluster') require('@socket.io/cluster-adapter').setupPrimary();
-  cluster.schedulingPolicy = cluster.SCHED_RR;
+  cluster.schedulingPolicy = SETUP === 'handoff-os' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   // As @socket.io/sticky and @socket.io/cluster-adapter document: their
   // messages carry Buffers.
   cluster.setupPrimary({ serialization: 'advanced' });
@@ -85,11 +91,13 @@ function worker() {
   var server = http.createServer();
   var io = new Server(server, options);
   var refused = {};
+  var requests = 0;
+  server.on('request', function () { requests++; });
   io.engine.on('connection_error', function (err) {
     var key = err.code + ' ' + err.message;
     refused[key] = (refused[key] || 0) + 1;
   });
-  if (SETUP === 'handoff') require(path.join(ROOT, 'lib', 'handoff'))(io);
+  if (HANDOFF) require(path.join(ROOT, 'lib', 'handoff'))(io);
   io.on('connection', function (socket) {
     socket.on('ack', function (n, ack) { if (typeof ack === 'function') ack(id, n); });
     socket.on('join', function (room, ack) {
@@ -104,8 +112,8 @@ function worker() {
     if (m.name === 'emit') io.emit('bcast', id, m.arg);
     else if (m.name === 'room') io.to(m.arg.room).emit('roomcast', id, m.arg.k);
     else if (m.name === 'stats') {
-      value = { worker: id, clients: io.engine.clientsCount, refused: refused,
-        handoff: SETUP === 'handoff' ? require(path.join(ROOT, 'lib', 'handoff')).stats() : null,
+      value = { worker: id, clients: io.engine.clientsCount, refused: refused, requests: requests,
+        handoff: HANDOFF ? require(path.join(ROOT, 'lib', 'handoff')).stats() : null,
         cpu: process.cpuUsage() };
     }
     process.send({ type: 'answer', id: m.id, value: value });
