@@ -38,6 +38,9 @@ var TAG_PATTERN = /^[0-9a-z]{1,12}$/;
 // A request head larger than this is not looked into: the HTTP server gets
 // it as it is (and refuses it, past its own maxHeaderSize).
 var MAX_HEAD = 64 * 1024;
+// Bytes held for another worker while this one finishes answering on the
+// connection: past this, nothing more is read until the connection moves.
+var MAX_HELD = 1024 * 1024;
 var kGate = Symbol('socket.io-cluster-store:gate');
 var kReplay = Symbol('socket.io-cluster-store:replay');
 var kSite = Symbol('socket.io-cluster-store:site');
@@ -185,6 +188,8 @@ function Gate(socket, site) {
   this.forwarded = 0; // requests given to the HTTP server
   this.answered = 0; // ... and answered
   this.handing = false;
+  this.heldBytes = 0;
+  this.stopped = false; // reading stopped while holding (MAX_HELD)
   this.serveHere = false; // the next request is served here whoever owns it
 }
 
@@ -213,6 +218,11 @@ Gate.prototype.onData = function (data) {
       case CHUNKED: data = this.onChunked(data); break;
       case HOLD:
         this.held.push(data);
+        this.heldBytes += data.length;
+        if (this.heldBytes > MAX_HELD && !this.stopped && this.socket._handle) {
+          this.stopped = true;
+          this.socket._handle.readStop(); // reading stays true: the stream leaves it
+        }
         return;
       case RELAY:
         this.site.receiver.relay.send(this, data);
@@ -257,6 +267,7 @@ Gate.prototype.onHead = function (data) {
     this.state = HOLD;
     this.owner = owner;
     this.held = [buf.subarray(start)]; // the head and whatever followed it
+    this.heldBytes = this.held[0].length;
     this.handOff();
     return null;
   }
@@ -374,7 +385,6 @@ Gate.prototype.handOff = function () {
       socket.destroy();
       return;
     }
-    if (!socket.destroyed && socket._handle) socket._handle.readStart();
     self.serveLocally();
   });
 };
@@ -384,6 +394,8 @@ Gate.prototype.handOff = function () {
 Gate.prototype.serveLocally = function () {
   var held = this.held;
   this.held = null;
+  this.stopped = false;
+  if (!this.socket.destroyed && this.socket._handle) this.socket._handle.readStart();
   this.state = HEAD;
   this.serveHere = true;
   this.site.receiver.stats.servedHere++;

@@ -154,6 +154,40 @@ describe('socket.io 4 without sticky sessions: ' + WORKERS + ' workers, round ro
       });
   });
 
+  it('keeps every worker up through malformed and hostile requests', async function () {
+    var s = (await sessionsOfDifferentOwners(c.port, 1))[0];
+    var foreign = EIO + '&sid=' + s.sid;
+    var inputs = [
+      'GARBAGE\r\n\r\n',
+      'GET ' + foreign + ' HTTP/1.1\r\nContent-Length: abc\r\n\r\n',
+      'POST ' + foreign + ' HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello',
+      'POST ' + foreign + ' HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+      'GET /socket.io/?EIO=4&transport=polling&sid=zzzzzz_unknown HTTP/1.1\r\n\r\n',
+      'GET /socket.io/?EIO=4&transport=polling&sid=%E0%A4%A HTTP/1.1\r\n\r\n',
+      'GET / HTTP/1.1\r\nX: ' + 'a'.repeat(70000) + '\r\n\r\n',
+      'GET ' + foreign + ' HTTP/1.1\r\n\r\nGET ' + foreign + ' HTTP/1.1\r\n\r\n' + 'x'.repeat(2 << 20)
+    ];
+    // Each input on one connection per worker (round robin), to the end.
+    for (var input of inputs) {
+      await Promise.all([0, 1, 2, 3].map(function () {
+        return new Promise(function (resolve) {
+          var socket = net.connect(c.port, '127.0.0.1', function () { socket.end(input); });
+          socket.on('error', function () {});
+          socket.on('close', resolve);
+          socket.setTimeout(5000, function () { socket.destroy(); });
+          socket.resume();
+        });
+      }));
+    }
+    assert.deepStrictEqual(c.exits, [], 'no worker exited');
+    var client = await connectClient(c.port, { transports: ['polling'] });
+    try {
+      assert.strictEqual(await ask(client, 'echo', 'still here'), 'still here');
+    } finally {
+      client.close();
+    }
+  });
+
   it('follows one keep-alive connection that carries requests for two sessions of two workers',
     async function () {
       var sessions = await sessionsOfDifferentOwners(c.port, 2);
