@@ -11,6 +11,41 @@ declare namespace clusterStore {
   /** The broker's counters, in the process that runs it (the master); null elsewhere. */
   function stats(): Stats | null;
 
+  /**
+   * socket.io 4 without sticky sessions: in each worker, after the Server
+   * is attached to its HTTP(S) server. A request for a session another
+   * worker owns is handed to that worker (see the README).
+   */
+  function handoff(io: HandoffServer, options?: HandoffOptions): object;
+  namespace handoff {
+    /** This process's counters. */
+    function stats(): HandoffStats;
+  }
+
+  /** A socket.io 4 Server (or an engine.io Server, with `server` given). */
+  interface HandoffServer {
+    engine?: { generateId(req: any): string | PromiseLike<string>; clients: object };
+    httpServer?: any;
+  }
+
+  interface HandoffOptions {
+    /** The HTTP(S) server, when the Server is not attached to one. */
+    server?: any;
+    /** engine.io's path ('/socket.io/' unless the Server says otherwise). */
+    path?: string;
+  }
+
+  interface HandoffStats {
+    /** Connections this process handed to the worker owning their session. */
+    handedOff: number;
+    /** Connections handed to this process. */
+    adopted: number;
+    /** Requests served here because their session's worker was gone. */
+    servedHere: number;
+    /** HTTPS connections relayed to their session's worker. */
+    relayed: number;
+  }
+
   /** Options of setup() in the master and of `new ClusterStore()`. */
   interface Options {
     /** Largest frame (one message or value, plus its names) in bytes. Default 32 MiB. */
@@ -74,6 +109,10 @@ declare namespace clusterStore {
     retainedReadsRefused: number;
     /** Sessions of connected socket.io 4 clients kept should their worker die. */
     boundClients: number;
+    /** Connections the broker passed from one worker to another (handoff()). */
+    handoffs: number;
+    /** ... and closed instead: the receiving worker was gone or lagged. */
+    handoffsRefused: number;
     /**
      * Only in `store.stats()`: messages and values this process received
      * but could not decode, and dropped (each also an `'error'`).

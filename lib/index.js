@@ -19,6 +19,9 @@ function factory(io) {
 
 factory.setup = function setup(options) { return master.setup(options); };
 factory.stats = master.stats;
+// socket.io 4 without sticky sessions (lib/handoff.js), loaded when used.
+factory.handoff = function handoff(io, options) { return require('./handoff')(io, options); };
+factory.handoff.stats = function stats() { return require('./handoff').stats(); };
 
 if (master.isMasterProcess()) master.setup(null, true);
 

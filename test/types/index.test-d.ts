@@ -7,6 +7,8 @@ const ClusterStore = clusterStore(io);
 expectType<boolean>(clusterStore.setup({ maxFrameSize: 1 << 20, queueLimit: 1 << 24 }));
 expectType<boolean>(ClusterStore.setup());
 expectAssignable<clusterStore.Stats | null>(clusterStore.stats());
+expectType<number>(clusterStore.handoff.stats().handedOff);
+clusterStore.handoff({ engine: { generateId: () => 'id', clients: {} }, httpServer: {} }, { path: '/socket.io/' });
 
 const store = new ClusterStore({ attachTimeout: 1000 });
 expectType<string>(store.nodeId);
