@@ -428,6 +428,8 @@ function parseHead(text) {
     }
   }
   if (lengths > 1 || (lengths && request.chunked)) return null;
+  // After CONNECT too the connection is no longer HTTP's.
+  if (request.method === 'CONNECT') request.upgrade = true;
   return request;
 }
 

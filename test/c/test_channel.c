@@ -23,6 +23,7 @@
 #include "buffer.h"
 #include "channel.h"
 #include "check.h"
+#include "fdpass.h"
 #include "frame.h"
 #include "shm.h"
 
@@ -943,6 +944,126 @@ static void test_pool_reads(void) {
   close_channel(&o, &p);
 }
 
+/* ---- hand-offs: frames with a descriptor alongside ------------------------ */
+
+static int count_fds(void) {
+  int count = 0;
+  for (int fd = 0; fd < 4096; fd++)
+    if (fcntl(fd, F_GETFD) != -1) count++;
+  return count;
+}
+
+/* Whether a and b are the same open pipe: a byte written to w (b's write
+ * end) is read from a. */
+static int same_pipe(int a, int w) {
+  char c = 0;
+  if (write(w, "k", 1) != 1) return 0;
+  return read(a, &c, 1) == 1 && c == 'k';
+}
+
+static void test_handoff(void) {
+  owner o;
+  peer p;
+  int before = count_fds();
+  channel *ch = greeted_channel(&o, &p, 1u << 20, 65536);
+
+  /* Sending: the peer gets the frame and the same open file. */
+  int pipe_a[2];
+  CHECK(pipe(pipe_a) == 0);
+  CHECK(channel_send_handoff(ch, 4, 9, "own:x", 5, "GET", 3, pipe_a[0]) == 0);
+  close(pipe_a[0]); /* the caller's own may go at once */
+  fdpass_queue in;
+  fdpass_init(&in);
+  frame f;
+  int found = 0;
+  for (int tries = 0; tries < 200 && !found; tries++) {
+    turn(1);
+    int got = 0, truncated = 0;
+    ssize_t n = fdpass_recv(p.fd, p.in + p.len, PEER_CAP - p.len, &in, &got, &truncated);
+    if (n > 0) p.len += (size_t)n;
+    size_t at = 0;
+    while (frame_decode(p.in + at, p.len - at, UINT32_MAX, &f) == FRAME_OK) {
+      if (f.type == FRAME_HANDOFF) {
+        found = 1;
+        break;
+      }
+      at += f.size;
+    }
+  }
+  CHECK(found && f.endpoint == 4 && f.request_id == 9 && f.a_len == 5 && f.payload_len == 3);
+  CHECK(found && memcmp(f.payload, "GET", 3) == 0);
+  int passed = fdpass_pop(&in);
+  CHECK(passed >= 0 && same_pipe(passed, pipe_a[1]));
+  close(passed);
+  close(pipe_a[1]);
+  p.len = 0;
+
+  /* Receiving: each hand-off is paired with its descriptor, in order,
+   * once, however often the input is walked. */
+  int pipe_b[2], pipe_c[2];
+  CHECK(pipe(pipe_b) == 0 && pipe(pipe_c) == 0);
+  uint8_t *h1, *m, *h2;
+  uint32_t s1 = encode(&h1, FRAME_HANDOFF, 0, 0, 1, 0, "own:me", "one", 3);
+  uint32_t s2 = encode(&m, FRAME_MESSAGE, 0, 0, 1, 0, "room", "between", 7);
+  uint32_t s3 = encode(&h2, FRAME_HANDOFF, 0, 0, 1, 0, "own:me", "two", 3);
+  uint8_t bytes[512];
+  memcpy(bytes, h1, s1);
+  memcpy(bytes + s1, m, s2);
+  memcpy(bytes + s1 + s2, h2, s3);
+  fdpass_queue out;
+  fdpass_init(&out);
+  fdpass_push(&out, dup(pipe_b[0]));
+  fdpass_push(&out, dup(pipe_c[0]));
+  CHECK(fdpass_send(p.fd, bytes, s1 + s2 + s3, &out) == (ssize_t)(s1 + s2 + s3));
+  fdpass_free(&out);
+  turn(2);
+  const uint8_t *data;
+  size_t len;
+  frame a, b, c;
+  CHECK(channel_lend(ch, &data, &len) == 3);
+  CHECK(frame_decode(data, len, UINT32_MAX, &a) == FRAME_OK);
+  CHECK(frame_decode(data + a.size, len - a.size, UINT32_MAX, &b) == FRAME_OK);
+  CHECK(frame_decode(data + a.size + b.size, len - a.size - b.size, UINT32_MAX, &c) == FRAME_OK);
+  CHECK(a.type == FRAME_HANDOFF && a.request_id != 0 && b.type == FRAME_MESSAGE &&
+        b.request_id == 0);
+  CHECK(c.type == FRAME_HANDOFF && c.request_id != 0 && c.request_id != a.request_id);
+  uint32_t fd_one = a.request_id, fd_two = c.request_id;
+  channel_unlend(ch, CHANNEL_UNLEND_UNREAD);
+  CHECK(channel_lend(ch, &data, &len) == 3);
+  CHECK(frame_decode(data, len, UINT32_MAX, &a) == FRAME_OK && a.request_id == fd_one);
+  channel_unlend(ch, CHANNEL_UNLEND_CONSUMED); /* taken: the descriptors are ours */
+  CHECK(same_pipe((int)fd_one - 1, pipe_b[1]) && same_pipe((int)fd_two - 1, pipe_c[1]));
+  close((int)fd_one - 1);
+  close((int)fd_two - 1);
+
+  /* Hand-offs nobody took are closed with the channel. */
+  fdpass_init(&out);
+  fdpass_push(&out, dup(pipe_b[0]));
+  CHECK(fdpass_send(p.fd, h1, s1, &out) == (ssize_t)s1);
+  fdpass_free(&out);
+  turn(2);
+  CHECK(channel_frames(ch, &data, &len) == 1); /* walked (paired), not consumed */
+  close_channel(&o, &p);
+  close(pipe_b[0]);
+  close(pipe_b[1]);
+  close(pipe_c[0]);
+  close(pipe_c[1]);
+  CHECK(count_fds() == before);
+
+  /* A hand-off without its descriptor: the channel says so and closes. */
+  ch = greeted_channel(&o, &p, 1u << 20, 65536);
+  peer_write(&p, h1, s1);
+  turn(2);
+  CHECK(channel_frames(ch, &data, &len) == -1);
+  CHECK(channel_is_closed(ch) && strstr(channel_close_reason(ch), "without its descriptor"));
+  close_channel(&o, &p);
+  fdpass_free(&in);
+  free(h1);
+  free(m);
+  free(h2);
+  CHECK(count_fds() == before);
+}
+
 int main(void) {
   CHECK(uv_loop_init(&loop) == 0);
   test_hello();
@@ -951,6 +1072,7 @@ int main(void) {
   test_loan();
   test_slices();
   test_hangup();
+  test_handoff();
   pool = shm_pool_create();
   if (pool) {
     test_pool_ring();

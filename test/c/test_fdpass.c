@@ -96,6 +96,8 @@ static void test_send_receive(void) {
   n = fdpass_recv(sv[1], buf, sizeof(buf), &in, &got, &truncated);
   CHECK(n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) && got == 0);
   CHECK(open_fds() == before);
+  fdpass_free(&out);
+  fdpass_free(&in);
   close(sv[0]);
   close(sv[1]);
 }
