@@ -433,12 +433,11 @@ function parseHead(text) {
   return request;
 }
 
-// ---- a site: one HTTP(S) server and its engine ------------------------------
+// ---- a site: one HTTP(S) server and its engines -----------------------------
 
-function Site(server, engine, path, r) {
+function Site(server, r) {
   this.server = server;
-  this.engine = engine;
-  this.path = path;
+  this.engines = []; // [{ engine, path }]: one per socket.io Server on it
   this.receiver = r;
   this.secure = server instanceof tls.Server;
 }
@@ -446,11 +445,15 @@ function Site(server, engine, path, r) {
 // The tag of the worker that owns the request's session, when that is
 // another worker; null when the request is for this one (or for no session).
 Site.prototype.ownerOf = function (request) {
-  if (request.target.lastIndexOf(this.path, 0) !== 0) return null;
-  var sid = sidOf(request.target);
-  if (!sid || this.engine.clients[sid]) return null;
-  var tag = tagOf(sid);
-  return tag && tag !== this.receiver.tag ? tag : null;
+  for (var i = 0; i < this.engines.length; i++) {
+    var e = this.engines[i];
+    if (request.target.lastIndexOf(e.path, 0) !== 0) continue;
+    var sid = sidOf(request.target);
+    if (!sid || e.engine.clients[sid]) return null;
+    var tag = tagOf(sid);
+    return tag && tag !== this.receiver.tag ? tag : null;
+  }
+  return null;
 };
 
 // A connection relayed here from a worker that could not hand it over
@@ -517,13 +520,17 @@ function enable(io, options) {
   if (!server || typeof server.prependListener !== 'function' || !(server instanceof net.Server))
     throw new TypeError('socket.io-cluster-store: handoff(io) needs io attached to its HTTP ' +
       'server first (io.attach(server) or new Server(server)), or { server } in the options');
-  if (server[kSite]) return server[kSite];
   var path = options.path || (engine.opts && engine.opts.path) ||
-    (typeof io.path === 'function' ? io.path() + '/' : '/socket.io/');
+    (typeof io.path === 'function' ? io.path() : '/socket.io');
+  if (path[path.length - 1] !== '/') path += '/';
   var r = getReceiver();
-  var site = new Site(server, engine, path, r);
-  server[kSite] = site;
-  site.install();
+  var site = server[kSite];
+  if (!site) {
+    site = server[kSite] = new Site(server, r);
+    site.install();
+  }
+  if (site.engines.some(function (e) { return e.engine === engine; })) return site;
+  site.engines.push({ engine: engine, path: path });
   var generate = engine.generateId;
   engine.generateId = function (req) {
     var self = this;
