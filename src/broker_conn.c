@@ -126,7 +126,7 @@ static ssize_t broker_conn_send(broker_conn *c, const uint8_t *at, size_t len) {
       done += (size_t)n;
       continue;
     }
-    if (n == 0) break; /* the socket is full */
+    if (n == 0) break;   /* the socket is full */
     broker_conn_kill(c); /* EPIPE, ECONNRESET: the process went away */
     return -1;
   }

@@ -140,7 +140,8 @@ void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
 }
 
 broker_conn *broker_topic_first(broker *b, const uint8_t *name, size_t name_len,
-                                const broker_conn *from, uint32_t endpoint, uint32_t *out_endpoint) {
+                                const broker_conn *from, uint32_t endpoint,
+                                uint32_t *out_endpoint) {
   broker_topic *topic = table_get(b->topics, name, name_len);
   if (!topic) return NULL;
   for (size_t i = 0; i < topic->count; i++) {
@@ -221,14 +222,14 @@ void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t s
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return;
   uint32_t size = frame_size(f->a_len, f->b_len, f->payload_len);
-  int direct = f->payload_len >= BUFFER_PARTS_MIN &&
-               (size_t)f->a_len + f->b_len <= BROKER_DIRECT_NAME_MAX;
+  int direct =
+      f->payload_len >= BUFFER_PARTS_MIN && (size_t)f->a_len + f->b_len <= BROKER_DIRECT_NAME_MAX;
   int remote = (f->flags & FRAME_FLAG_REMOTE) != 0; /* its process delivered it there itself */
   if (f->b_len) shared_id = UINT32_MAX;
   for (size_t i = 0; i < topic->count; i++) {
     broker_subscriber s = topic->subscribers[i];
     if (s.conn == from && (remote || s.endpoint == f->endpoint)) continue; /* never back */
-    if (size > s.conn->peer_max) continue;                     /* its process could not take it */
+    if (size > s.conn->peer_max) continue; /* its process could not take it */
     if (shared_id != UINT32_MAX &&
         broker_topic_deliver_shared(b, s, f, from, size, shared_id) == 0) {
       if (!s.conn->dead) broker_conn_mark(s.conn, from); /* descriptors go to out */
