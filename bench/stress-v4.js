@@ -23,9 +23,10 @@
 // handoff-os: the same with cluster.SCHED_NONE),
 // plain (node's round robin, @socket.io/cluster-adapter alone: expected to
 // fail, the table counts how), sticky (@socket.io/sticky in the primary).
-// Broadcasts across workers go through --adapter: 'cluster'
-// (@socket.io/cluster-adapter; the default for every setup, so the rows
-// differ only in how requests reach workers) or 'none'.
+// Broadcasts across workers go through --adapter, the same in every row so
+// that the rows differ only in how requests reach workers: 'cluster'
+// (@socket.io/cluster-adapter, the default), 'store' (this package's
+// socket.io-cluster-store/adapter) or 'none'.
 //
 // Transports: polling (long-polling only), default (polling, then the
 // upgrade to websocket), websocket (websocket only).
@@ -250,7 +251,8 @@ async function main() {
   else {
     console.log('socket.io 4.8, ' + args.workers + ' workers, ' + args.clients +
       ' clients connecting at once; broadcasts through ' +
-      (args.adapter === 'cluster' ? '@socket.io/cluster-adapter' : 'no adapter'));
+      ({ cluster: '@socket.io/cluster-adapter', store: 'socket.io-cluster-store/adapter' }[args.adapter] ||
+        'no adapter'));
     printTable(rows);
   }
   process.exit(0);

@@ -13,8 +13,9 @@
 //   plain     node's round robin, nothing else (what fails without sticky)
 //   sticky    @socket.io/sticky in the primary (round robin by sid)
 //
-// STRESS_ADAPTER: 'cluster' (@socket.io/cluster-adapter, the default) or
-// 'none' (socket.io's in-memory adapter: no broadcast across workers).
+// STRESS_ADAPTER: 'store' (this package's, socket.io-cluster-store/adapter),
+// 'cluster' (@socket.io/cluster-adapter) or 'none' (socket.io's in-memory
+// adapter: no broadcast across workers).
 // STRESS_TRANSPORT_CHECK is not used here: the clients choose.
 //
 // The primary tells its parent (process.send) { type: 'ready', port } once
@@ -38,6 +39,7 @@ if (cluster.isPrimary) primary(); else worker();
 function primary() {
   if (HANDOFF) require(ROOT); // the broker, in the primary
   if (ADAPTER === 'cluster') require('@socket.io/cluster-adapter').setupPrimary();
+  if (ADAPTER === 'store') require(path.join(ROOT, 'adapter')).setupPrimary();
   cluster.schedulingPolicy = SETUP === 'handoff-os' ? cluster.SCHED_NONE : cluster.SCHED_RR;
   // As @socket.io/sticky and @socket.io/cluster-adapter document: their
   // messages carry Buffers.
@@ -88,6 +90,7 @@ function worker() {
   var id = cluster.worker.id;
   var options = { pingInterval: 10000, pingTimeout: 20000 };
   if (ADAPTER === 'cluster') options.adapter = require('@socket.io/cluster-adapter').createAdapter();
+  if (ADAPTER === 'store') options.adapter = require(path.join(ROOT, 'adapter')).createAdapter();
   var server = http.createServer();
   var io = new Server(server, options);
   var refused = {};
