@@ -512,14 +512,16 @@ Site.prototype.install = function () {
 // server, when io is not attached to one; options.path: engine.io's path.
 function enable(io, options) {
   options = options || {};
+  var attachFirst = new TypeError('socket.io-cluster-store: handoff(io) needs io attached to its ' +
+    'HTTP server first (io.attach(server) or new Server(server)), or { server } in the options');
+  if (io && typeof io.attach === 'function' && !io.engine) throw attachFirst;
   var engine = io && io.engine ? io.engine : io;
   var server = options.server || (io && io.httpServer);
   if (!engine || typeof engine.generateId !== 'function' || !engine.clients)
     throw new TypeError('socket.io-cluster-store: handoff(io) needs a socket.io 4 Server (or an ' +
       'engine.io Server)');
   if (!server || typeof server.prependListener !== 'function' || !(server instanceof net.Server))
-    throw new TypeError('socket.io-cluster-store: handoff(io) needs io attached to its HTTP ' +
-      'server first (io.attach(server) or new Server(server)), or { server } in the options');
+    throw attachFirst;
   var path = options.path || (engine.opts && engine.opts.path) ||
     (typeof io.path === 'function' ? io.path() : '/socket.io');
   if (path[path.length - 1] !== '/') path += '/';

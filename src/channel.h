@@ -95,8 +95,8 @@ int channel_send_parts(channel *ch, const uint8_t *head, size_t head_len, const 
  * caller keeps its own and may close it once this returns), written
  * before this returns as far as the socket takes it. A HANDOFF that
  * arrives names its descriptor plus one in its request id; whoever takes
- * the frame owns that descriptor. 0, or -1 with errno as channel_reserve
- * (or as dup when fd cannot be duplicated). */
+ * the frame owns that descriptor. 0, or -1 with errno as channel_reserve,
+ * ENOBUFS when too many descriptors wait to be sent already, or as dup. */
 int channel_send_handoff(channel *ch, uint32_t endpoint, uint32_t request_id, const void *topic,
                          size_t topic_len, const void *payload, size_t payload_len, int fd);
 

@@ -15,6 +15,10 @@
 
 #include "channel_internal.h"
 
+/* Descriptors a process may have waiting to be sent at once: past this (the
+ * broker is not reading this process), a hand-off is refused. */
+#define CHANNEL_HANDOFF_MAX 256u
+
 int channel_send_handoff(channel *ch, uint32_t endpoint, uint32_t request_id, const void *topic,
                          size_t topic_len, const void *payload, size_t payload_len, int fd) {
   if (ch->closed) {
@@ -24,6 +28,10 @@ int channel_send_handoff(channel *ch, uint32_t endpoint, uint32_t request_id, co
   uint32_t size = frame_size(topic_len, 0, payload_len);
   if (size == 0 || size > ch->max_frame_size) {
     errno = E2BIG;
+    return -1;
+  }
+  if (fdpass_count(&ch->fds_out) >= CHANNEL_HANDOFF_MAX) {
+    errno = ENOBUFS;
     return -1;
   }
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);

@@ -114,6 +114,29 @@ function openFds(pid) {
   }
 }
 
+describe('handoff() arguments', function () {
+  var handoff = require('../lib/handoff');
+  var Server = require('socket.io-v4').Server;
+
+  it('says what it needs when given something else than a socket.io 4 Server', function () {
+    assert.throws(function () { handoff({}); }, function (err) {
+      return err instanceof TypeError && /needs a socket\.io 4 Server/.test(err.message);
+    });
+    assert.throws(function () { handoff(null); }, TypeError);
+  });
+
+  it('says to attach the Server to its HTTP server first', function () {
+    var io = new Server();
+    try {
+      assert.throws(function () { handoff(io); }, function (err) {
+        return err instanceof TypeError && /attached to its HTTP server first/.test(err.message);
+      });
+    } finally {
+      io.close();
+    }
+  });
+});
+
 describe('socket.io 4 without sticky sessions: ' + WORKERS + ' workers, round robin', function () {
   this.timeout(60000);
   var c;
