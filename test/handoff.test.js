@@ -9,6 +9,7 @@
 var assert = require('assert');
 var fs = require('fs');
 var http = require('http');
+var https = require('https');
 var net = require('net');
 var os = require('os');
 var path = require('path');
@@ -24,8 +25,9 @@ function request(port, options) {
     var body = options.body;
     var headers = Object.assign({}, options.headers);
     if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
-    var req = http.request({ host: '127.0.0.1', port: port, method: options.method || 'GET',
-      path: options.path, agent: options.agent === undefined ? false : options.agent,
+    var req = (options.tls ? https : http).request({ host: '127.0.0.1', port: port,
+      method: options.method || 'GET', path: options.path, rejectUnauthorized: false,
+      agent: options.agent === undefined ? false : options.agent,
       headers: headers }, function (res) {
       var chunks = [];
       res.on('data', function (d) { chunks.push(d); });
@@ -45,22 +47,22 @@ var EIO = '/socket.io/?EIO=4&transport=polling';
 
 // A new engine.io session over polling, its socket.io connection made:
 // { sid, tag } (the tag names the owning worker).
-async function openSession(port) {
-  var hs = await request(port, { path: EIO });
+async function openSession(port, tls) {
+  var hs = await request(port, { path: EIO, tls: tls });
   assert.strictEqual(hs.status, 200, 'handshake: ' + hs.body);
   var sid = JSON.parse(hs.body.slice(1)).sid;
-  var connect = await request(port, { method: 'POST', path: EIO + '&sid=' + sid, body: '40' });
+  var connect = await request(port, { method: 'POST', path: EIO + '&sid=' + sid, body: '40', tls: tls });
   assert.strictEqual(connect.status, 200, 'connect: ' + connect.body);
-  var got = await request(port, { path: EIO + '&sid=' + sid });
+  var got = await request(port, { path: EIO + '&sid=' + sid, tls: tls });
   assert.match(got.body, /^40/, 'the CONNECT answer');
   return { sid: sid, tag: sid.split('_')[0] };
 }
 
 // Sessions owned by n different workers.
-async function sessionsOfDifferentOwners(port, n) {
+async function sessionsOfDifferentOwners(port, n, tls) {
   var byTag = new Map();
   for (var tries = 0; byTag.size < n && tries < 40; tries++) {
-    var s = await openSession(port);
+    var s = await openSession(port, tls);
     if (!byTag.has(s.tag)) byTag.set(s.tag, s);
   }
   assert.strictEqual(byTag.size, n, 'sessions of ' + n + ' workers');
@@ -89,6 +91,33 @@ function ask(socket, event, arg) {
     }
     if (arg === undefined) socket.emit(event, done); else socket.emit(event, arg, done);
   });
+}
+
+// One keep-alive connection (an agent with one socket) carries POSTs and
+// GETs for two sessions of two workers, in turn; every answer is right.
+async function alternateOnOneConnection(c, tls) {
+  var sessions = await sessionsOfDifferentOwners(c.port, 2, tls);
+  var agent = new (tls ? https : http).Agent({ keepAlive: true, maxSockets: 1,
+    rejectUnauthorized: false });
+  var ports = new Set();
+  try {
+    for (var round = 0; round < 4; round++) {
+      for (var s of sessions) {
+        var text = 'round ' + round + ' of ' + s.sid + ' ' + 'y'.repeat(round * 30000);
+        var post = await request(c.port, { method: 'POST', path: EIO + '&sid=' + s.sid,
+          body: '421["echo",' + JSON.stringify(text) + ']', agent: agent, tls: tls });
+        assert.strictEqual(post.status, 200, 'POST: ' + post.body);
+        ports.add(post.socket.localPort);
+        var get = await request(c.port, { path: EIO + '&sid=' + s.sid, agent: agent, tls: tls });
+        assert.strictEqual(get.status, 200, 'GET: ' + get.body);
+        assert.strictEqual(get.body, '431[' + JSON.stringify(text) + ']');
+        ports.add(get.socket.localPort);
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  assert.strictEqual(ports.size, 1, 'one connection carried every request');
 }
 
 function handoffStats(c, ids) {
@@ -213,28 +242,8 @@ describe('socket.io 4 without sticky sessions: ' + WORKERS + ' workers, round ro
 
   it('follows one keep-alive connection that carries requests for two sessions of two workers',
     async function () {
-      var sessions = await sessionsOfDifferentOwners(c.port, 2);
-      var agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       var before = sum(await handoffStats(c), 'handedOff');
-      var ports = new Set();
-      try {
-        for (var round = 0; round < 4; round++) {
-          for (var s of sessions) {
-            var text = 'round ' + round + ' of ' + s.sid + ' ' + 'y'.repeat(round * 30000);
-            var post = await request(c.port, { method: 'POST', path: EIO + '&sid=' + s.sid,
-              body: '421["echo",' + JSON.stringify(text) + ']', agent: agent });
-            assert.strictEqual(post.status, 200, 'POST: ' + post.body);
-            ports.add(post.socket.localPort);
-            var get = await request(c.port, { path: EIO + '&sid=' + s.sid, agent: agent });
-            assert.strictEqual(get.status, 200, 'GET: ' + get.body);
-            assert.strictEqual(get.body, '431[' + JSON.stringify(text) + ']');
-            ports.add(get.socket.localPort);
-          }
-        }
-      } finally {
-        agent.destroy();
-      }
-      assert.strictEqual(ports.size, 1, 'one connection carried every request');
+      await alternateOnOneConnection(c, false);
       var after = sum(await handoffStats(c), 'handedOff');
       // Alternating sessions of two owners: the connection moved between them.
       assert.ok(after - before >= 7, 'hand-offs: ' + (after - before));
@@ -426,4 +435,12 @@ describe('socket.io 4 without sticky sessions over HTTPS', function () {
       assert.ok(after > before, 'requests relayed to their owner');
     });
   });
+
+  it('follows one keep-alive TLS connection that carries requests for two sessions of two workers',
+    async function () {
+      var before = sum(await handoffStats(c), 'relayed');
+      await alternateOnOneConnection(c, true);
+      var after = sum(await handoffStats(c), 'relayed');
+      assert.ok(after > before, 'relayed: ' + (after - before));
+    });
 });
