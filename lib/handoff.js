@@ -544,6 +544,26 @@ function enable(io, options) {
   return site;
 }
 
+// For the adapter (socket.io-cluster-store/adapter): enables the hand-off
+// for io once it is attached to its HTTP(S) server: at once when it is,
+// else when io.attach() (or listen()) is called. The adapter is made in
+// the Server's constructor, before new Server(httpServer) attaches.
+function enableWhenAttached(io) {
+  if (!io || io[kSite]) return;
+  io[kSite] = true;
+  process.nextTick(function () {
+    if (io.engine && io.httpServer) return enable(io);
+    var attach = io.attach;
+    if (typeof attach !== 'function') return;
+    io.attach = function () {
+      var out = attach.apply(this, arguments);
+      io.attach = attach;
+      if (io.engine && io.httpServer) enable(io);
+      return out;
+    };
+  });
+}
+
 function stats() {
   return receiver ? Object.assign({}, receiver.stats) : { handedOff: 0, adopted: 0, servedHere: 0,
     relayed: 0 };
@@ -552,5 +572,6 @@ function stats() {
 module.exports = enable;
 module.exports.enable = enable;
 module.exports.stats = stats;
+module.exports.enableWhenAttached = enableWhenAttached;
 module.exports.tagOf = tagOf;
 module.exports._kGate = kGate;
