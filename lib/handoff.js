@@ -488,18 +488,24 @@ Site.prototype.install = function () {
     socket[kReplay] = null;
     socket[kGate].onData(bytes);
   });
-  server.prependListener('request', function (req, res) {
-    var gate = req.socket && req.socket[kGate];
-    if (!gate) return;
-    var once = false;
-    function answered() {
-      if (once) return;
-      once = true;
-      gate.onAnswered();
+  // Each request's answer is counted through the server's emit, not a
+  // listener: engine.io (and others) remove every 'request' listener when
+  // they attach.
+  var emit = server.emit;
+  server.emit = function (name, req, res) {
+    var gate = name === 'request' && req && req.socket && req.socket[kGate];
+    if (gate) {
+      var once = false;
+      var answered = function () {
+        if (once) return;
+        once = true;
+        gate.onAnswered();
+      };
+      res.once('finish', answered);
+      res.once('close', answered);
     }
-    res.once('finish', answered);
-    res.once('close', answered);
-  });
+    return emit.apply(this, arguments);
+  };
   this.receiver.sites.add(this);
   if (this.secure) this.receiver.relay.serve(this);
 };
@@ -574,4 +580,3 @@ module.exports.enable = enable;
 module.exports.stats = stats;
 module.exports.enableWhenAttached = enableWhenAttached;
 module.exports.tagOf = tagOf;
-module.exports._kGate = kGate;
