@@ -103,7 +103,6 @@ function Relay(receiver) {
   this.next = 1;
   this.origins = new Map(); // our stream number -> the gate whose connection is relayed
   this.standIns = new Map(); // "<origin tag>:<number>" -> StandIn
-  this.sites = [];
 }
 
 Relay.prototype.publish = function (tag, kind, id, extra, bytes) {
@@ -118,9 +117,6 @@ Relay.prototype.forget = function (key, standIn) {
   this.standIns.delete(key);
   return true;
 };
-
-// An HTTPS server of this process that relayed connections may be for.
-Relay.prototype.serve = function (site) { this.sites.push(site); };
 
 // Origin: relays the gate's connection to the owner of its held request.
 Relay.prototype.forward = function (gate) {
@@ -184,12 +180,8 @@ Relay.prototype.onMessage = function (payload) {
 Relay.prototype.onOpen = function (m) {
   if (m.rest.length < 2) return;
   var port = m.rest.readUInt16LE(0);
-  var site = null;
-  this.sites.forEach(function (s) {
-    var address = s.server.address();
-    if (!site && address && address.port === port) site = s;
-  });
-  if (!site) {
+  var site = this.receiver.siteFor(port);
+  if (!site || !site.secure) {
     this.publish(m.tag, BACK + CLOSE, m.id, null, null);
     return;
   }

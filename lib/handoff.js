@@ -118,12 +118,19 @@ Receiver.prototype.onHandoff = function (topic, bytes, fd) {
   server.emit('connection', socket);
 };
 
+// The server listening on port; or, when none does, the only server there
+// is (one that does not listen itself: connections reach it some other
+// way, e.g. @socket.io/sticky's).
 Receiver.prototype.siteFor = function (port) {
   var found = null;
   this.sites.forEach(function (site) {
     var address = site.server.address();
     if (!found && address && address.port === port) found = site;
   });
+  if (!found && this.sites.size === 1) {
+    var only = this.sites.values().next().value;
+    if (!only.server.listening) found = only;
+  }
   return found;
 };
 
@@ -507,7 +514,6 @@ Site.prototype.install = function () {
     return emit.apply(this, arguments);
   };
   this.receiver.sites.add(this);
-  if (this.secure) this.receiver.relay.serve(this);
 };
 
 // ---- the API -----------------------------------------------------------------
