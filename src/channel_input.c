@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "channel_internal.h"
 
@@ -120,8 +121,13 @@ static int channel_frames_visit(channel *ch, const uint8_t **data, size_t *len,
       continue;
     }
     if (f.type == FRAME_SHARED) {
-      /* Its descriptor came with it: the pool's. */
-      if (ch->pool.fd < 0) ch->pool.fd = fdpass_pop(&ch->fds_in);
+      /* Its descriptor came with it: the pool's (taken in any case, so
+       * the next one pairs with the next frame that carries one). */
+      int pool_fd = fdpass_pop(&ch->fds_in);
+      if (ch->pool.fd < 0)
+        ch->pool.fd = pool_fd;
+      else if (pool_fd >= 0)
+        close(pool_fd);
       channel_pool_take_offer(&ch->pool, &f);
       buffer_remove(&ch->in, offset, f.size);
       continue;
