@@ -55,6 +55,16 @@ int fdpass_unpush(fdpass_queue *q) {
 }
 
 ssize_t fdpass_send(int sock, const uint8_t *p, size_t n, fdpass_queue *out) {
+  if (out->count == 0) {
+    /* Nothing to pass: a plain send. */
+    for (;;) {
+      ssize_t sent = send(sock, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent >= 0) return sent;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -1;
+    }
+  }
   struct iovec iov = {(void *)p, n};
   union {
     struct cmsghdr align;
