@@ -14,6 +14,11 @@ import {
 export interface AdapterOptions extends Partial<ClusterAdapterOptions> {
   /** How long a worker waits for the primary to hand it a channel, in ms. Default 5000. */
   attachTimeout?: number;
+  /**
+   * In a cluster worker, hand a request for another worker's session to
+   * that worker (socket.io 4 without sticky sessions). Default true.
+   */
+  handoff?: boolean;
   /** How long a worker may block on the broker when it must know an answer at once, in ms. Default 2000. */
   syncTimeout?: number;
 }

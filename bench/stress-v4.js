@@ -23,10 +23,10 @@
 // handoff-os: the same with cluster.SCHED_NONE),
 // plain (node's round robin, @socket.io/cluster-adapter alone: expected to
 // fail, the table counts how), sticky (@socket.io/sticky in the primary).
-// Broadcasts across workers go through --adapter, the same in every row so
-// that the rows differ only in how requests reach workers: 'cluster'
-// (@socket.io/cluster-adapter, the default), 'store' (this package's
-// socket.io-cluster-store/adapter) or 'none'.
+// Broadcasts across workers go through this package's adapter in the
+// handoff rows (socket.io-cluster-store/adapter, which enables the
+// hand-off) and @socket.io/cluster-adapter in the others; --adapter
+// cluster|store|none sets one for every row.
 //
 // Transports: polling (long-polling only), default (polling, then the
 // upgrade to websocket), websocket (websocket only).
@@ -47,7 +47,7 @@ var CLUSTER = path.join(__dirname, 'lib', 'stress-v4-cluster.js');
 
 function parseArgs(argv) {
   var out = { setups: ['handoff', 'plain', 'sticky'], transports: Object.keys(TRANSPORTS),
-    clients: 1000, workers: 4, adapter: 'cluster', json: false, verbose: false };
+    clients: 1000, workers: 4, adapter: null, json: false, verbose: false };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
     if (a === '--json') out.json = true;
@@ -77,11 +77,19 @@ async function until(cond, ms) {
   return true;
 }
 
+// The adapter of a setup's row: --adapter, else this package's for the
+// hand-off and @socket.io/cluster-adapter for the others (the published
+// setups it is compared with).
+function adapterFor(setup, args) {
+  if (args.adapter) return args.adapter;
+  return setup.indexOf('handoff') === 0 ? 'store' : 'cluster';
+}
+
 // A started cluster: { port, command(name, arg) -> answers, stop() }.
 function startCluster(setup, args) {
   return new Promise(function (resolve, reject) {
     var child = childProcess.fork(CLUSTER, [], {
-      env: Object.assign({}, process.env, { STRESS_SETUP: setup, STRESS_ADAPTER: args.adapter,
+      env: Object.assign({}, process.env, { STRESS_SETUP: setup, STRESS_ADAPTER: adapterFor(setup, args),
         STRESS_WORKERS: String(args.workers) }),
       stdio: args.verbose ? 'inherit' : ['ignore', 'ignore', 'pipe', 'ipc']
     });
@@ -249,10 +257,11 @@ async function main() {
   }
   if (args.json) console.log(JSON.stringify({ args: args, rows: rows }, null, 2));
   else {
+    var names = { cluster: '@socket.io/cluster-adapter', store: 'socket.io-cluster-store/adapter',
+      none: 'no adapter' };
     console.log('socket.io 4.8, ' + args.workers + ' workers, ' + args.clients +
-      ' clients connecting at once; broadcasts through ' +
-      ({ cluster: '@socket.io/cluster-adapter', store: 'socket.io-cluster-store/adapter' }[args.adapter] ||
-        'no adapter'));
+      ' clients connecting at once; broadcasts through ' + (args.adapter ? names[args.adapter] :
+      names.store + ' (handoff rows) and ' + names.cluster + ' (the others)'));
     printTable(rows);
   }
   process.exit(0);

@@ -389,6 +389,45 @@ describe('socket.io 4 without sticky sessions: ' + WORKERS + ' workers, round ro
     });
 });
 
+describe('socket.io 4 without sticky sessions, enabled by socket.io-cluster-store/adapter',
+  function () {
+    this.timeout(60000);
+    var c;
+
+    before(async function () {
+      // No handoff(io) call: createAdapter() enables it.
+      c = await harness.start({ workers: WORKERS,
+        env: { CS_SIO4: '1', CS_HANDOFF: '0', CS_SIO4_ADAPTER: 'store' } });
+    });
+
+    after(async function () {
+      if (c) await c.close();
+    });
+
+    it('serves polling clients on every worker, and io.emit reaches them all', async function () {
+      var sockets = [];
+      try {
+        for (var i = 0; i < 8; i++) sockets.push(connectClient(c.port, { transports: ['polling'] }));
+        sockets = await Promise.all(sockets);
+        var owners = new Set();
+        for (var s of sockets) {
+          var who = await ask(s, 'whoami');
+          owners.add(who.worker);
+          assert.strictEqual(await ask(s, 'echo', 'x'.repeat(20000)), 'x'.repeat(20000));
+        }
+        assert.ok(owners.size > 1, 'sessions on several workers');
+        var heard = sockets.map(function (s) {
+          return new Promise(function (resolve) { s.once('news', resolve); });
+        });
+        await c.run(liveIds(c)[0], function (ctx) { ctx.io.emit('news', 'from one worker'); });
+        assert.deepStrictEqual(await Promise.all(heard), sockets.map(function () { return 'from one worker'; }));
+        assert.ok(sum(await handoffStats(c), 'handedOff') > 0, 'requests handed to their owner');
+      } finally {
+        sockets.forEach(function (s) { if (s && s.close) s.close(); });
+      }
+    });
+  });
+
 describe('socket.io 4 without sticky sessions over HTTPS', function () {
   this.timeout(60000);
   var c;

@@ -7,6 +7,7 @@
 //
 // Also createEmitter(), for io.emit from the primary (or any process).
 
+var cluster = require('cluster');
 var master = require('../master');
 var adapterClass = require('./adapter').adapterClass;
 var createEmitter = require('./emitter').createEmitter;
@@ -14,16 +15,25 @@ var options = require('../options');
 
 // Returns the adapter factory socket.io's `adapter` option takes. opts:
 // cluster-adapter's (heartbeatInterval, heartbeatTimeout: accepted, and
-// not needed: the broker knows which servers are there), and the store's
-// attachTimeout and syncTimeout for this process's channel.
+// not needed: the broker knows which servers are there), the store's
+// attachTimeout and syncTimeout for this process's channel, and handoff
+// (default true; false: no hand-off, see the README's "socket.io 4 without
+// sticky sessions").
 function createAdapter(opts) {
   if (opts !== undefined && opts !== null && typeof opts !== 'object') {
     throw options.optionError('createAdapter() takes an options object');
   }
   var read = opts || {};
+  if (read.handoff !== undefined && typeof read.handoff !== 'boolean') {
+    throw options.optionError('handoff must be true or false, got ' + String(read.handoff));
+  }
   options.readOptions(read); // throws a TypeError for a bad store option
   var ClusterStoreAdapter = adapterClass();
+  // socket.io 4 without sticky sessions (lib/handoff.js): in a cluster
+  // worker, a request for another worker's session goes to that worker.
+  var handoff = read.handoff !== false && cluster.isWorker;
   return function (nsp) {
+    if (handoff) require('../handoff').enableWhenAttached(nsp.server);
     return new ClusterStoreAdapter(nsp, read);
   };
 }
