@@ -428,6 +428,49 @@ describe('socket.io 4 without sticky sessions, enabled by socket.io-cluster-stor
     });
   });
 
+describe('socket.io 4 without sticky sessions, with connection state recovery', function () {
+  this.timeout(60000);
+  var c;
+
+  before(async function () {
+    c = await harness.start({ workers: WORKERS,
+      env: { CS_SIO4: '1', CS_HANDOFF: '0', CS_SIO4_ADAPTER: 'store' } });
+  });
+
+  after(async function () {
+    if (c) await c.close();
+  });
+
+  it('brings a polling client whose worker was killed back on another, recovered', async function () {
+    var w = await c.fork();
+    var client = ioc.io('http://127.0.0.1:' + c.port, { forceNew: true, transports: ['polling'],
+      reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    try {
+      var who = null;
+      for (var tries = 0; tries < 16; tries++) {
+        if (!client.connected) await new Promise(function (r) { client.once('connect', r); });
+        who = await ask(client, 'whoami');
+        if (who.worker === w.id) break;
+        client.disconnect().connect(); // a new session, on whatever worker takes it
+      }
+      assert.strictEqual(who.worker, w.id, 'a session on the worker to kill');
+      var news = new Promise(function (r) { client.once('news', r); });
+      await c.run(w.id, function (ctx) { ctx.io.emit('news', 'before'); });
+      assert.strictEqual(await news, 'before');
+      var disconnected = new Promise(function (r) { client.once('disconnect', r); });
+      c.kill(w.id, 'SIGKILL');
+      await c.waitExit(w.id, 10000);
+      await disconnected;
+      await processes.waitFor(function () { return client.connected; }, 15000, 'the reconnect');
+      assert.strictEqual(client.recovered, true, 'the session recovered');
+      var again = await ask(client, 'whoami');
+      assert.notStrictEqual(again.worker, w.id);
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe('socket.io 4 without sticky sessions over HTTPS', function () {
   this.timeout(60000);
   var c;
