@@ -54,7 +54,8 @@ static uint8_t *resp_put_header(uint8_t *dst, char type, size_t n) {
     n /= 10;
   } while (n);
   *dst++ = (uint8_t)type;
-  while (d) *dst++ = (uint8_t)digits[--d];
+  while (d)
+    *dst++ = (uint8_t)digits[--d];
   *dst++ = '\r';
   *dst++ = '\n';
   return dst;
@@ -169,7 +170,8 @@ int resp_scan(resp_scanner *s, const uint8_t *buf, size_t len, size_t *reply_len
     if (rc != RESP_OK) return rc;
     if (opened) continue;
     /* An item is whole: so may be the arrays it ends. */
-    while (s->depth > 0 && --s->left[s->depth - 1] == 0) s->depth--;
+    while (s->depth > 0 && --s->left[s->depth - 1] == 0)
+      s->depth--;
     if (s->depth == 0) {
       *reply_len = s->pos;
       s->pos = 0;

@@ -78,9 +78,9 @@ typedef struct resp_limits {
 
 typedef struct resp_scanner {
   resp_limits limits;
-  size_t pos;      /* where the next item starts, from the reply's start */
-  size_t elements; /* array elements met so far */
-  uint32_t depth;  /* open arrays */
+  size_t pos;                   /* where the next item starts, from the reply's start */
+  size_t elements;              /* array elements met so far */
+  uint32_t depth;               /* open arrays */
   int64_t left[RESP_MAX_DEPTH]; /* elements still to come in each open array */
 } resp_scanner;
 
@@ -97,10 +97,10 @@ int resp_scan(resp_scanner *s, const uint8_t *buf, size_t len, size_t *reply_len
 
 /* One item of a scanned reply. */
 typedef struct resp_item {
-  int type;            /* enum resp_type */
-  int null;            /* $-1 or *-1 */
-  int64_t integer;     /* RESP_INTEGER; an array's element count */
-  const uint8_t *str;  /* simple, error, bulk: the bytes (not terminated) */
+  int type;           /* enum resp_type */
+  int null;           /* $-1 or *-1 */
+  int64_t integer;    /* RESP_INTEGER; an array's element count */
+  const uint8_t *str; /* simple, error, bulk: the bytes (not terminated) */
   size_t len;
 } resp_item;
 

@@ -117,9 +117,11 @@ static void test_limits(void) {
   /* A scanner's depth is capped at RESP_MAX_DEPTH whatever it is told. */
   resp_limits deep = {4, 1000, 1000};
   char nest[4 * (RESP_MAX_DEPTH + 1) + 1];
-  for (unsigned i = 0; i <= RESP_MAX_DEPTH; i++) memcpy(nest + 4 * i, "*1\r\n", 4);
+  for (unsigned i = 0; i <= RESP_MAX_DEPTH; i++)
+    memcpy(nest + 4 * i, "*1\r\n", 4);
   CHECK(scan_exact(&deep, nest, sizeof(nest) - 1, &n) == RESP_TOO_DEEP);
-  for (int r = RESP_OK; r >= RESP_TOO_MANY; r--) CHECK(strlen(resp_strerror(r)) > 0);
+  for (int r = RESP_OK; r >= RESP_TOO_MANY; r--)
+    CHECK(strlen(resp_strerror(r)) > 0);
 }
 
 /* Feeds bytes in random cuts, as a socket would, each scan on an exact copy
@@ -154,8 +156,8 @@ static int scan_in_cuts(const uint8_t *bytes, size_t len, const size_t *ends, si
 
 /* A random reply appended at out (room enough), up to depth levels. */
 static size_t random_reply(uint8_t *out, uint64_t *rng, int depth, size_t *elements) {
-  static const char *simple[] = {"+OK\r\n", "-ERR no\r\n", ":0\r\n", ":-12345\r\n", "$-1\r\n",
-                                 "*-1\r\n", "$0\r\n\r\n"};
+  static const char *simple[] = {"+OK\r\n", "-ERR no\r\n", ":0\r\n",    ":-12345\r\n",
+                                 "$-1\r\n", "*-1\r\n",     "$0\r\n\r\n"};
   uint64_t pick = check_below(rng, 10);
   if (pick < 7) {
     size_t n = strlen(simple[pick]);
@@ -165,7 +167,8 @@ static size_t random_reply(uint8_t *out, uint64_t *rng, int depth, size_t *eleme
   if (pick < 9 || depth == 0 || *elements > 40) {
     uint8_t data[40];
     size_t n = (size_t)check_below(rng, sizeof(data));
-    for (size_t i = 0; i < n; i++) data[i] = (uint8_t)check_rand(rng);
+    for (size_t i = 0; i < n; i++)
+      data[i] = (uint8_t)check_rand(rng);
     resp_arg a = {data, n, NULL, 0};
     uint8_t tmp[80];
     size_t w = resp_command_write(tmp, &a, 1);
@@ -175,7 +178,8 @@ static size_t random_reply(uint8_t *out, uint64_t *rng, int depth, size_t *eleme
   size_t count = (size_t)check_below(rng, 4);
   *elements += count;
   size_t at = (size_t)sprintf((char *)out, "*%zu\r\n", count);
-  for (size_t i = 0; i < count; i++) at += random_reply(out + at, rng, depth - 1, elements);
+  for (size_t i = 0; i < count; i++)
+    at += random_reply(out + at, rng, depth - 1, elements);
   return at;
 }
 
@@ -198,7 +202,8 @@ static void test_random_streams(uint64_t *rng) {
     size_t argc = 1 + (size_t)check_below(rng, 8);
     for (size_t i = 0; i < argc; i++) {
       size_t n = (size_t)check_below(rng, 32), split = n ? (size_t)check_below(rng, n) : 0;
-      for (size_t j = 0; j < n; j++) data[i][j] = (uint8_t)check_rand(rng);
+      for (size_t j = 0; j < n; j++)
+        data[i][j] = (uint8_t)check_rand(rng);
       args[i] = (resp_arg){data[i], split, data[i] + split, n - split};
     }
     size_t size = resp_command_size(args, argc);
@@ -227,7 +232,8 @@ static void test_garbage(uint64_t *rng) {
   for (int round = 0; round < 20000; round++) {
     size_t len = (size_t)check_below(rng, 24);
     uint8_t *buf = malloc(len + 1);
-    for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)alphabet[check_below(rng, sizeof(alphabet) - 1)];
+    for (size_t i = 0; i < len; i++)
+      buf[i] = (uint8_t)alphabet[check_below(rng, sizeof(alphabet) - 1)];
     resp_scanner s;
     resp_scanner_init(&s, &LIMITS);
     size_t n = 0;
