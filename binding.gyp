@@ -7,6 +7,7 @@
         "src/addon_channel.c",
         "src/addon_channel_input.c",
         "src/addon_handoff.c",
+        "src/addon_uplink.c",
         "src/broker.c",
         "src/broker_bind.c",
         "src/broker_conn.c",
@@ -26,8 +27,13 @@
         "src/frame.c",
         "src/kv.c",
         "src/retain.c",
+        "src/resp.c",
         "src/shm.c",
-        "src/table.c"
+        "src/table.c",
+        "src/uplink.c",
+        "src/uplink_link.c",
+        "src/uplink_request.c",
+        "src/uplink_topic.c"
       ],
       "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-O2"],
       "cflags!": ["-fno-exceptions"],

@@ -21,6 +21,7 @@
 
 #include "addon_internal.h"
 #include "frame.h"
+#include "uplink.h"
 
 /* ---- error plumbing ------------------------------------------------------ */
 
@@ -56,13 +57,14 @@ int addon_get_u32(napi_env env, napi_value v, uint32_t *out) {
 /* ---- broker ------------------------------------------------------------- */
 
 /* brokerStart(maxFrameSize, queueLimit, sharedMemory[, retainMessages,
- * retainBytes, retainMs]): true when started now, false when this
+ * retainBytes, retainMs[, uplink]]): true when started now, false when this
  * instance's broker already runs. Retention limits left out keep frame.h's
- * defaults. */
+ * defaults. uplink: { host, port, user, password, db, prefix, presenceMs }
+ * (addon_uplink.c), or undefined. */
 static napi_value addon_broker_start(napi_env env, napi_callback_info info) {
   addon *a;
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&a));
   napi_value result;
   if (a->broker) {
@@ -91,6 +93,13 @@ static napi_value addon_broker_start(napi_env env, napi_callback_info info) {
     options.retain_messages = (uint64_t)retain[0];
     options.retain_bytes = (uint64_t)retain[1];
     options.retain_ms = (uint64_t)retain[2];
+  }
+  uplink_options uplink;
+  napi_valuetype uplink_type = napi_undefined;
+  if (argc > 6) NAPI_CALL(env, napi_typeof(env, argv[6], &uplink_type));
+  if (uplink_type == napi_object) {
+    if (addon_read_uplink(env, argv[6], &uplink) != 0) return NULL;
+    options.uplink = &uplink;
   }
   char err[256];
   if (broker_start(&a->broker, &options, err, sizeof(err)) != 0)
@@ -246,6 +255,8 @@ static napi_value addon_constants(napi_env env) {
   ADDON_TABLE_("FLAG", FRAME_FLAG_LIST)
   ADDON_TABLE_("DEFAULTS", FRAME_DEFAULT_LIST)
   ADDON_TABLE_("WORD", ADDON_WORD_LIST)
+  ADDON_TABLE_("UPLINK_STATE", UPLINK_STATE_LIST)
+  ADDON_TABLE_("UPLINK_FAULT", UPLINK_FAULT_LIST)
   table = constants;
   FRAME_NUMBER_LIST(ADDON_NUMBER_)
   ADDON_NUMBER_(DESCRIPTOR_WORDS, ADDON_DESCRIPTOR_WORDS)
@@ -279,6 +290,7 @@ static napi_value addon_init(napi_env env, napi_value exports) {
       {"brokerPair", NULL, addon_broker_pair, NULL, NULL, NULL, napi_enumerable, a},
       {"brokerStats", NULL, addon_broker_stats, NULL, NULL, NULL, napi_enumerable, a},
       {"brokerStop", NULL, addon_broker_stop, NULL, NULL, NULL, napi_enumerable, a},
+      {"brokerUplinkFault", NULL, addon_broker_uplink_fault, NULL, NULL, NULL, napi_enumerable, a},
       {"takeFd", NULL, addon_take_fd, NULL, NULL, NULL, napi_enumerable, a},
       {"channelCreate", NULL, addon_channel_create, NULL, NULL, NULL, napi_enumerable, a},
       {"channelAttach", NULL, addon_channel_attach, NULL, NULL, NULL, napi_enumerable, a},

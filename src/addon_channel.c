@@ -238,7 +238,8 @@ napi_value addon_channel_send(napi_env env, napi_callback_info info) {
   uint32_t size = frame_size((size_t)a_len, (size_t)b_len, payload_len);
   /* Only the flags JavaScript may set: FRAME_FLAG_SHARED is the channel's
    * to set, on frames whose payload it put in the pool. */
-  flags &= FRAME_FLAG_BARRIER | FRAME_FLAG_REMOTE | FRAME_FLAG_RETAIN | FRAME_FLAG_UNROUTED;
+  flags &= FRAME_FLAG_BARRIER | FRAME_FLAG_REMOTE | FRAME_FLAG_RETAIN | FRAME_FLAG_UNROUTED |
+           FRAME_FLAG_SETTLE;
   addon_head h = {(uint8_t)type, (uint16_t)flags, endpoint,      request_id, argv[4],
                   (size_t)a_len, argv[5],         (size_t)b_len, payload_len};
   if (size && payload_len >= BUFFER_PARTS_MIN && h.a_len + h.b_len <= ADDON_HEAD_MAX) {

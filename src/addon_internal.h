@@ -20,6 +20,7 @@
 
 #include "broker.h"
 #include "channel.h"
+#include "uplink.h"
 
 /* The words that describe one frame of a batch, X(NAME, index), exported
  * as native.constants.WORD (with DESCRIPTOR_WORDS, the count). Each word
@@ -132,5 +133,13 @@ extern const channel_events addon_channel_events;
 /* [Buffer, Uint32Array, pool views] with a copy of the frames waiting on
  * ac, or null when none is; NULL with an exception pending. */
 napi_value addon_channel_batch(napi_env env, addon_channel *ac);
+
+/* ---- addon_uplink.c ---------------------------------------------------- */
+
+/* Reads brokerStart's uplink object into *out: 0, or -1 with an exception
+ * pending. */
+int addon_read_uplink(napi_env env, napi_value obj, uplink_options *out);
+/* brokerUplinkFault(): the uplink's last fault as text, "" when none. */
+napi_value addon_broker_uplink_fault(napi_env env, napi_callback_info info);
 
 #endif

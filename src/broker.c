@@ -32,6 +32,7 @@
 
 #include "broker_internal.h"
 #include "shm.h"
+#include "uplink.h"
 
 #define BROKER_EXPIRE_BATCH 10000u
 /* How often an idle broker looks whether gone connections' processes have
@@ -46,6 +47,7 @@ void broker_options_default(broker_options *options) {
   options->retain_messages = BROKER_DEFAULT_RETAIN_MESSAGES;
   options->retain_bytes = BROKER_DEFAULT_RETAIN_BYTES;
   options->retain_ms = BROKER_DEFAULT_RETAIN_MS;
+  options->uplink = NULL;
 }
 
 /* ---- the shared pool's timer -------------------------------------------- */
@@ -97,11 +99,18 @@ static void broker_fill_stats(broker *b, uint64_t *out) {
   b->counters[FRAME_STAT_MAX_FRAME_SIZE] = b->options.max_frame_size;
   b->counters[FRAME_STAT_NAMESPACES_BOUND] = table_count(b->bindings);
   broker_retain_stats(b, b->counters);
+  if (b->uplink) uplink_fill_stats(b->uplink, b->counters);
   memcpy(out, b->counters, sizeof(b->counters));
 }
 
 void broker_handle(broker *b, broker_conn *c, const frame *f) {
   if ((f->flags & FRAME_FLAG_BARRIER) && !b->draining) broker_drain_others(b, c);
+  /* Joined to other machines: the per-client data is Redis's while it is
+   * there, and a SYNC may wait for it (uplink.h). */
+  if (b->uplink && f->type >= FRAME_KV_GET && f->type <= FRAME_KV_PERSIST &&
+      uplink_kv(b->uplink, c, f))
+    return;
+  if (b->uplink && f->type == FRAME_SYNC && uplink_sync(b->uplink, c, f)) return;
   switch (f->type) {
   case FRAME_PUBLISH: {
     if (f->flags & FRAME_FLAG_RETAIN) {
@@ -150,9 +159,10 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
                              "a member's tag is at most 1024 bytes");
     else if (rc != 0)
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
-    else if (f->payload_len > 0) /* a member: the reply lists the others */
+    else if (f->payload_len > 0) { /* a member: the reply lists the others */
+      if (b->uplink) (void)uplink_subscribed(b->uplink, f->a, f->a_len, c, 0);
       broker_presence_reply(c, f->request_id, broker_topic_find(b, f), f->endpoint);
-    else
+    } else if (!b->uplink || !uplink_subscribed(b->uplink, f->a, f->a_len, c, f->request_id))
       broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
   }
@@ -310,6 +320,7 @@ static void broker_arm_expiry(broker *b) {
 
 static void broker_on_prepare(uv_prepare_t *prepare) {
   broker *b = prepare->data;
+  if (b->uplink) uplink_flush(b->uplink);
   broker_conn_flush(b);
   /* A reader caught up: handle the input that waited for it. Its sockets
    * may hold nothing more, so no readable event would bring it back. */
@@ -355,6 +366,7 @@ static void broker_on_wake(uv_async_t *async) {
       broker_conn_add(b, fds[i]);
   }
   free(fds);
+  if (stopping && b->uplink) uplink_stop(b->uplink); /* its handles, with their own callbacks */
   if (stopping) uv_walk(&b->loop, broker_close_handle, NULL);
 }
 
@@ -410,6 +422,8 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
   uv_unref((uv_handle_t *)&b->expiry_timer);
   uv_unref((uv_handle_t *)&b->stall_timer);
   uv_unref((uv_handle_t *)&b->region_timer);
+  if (options->uplink && uplink_create(&b->uplink, b, options->uplink, err, err_len) != 0)
+    goto fail_loop;
   *out = b;
   return 0;
 
@@ -493,6 +507,13 @@ int broker_connect_pair(broker *b, int *peer_fd) {
   return 0;
 }
 
+void broker_uplink_fault(broker *b, char *out, size_t out_len) {
+  if (b->uplink)
+    uplink_fault_text(b->uplink, out, out_len);
+  else if (out_len)
+    out[0] = '\0';
+}
+
 void broker_get_stats(broker *b, uint64_t out[FRAME_STATS_COUNT]) {
   for (size_t i = 0; i < FRAME_STATS_COUNT; i++)
     out[i] = atomic_load_explicit(&b->snapshot[i], memory_order_relaxed);
@@ -508,6 +529,7 @@ void broker_stop(broker *b) {
    * runs here); run until the last close callback is done. */
   uv_run(&b->loop, UV_RUN_DEFAULT);
   uv_loop_close(&b->loop);
+  if (b->uplink) uplink_free(b->uplink);
   uv_mutex_destroy(&b->lock);
   for (size_t i = 0; i < b->pending_count; i++)
     close(b->pending_fds[i]);

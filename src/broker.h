@@ -54,13 +54,14 @@
 typedef struct broker broker;
 
 typedef struct broker_options {
-  uint32_t max_frame_size; /* largest frame accepted or sent */
-  uint64_t queue_limit;    /* output bytes queued for one connection before it is cut off */
-  uint32_t stall_ms;       /* how long a congested connection may make no progress */
-  int shared;              /* large payloads through the shared pool (shm.h), when available */
+  uint32_t max_frame_size;  /* largest frame accepted or sent */
+  uint64_t queue_limit;     /* output bytes queued for one connection before it is cut off */
+  uint32_t stall_ms;        /* how long a congested connection may make no progress */
+  int shared;               /* large payloads through the shared pool (shm.h), when available */
   uint64_t retain_messages; /* retained messages held at most, all topics (retain.h) */
   uint64_t retain_bytes;    /* bytes of retained messages held at most */
   uint64_t retain_ms;       /* a retained message is dropped once this old */
+  const struct uplink_options *uplink; /* join other machines through Redis (uplink.h); NULL: not */
 } broker_options;
 
 /* The defaults JavaScript also takes (frame.h's FRAME_DEFAULT_LIST). */
@@ -92,6 +93,9 @@ int broker_connect_pair(broker *b, int *peer_fd);
 
 /* A snapshot of the counters listed in frame.h (FRAME_STAT_*). */
 void broker_get_stats(broker *b, uint64_t out[FRAME_STATS_COUNT]);
+
+/* The uplink's last fault as text ("" when there is none, or no uplink). */
+void broker_uplink_fault(broker *b, char *out, size_t out_len);
 
 /* Stops the thread, closes every connection and frees the broker. */
 void broker_stop(broker *b);

@@ -29,6 +29,7 @@
 
 #include "broker_internal.h"
 #include "shm.h"
+#include "uplink.h"
 
 #define BROKER_READ_CHUNK_MIN (16u * 1024u)
 #define BROKER_READ_CHUNK_MAX (256u * 1024u)
@@ -525,6 +526,7 @@ void broker_conn_reap(broker *b) {
   while (c) {
     broker_conn *next = c->next;
     if (c->dead) {
+      if (b->uplink) uplink_conn_gone(b->uplink, c);
       if (c->region >= 0) {
         broker_pool_release(&b->pool, (uint32_t)c->region, c->pid);
         c->region = -1;

@@ -16,6 +16,7 @@
 
 #include "broker_internal.h"
 #include "shm.h"
+#include "uplink.h"
 
 /* A delivery whose payload is large (BUFFER_PARTS_MIN) goes to an idle
  * subscriber's socket straight from the publisher's input, not through the
@@ -116,8 +117,10 @@ static size_t broker_topic_drop(broker_topic *topic, const uint8_t *name, size_t
 
 static int broker_topic_sweep_visit(const void *key, size_t key_len, void *value, void *ctx) {
   broker_topic *topic = value;
+  const broker_topic_match *m = ctx;
   if (broker_topic_drop(topic, key, key_len, ctx) > 0) return 0;
   broker_topic_free(topic, NULL);
+  if (m->broker->uplink) uplink_topic_gone(m->broker->uplink, key, key_len);
   return 1;
 }
 
@@ -135,8 +138,10 @@ void broker_topic_unsubscribe(broker *b, const frame *f, broker_conn *c) {
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return;
   broker_topic_match m = {b, c, f->endpoint, 0};
-  if (broker_topic_drop(topic, f->a, f->a_len, &m) == 0)
+  if (broker_topic_drop(topic, f->a, f->a_len, &m) == 0) {
     broker_topic_free(table_remove(b->topics, f->a, f->a_len), NULL);
+    if (b->uplink) uplink_topic_gone(b->uplink, f->a, f->a_len);
+  }
 }
 
 broker_conn *broker_topic_first(broker *b, const uint8_t *name, size_t name_len,
@@ -219,6 +224,7 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
  * offset; empty otherwise), so a message with one is never shared. */
 void broker_topic_route(broker *b, const frame *f, broker_conn *from, uint32_t shared_id) {
   b->counters[FRAME_STAT_MESSAGES_PUBLISHED]++;
+  if (from && b->uplink) uplink_publish(b->uplink, f); /* other machines that want it */
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
   if (!topic) return;
   uint32_t size = frame_size(f->a_len, f->b_len, f->payload_len);

@@ -135,13 +135,19 @@
  * sets it (addon.c drops it from what JavaScript asks). RETAIN: see the
  * frame types; UNROUTED: a retained publish that only goes to the log (its
  * publisher knows no other process wants it now, yet a reader of the log
- * may later). */
+ * may later). On a SYNC to a
+ * broker joined to other machines (uplink.h), BARRIER also waits for
+ * everything Redis had pushed to this machine before, and SETTLE waits
+ * until Redis has answered everything the broker sent it before (so what
+ * this process published can be seen from other machines); without an
+ * uplink SETTLE is a plain SYNC. */
 #define FRAME_FLAG_LIST(X)                                                                         \
   X(BARRIER, 1)                                                                                    \
   X(SHARED, 2)                                                                                     \
   X(REMOTE, 4)                                                                                     \
   X(RETAIN, 8)    /* on PUBLISH: keep it in the topic's log (see above) */                         \
-  X(UNROUTED, 16) /* with RETAIN: only kept, routed to no subscriber */
+  X(UNROUTED, 16) /* with RETAIN: only kept, routed to no subscriber */                            \
+  X(SETTLE, 32)   /* on SYNC, with an uplink: see above */
 
 /* A reply's outcome. */
 #define FRAME_STATUS_LIST(X)                                                                       \
@@ -177,7 +183,16 @@
   X(RETAINED_REFUSED, retainedReadsRefused) /* reads answered MISSING, all told */                 \
   X(NAMESPACES_BOUND, boundClients)         /* namespaces bound to a connection now */             \
   X(HANDOFFS, handoffs)                     /* descriptors passed on (FRAME_HANDOFF) */            \
-  X(HANDOFFS_REFUSED, handoffsRefused)      /* ... closed instead: no subscriber, or it lagged */
+  X(HANDOFFS_REFUSED, handoffsRefused)      /* ... closed instead: no subscriber, or it lagged */  \
+  X(UPLINK_STATE, uplinkState)              /* uplink.h's enum uplink_state (0: no uplink) */      \
+  X(UPLINK_FAULT, uplinkFault)              /* its last fault (UPLINK_FAULT_LIST; 0: none) */      \
+  X(UPLINK_CONNECTS, uplinkConnects)        /* times it came up */                                 \
+  X(UPLINK_PUBLISHED, uplinkPublished)      /* messages sent to other machines */                  \
+  X(UPLINK_RECEIVED, uplinkReceived)        /* messages received from other machines */            \
+  X(UPLINK_DROPPED, uplinkDropped) /* messages others wanted, not sent: Redis away or slow */      \
+  X(UPLINK_FAILED_REQUESTS, uplinkFailedRequests) /* data requests lost with the connection */     \
+  X(UPLINK_QUEUED_BYTES, uplinkQueuedBytes)       /* output waiting for Redis */                   \
+  X(UPLINK_REMOTE_TOPICS, uplinkRemoteTopics)     /* topics other machines want */
 
 /* The options' defaults, X(jsName, value): lib/options.js's DEFAULTS. */
 #define FRAME_DEFAULT_LIST(X)                                                                      \

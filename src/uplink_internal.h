@@ -1,0 +1,180 @@
+/* uplink_internal: what the uplink's files share; uplink.h is the
+ * contract.
+ *
+ *   uplink.c          uplink_*        lifecycle, connecting (name lookup,
+ *                                     handshake), faults, backoff, the
+ *                                     timer, stats, and what each reply means
+ *   uplink_link.c     uplink_link_*   one connection to Redis: its socket,
+ *                                     output queue and the replies it awaits
+ *   uplink_topic.c    uplink_topic_*  topics, interest, messages both ways
+ *   uplink_request.c  uplink_kv, uplink_sync: per-client data in Redis, and
+ *                                     the barriers
+ *
+ * Everything runs on the broker's thread. */
+#ifndef CLUSTER_STORE_UPLINK_INTERNAL_H
+#define CLUSTER_STORE_UPLINK_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "broker_internal.h"
+#include "resp.h"
+#include "uplink.h"
+
+#define UPLINK_ORIGIN_SIZE 8u         /* a machine's id, at the front of every message */
+#define UPLINK_ENTRIES_MAX (1u << 20) /* replies one link may await */
+
+/* What a reply that comes is for. */
+enum uplink_entry_kind {
+  UPLINK_E_HANDSHAKE,  /* AUTH, SELECT, PING, SUBSCRIBE at connect: must succeed */
+  UPLINK_E_IGNORE,     /* a message's PUBLISH */
+  UPLINK_E_KV,         /* a per-client data request: answered to conn */
+  UPLINK_E_ANSWER,     /* a PING (settle, barrier): conn gets OK */
+  UPLINK_E_SUBSCRIBE,  /* a topic's SUBSCRIBE (name): then its interest goes out */
+  UPLINK_E_INTEREST,   /* the PUBLISH of a topic's interest (name): its waiters are answered */
+  UPLINK_E_UNSUBSCRIBE /* a topic's UNSUBSCRIBE */
+};
+
+typedef struct uplink_entry {
+  uint8_t kind;
+  uint8_t op; /* UPLINK_E_KV: the frame type */
+  uint32_t request_id;
+  broker_conn *conn; /* NULL: its process went away */
+  uint8_t *name;     /* a topic's name (heap), or NULL */
+  size_t name_len;
+} uplink_entry;
+
+enum uplink_link_state {
+  UPLINK_LINK_CLOSED,
+  UPLINK_LINK_CONNECTING,
+  UPLINK_LINK_HANDSHAKE,
+  UPLINK_LINK_READY
+};
+
+typedef struct uplink_socket uplink_socket; /* a socket and its poll handle */
+
+typedef struct uplink_link {
+  struct uplink *owner;
+  const char *name; /* "command" or "subscriber", for messages */
+  int state;
+  uplink_socket *sock;
+  int blocked; /* the socket is full: waiting for writable */
+  buffer in;
+  buffer out;
+  resp_scanner scanner;
+  size_t handshake_left; /* handshake replies still awaited */
+  uplink_entry *entries; /* the replies awaited, a ring */
+  size_t head;
+  size_t count;
+  size_t capacity;
+  uint64_t waiting_since; /* loop time since when a reply is awaited (0: none) */
+} uplink_link;
+
+/* A topic some local process subscribes to. */
+typedef struct uplink_topic {
+  int live; /* its SUBSCRIBE and interest were answered on the current connection */
+  size_t waiting;
+  size_t capacity;
+  struct {
+    broker_conn *conn;
+    uint32_t request_id;
+  } * waiters;
+} uplink_topic;
+
+/* The machines that want a topic (other than this one). */
+typedef struct uplink_interest {
+  size_t count;
+  size_t capacity;
+  uint8_t (*origins)[UPLINK_ORIGIN_SIZE];
+} uplink_interest;
+
+struct uplink {
+  broker *broker;
+  uplink_options options;
+  uint8_t origin[UPLINK_ORIGIN_SIZE];
+  char control[160];      /* PREFIX:c */
+  char topic_prefix[160]; /* PREFIX:t: */
+  char key_prefix[160];   /* PREFIX:k: */
+  size_t control_len, topic_prefix_len, key_prefix_len;
+  int state; /* enum uplink_state */
+  int stopping;
+  uplink_link command;
+  uplink_link subscriber;
+  uv_timer_t timer; /* retries, and the stall checks */
+  uv_getaddrinfo_t resolver;
+  int resolving;
+  struct sockaddr_storage address;
+  socklen_t address_len;
+  uint64_t backoff_ms;
+  uint64_t retry_at; /* loop time of the next try when down */
+  uint64_t connect_started;
+  table *topics;   /* uplink_topic by name: what this machine wants */
+  table *interest; /* uplink_interest by topic name: what the others want */
+  uv_mutex_t fault_lock;
+  int fault; /* enum uplink_fault */
+  char fault_text[512];
+  uint64_t connects, published, received, dropped, lost_replies;
+};
+
+/* ---- uplink.c -------------------------------------------------------------- */
+
+/* Records a fault, closes both links and schedules the next try. */
+void uplink_fail(uplink *u, int fault, const char *text);
+/* A complete reply on link (its bytes: reply, len). */
+void uplink_on_reply(uplink *u, uplink_link *link, const uint8_t *reply, size_t len);
+/* Sends the command of argc args on link, awaiting a reply for entry
+ * (copied; its name, if any, is then the link's). 0, or -1 when the link
+ * cannot take it (not connected, over the queue limit, out of memory: the
+ * entry's name is freed). */
+int uplink_send(uplink *u, uplink_link *link, const resp_arg *args, size_t argc,
+                const uplink_entry *entry);
+
+/* ---- uplink_link.c ----------------------------------------------------------- */
+
+void uplink_link_init(uplink_link *link, uplink *owner, const char *name);
+/* Starts connecting to the resolved address: 0, or -1 (with text). */
+int uplink_link_open(uplink_link *link, const struct sockaddr *addr, socklen_t len, char *text,
+                     size_t text_len);
+/* Appends bytes of a command for entry (see uplink_send); -1 when full. */
+int uplink_link_queue(uplink_link *link, const resp_arg *args, size_t argc,
+                      const uplink_entry *entry);
+/* Takes the entry the next reply answers; 0, or -1 when none is awaited. */
+int uplink_link_pop(uplink_link *link, uplink_entry *out);
+/* Writes what the socket takes. */
+void uplink_link_flush(uplink_link *link);
+/* Closes the socket; every awaited entry goes to uplink_entry_failed. */
+void uplink_link_close(uplink_link *link);
+void uplink_link_free(uplink_link *link);
+size_t uplink_link_queued(const uplink_link *link);
+
+/* ---- uplink_topic.c ---------------------------------------------------------- */
+
+void uplink_topic_free(void *value, void *ctx);
+void uplink_interest_free(void *value, void *ctx);
+/* The link is up: subscribe to every local topic (on the handshake). */
+int uplink_topic_subscribe_all(uplink *u);
+/* Both links are up: hello, and what this machine wants. */
+void uplink_topic_announce(uplink *u);
+/* A topic's SUBSCRIBE was answered: its interest goes out. */
+void uplink_topic_confirmed(uplink *u, const uint8_t *name, size_t len);
+/* A topic's interest was published: its waiters are answered. */
+void uplink_topic_interest_sent(uplink *u, const uint8_t *name, size_t len);
+/* The links closed: waiters answered, topics no longer live, the others'
+ * interest forgotten (it is learned again on the next hello). */
+void uplink_topic_reset(uplink *u);
+/* A message Redis pushed on channel (a topic's or the control channel). */
+void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
+                          const uint8_t *payload, size_t len);
+
+/* ---- uplink_request.c -------------------------------------------------------- */
+
+/* The reply to a per-client data request, answered to its process. */
+void uplink_kv_reply(uplink *u, const uplink_entry *e, const resp_item *item, const uint8_t *reply,
+                     size_t len);
+/* An awaited entry will have no reply (the link closed): its process is
+ * told, its name freed. */
+void uplink_entry_failed(uplink *u, uplink_entry *e);
+
+#endif

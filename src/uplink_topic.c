@@ -1,0 +1,361 @@
+/* uplink_topic: topics across machines, by interest (see uplink.h).
+ *
+ * What this machine wants: u->topics, one entry a topic some local process
+ * subscribes to. Its first local subscriber makes the subscriber link
+ * SUBSCRIBE to PREFIX:t:TOPIC; once Redis confirms, the machine publishes
+ * its interest on the control channel, and once Redis has taken that, the
+ * local subscribers that waited are answered: from then on any machine
+ * that has read the notice sends that topic's messages here. Its last
+ * local subscriber gone, the link unsubscribes and the machine says so.
+ *
+ * What the others want: u->interest, the origins that want each topic.
+ * It is kept while Redis is away, so what is published meanwhile for a
+ * topic another machine wanted is counted as dropped; a machine's hello
+ * (it joined, or came back) forgets what it wanted before, and everyone
+ * tells it what they want.
+ *
+ * A control message is ORIGIN (8 bytes), an op ('h' hello, 'b' bye, '+'
+ * wants, '-' no longer wants) and, for '+' and '-', topic names, each a
+ * 4-byte little-endian length and the bytes. A topic's message is ORIGIN
+ * and the opaque payload. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "uplink_internal.h"
+
+/* Control messages carry at most this much of a list; more goes in more. */
+#define UPLINK_CONTROL_MAX (64u * 1024u)
+
+void uplink_topic_free(void *value, void *ctx) {
+  (void)ctx;
+  uplink_topic *t = value;
+  free(t->waiters);
+  free(t);
+}
+
+void uplink_interest_free(void *value, void *ctx) {
+  (void)ctx;
+  uplink_interest *i = value;
+  free(i->origins);
+  free(i);
+}
+
+static uint8_t *uplink_copy(const uint8_t *name, size_t len) {
+  uint8_t *copy = malloc(len ? len : 1);
+  if (copy && len) memcpy(copy, name, len);
+  return copy;
+}
+
+/* ---- this machine's topics ------------------------------------------------------ */
+
+static void uplink_topic_answer(uplink_topic *t) {
+  for (size_t i = 0; i < t->waiting; i++)
+    if (t->waiters[i].conn)
+      broker_conn_reply(t->waiters[i].conn, t->waiters[i].request_id, FRAME_STATUS_OK, NULL, 0);
+  t->waiting = 0;
+}
+
+static int uplink_topic_wait(uplink_topic *t, broker_conn *c, uint32_t request_id) {
+  if (t->waiting == t->capacity) {
+    size_t capacity = t->capacity ? t->capacity * 2 : 2;
+    void *grown = realloc(t->waiters, capacity * sizeof(*t->waiters));
+    if (!grown) return -1;
+    t->waiters = grown;
+    t->capacity = capacity;
+  }
+  t->waiters[t->waiting].conn = c;
+  t->waiters[t->waiting].request_id = request_id;
+  t->waiting++;
+  return 0;
+}
+
+/* SUBSCRIBE or UNSUBSCRIBE for a topic on the subscriber link. */
+static int uplink_topic_command(uplink *u, const char *verb, const uint8_t *name, size_t len,
+                                int kind) {
+  resp_arg args[2] = {{verb, strlen(verb), NULL, 0},
+                      {u->topic_prefix, u->topic_prefix_len, name, len}};
+  uplink_entry e = {(uint8_t)kind, 0, 0, NULL, NULL, 0};
+  if (kind == UPLINK_E_SUBSCRIBE) {
+    e.name = uplink_copy(name, len);
+    e.name_len = len;
+    if (!e.name) return -1;
+  }
+  return uplink_send(u, &u->subscriber, args, 2, &e);
+}
+
+/* A control message: op and the names (count of them) at names. */
+static int uplink_control(uplink *u, uint8_t op, const uint8_t *list, size_t list_len, int kind,
+                          const uint8_t *name, size_t name_len) {
+  uint8_t head[UPLINK_ORIGIN_SIZE + 1];
+  memcpy(head, u->origin, UPLINK_ORIGIN_SIZE);
+  head[UPLINK_ORIGIN_SIZE] = op;
+  resp_arg args[3] = {{"PUBLISH", 7, NULL, 0},
+                      {u->control, u->control_len, NULL, 0},
+                      {head, sizeof(head), list, list_len}};
+  uplink_entry e = {(uint8_t)kind, 0, 0, NULL, NULL, 0};
+  if (name) {
+    e.name = uplink_copy(name, name_len);
+    e.name_len = name_len;
+    if (!e.name) return -1;
+  }
+  return uplink_send(u, &u->command, args, 3, &e);
+}
+
+/* One name as a control message lists it. */
+static uint8_t *uplink_list_one(const uint8_t *name, size_t len, size_t *out_len) {
+  uint8_t *list = malloc(4 + len);
+  if (!list) return NULL;
+  frame_store_u32(list, (uint32_t)len);
+  if (len) memcpy(list + 4, name, len);
+  *out_len = 4 + len;
+  return list;
+}
+
+int uplink_subscribed(uplink *u, const uint8_t *topic, size_t len, broker_conn *c,
+                      uint32_t request_id) {
+  uplink_topic *t = table_get(u->topics, topic, len);
+  if (!t) {
+    t = calloc(1, sizeof(*t));
+    if (!t) return 0;
+    if (table_put(u->topics, topic, len, t, NULL) != 0) {
+      free(t);
+      return 0;
+    }
+    if (u->state != UPLINK_UP) return 0; /* subscribed on the next connect */
+    if (uplink_topic_command(u, "SUBSCRIBE", topic, len, UPLINK_E_SUBSCRIBE) != 0) return 0;
+  } else if (t->live || u->state != UPLINK_UP) {
+    return 0;
+  }
+  return uplink_topic_wait(t, c, request_id) == 0;
+}
+
+void uplink_topic_gone(uplink *u, const uint8_t *topic, size_t len) {
+  uplink_topic *t = table_remove(u->topics, topic, len);
+  if (!t) return;
+  uplink_topic_answer(t);
+  uplink_topic_free(t, NULL);
+  if (u->state != UPLINK_UP) return;
+  size_t list_len;
+  uint8_t *list = uplink_list_one(topic, len, &list_len);
+  if (list) {
+    (void)uplink_control(u, '-', list, list_len, UPLINK_E_IGNORE, NULL, 0);
+    free(list);
+  }
+  (void)uplink_topic_command(u, "UNSUBSCRIBE", topic, len, UPLINK_E_UNSUBSCRIBE);
+}
+
+void uplink_topic_confirmed(uplink *u, const uint8_t *name, size_t len) {
+  uplink_topic *t = table_get(u->topics, name, len);
+  if (!t || u->state != UPLINK_UP) return; /* gone since, or the links closed */
+  size_t list_len;
+  uint8_t *list = uplink_list_one(name, len, &list_len);
+  if (!list || uplink_control(u, '+', list, list_len, UPLINK_E_INTEREST, name, len) != 0) {
+    t->live = 1; /* the notice cannot go: do not hold the subscribers */
+    uplink_topic_answer(t);
+  }
+  free(list);
+}
+
+void uplink_topic_interest_sent(uplink *u, const uint8_t *name, size_t len) {
+  uplink_topic *t = table_get(u->topics, name, len);
+  if (!t) return;
+  t->live = 1;
+  uplink_topic_answer(t);
+}
+
+static int uplink_topic_subscribe_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  uplink *u = ctx;
+  uplink_topic *t = value;
+  resp_arg args[2] = {{"SUBSCRIBE", 9, NULL, 0},
+                      {u->topic_prefix, u->topic_prefix_len, key, key_len}};
+  uplink_entry e = {UPLINK_E_HANDSHAKE, 0, 0, NULL, NULL, 0};
+  t->live = 0;
+  if (uplink_send(u, &u->subscriber, args, 2, &e) == 0) u->subscriber.handshake_left++;
+  return 0;
+}
+
+int uplink_topic_subscribe_all(uplink *u) {
+  table_sweep(u->topics, uplink_topic_subscribe_visit, u);
+  return 0;
+}
+
+/* Gathers topic names into control messages of UPLINK_CONTROL_MAX. */
+typedef struct uplink_gather {
+  uplink *u;
+  buffer list;
+} uplink_gather;
+
+static void uplink_gather_send(uplink_gather *g) {
+  if (buffer_length(&g->list) == 0) return;
+  (void)uplink_control(g->u, '+', buffer_begin(&g->list), buffer_length(&g->list), UPLINK_E_IGNORE,
+                       NULL, 0);
+  buffer_consume(&g->list, buffer_length(&g->list));
+}
+
+static int uplink_topic_gather_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  uplink_gather *g = ctx;
+  uplink_topic *t = value;
+  if (!t->live) return 0; /* told once Redis confirms its SUBSCRIBE */
+  if (buffer_length(&g->list) + 4 + key_len > UPLINK_CONTROL_MAX) uplink_gather_send(g);
+  uint8_t *at = buffer_reserve(&g->list, 4 + key_len);
+  if (!at) return 0;
+  frame_store_u32(at, (uint32_t)key_len);
+  if (key_len) memcpy(at + 4, key, key_len);
+  buffer_commit(&g->list, 4 + key_len);
+  return 0;
+}
+
+/* Tells the others every topic this machine wants. */
+static void uplink_topic_tell_all(uplink *u) {
+  uplink_gather g = {u, {0}};
+  buffer_init(&g.list);
+  table_sweep(u->topics, uplink_topic_gather_visit, &g);
+  uplink_gather_send(&g);
+  buffer_free(&g.list);
+}
+
+static int uplink_topic_live_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  (void)key;
+  (void)key_len;
+  (void)ctx;
+  ((uplink_topic *)value)->live = 1;
+  return 0;
+}
+
+void uplink_topic_announce(uplink *u) {
+  /* Every local topic was subscribed to in the handshake. */
+  table_sweep(u->topics, uplink_topic_live_visit, NULL);
+  (void)uplink_control(u, 'h', NULL, 0, UPLINK_E_IGNORE, NULL, 0);
+  uplink_topic_tell_all(u);
+}
+
+static int uplink_topic_reset_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  (void)key;
+  (void)key_len;
+  (void)ctx;
+  uplink_topic *t = value;
+  t->live = 0;
+  uplink_topic_answer(t);
+  return 0;
+}
+
+void uplink_topic_reset(uplink *u) {
+  table_sweep(u->topics, uplink_topic_reset_visit, u);
+}
+
+/* ---- what the others want ----------------------------------------------------------- */
+
+static void uplink_interest_add(uplink *u, const uint8_t *origin, const uint8_t *name, size_t len) {
+  uplink_interest *i = table_get(u->interest, name, len);
+  if (!i) {
+    i = calloc(1, sizeof(*i));
+    if (!i) return;
+    if (table_put(u->interest, name, len, i, NULL) != 0) {
+      free(i);
+      return;
+    }
+  }
+  for (size_t k = 0; k < i->count; k++)
+    if (memcmp(i->origins[k], origin, UPLINK_ORIGIN_SIZE) == 0) return;
+  if (i->count == i->capacity) {
+    size_t capacity = i->capacity ? i->capacity * 2 : 2;
+    void *grown = realloc(i->origins, capacity * UPLINK_ORIGIN_SIZE);
+    if (!grown) return;
+    i->origins = grown;
+    i->capacity = capacity;
+  }
+  memcpy(i->origins[i->count++], origin, UPLINK_ORIGIN_SIZE);
+}
+
+/* Drops origin from i; whether i is now empty. */
+static int uplink_interest_drop(uplink_interest *i, const uint8_t *origin) {
+  for (size_t k = 0; k < i->count; k++)
+    if (memcmp(i->origins[k], origin, UPLINK_ORIGIN_SIZE) == 0) {
+      memmove(i->origins[k], i->origins[k + 1], (i->count - k - 1) * UPLINK_ORIGIN_SIZE);
+      i->count--;
+      break;
+    }
+  return i->count == 0;
+}
+
+static int uplink_interest_forget_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  (void)key;
+  (void)key_len;
+  if (!uplink_interest_drop(value, ctx)) return 0;
+  uplink_interest_free(value, NULL);
+  return 1;
+}
+
+static void uplink_interest_remove(uplink *u, const uint8_t *origin, const uint8_t *name,
+                                   size_t len) {
+  uplink_interest *i = table_get(u->interest, name, len);
+  if (i && uplink_interest_drop(i, origin))
+    uplink_interest_free(table_remove(u->interest, name, len), NULL);
+}
+
+static void uplink_control_message(uplink *u, const uint8_t *p, size_t len) {
+  if (len < UPLINK_ORIGIN_SIZE + 1) return;
+  const uint8_t *origin = p;
+  if (memcmp(origin, u->origin, UPLINK_ORIGIN_SIZE) == 0) return; /* our own */
+  uint8_t op = p[UPLINK_ORIGIN_SIZE];
+  if (op == 'h' || op == 'b') {
+    uint8_t copy[UPLINK_ORIGIN_SIZE];
+    memcpy(copy, origin, sizeof(copy));
+    table_sweep(u->interest, uplink_interest_forget_visit, copy);
+    if (op == 'h') uplink_topic_tell_all(u);
+    return;
+  }
+  if (op != '+' && op != '-') return;
+  size_t at = UPLINK_ORIGIN_SIZE + 1;
+  while (len - at >= 4) {
+    uint32_t n = frame_load_u32(p + at);
+    at += 4;
+    if (n > len - at) return; /* malformed: the rest is ignored */
+    if (op == '+')
+      uplink_interest_add(u, origin, p + at, n);
+    else
+      uplink_interest_remove(u, origin, p + at, n);
+    at += n;
+  }
+}
+
+void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
+                          const uint8_t *payload, size_t len) {
+  if (channel_len == u->control_len && memcmp(channel, u->control, channel_len) == 0) {
+    uplink_control_message(u, payload, len);
+    return;
+  }
+  if (channel_len < u->topic_prefix_len ||
+      memcmp(channel, u->topic_prefix, u->topic_prefix_len) != 0 || len < UPLINK_ORIGIN_SIZE)
+    return;
+  if (memcmp(payload, u->origin, UPLINK_ORIGIN_SIZE) == 0) return; /* delivered here already */
+  u->received++;
+  frame f;
+  memset(&f, 0, sizeof(f));
+  f.type = FRAME_PUBLISH;
+  f.a = channel + u->topic_prefix_len;
+  f.a_len = (uint32_t)(channel_len - u->topic_prefix_len);
+  f.payload = payload + UPLINK_ORIGIN_SIZE;
+  f.payload_len = (uint32_t)(len - UPLINK_ORIGIN_SIZE);
+  f.size = frame_size(f.a_len, 0, f.payload_len);
+  if (f.size == 0 || f.size > u->broker->options.max_frame_size) return;
+  broker_topic_route(u->broker, &f, NULL, UINT32_MAX);
+}
+
+void uplink_publish(uplink *u, const frame *f) {
+  uplink_interest *i = table_get(u->interest, f->a, f->a_len);
+  if (!i || i->count == 0) return; /* no other machine wants it */
+  if (u->state != UPLINK_UP) {
+    u->dropped++;
+    return;
+  }
+  resp_arg args[3] = {{"PUBLISH", 7, NULL, 0},
+                      {u->topic_prefix, u->topic_prefix_len, f->a, f->a_len},
+                      {u->origin, UPLINK_ORIGIN_SIZE, f->payload, f->payload_len}};
+  uplink_entry e = {UPLINK_E_IGNORE, 0, 0, NULL, NULL, 0};
+  if (uplink_send(u, &u->command, args, 3, &e) != 0)
+    u->dropped++;
+  else
+    u->published++;
+}
