@@ -25,6 +25,8 @@ var log = {
 
 var TYPE = protocol.TYPE;
 var FLAG_BARRIER = protocol.FLAG.BARRIER;
+var FLAG_SETTLE = protocol.FLAG.SETTLE;
+var UPLINK_STATE_INDEX = protocol.STAT_NAMES.indexOf('uplinkState');
 var DESCRIPTOR_WORDS = protocol.DESCRIPTOR_WORDS;
 var WORD_SHARED = protocol.WORD_SHARED;
 var W_TYPE = protocol.WORD.TYPE;
@@ -70,6 +72,7 @@ function Connection(opts) {
   this.attempt = null; // the attach through the master in flight: { nonce, answer, abandon }
   this.attempts = 0;
   this.told = new Set(); // endpoints that heard of the current failure
+  this.bridged = false; // the broker is joined to other machines (settle)
   if (this.worker) this.closeLateAnswers();
   this.open();
 }
@@ -207,6 +210,7 @@ Connection.prototype.opened = function () {
   this.told.clear();
   this.wasOpen = true;
   this.backoff = 0;
+  this.learnBridged();
   if (again) {
     this.endpoints.forEach(function (endpoint) {
       endpoint.onReconnect();
@@ -402,6 +406,38 @@ Connection.prototype.catchUp = function (endpoint) {
   }
   var batch = native.channelTake(this.channel);
   if (batch) this.deliver(batch[0], batch[1], batch[2]);
+  return true;
+};
+
+// Whether the broker has an uplink to other machines: then the state
+// changes that precede an answer to a client are settled (see settle).
+Connection.prototype.learnBridged = function () {
+  var self = this;
+  this.send({ type: TYPE.STATS, endpoint: 0, topic: undefined, client: undefined, key: undefined,
+    payload: undefined, flags: 0, now: false,
+    callback: function (err, status, payload) {
+      if (err || !payload || payload.length < (UPLINK_STATE_INDEX + 1) * 8) return;
+      self.bridged = payload.readUInt32LE(UPLINK_STATE_INDEX * 8) !== 0;
+    } });
+};
+
+// With an uplink: blocks until Redis has taken everything the broker sent
+// it before this call, so what this process published is visible on other
+// machines before it answers a client that may come back through one of
+// them. Without one it costs nothing. What arrives meanwhile is delivered
+// from the loop, as usual (not from inside this call).
+Connection.prototype.settle = function (endpoint) {
+  if (this.state !== 'open' || !this.bridged) return false;
+  var id = this.nextRequest;
+  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  try {
+    this.write({ type: TYPE.SYNC, endpoint: endpoint, topic: undefined, client: undefined,
+      key: undefined, payload: undefined, flags: FLAG_SETTLE, now: true, callback: null }, id);
+    native.channelWait(this.channel, id, this.options.syncTimeout);
+  } catch (err) {
+    log.error('settle failed: %s', err.message);
+    return false;
+  }
   return true;
 };
 

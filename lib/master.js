@@ -54,23 +54,67 @@ function startBroker(opts) {
     if (opts.maxFrameSize !== running.maxFrameSize || opts.queueLimit !== running.queueLimit ||
         opts.sharedMemory !== running.sharedMemory || RETAIN.some(function (name) {
           return opts[name] !== running[name];
-        })) {
+        }) || (opts.redis || null) !== running.redis ||
+        (opts.redis && opts.redisPrefix !== running.redisPrefix)) {
       throw options.optionError('the broker already runs with maxFrameSize ' + running.maxFrameSize +
         ', queueLimit ' + running.queueLimit + ', sharedMemory ' + running.sharedMemory +
         RETAIN.map(function (name) { return ', ' + name + ' ' + running[name]; }).join('') +
+        ' and ' + (running.redis ? 'a Redis uplink' : 'no Redis uplink') +
         '; pass options to setup() in the same turn as requiring the module, before any store ' +
         'or worker uses it');
     }
     return;
   }
+  var uplink = opts.redis ? options.readRedis(opts.redis, opts.redisPrefix) : undefined;
   native.brokerStart(opts.maxFrameSize, opts.queueLimit, opts.sharedMemory, opts.retainMessages,
-    opts.retainBytes, opts.retainMs);
+    opts.retainBytes, opts.retainMs, uplink);
   master.started = true;
   master.running = { maxFrameSize: opts.maxFrameSize, queueLimit: opts.queueLimit,
     sharedMemory: opts.sharedMemory, retainMessages: opts.retainMessages,
-    retainBytes: opts.retainBytes, retainMs: opts.retainMs };
+    retainBytes: opts.retainBytes, retainMs: opts.retainMs, redis: opts.redis || null,
+    redisPrefix: opts.redisPrefix };
   log.master('broker started (max frame %d bytes, queue limit %d bytes)',
     opts.maxFrameSize, opts.queueLimit);
+  if (uplink) watchUplink(uplink);
+}
+
+// The broker thread cannot log: the uplink's state is looked at a few
+// times a second, and each change of fault is said once, as a process
+// warning (stderr, unless the app listens for 'warning'), so a wrong
+// password or an unreachable Redis is never silent. Coming up is logged
+// with DEBUG=socket.io-cluster-store:*.
+var UPLINK_CHECK_MS = 250;
+var STATE_INDEX = protocol.STAT_NAMES.indexOf('uplinkState');
+var FAULT_INDEX = protocol.STAT_NAMES.indexOf('uplinkFault');
+var CONNECTS_INDEX = protocol.STAT_NAMES.indexOf('uplinkConnects');
+var UPLINK = native.constants.UPLINK_STATE;
+
+function watchUplink(uplink) {
+  var where = uplink.host + ':' + uplink.port;
+  var said = '';
+  var connects = 0;
+  var timer = setInterval(function () {
+    var values = native.brokerStats();
+    if (!values) return clearInterval(timer);
+    var state = values[STATE_INDEX];
+    if (values[CONNECTS_INDEX] > connects) {
+      connects = values[CONNECTS_INDEX];
+      log.master('uplink to Redis at %s is up (time %d)', where, connects);
+      if (said) process.emitWarning('Redis uplink to ' + where + ' is up again; this machine ' +
+        'is joined to the others', { code: 'ERR_CLUSTER_STORE_UPLINK' });
+      said = '';
+    }
+    if (state !== UPLINK.DOWN || values[FAULT_INDEX] === 0) return;
+    var text = native.brokerUplinkFault();
+    if (text === said) return;
+    said = text;
+    log.error('uplink: %s', text);
+    process.emitWarning('socket.io-cluster-store: ' + text + (/[.?!]$/.test(text) ? ' ' : '. ') +
+      'This machine goes on alone ' +
+      '(local delivery and data work); the uplink tries again by itself.',
+    { code: 'ERR_CLUSTER_STORE_UPLINK' });
+  }, UPLINK_CHECK_MS);
+  timer.unref();
 }
 
 function answerWorker(worker, message) {
@@ -180,8 +224,12 @@ function setupOptions() {
   return master.options;
 }
 
+// The broker's counters; with an uplink also uplinkError, the text of its
+// last fault ('' when none).
 function stats() {
-  return protocol.statsObject(native.brokerStats());
+  var out = protocol.statsObject(native.brokerStats());
+  if (out && out.uplinkState !== 0) out.uplinkError = native.brokerUplinkFault();
+  return out;
 }
 
 module.exports = {

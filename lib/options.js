@@ -8,6 +8,8 @@ var constants = require('./native').constants;
 // retainBytes, retainMs: what the broker keeps for connection state
 // recovery, all topics together) are the engine's (src/frame.h's
 // FRAME_DEFAULT_LIST); the timeouts and sharedMemory are the shim's own.
+// redis (a URL, master only) joins this machine to others (README, "Past
+// one machine"); redisPrefix starts every Redis key and channel it uses.
 var DEFAULTS = {
   maxFrameSize: constants.DEFAULTS.maxFrameSize,
   queueLimit: constants.DEFAULTS.queueLimit,
@@ -16,8 +18,47 @@ var DEFAULTS = {
   retainMs: constants.DEFAULTS.retainMs,
   attachTimeout: 5000,
   syncTimeout: 2000,
-  sharedMemory: true
+  sharedMemory: true,
+  redis: null,
+  redisPrefix: 'sio-cluster'
 };
+
+// 'redis://[[user]:password@]host[:port][/db]' as the uplink takes it:
+// { host, port, user, password, db, prefix }. Throws a clear TypeError for
+// what it cannot take (rediss://: TLS is not supported yet).
+function readRedis(url, prefix) {
+  if (typeof url !== 'string') throw optionError('redis must be a URL string like redis://:password@host:6379/0');
+  var parsed;
+  try {
+    parsed = new URL(url);
+  } catch (err) {
+    throw optionError('redis must be a URL like redis://:password@host:6379/0, got ' + JSON.stringify(url));
+  }
+  if (parsed.protocol === 'rediss:') {
+    throw optionError('redis: TLS (rediss://) is not supported yet; use redis:// on a private ' +
+      'network, or a TLS tunnel (stunnel, spiped) on this machine');
+  }
+  if (parsed.protocol !== 'redis:') {
+    throw optionError('redis must start with redis://, got ' + JSON.stringify(parsed.protocol));
+  }
+  var host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (!host) throw optionError('redis: the URL names no host');
+  var port = parsed.port ? Number(parsed.port) : 6379;
+  var path = parsed.pathname.replace(/^\//, '');
+  if (path !== '' && !/^\d+$/.test(path)) {
+    throw optionError('redis: the database must be a number (redis://host:6379/0), got ' + JSON.stringify(path));
+  }
+  var db = path === '' ? 0 : Number(path);
+  if (db > 0xffffffff) throw optionError('redis: database number out of range: ' + path);
+  return {
+    host: host,
+    port: port,
+    user: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+    db: db,
+    prefix: prefix
+  };
+}
 
 // The range src/frame.h allows for a maximum frame size.
 var MIN_FRAME_SIZE = constants.MIN_FRAME_SIZE;
@@ -58,6 +99,17 @@ function readOptions(options, base) {
     }
     out.sharedMemory = options.sharedMemory;
   }
+  if (options.redisPrefix !== undefined) {
+    if (typeof options.redisPrefix !== 'string' || !/^[^\s]{1,100}$/.test(options.redisPrefix)) {
+      throw optionError('redisPrefix must be 1 to 100 characters without spaces, got ' +
+        String(options.redisPrefix));
+    }
+    out.redisPrefix = options.redisPrefix;
+  }
+  if (options.redis !== undefined && options.redis !== null) {
+    readRedis(options.redis, out.redisPrefix); // throws when it cannot be used
+    out.redis = options.redis;
+  }
   if (out.queueLimit < out.maxFrameSize) {
     throw optionError('queueLimit (' + out.queueLimit + ') must be at least maxFrameSize (' +
       out.maxFrameSize + '), or one large message would cut a worker off');
@@ -70,5 +122,6 @@ module.exports = {
   MIN_FRAME_SIZE: MIN_FRAME_SIZE,
   MAX_FRAME_SIZE: MAX_FRAME_SIZE,
   optionError: optionError,
-  readOptions: readOptions
+  readOptions: readOptions,
+  readRedis: readRedis
 };

@@ -130,9 +130,13 @@ module.exports = function createStore(io) {
     // Encoding errors throw a TypeError here, before anything is sent.
     var payload = codec.encode(args, 'the arguments published on "' + topic + '"');
     if (!this._closed) {
+      var now = FLUSH_AT_ONCE.has(topic);
       this._connection.send({ type: TYPE.PUBLISH, endpoint: this._endpoint, topic: topic,
-        client: undefined, key: undefined, payload: payload, flags: 0, now: FLUSH_AT_ONCE.has(topic),
+        client: undefined, key: undefined, payload: payload, flags: 0, now: now,
         callback: null });
+      // Joined to other machines: the answer that follows may send the
+      // client to another machine, which must know this first.
+      if (now) this._connection.settle(this._endpoint);
     }
     if (this.listenerCount('publish') > 0) this.emit.apply(this, ['publish', topic].concat(args));
     return this;
