@@ -1,0 +1,103 @@
+'use strict';
+// "Machines" for the uplink's tests: each a cluster master of its own
+// (test/support/harness.js) whose broker joins the others through one
+// redis-server (test/support/redis-server.js).
+//
+//   var m = await machines.start(redis, { prefix, sio, workers, url, setup });
+//   m.cluster, m.name, m.close()
+//   await machines.waitUp([m, ...])        every uplink up
+//   await machines.barrier([m, ...], name) each machine has read everything
+//                                          Redis had pushed to it before
+//   await machines.stats(m)                the master's stats()
+//   var proxy = await machines.roundRobinProxy([port, ...]) a TCP proxy that
+//                     sends each new connection to the next port in turn
+
+var net = require('net');
+var harness = require('./harness');
+
+var count = 0;
+
+async function start(redis, options) {
+  options = options || {};
+  var setup = Object.assign({ redis: options.url || redis.url(), redisPrefix: options.prefix || 'test' },
+    options.setup || {});
+  var cluster = await harness.start({ workers: options.workers || 2, sio: !!options.sio, setup: setup });
+  var name = 'machine-' + (++count);
+  return { cluster: cluster, name: name, close: function () { return cluster.close(); } };
+}
+
+function stats(m) {
+  return m.cluster.run('master', function (ctx) { return ctx.require(ctx.ROOT).stats(); });
+}
+
+async function waitUp(list, ms) {
+  var deadline = Date.now() + (ms || 20000);
+  for (;;) {
+    var all = await Promise.all(list.map(stats));
+    if (all.every(function (s) { return s.uplinkState === 2; })) return all;
+    if (Date.now() > deadline) {
+      throw new Error('uplinks not up: ' + JSON.stringify(all.map(function (s) {
+        return { state: s.uplinkState, error: s.uplinkError };
+      })));
+    }
+    await new Promise(function (r) { setTimeout(r, 50); });
+  }
+}
+
+// A barrier in one worker of each machine: its broker then has read every
+// message Redis had pushed to it (so it knows every other machine's
+// interest told before). storeName: a ctx property holding the store to
+// use (ctx.ioStore), or none for a store of its own.
+async function barrier(list, storeName) {
+  await Promise.all(list.map(function (m) {
+    return m.cluster.run(m.cluster.workerIds[0], function (ctx, storeName) {
+      var store = storeName ? ctx[storeName] : ctx.store('barrier');
+      // One round trip first: the channel is open, so the barrier runs.
+      return ctx.call(store, 'stats').then(function () {
+        if (!store._connection.catchUp(store._endpoint)) throw new Error('the barrier did not run');
+        return true;
+      });
+    }, storeName || null);
+  }));
+}
+
+function roundRobinProxy(ports) {
+  var next = 0;
+  var counts = ports.map(function () { return 0; });
+  var sockets = new Set();
+  var server = net.createServer(function (client) {
+    var i = next;
+    next = (next + 1) % ports.length;
+    counts[i]++;
+    var upstream = net.connect(ports[i], '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    // Each side's end is passed on (after what it sent: pipe ends the
+    // other side once it has written everything); an error drops both.
+    client.pipe(upstream);
+    upstream.pipe(client);
+    function drop() {
+      client.destroy();
+      upstream.destroy();
+    }
+    client.on('error', drop);
+    upstream.on('error', drop);
+    client.on('close', function () { sockets.delete(client); });
+    upstream.on('close', function () { sockets.delete(upstream); });
+  });
+  return new Promise(function (resolve) {
+    server.listen(0, '127.0.0.1', function () {
+      resolve({
+        port: server.address().port,
+        counts: function () { return counts.slice(); },
+        close: function () {
+          server.close();
+          sockets.forEach(function (s) { s.destroy(); });
+        }
+      });
+    });
+  });
+}
+
+module.exports = { start: start, stats: stats, waitUp: waitUp, barrier: barrier,
+  roundRobinProxy: roundRobinProxy };
