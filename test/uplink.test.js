@@ -284,11 +284,35 @@ describe('past one machine: brokers joined through Redis', function () {
       });
     });
 
+    it('knows a handshake made on another machine, even with Redis far from both', async function () {
+      // Machine a's writes to Redis, and what Redis sends machine b, each
+      // take 100 ms: a answers a handshake only once Redis has it, and b
+      // waits for what Redis had sent it before it looks.
+      var up = await machines.delayProxy(redis.port, { upMs: 100 });
+      var down = await machines.delayProxy(redis.port, { downMs: 100 });
+      try {
+        var a = await machine({ sio: true, prefix: 'far', url: up.url() });
+        var b = await machine({ sio: true, prefix: 'far', url: down.url() });
+        await machines.waitUp([a, b]);
+        await machines.barrier([a, b], 'ioStore');
+        var bodies = await Promise.all(Array.from({ length: 20 }, async function (_, k) {
+          var hs = await machines.httpGet(a.cluster.port, '/socket.io/1/?t=' + k);
+          var sid = hs.body.split(':')[0];
+          var poll = await machines.httpGet(b.cluster.port, '/socket.io/1/xhr-polling/' + sid + '?t=' + k);
+          return poll.status + ' ' + poll.body.slice(0, 3);
+        }));
+        assert.deepStrictEqual(bodies, bodies.map(function () { return '200 1::'; }));
+      } finally {
+        up.close();
+        down.close();
+      }
+    });
+
     ['websocket', 'xhr-polling', 'jsonp-polling'].forEach(function (transport) {
       it('connects ' + transport + ' clients whose handshake lands on one machine and transport on another', async function () {
         var proxy = await machines.roundRobinProxy(all.map(function (m) { return m.cluster.port; }));
         try {
-          var N = Number(process.env.UPLINK_CLIENTS) || 60;
+          var N = Number(process.env.UPLINK_CLIENTS) || 1000;
           var results = await Promise.all(Array.from({ length: N }, function () {
             return clients.connect(proxy.port, { transports: [transport] }).then(function (c) {
               return clients.emit(c.socket, 'set', 'k', c.id).then(function (ack) {

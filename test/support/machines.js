@@ -11,7 +11,11 @@
 //   await machines.stats(m)                the master's stats()
 //   var proxy = await machines.roundRobinProxy([port, ...]) a TCP proxy that
 //                     sends each new connection to the next port in turn
+//   var slow = await machines.delayProxy(port, { upMs, downMs }) a TCP proxy
+//                     that holds what goes to port (up) or comes back (down)
+//                     that long, in order: a Redis far away
 
+var http = require('http');
 var net = require('net');
 var harness = require('./harness');
 
@@ -99,5 +103,56 @@ function roundRobinProxy(ports) {
   });
 }
 
+// GET path on port, on a connection of its own: { status, body }.
+function httpGet(port, path) {
+  return new Promise(function (resolve, reject) {
+    var req = http.get({ host: '127.0.0.1', port: port, path: path, agent: false }, function (res) {
+      var body = '';
+      res.setEncoding('utf8');
+      res.on('data', function (d) { body += d; });
+      res.on('end', function () { resolve({ status: res.statusCode, body: body }); });
+    });
+    req.setTimeout(10000, function () { req.destroy(new Error('no answer to GET ' + path)); });
+    req.on('error', reject);
+  });
+}
+
+function delayProxy(port, delays) {
+  var sockets = new Set();
+  function forward(from, to, ms) {
+    from.on('data', function (chunk) {
+      setTimeout(function () { if (!to.destroyed) to.write(chunk); }, ms);
+    });
+    from.on('end', function () { setTimeout(function () { to.end(); }, ms); });
+  }
+  var server = net.createServer(function (client) {
+    var upstream = net.connect(port, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    forward(client, upstream, delays.upMs || 0);
+    forward(upstream, client, delays.downMs || 0);
+    function drop() {
+      client.destroy();
+      upstream.destroy();
+    }
+    client.on('error', drop);
+    upstream.on('error', drop);
+    client.on('close', function () { sockets.delete(client); });
+    upstream.on('close', function () { sockets.delete(upstream); });
+  });
+  return new Promise(function (resolve) {
+    server.listen(0, '127.0.0.1', function () {
+      resolve({
+        port: server.address().port,
+        url: function () { return 'redis://127.0.0.1:' + server.address().port + '/0'; },
+        close: function () {
+          server.close();
+          sockets.forEach(function (s) { s.destroy(); });
+        }
+      });
+    });
+  });
+}
+
 module.exports = { start: start, stats: stats, waitUp: waitUp, barrier: barrier,
-  roundRobinProxy: roundRobinProxy };
+  roundRobinProxy: roundRobinProxy, delayProxy: delayProxy, httpGet: httpGet };
