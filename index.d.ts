@@ -75,6 +75,14 @@ declare namespace clusterStore {
      * maxDisconnectionDuration. Default 300000.
      */
     retainMs?: number;
+    /**
+     * Master only: joins this machine's broker to the others' through Redis,
+     * `'redis://[[user]:password@]host[:port][/db]'` (README, "Past one machine").
+     * `rediss://` (TLS) is refused: not supported yet. Default none.
+     */
+    redis?: string | null;
+    /** Starts every Redis key and channel the uplink uses. Default 'sio-cluster'. */
+    redisPrefix?: string;
     /** Other options socket.io passes to its stores are kept as they are. */
     [option: string]: unknown;
   }
@@ -113,6 +121,25 @@ declare namespace clusterStore {
     handoffs: number;
     /** ... and closed instead: the receiving worker was gone or lagged. */
     handoffsRefused: number;
+    /** 0: no uplink, 1: connecting, 2: up, 3: down (trying again). */
+    uplinkState: number;
+    /** The uplink's last fault: 0 none, 1 unreachable, 2 authentication, 3 not Redis, 4 refused, 5 lost, 6 stalled. */
+    uplinkFault: number;
+    /** Times the uplink came up. */
+    uplinkConnects: number;
+    /** Messages sent to other machines, and received from them. */
+    uplinkPublished: number;
+    uplinkReceived: number;
+    /** Messages another machine wanted that did not go: Redis away or not reading. */
+    uplinkDropped: number;
+    /** Per-client data requests whose connection to Redis went before the answer. */
+    uplinkFailedRequests: number;
+    /** Output waiting for Redis. */
+    uplinkQueuedBytes: number;
+    /** Topics other machines want. */
+    uplinkRemoteTopics: number;
+    /** Only in the master's `stats()` with an uplink: its last fault as text ('' when none). */
+    uplinkError?: string;
     /**
      * Only in `store.stats()`: messages and values this process received
      * but could not decode, and dropped (each also an `'error'`).
