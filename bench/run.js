@@ -20,7 +20,9 @@ var path = require('path');
 var stores = require('./lib/bench-stores');
 var util = require('./lib/bench-util');
 
-var SCENARIOS = ['publish', 'latency', 'storm', 'kv', 'churn', 'memory', 'adapter'];
+// 'uplink' runs bench/uplink.js (past one machine: 2 machines through one
+// redis-server, ours against RedisStore) and adds its section.
+var SCENARIOS = ['publish', 'latency', 'storm', 'kv', 'churn', 'memory', 'adapter', 'uplink'];
 var REDIS_PORT = 31379;
 var CHURN_PORT = 31080;
 
@@ -709,6 +711,18 @@ function main() {
   }
   var scenarios = plan(opts.quick);
   var started = Date.now();
+  var uplinkSection = null;
+  if (opts.only.indexOf('uplink') >= 0) {
+    opts.only = opts.only.filter(function (name) { return name !== 'uplink'; });
+    process.stderr.write('bench: uplink (bench/uplink.js)\n');
+    var run = childProcess.spawnSync(process.execPath, [path.join(__dirname, 'uplink.js')]
+      .concat(opts.quick ? ['--quick'] : []), { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+    uplinkSection = run.status === 0 ? run.stdout.trim() : '## Past one machine\n\nfailed (exit ' + run.status + ')';
+    if (!opts.only.length) {
+      process.stdout.write(uplinkSection + '\n');
+      return;
+    }
+  }
   var results = {};
   var machine = util.machineLine();
   var queue = [];
@@ -809,6 +823,7 @@ function main() {
       if (notes.length) parts.push('', notes.map(function (n) { return '- ' + n; }).join('\n'));
       parts.push('');
     });
+    if (uplinkSection) parts.push(uplinkSection, '');
     var t = targets(results);
     if (t) parts.push('## Engine targets', '', t, '');
     var text = parts.join('\n');
