@@ -48,6 +48,7 @@ void uplink_fault_text(uplink *u, char *out, size_t out_len) {
 
 void uplink_fail(uplink *u, int fault, const char *text) {
   uplink_set_fault(u, fault, text);
+  uplink_topic_send_batch(u, 1);
   uplink_link_close(&u->command);
   uplink_link_close(&u->subscriber);
   uplink_topic_reset(u);
@@ -63,7 +64,7 @@ void uplink_fail(uplink *u, int fault, const char *text) {
 
 int uplink_send(uplink *u, uplink_link *link, const resp_arg *args, size_t argc,
                 const uplink_entry *entry) {
-  (void)u;
+  if (link == &u->command && u->batch_topic && !u->sending_batch) uplink_topic_send_batch(u, 0);
   if (uplink_link_queue(link, args, argc, entry) != 0) {
     free(entry->name);
     return -1;
@@ -270,6 +271,7 @@ void uplink_on_reply(uplink *u, uplink_link *link, const uint8_t *reply, size_t 
 }
 
 void uplink_flush(uplink *u) {
+  uplink_topic_send_batch(u, 0);
   uplink_link_flush(&u->command);
   uplink_link_flush(&u->subscriber);
 }
@@ -315,6 +317,7 @@ int uplink_create(uplink **out, broker *b, const uplink_options *options, char *
     free(u);
     return -1;
   }
+  buffer_init(&u->batch);
   uplink_link_init(&u->command, u, "command");
   uplink_link_init(&u->subscriber, u, "subscriber");
   if (uv_timer_init(&b->loop, &u->timer) != 0) {
@@ -346,6 +349,7 @@ void uplink_stop(uplink *u) {
     uplink_entry e = {UPLINK_E_IGNORE, 0, 0, NULL, NULL, 0};
     if (uplink_send(u, &u->command, args, 3, &e) == 0) uplink_link_flush(&u->command);
   }
+  uplink_topic_send_batch(u, 1); /* only when down: up, the goodbye sent it */
   u->stopping = 1;
   if (u->resolving) uv_cancel((uv_req_t *)&u->resolver);
   uplink_link_close(&u->command);
@@ -355,6 +359,8 @@ void uplink_stop(uplink *u) {
 }
 
 void uplink_free(uplink *u) {
+  free(u->batch_topic);
+  buffer_free(&u->batch);
   uplink_link_free(&u->command);
   uplink_link_free(&u->subscriber);
   table_destroy(u->topics, uplink_topic_free, NULL);

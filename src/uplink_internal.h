@@ -23,8 +23,9 @@
 #include "resp.h"
 #include "uplink.h"
 
-#define UPLINK_ORIGIN_SIZE 8u         /* a machine's id, at the front of every message */
-#define UPLINK_ENTRIES_MAX (1u << 20) /* replies one link may await */
+#define UPLINK_ORIGIN_SIZE 8u          /* a machine's id, at the front of every message */
+#define UPLINK_ENTRIES_MAX (1u << 20)  /* replies one link may await */
+#define UPLINK_BATCH_MAX (64u * 1024u) /* messages of one topic gathered into one PUBLISH */
 
 /* What a reply that comes is for. */
 enum uplink_entry_kind {
@@ -110,6 +111,11 @@ struct uplink {
   uint64_t backoff_ms;
   uint64_t retry_at; /* loop time of the next try when down */
   uint64_t connect_started;
+  buffer batch;         /* messages for one topic, not yet sent (uplink_topic_send_batch) */
+  uint8_t *batch_topic; /* its topic (heap), or NULL when no batch is open */
+  size_t batch_topic_len;
+  uint64_t batch_count;
+  int sending_batch;
   table *topics;   /* uplink_topic by name: what this machine wants */
   table *interest; /* uplink_interest by topic name: what the others want */
   uv_mutex_t fault_lock;
@@ -164,6 +170,10 @@ void uplink_topic_interest_sent(uplink *u, const uint8_t *name, size_t len);
 /* The links closed: waiters answered, topics no longer live, the others'
  * interest forgotten (it is learned again on the next hello). */
 void uplink_topic_reset(uplink *u);
+/* Sends the open batch of messages, if any (before anything else goes on
+ * the command link, so nothing overtakes them). drop: count it as dropped
+ * instead (the links closed). */
+void uplink_topic_send_batch(uplink *u, int drop);
 /* A message Redis pushed on channel (a topic's or the control channel). */
 void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
                           const uint8_t *payload, size_t len);

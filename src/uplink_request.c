@@ -131,6 +131,7 @@ int uplink_sync(uplink *u, broker_conn *c, const frame *f) {
     link = &u->command; /* after what this machine sent */
   else
     return 0;
+  if (link == &u->command) uplink_topic_send_batch(u, 0); /* what waits for this turn's end */
   if (link == &u->command && link->count == 0 && uplink_link_queued(link) == 0) return 0;
   if (uplink_slow(u, link)) return 0;
   resp_arg ping[1] = {{"PING", 4, NULL, 0}};
