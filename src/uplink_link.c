@@ -54,7 +54,11 @@ static void uplink_link_watch(uplink_link *link) {
 int uplink_link_open(uplink_link *link, const struct sockaddr *addr, socklen_t len, char *text,
                      size_t text_len) {
   uplink *u = link->owner;
-  resp_limits limits = {u->broker->options.max_frame_size + 64u, 2, 64};
+  /* Another machine may take larger frames than this one (its messages
+   * over this one's limit are dropped one by one, uplink_topic.c): the
+   * bulk limit is a bound on memory, not this machine's frame size. */
+  size_t bulk = (size_t)u->broker->options.max_frame_size + UPLINK_BATCH_MAX + 64u;
+  resp_limits limits = {bulk > UPLINK_BULK_MIN ? bulk : UPLINK_BULK_MIN, 2, 64};
   resp_scanner_init(&link->scanner, &limits);
   uplink_socket *s = calloc(1, sizeof(*s));
   if (!s) {
