@@ -83,6 +83,8 @@ declare namespace clusterStore {
     redis?: string | null;
     /** Starts every Redis key and channel the uplink uses. Default 'sio-cluster'. */
     redisPrefix?: string;
+    /** How often a machine tells the others it is there, in ms; one silent for three times that is taken for dead. Default 10000. */
+    redisPresenceMs?: number;
     /** Other options socket.io passes to its stores are kept as they are. */
     [option: string]: unknown;
   }

@@ -65,7 +65,7 @@ function startBroker(opts) {
     }
     return;
   }
-  var uplink = opts.redis ? options.readRedis(opts.redis, opts.redisPrefix) : undefined;
+  var uplink = opts.redis ? options.readRedis(opts.redis, opts.redisPrefix, opts.redisPresenceMs) : undefined;
   native.brokerStart(opts.maxFrameSize, opts.queueLimit, opts.sharedMemory, opts.retainMessages,
     opts.retainBytes, opts.retainMs, uplink);
   master.started = true;

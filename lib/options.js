@@ -9,7 +9,9 @@ var constants = require('./native').constants;
 // recovery, all topics together) are the engine's (src/frame.h's
 // FRAME_DEFAULT_LIST); the timeouts and sharedMemory are the shim's own.
 // redis (a URL, master only) joins this machine to others (README, "Past
-// one machine"); redisPrefix starts every Redis key and channel it uses.
+// one machine"); redisPrefix starts every Redis key and channel it uses;
+// redisPresenceMs is how often a machine says it is there (one silent for
+// three times that is taken for dead).
 var DEFAULTS = {
   maxFrameSize: constants.DEFAULTS.maxFrameSize,
   queueLimit: constants.DEFAULTS.queueLimit,
@@ -20,13 +22,14 @@ var DEFAULTS = {
   syncTimeout: 2000,
   sharedMemory: true,
   redis: null,
-  redisPrefix: 'sio-cluster'
+  redisPrefix: 'sio-cluster',
+  redisPresenceMs: 10000
 };
 
 // 'redis://[[user]:password@]host[:port][/db]' as the uplink takes it:
 // { host, port, user, password, db, prefix }. Throws a clear TypeError for
 // what it cannot take (rediss://: TLS is not supported yet).
-function readRedis(url, prefix) {
+function readRedis(url, prefix, presenceMs) {
   if (typeof url !== 'string') throw optionError('redis must be a URL string like redis://:password@host:6379/0');
   var parsed;
   try {
@@ -56,7 +59,8 @@ function readRedis(url, prefix) {
     user: decodeURIComponent(parsed.username),
     password: decodeURIComponent(parsed.password),
     db: db,
-    prefix: prefix
+    prefix: prefix,
+    presenceMs: presenceMs || DEFAULTS.redisPresenceMs
   };
 }
 
@@ -93,6 +97,7 @@ function readOptions(options, base) {
   integer('retainMessages', 0, 0xffffffff);
   integer('retainBytes', 0, Number.MAX_SAFE_INTEGER);
   integer('retainMs', 1, 0x7fffffff);
+  integer('redisPresenceMs', 50, 600000);
   if (options.sharedMemory !== undefined) {
     if (typeof options.sharedMemory !== 'boolean') {
       throw optionError('sharedMemory must be true or false, got ' + String(options.sharedMemory));

@@ -24,6 +24,15 @@ var FLUSH_AT_ONCE = new Set([
   'handshake', 'connect', 'open', 'close', 'disconnect', 'join', 'leave', 'disconnect-force',
   'disconnect-remote', 'heartbeat-clear', 'message-remote'
 ]);
+// With machines joined through Redis, the ones a client may follow to
+// another machine are also settled there (Connection#settle) before the
+// call returns: what the answer lets the client do next, another machine
+// must already be able to see. Room changes and forwarded client packets
+// act at the client's home and need no wait.
+var SETTLE_FIRST = new Set([
+  'handshake', 'connect', 'open', 'close', 'disconnect', 'disconnect-force', 'disconnect-remote',
+  'heartbeat-clear'
+]);
 
 function storeError(message, code) {
   var err = new Error('socket.io-cluster-store: ' + message);
@@ -136,7 +145,7 @@ module.exports = function createStore(io) {
         callback: null });
       // Joined to other machines: the answer that follows may send the
       // client to another machine, which must know this first.
-      if (now) this._connection.settle(this._endpoint);
+      if (SETTLE_FIRST.has(topic)) this._connection.settle(this._endpoint);
     }
     if (this.listenerCount('publish') > 0) this.emit.apply(this, ['publish', topic].concat(args));
     return this;

@@ -1,7 +1,7 @@
 /* addon_uplink: the uplink's face in JavaScript (uplink.h).
  *
  * brokerStart's fourth argument, { host, port, user, password, db,
- * prefix }, as lib/options.js checked it (readRedis), read into the
+ * prefix, presenceMs }, as lib/options.js checked it (readRedis), read into the
  * uplink's options; and brokerUplinkFault, the text of the uplink's last
  * fault, for the master's log and stats(). */
 #define _GNU_SOURCE
@@ -54,7 +54,8 @@ int addon_read_uplink(napi_env env, napi_value obj, uplink_options *out) {
       addon_uplink_string(env, obj, "password", out->password, sizeof(out->password)) != 0 ||
       addon_uplink_string(env, obj, "prefix", out->prefix, sizeof(out->prefix)) != 0 ||
       addon_uplink_number(env, obj, "port", &out->port) != 0 ||
-      addon_uplink_number(env, obj, "db", &out->db) != 0)
+      addon_uplink_number(env, obj, "db", &out->db) != 0 ||
+      addon_uplink_number(env, obj, "presenceMs", &out->presence_ms) != 0)
     return -1;
   if (!out->host[0] || out->port == 0 || out->port > 65535) {
     addon_throw(env, "ERR_CLUSTER_STORE_OPTION", "redis: a host and a port from 1 to 65535");

@@ -160,6 +160,9 @@ static void uplink_up(uplink *u) {
   u->state = UPLINK_UP;
   u->backoff_ms = UPLINK_BACKOFF_MIN_MS;
   u->connects++;
+  uv_update_time(&u->broker->loop);
+  uplink_topic_machines_seen_now(u, uv_now(&u->broker->loop));
+  u->presence_sent = uv_now(&u->broker->loop);
   uplink_topic_announce(u);
 }
 
@@ -181,6 +184,7 @@ static void uplink_on_tick(uv_timer_t *timer) {
     return;
   }
   if (u->state != UPLINK_UP) return;
+  uplink_topic_presence(u, now);
   uplink_link *links[2] = {&u->command, &u->subscriber};
   for (int i = 0; i < 2; i++) {
     uplink_link *link = links[i];
@@ -295,6 +299,7 @@ int uplink_create(uplink **out, broker *b, const uplink_options *options, char *
   }
   u->broker = b;
   u->options = *options;
+  if (!u->options.presence_ms) u->options.presence_ms = UPLINK_PRESENCE_MS;
   if (uv_random(NULL, NULL, u->origin, sizeof(u->origin), 0, NULL) != 0) {
     uint64_t mix = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ (uint64_t)(uintptr_t)u;
     memcpy(u->origin, &mix, sizeof(u->origin));
@@ -310,10 +315,12 @@ int uplink_create(uplink **out, broker *b, const uplink_options *options, char *
   }
   u->topics = table_create();
   u->interest = table_create();
-  if (!u->topics || !u->interest || uv_mutex_init(&u->fault_lock) != 0) {
+  u->machines = table_create();
+  if (!u->topics || !u->interest || !u->machines || uv_mutex_init(&u->fault_lock) != 0) {
     snprintf(err, err_len, "out of memory starting the uplink");
     if (u->topics) table_destroy(u->topics, NULL, NULL);
     if (u->interest) table_destroy(u->interest, NULL, NULL);
+    if (u->machines) table_destroy(u->machines, NULL, NULL);
     free(u);
     return -1;
   }
@@ -365,6 +372,7 @@ void uplink_free(uplink *u) {
   uplink_link_free(&u->subscriber);
   table_destroy(u->topics, uplink_topic_free, NULL);
   table_destroy(u->interest, uplink_interest_free, NULL);
+  table_destroy(u->machines, uplink_machine_free, NULL);
   uv_mutex_destroy(&u->fault_lock);
   free(u);
 }

@@ -23,11 +23,12 @@
 #include "resp.h"
 #include "uplink.h"
 
-#define UPLINK_ORIGIN_SIZE 8u                  /* a machine's id, at the front of every message */
-#define UPLINK_ENTRIES_MAX (1u << 20)          /* replies one link may await */
-#define UPLINK_BATCH_MAX (64u * 1024u)         /* messages of one topic gathered into one PUBLISH */
-#define UPLINK_BULK_MIN (512u * 1024u * 1024u) /* the largest reply read: Redis's own bulk limit   \
-                                                */
+#define UPLINK_ORIGIN_SIZE 8u          /* a machine's id, at the front of every message */
+#define UPLINK_ENTRIES_MAX (1u << 20)  /* replies one link may await */
+#define UPLINK_BATCH_MAX (64u * 1024u) /* messages of one topic gathered into one PUBLISH */
+#define UPLINK_BULK_MIN                                                                            \
+  (512u * 1024u * 1024u) /* the largest reply read: Redis's own bulk limit                         \
+                          */
 
 /* What a reply that comes is for. */
 enum uplink_entry_kind {
@@ -120,6 +121,8 @@ struct uplink {
   int sending_batch;
   table *topics;   /* uplink_topic by name: what this machine wants */
   table *interest; /* uplink_interest by topic name: what the others want */
+  table *machines; /* the others, by origin: loop time last heard of (uint64_t, heap) */
+  uint64_t presence_sent;
   uv_mutex_t fault_lock;
   int fault; /* enum uplink_fault */
   char fault_text[512];
@@ -176,6 +179,13 @@ void uplink_topic_reset(uplink *u);
  * the command link, so nothing overtakes them). drop: count it as dropped
  * instead (the links closed). */
 void uplink_topic_send_batch(uplink *u, int drop);
+/* Once a tick while up: says this machine is there (every presence_ms,
+ * uplink_options), and forgets what machines not heard of for three
+ * times that wanted (they died without a goodbye). */
+void uplink_topic_presence(uplink *u, uint64_t now);
+/* The uplink came up: the others' silence while it was down is not theirs. */
+void uplink_topic_machines_seen_now(uplink *u, uint64_t now);
+void uplink_machine_free(void *value, void *ctx);
 /* A message Redis pushed on channel (a topic's or the control channel). */
 void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
                           const uint8_t *payload, size_t len);

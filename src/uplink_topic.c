@@ -15,8 +15,11 @@
  * tells it what they want.
  *
  * A control message is ORIGIN (8 bytes), an op ('h' hello, 'b' bye, '+'
- * wants, '-' no longer wants) and, for '+' and '-', topic names, each a
- * 4-byte little-endian length and the bytes. A topic's message is ORIGIN
+ * wants, '-' no longer wants, 'p' still there, 'q' say what you want) and,
+ * for '+' and '-', topic names, each a 4-byte little-endian length and the
+ * bytes. Every machine says 'p' every UPLINK_PRESENCE_MS; one not heard of
+ * for three times that (it died without a goodbye) is no longer sent
+ * anything, and if it was only slow, its next 'p' gets it asked ('q'). A topic's message is ORIGIN
  * and one or more opaque payloads, each a 4-byte little-endian length and
  * the bytes: a machine's messages for one topic in one loop turn (up to
  * UPLINK_BATCH_MAX) go in one PUBLISH, which is most of what Redis spends
@@ -297,19 +300,100 @@ static void uplink_interest_remove(uplink *u, const uint8_t *origin, const uint8
     uplink_interest_free(table_remove(u->interest, name, len), NULL);
 }
 
+/* ---- who is there --------------------------------------------------------------- */
+
+void uplink_machine_free(void *value, void *ctx) {
+  (void)ctx;
+  free(value);
+}
+
+/* Whether origin was known; it is now, heard of at this loop time. */
+static int uplink_machine_seen(uplink *u, const uint8_t *origin) {
+  uint64_t *seen = table_get(u->machines, origin, UPLINK_ORIGIN_SIZE);
+  int known = seen != NULL;
+  if (!seen) {
+    seen = malloc(sizeof(*seen));
+    if (!seen) return 0;
+    if (table_put(u->machines, origin, UPLINK_ORIGIN_SIZE, seen, NULL) != 0) {
+      free(seen);
+      return 0;
+    }
+  }
+  *seen = uv_now(&u->broker->loop);
+  return known;
+}
+
+/* Forgets what origin wanted. */
+static void uplink_machine_forget_interest(uplink *u, const uint8_t *origin) {
+  uint8_t copy[UPLINK_ORIGIN_SIZE];
+  memcpy(copy, origin, sizeof(copy));
+  table_sweep(u->interest, uplink_interest_forget_visit, copy);
+}
+
+typedef struct uplink_presence_sweep {
+  uplink *u;
+  uint64_t now;
+  int reset; /* set every machine's time to now */
+} uplink_presence_sweep;
+
+static int uplink_presence_visit(const void *key, size_t key_len, void *value, void *ctx) {
+  (void)key_len;
+  uplink_presence_sweep *p = ctx;
+  uint64_t *seen = value;
+  if (p->reset || *seen > p->now) {
+    *seen = p->now;
+    return 0;
+  }
+  if (p->now - *seen <= 3u * (uint64_t)p->u->options.presence_ms) return 0;
+  uplink_machine_forget_interest(p->u, key); /* it died without a goodbye */
+  free(seen);
+  return 1;
+}
+
+void uplink_topic_machines_seen_now(uplink *u, uint64_t now) {
+  uplink_presence_sweep p = {u, now, 1};
+  table_sweep(u->machines, uplink_presence_visit, &p);
+}
+
+void uplink_topic_presence(uplink *u, uint64_t now) {
+  if (now - u->presence_sent >= u->options.presence_ms) {
+    u->presence_sent = now;
+    (void)uplink_control(u, 'p', NULL, 0, UPLINK_E_IGNORE, NULL, 0);
+  }
+  uplink_presence_sweep p = {u, now, 0};
+  table_sweep(u->machines, uplink_presence_visit, &p);
+}
+
+/* ---- control messages ------------------------------------------------------------ */
+
 static void uplink_control_message(uplink *u, const uint8_t *p, size_t len) {
   if (len < UPLINK_ORIGIN_SIZE + 1) return;
   const uint8_t *origin = p;
   if (memcmp(origin, u->origin, UPLINK_ORIGIN_SIZE) == 0) return; /* our own */
   uint8_t op = p[UPLINK_ORIGIN_SIZE];
-  if (op == 'h' || op == 'b') {
-    uint8_t copy[UPLINK_ORIGIN_SIZE];
-    memcpy(copy, origin, sizeof(copy));
-    table_sweep(u->interest, uplink_interest_forget_visit, copy);
-    if (op == 'h') uplink_topic_tell_all(u);
+  if (op == 'b') { /* goodbye */
+    free(table_remove(u->machines, origin, UPLINK_ORIGIN_SIZE));
+    uplink_machine_forget_interest(u, origin);
     return;
   }
-  if (op != '+' && op != '-') return;
+  int known = uplink_machine_seen(u, origin);
+  switch (op) {
+  case 'h': /* hello: it (re)joined; what it wanted before is void */
+    uplink_machine_forget_interest(u, origin);
+    uplink_topic_tell_all(u);
+    return;
+  case 'q': /* it asks what this machine wants */
+    uplink_topic_tell_all(u);
+    return;
+  case 'p': /* there; one given up on is asked what it wants again */
+    if (!known) (void)uplink_control(u, 'q', NULL, 0, UPLINK_E_IGNORE, NULL, 0);
+    return;
+  case '+':
+  case '-':
+    break;
+  default:
+    return;
+  }
   size_t at = UPLINK_ORIGIN_SIZE + 1;
   while (len - at >= 4) {
     uint32_t n = frame_load_u32(p + at);

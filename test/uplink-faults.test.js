@@ -168,6 +168,34 @@ describe('past one machine: faults', function () {
     });
   });
 
+  it('stops sending to a machine that died without a goodbye', async function () {
+    var r = await redis();
+    var fast = { setup: { redisPresenceMs: 100 } };
+    var a = await machine(r, fast);
+    var b = await machine(r, fast);
+    await machines.waitUp([a, b]);
+    await b.cluster.run(1, function (ctx) { return ctx.subscribe('s', 'gone'); });
+    await machines.barrier([a, b]);
+    await a.cluster.run(1, function (ctx) { ctx.store('p').publish('gone', 1); });
+    await b.cluster.run(1, function (ctx) {
+      return ctx.until(function () { return ctx.got('s', 'gone').length === 1; }, 10000, 'the message');
+    });
+    var before = await machines.stats(a);
+    assert.strictEqual(before.uplinkRemoteTopics, 1);
+    await b.close(); // SIGKILL: no goodbye
+    var s;
+    var deadline = Date.now() + 10000;
+    do {
+      s = await machines.stats(a);
+      if (s.uplinkRemoteTopics === 0) break;
+      await sleep(50);
+    } while (Date.now() < deadline);
+    assert.strictEqual(s.uplinkRemoteTopics, 0, 'what the dead machine wanted is forgotten');
+    await a.cluster.run(1, function (ctx) { ctx.store('p').publish('gone', 2); });
+    await machines.barrier([a]);
+    assert.strictEqual((await machines.stats(a)).uplinkPublished, before.uplinkPublished);
+  });
+
   it('says a wrong password clearly, and the machine works alone', async function () {
     var r = await redis({ password: 'right-one' });
     var m = await machine(r, { url: r.url('wrong-one') });
