@@ -33,7 +33,8 @@
         "src/uplink.c",
         "src/uplink_link.c",
         "src/uplink_request.c",
-        "src/uplink_topic.c"
+        "src/uplink_topic.c",
+        "src/uplink_wire.c"
       ],
       "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-O2"],
       "cflags!": ["-fno-exceptions"],

@@ -22,10 +22,11 @@
 #include "broker_internal.h"
 #include "resp.h"
 #include "uplink.h"
+#include "uplink_wire.h"
 
-#define UPLINK_ORIGIN_SIZE 8u          /* a machine's id, at the front of every message */
-#define UPLINK_ENTRIES_MAX (1u << 20)  /* replies one link may await */
-#define UPLINK_BATCH_MAX (64u * 1024u) /* messages of one topic gathered into one PUBLISH */
+#define UPLINK_ORIGIN_SIZE UPLINK_WIRE_ORIGIN /* a machine's id, at the front of every message */
+#define UPLINK_ENTRIES_MAX (1u << 20)         /* replies one link may await */
+#define UPLINK_BATCH_MAX (64u * 1024u)        /* messages of one topic gathered into one PUBLISH */
 #define UPLINK_BULK_MIN                                                                            \
   (512u * 1024u * 1024u) /* the largest reply read: Redis's own bulk limit                         \
                           */

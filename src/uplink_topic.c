@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "uplink_internal.h"
+#include "uplink_wire.h"
 
 /* Control messages carry at most this much of a list; more goes in more. */
 #define UPLINK_CONTROL_MAX (64u * 1024u)
@@ -112,7 +113,7 @@ static int uplink_control(uplink *u, uint8_t op, const uint8_t *list, size_t lis
 static uint8_t *uplink_list_one(const uint8_t *name, size_t len, size_t *out_len) {
   uint8_t *list = malloc(4 + len);
   if (!list) return NULL;
-  frame_store_u32(list, (uint32_t)len);
+  uplink_wire_record_head(list, (uint32_t)len);
   if (len) memcpy(list + 4, name, len);
   *out_len = 4 + len;
   return list;
@@ -206,7 +207,7 @@ static int uplink_topic_gather_visit(const void *key, size_t key_len, void *valu
   if (buffer_length(&g->list) + 4 + key_len > UPLINK_CONTROL_MAX) uplink_gather_send(g);
   uint8_t *at = buffer_reserve(&g->list, 4 + key_len);
   if (!at) return 0;
-  frame_store_u32(at, (uint32_t)key_len);
+  uplink_wire_record_head(at, (uint32_t)key_len);
   if (key_len) memcpy(at + 4, key, key_len);
   buffer_commit(&g->list, 4 + key_len);
   return 0;
@@ -367,11 +368,12 @@ void uplink_topic_presence(uplink *u, uint64_t now) {
 /* ---- control messages ------------------------------------------------------------ */
 
 static void uplink_control_message(uplink *u, const uint8_t *p, size_t len) {
-  if (len < UPLINK_ORIGIN_SIZE + 1) return;
-  const uint8_t *origin = p;
+  const uint8_t *origin;
+  uint8_t op;
+  size_t at;
+  if (uplink_wire_control(p, len, &origin, &op, &at) != 0) return;
   if (memcmp(origin, u->origin, UPLINK_ORIGIN_SIZE) == 0) return; /* our own */
-  uint8_t op = p[UPLINK_ORIGIN_SIZE];
-  if (op == 'b') { /* goodbye */
+  if (op == 'b') {                                                /* goodbye */
     free(table_remove(u->machines, origin, UPLINK_ORIGIN_SIZE));
     uplink_machine_forget_interest(u, origin);
     return;
@@ -394,16 +396,13 @@ static void uplink_control_message(uplink *u, const uint8_t *p, size_t len) {
   default:
     return;
   }
-  size_t at = UPLINK_ORIGIN_SIZE + 1;
-  while (len - at >= 4) {
-    uint32_t n = frame_load_u32(p + at);
-    at += 4;
-    if (n > len - at) return; /* malformed: the rest is ignored */
+  const uint8_t *name;
+  uint32_t n;
+  while (uplink_wire_record(p, len, &at, &name, &n) == 1) { /* what does not parse is ignored */
     if (op == '+')
-      uplink_interest_add(u, origin, p + at, n);
+      uplink_interest_add(u, origin, name, n);
     else
-      uplink_interest_remove(u, origin, p + at, n);
-    at += n;
+      uplink_interest_remove(u, origin, name, n);
   }
 }
 
@@ -413,23 +412,20 @@ void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
     uplink_control_message(u, payload, len);
     return;
   }
+  const uint8_t *origin;
+  size_t at;
   if (channel_len < u->topic_prefix_len ||
-      memcmp(channel, u->topic_prefix, u->topic_prefix_len) != 0 || len < UPLINK_ORIGIN_SIZE)
+      memcmp(channel, u->topic_prefix, u->topic_prefix_len) != 0 ||
+      uplink_wire_message(payload, len, &origin, &at) != 0)
     return;
-  if (memcmp(payload, u->origin, UPLINK_ORIGIN_SIZE) == 0) return; /* delivered here already */
+  if (memcmp(origin, u->origin, UPLINK_ORIGIN_SIZE) == 0) return; /* delivered here already */
   frame f;
   memset(&f, 0, sizeof(f));
   f.type = FRAME_PUBLISH;
   f.a = channel + u->topic_prefix_len;
   f.a_len = (uint32_t)(channel_len - u->topic_prefix_len);
-  size_t at = UPLINK_ORIGIN_SIZE;
-  while (len - at >= 4) {
-    uint32_t n = frame_load_u32(payload + at);
-    at += 4;
-    if (n > len - at) return; /* malformed: the rest is dropped */
-    f.payload = payload + at;
-    f.payload_len = n;
-    at += n;
+  /* What does not parse is dropped with the rest of the message. */
+  while (uplink_wire_record(payload, len, &at, &f.payload, &f.payload_len) == 1) {
     f.size = frame_size(f.a_len, 0, f.payload_len);
     if (f.size == 0 || f.size > u->broker->options.max_frame_size) continue;
     u->received++;
@@ -487,7 +483,7 @@ void uplink_publish(uplink *u, const frame *f) {
     u->dropped++;
     return;
   }
-  frame_store_u32(at, f->payload_len);
+  uplink_wire_record_head(at, f->payload_len);
   if (f->payload_len) memcpy(at + 4, f->payload, f->payload_len);
   buffer_commit(&u->batch, 4 + (size_t)f->payload_len);
   u->batch_count++;

@@ -1,4 +1,5 @@
-/* libFuzzer target: the RESP2 scanner and item reader (src/resp.c) on
+/* libFuzzer target: the RESP2 scanner and item reader (src/resp.c), and
+ * the records inside the uplink's messages (src/uplink_wire.c), on
  * arbitrary bytes.
  *
  * The first byte picks the limits and how the input is cut; the rest is
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "resp.h"
+#include "uplink_wire.h"
 
 /* Reads one item and its elements; the position after them, or -1. */
 static long fuzz_walk(const uint8_t *reply, size_t len, size_t pos, int depth) {
@@ -61,7 +63,23 @@ static long fuzz_scan(const resp_limits *limits, const uint8_t *data, size_t siz
   return (long)count;
 }
 
+/* The uplink's records from every start: inside the input, and ending. */
+static void fuzz_records(const uint8_t *data, size_t size) {
+  for (size_t from = 0; from <= size && from < 16; from++) {
+    size_t at = from, last = from;
+    const uint8_t *b;
+    uint32_t n;
+    int rc;
+    while ((rc = uplink_wire_record(data, size, &at, &b, &n)) == 1) {
+      if (b < data || b + n > data + size || at <= last || at > size) abort();
+      last = at;
+    }
+    if (rc != 0 && rc != -1) abort();
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_records(data, size);
   if (size < 1) return 0;
   uint8_t control = data[0];
   data++;

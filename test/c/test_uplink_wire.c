@@ -1,0 +1,95 @@
+/* Unit tests for src/uplink_wire.c: records, control messages and topic
+ * messages, as written and as anyone could send them. Each read is on an
+ * exact-length heap copy, so make sanitize catches a read past the end. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/uplink_wire.h"
+#include "check.h"
+
+/* Reads every record of bytes[from..len) from an exact copy: how many
+ * whole ones, and the last result (0 end, -1 malformed). */
+static int read_all(const uint8_t *bytes, size_t len, size_t from, size_t *count, uint32_t *lens) {
+  uint8_t *copy = malloc(len ? len : 1);
+  memcpy(copy, bytes, len);
+  size_t at = from;
+  const uint8_t *b;
+  uint32_t n;
+  int rc;
+  *count = 0;
+  while ((rc = uplink_wire_record(copy, len, &at, &b, &n)) == 1) {
+    if (b < copy || b + n > copy + len) rc = 99;
+    if (lens) lens[*count] = n;
+    (*count)++;
+    if (rc == 99) break;
+  }
+  free(copy);
+  return rc;
+}
+
+static void test_records(void) {
+  uint8_t buf[64];
+  size_t len = 0, count;
+  uint32_t lens[8];
+  const char *names[] = {"room", "", "dispatch:abc"};
+  for (int i = 0; i < 3; i++) {
+    uint32_t n = (uint32_t)strlen(names[i]);
+    uplink_wire_record_head(buf + len, n);
+    memcpy(buf + len + UPLINK_WIRE_RECORD_HEAD, names[i], n);
+    len += UPLINK_WIRE_RECORD_HEAD + n;
+  }
+  CHECK(read_all(buf, len, 0, &count, lens) == 0 && count == 3);
+  CHECK(lens[0] == 4 && lens[1] == 0 && lens[2] == 12);
+  /* Cut anywhere inside the last record: the whole ones, then malformed. */
+  int bad = 0;
+  for (size_t cut = len - 12 - UPLINK_WIRE_RECORD_HEAD + 1; cut < len; cut++)
+    if (read_all(buf, cut, 0, &count, NULL) != -1 || count != 2) bad++;
+  CHECK(bad == 0);
+  /* A length past the end, and the largest length there is. */
+  uint8_t huge[8] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4};
+  CHECK(read_all(huge, sizeof(huge), 0, &count, NULL) == -1 && count == 0);
+  uint8_t over[8] = {5, 0, 0, 0, 1, 2, 3, 4};
+  CHECK(read_all(over, sizeof(over), 0, &count, NULL) == -1 && count == 0);
+  CHECK(read_all(over, 0, 0, &count, NULL) == 0 && count == 0);
+}
+
+static void test_messages(void) {
+  uint8_t msg[16] = {1, 2, 3, 4, 5, 6, 7, 8, '+', 0, 0, 0, 0};
+  const uint8_t *origin;
+  uint8_t op;
+  size_t at;
+  CHECK(uplink_wire_control(msg, 9, &origin, &op, &at) == 0 && origin == msg && op == '+' &&
+        at == 9);
+  CHECK(uplink_wire_control(msg, 8, &origin, &op, &at) == -1);
+  CHECK(uplink_wire_message(msg, 8, &origin, &at) == 0 && at == 8);
+  CHECK(uplink_wire_message(msg, 7, &origin, &at) == -1);
+  size_t count;
+  CHECK(read_all(msg, 13, 9, &count, NULL) == 0 && count == 1); /* one empty name */
+}
+
+/* Random bytes: never a read out of bounds, and always an end. */
+static void test_garbage(uint64_t *rng) {
+  int bad = 0;
+  for (int round = 0; round < 20000; round++) {
+    uint8_t buf[40];
+    size_t len = (size_t)check_below(rng, sizeof(buf));
+    for (size_t i = 0; i < len; i++)
+      buf[i] = (uint8_t)(check_below(rng, 4) ? check_below(rng, 6) : check_rand(rng));
+    size_t count;
+    int rc = read_all(buf, len, 0, &count, NULL);
+    if (rc != 0 && rc != -1) bad++;
+    if (count > len / UPLINK_WIRE_RECORD_HEAD) bad++;
+  }
+  CHECK(bad == 0);
+}
+
+int main(int argc, char **argv) {
+  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20261202);
+  uint64_t rng = seed;
+  test_records();
+  test_messages();
+  test_garbage(&rng);
+  if (check_failed) fprintf(stderr, "uplink_wire: random seed %" PRIu64 "\n", seed);
+  return check_report("uplink_wire");
+}
