@@ -39,7 +39,9 @@
  * a process's *channel* is its socket to the broker, whose other end is the
  * broker's *connection*; a connection is *congested* when more than the high
  * water mark waits in its output, and *held* when its next frame is a publish
- * that waits for a congested reader; to *flush* is to write queued output.
+ * that waits for a congested reader; to *flush* is to write queued output;
+ * the *uplink* (uplink.h, with broker_options.uplink) joins this broker to
+ * other machines' through Redis.
  *
  * broker_start, broker_attach, broker_get_stats and broker_stop may be
  * called from any one thread (node's main thread, in practice). */

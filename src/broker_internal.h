@@ -22,6 +22,11 @@
  *   broker_handoff.c broker_handoff_* passing a descriptor on to one
  *                                  subscriber of a topic (FRAME_HANDOFF)
  *
+ * The uplink (uplink.h) hooks in with a line each: a publish routed from a
+ * process also goes to it, a machine's first subscriber of a topic and its
+ * last one leaving tell it, per-client data requests and SYNCs may be
+ * answered by it, a connection being freed is forgotten by it.
+ *
  * Everything runs on the broker's thread (or the caller of
  * broker_run_once), except what broker.h says may be called from another
  * thread. A connection is never freed while a function here holds it: one
