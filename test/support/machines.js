@@ -65,6 +65,38 @@ async function barrier(list, storeName) {
   }));
 }
 
+// Joins two sockets both ways. Either side's end is passed on as an end
+// (FIN), never as a reset: whatever still comes from the other side is
+// read and dropped, so nothing unread is left to make the kernel reset the
+// connection. (socket.io 0.9 leaves a closed transport's socket without an
+// 'error' listener: a reset on it would end the worker. Real load balancers
+// do not reset every connection they close either.)
+function join(a, b, sockets) {
+  sockets.add(a);
+  sockets.add(b);
+  function forward(from, to) {
+    from.on('data', function (chunk) {
+      if (!to.destroyed && !to.writableEnded) to.write(chunk);
+    });
+    from.on('end', function () { if (!to.writableEnded) to.end(); });
+    from.on('close', function () {
+      sockets.delete(from);
+      if (!to.writableEnded) to.end();
+      to.resume();
+    });
+    from.on('error', function () { /* 'close' follows */ });
+  }
+  forward(a, b);
+  forward(b, a);
+}
+
+function endAll(sockets) {
+  sockets.forEach(function (s) {
+    if (!s.writableEnded) s.end();
+    s.resume();
+  });
+}
+
 function roundRobinProxy(ports) {
   var next = 0;
   var counts = ports.map(function () { return 0; });
@@ -73,21 +105,7 @@ function roundRobinProxy(ports) {
     var i = next;
     next = (next + 1) % ports.length;
     counts[i]++;
-    var upstream = net.connect(ports[i], '127.0.0.1');
-    sockets.add(client);
-    sockets.add(upstream);
-    // Each side's end is passed on (after what it sent: pipe ends the
-    // other side once it has written everything); an error drops both.
-    client.pipe(upstream);
-    upstream.pipe(client);
-    function drop() {
-      client.destroy();
-      upstream.destroy();
-    }
-    client.on('error', drop);
-    upstream.on('error', drop);
-    client.on('close', function () { sockets.delete(client); });
-    upstream.on('close', function () { sockets.delete(upstream); });
+    join(client, net.connect(ports[i], '127.0.0.1'), sockets);
   });
   return new Promise(function (resolve) {
     server.listen(0, '127.0.0.1', function () {
@@ -96,7 +114,7 @@ function roundRobinProxy(ports) {
         counts: function () { return counts.slice(); },
         close: function () {
           server.close();
-          sockets.forEach(function (s) { s.destroy(); });
+          endAll(sockets);
         }
       });
     });
@@ -121,9 +139,15 @@ function delayProxy(port, delays) {
   var sockets = new Set();
   function forward(from, to, ms) {
     from.on('data', function (chunk) {
-      setTimeout(function () { if (!to.destroyed) to.write(chunk); }, ms);
+      setTimeout(function () { if (!to.destroyed && !to.writableEnded) to.write(chunk); }, ms);
     });
-    from.on('end', function () { setTimeout(function () { to.end(); }, ms); });
+    from.on('end', function () { setTimeout(function () { if (!to.writableEnded) to.end(); }, ms); });
+    from.on('close', function () {
+      sockets.delete(from);
+      if (!to.writableEnded) to.end();
+      to.resume();
+    });
+    from.on('error', function () { /* 'close' follows */ });
   }
   var server = net.createServer(function (client) {
     var upstream = net.connect(port, '127.0.0.1');
@@ -131,14 +155,6 @@ function delayProxy(port, delays) {
     sockets.add(upstream);
     forward(client, upstream, delays.upMs || 0);
     forward(upstream, client, delays.downMs || 0);
-    function drop() {
-      client.destroy();
-      upstream.destroy();
-    }
-    client.on('error', drop);
-    upstream.on('error', drop);
-    client.on('close', function () { sockets.delete(client); });
-    upstream.on('close', function () { sockets.delete(upstream); });
   });
   return new Promise(function (resolve) {
     server.listen(0, '127.0.0.1', function () {
@@ -147,7 +163,7 @@ function delayProxy(port, delays) {
         url: function () { return 'redis://127.0.0.1:' + server.address().port + '/0'; },
         close: function () {
           server.close();
-          sockets.forEach(function (s) { s.destroy(); });
+          endAll(sockets);
         }
       });
     });
