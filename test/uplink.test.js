@@ -318,6 +318,7 @@ describe('past one machine: brokers joined through Redis', function () {
 
     ['websocket', 'xhr-polling', 'jsonp-polling'].forEach(function (transport) {
       it('connects ' + transport + ' clients whose handshake lands on one machine and transport on another', async function () {
+        this.timeout(180000); // a hang guard: 1000 at once take a few seconds, more on a busy machine
         var proxy = await machines.roundRobinProxy(all.map(function (m) { return m.cluster.port; }));
         // socket.io-client 0.9 makes its requests with node's global agent,
         // which keeps connections alive since node 19: a request sent on
@@ -329,7 +330,7 @@ describe('past one machine: brokers joined through Redis', function () {
         try {
           var N = Number(process.env.UPLINK_CLIENTS) || 1000;
           var results = await Promise.all(Array.from({ length: N }, function () {
-            return clients.connect(proxy.port, { transports: [transport] }).then(function (c) {
+            return clients.connect(proxy.port, { transports: [transport], 'connect timeout': 60000 }, 60000).then(function (c) {
               return clients.emit(c.socket, 'set', 'k', c.id).then(function (ack) {
                 return clients.emit(c.socket, 'get', 'k');
               }).then(function (ack) {

@@ -27,8 +27,9 @@ function emit(socket) {
   }), 10000, 'ack of ' + args[0]);
 }
 
-// A connected client: { socket, worker, id, pid }.
-function connect(port, options) {
+// A connected client: { socket, worker, id, pid }. timeoutMs: how long the
+// connect may take before it counts as hung (15 s).
+function connect(port, options, timeoutMs) {
   var socket = ioClient.connect('http://127.0.0.1:' + port, Object.assign({
     'force new connection': true,
     transports: ['websocket'],
@@ -41,7 +42,7 @@ function connect(port, options) {
     socket.on('error', function (err) { reject(new Error('socket.io client error: ' + (err && err.message || err))); });
     socket.on('connect_failed', function () { reject(new Error('socket.io client: connect_failed')); });
   });
-  return withTimeout(connected, 15000, 'client connect').then(function () {
+  return withTimeout(connected, timeoutMs || 15000, 'client connect').then(function () {
     return emit(socket, 'whoami');
   }).then(function (ack) {
     var info = ack[0];
