@@ -422,8 +422,10 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
   uv_unref((uv_handle_t *)&b->expiry_timer);
   uv_unref((uv_handle_t *)&b->stall_timer);
   uv_unref((uv_handle_t *)&b->region_timer);
-  if (options->uplink && uplink_create(&b->uplink, b, options->uplink, err, err_len) != 0)
-    goto fail_loop;
+  if (options->uplink) {
+    if (uplink_create(&b->uplink, b, options->uplink, err, err_len) != 0) goto fail_loop;
+    b->uplink_number = ++b->last_number; /* the first number given: never 0 */
+  }
   *out = b;
   return 0;
 

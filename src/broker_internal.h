@@ -142,10 +142,11 @@ struct broker {
 
   broker_pool pool;
 
-  retain *retained;      /* the topics' logs (broker_retain.c) */
-  uint64_t epoch;        /* this broker's, in every offset it gives */
-  table *bindings;       /* broker_binding by namespace (broker_bind.c) */
-  struct uplink *uplink; /* the machine's link to the others (uplink.h), or NULL */
+  retain *retained;       /* the topics' logs (broker_retain.c) */
+  uint64_t epoch;         /* this broker's, in every offset it gives */
+  table *bindings;        /* broker_binding by namespace (broker_bind.c) */
+  struct uplink *uplink;  /* the machine's link to the others (uplink.h), or NULL */
+  uint32_t uplink_number; /* what its messages say their publisher is (broker_conn.number) */
 };
 
 /* One subscriber of a topic: a connection's endpoint. A member (frame.h)

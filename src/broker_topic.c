@@ -185,12 +185,19 @@ static int broker_topic_deliver_direct(broker_conn *c, const frame *f, uint32_t 
   return 0;
 }
 
+/* The number a MESSAGE says its publisher is: from's, or the uplink's for
+ * a message from another machine (from NULL). */
+static uint32_t broker_topic_publisher(const broker *b, const broker_conn *from) {
+  return from ? from->number : b->uplink_number;
+}
+
 /* One ordinary delivery of f, whose payload is in hand, from `from` to s. */
 static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
                                  const broker_conn *from, uint32_t size, int direct) {
   broker_conn *to = s.conn;
   if (direct && !to->dead && !to->blocked && broker_conn_queued_bytes(to) == 0) {
-    if (broker_topic_deliver_direct(to, f, s.endpoint, from->number, size) != 0) return;
+    if (broker_topic_deliver_direct(to, f, s.endpoint, broker_topic_publisher(b, from), size) != 0)
+      return;
     if (!to->dead && buffer_length(&to->out) > 0) broker_conn_mark(to, from);
   } else {
     /* A retained message (it carries its offset in b) never overtakes:
@@ -199,8 +206,8 @@ static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
     int urgent = f->b_len == 0 && broker_conn_may_overtake(to, from, size);
     uint8_t *at = broker_conn_reserve_on(to, urgent ? &to->urgent : &to->out, size);
     if (!at) return;
-    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, from->number, f->a, f->a_len, f->b, f->b_len,
-                 f->payload, f->payload_len);
+    frame_encode(at, FRAME_MESSAGE, 0, s.endpoint, broker_topic_publisher(b, from), f->a, f->a_len,
+                 f->b, f->b_len, f->payload, f->payload_len);
     buffer_commit(urgent ? &to->urgent : &to->out, size);
     broker_conn_queued(to);
     if (!to->dead) {
@@ -258,7 +265,7 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
   if (!at) return 0; /* cut off: nothing more goes to it */
   frame_message_desc desc = {(uint32_t)(f->payload - b->pool.map->base), f->payload_len};
   frame_encode_message_shared(at, s.endpoint, f->a, f->a_len, &desc);
-  frame_set_publisher(at, from->number);
+  frame_set_publisher(at, broker_topic_publisher(b, from));
   broker_pool_hand(&b->pool, (uint32_t)to->region, id);
   broker_conn_committed(to, small);
   b->counters[FRAME_STAT_MESSAGES_DELIVERED]++;
