@@ -39,7 +39,7 @@
 #include <stdint.h>
 
 #define FRAME_HEADER_SIZE 24u
-#define FRAME_VERSION 2u
+#define FRAME_VERSION 3u
 #define FRAME_MAGIC "CSTO"
 #define FRAME_HELLO_PAYLOAD_SIZE 12u     /* magic, version, max frame size */
 #define FRAME_MIN_MAX_SIZE 4096u         /* smallest maximum frame size allowed */
