@@ -211,6 +211,7 @@ channel *channel_create(uv_loop_t *loop, uint32_t max_frame_size, const channel_
   channel_pool_init(&ch->pool);
   ch->ref = 1;
   ch->max_frame_size = max_frame_size;
+  ch->ring_wait_ms = CHANNEL_RING_WAIT_MS;
   ch->events = *events;
   ch->ctx = ctx;
   buffer_init(&ch->in);

@@ -136,6 +136,9 @@ void channel_unlend(channel *ch, enum channel_unlend_how how);
  * NULL before, and for good when there is none. */
 struct shm_map;
 struct shm_map *channel_pool(const channel *ch);
+/* How long a publish waits for a free slot of a full ring before its
+ * payload takes the socket (CHANNEL_RING_WAIT_MS, 20 ms, unless set). */
+void channel_set_ring_wait(channel *ch, uint32_t ms);
 /* Tells the broker that this process reads shared messages from now on
  * (the owner can give its callback a view of the pool). 0, or -1 with
  * errno as channel_reserve. */

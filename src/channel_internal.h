@@ -57,6 +57,7 @@ struct channel {
   size_t lent;         /* bytes at the start of in lent out (channel_lend) */
   uint8_t *lent_block; /* the lent bytes' memory, once in has moved on */
   uint32_t max_frame_size;
+  uint32_t ring_wait_ms; /* channel_set_ring_wait */
   buffer in;
   buffer out;
   channel_events events;

@@ -18,11 +18,11 @@
 /* The ring is full: the publisher outruns its subscribers, and waits for
  * the broker to free a slot (writing what it queued, so the broker has it,
  * and reading meanwhile), as it would wait for a full socket. After
- * CHANNEL_RING_WAIT_MS without a slot (a subscriber that stopped reading
+ * ch->ring_wait_ms without a slot (a subscriber that stopped reading
  * holds them) it gives up, and payloads take the socket, with its flow
  * control, until a slot is free again. */
 uint8_t *channel_wait_ring(channel *ch, uint32_t len, uint32_t *slot, uint32_t *offset) {
-  uint64_t deadline = uv_hrtime() + (uint64_t)CHANNEL_RING_WAIT_MS * 1000000u;
+  uint64_t deadline = uv_hrtime() + (uint64_t)ch->ring_wait_ms * 1000000u;
   for (;;) {
     if (ch->closed || ch->fd < 0 || channel_write(ch) != 0 || !channel_pool_region_ours(&ch->pool))
       return NULL;
@@ -145,4 +145,8 @@ int channel_wait_reply(channel *ch, uint32_t request_id, int timeout_ms, uint8_t
       return -1;
     }
   }
+}
+
+void channel_set_ring_wait(channel *ch, uint32_t ms) {
+  ch->ring_wait_ms = ms;
 }

@@ -822,12 +822,17 @@ static void test_pool_ring(void) {
   publish(ch, &p, FRAME_PUBLISH, SHM_PAYLOAD_MAX, 0x24, &f);
   CHECK(shared_at(&f, SHM_PAYLOAD_MAX, 0x24, &slot[4], &offset[4]) && offset[4] == 0);
 
-  /* Full: the publisher waits for the broker to free a slot... */
+  /* Full: the publisher waits for the broker to free a slot... (here with
+   * 5 s of patience, so a loaded machine that runs the freeing thread late
+   * cannot make the publish give up first; it returns once the slot is
+   * free, whatever the patience) */
   late l = {&p, 0, 0, 0, pool, REGION, slot[2]};
   pthread_t t;
+  channel_set_ring_wait(ch, 5000);
   pthread_create(&t, NULL, late_main, &l);
   publish(ch, &p, FRAME_PUBLISH, SHM_PAYLOAD_MAX, 0x25, &f);
   pthread_join(t, NULL);
+  channel_set_ring_wait(ch, 20);
   CHECK(shared_at(&f, SHM_PAYLOAD_MAX, 0x25, &slot[5], &offset[5]));
   CHECK(offset[5] == offset[4] + SHM_PAYLOAD_MAX);
   /* ... but not for long: without a slot the payload takes the socket, and
