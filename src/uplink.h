@@ -52,7 +52,7 @@ typedef struct uplink uplink;
 
 #define UPLINK_QUEUE_LIMIT (16u * 1024u * 1024u) /* bytes waiting for Redis, per link */
 #define UPLINK_STALL_MS 5000u     /* a Redis that answers nothing this long is given up on */
-#define UPLINK_SETTLE_MS 1500u    /* the longest a barrier waits for a slow Redis */
+#define UPLINK_SETTLE_MS 500u     /* the longest a barrier waits for a Redis that is slow */
 #define UPLINK_PRESENCE_MS 10000u /* how often a machine says it is there */
 #define UPLINK_BACKOFF_MIN_MS 100u
 #define UPLINK_BACKOFF_MAX_MS 5000u
