@@ -79,7 +79,9 @@ typedef struct uplink_link {
 
 /* A topic some local process subscribes to. */
 typedef struct uplink_topic {
-  int live; /* its SUBSCRIBE and interest were answered on the current connection */
+  int live;         /* its SUBSCRIBE and interest were answered on the current connection */
+  int subscribed;   /* Redis confirmed its SUBSCRIBE on the current connection */
+  int in_handshake; /* its SUBSCRIBE is one of the subscriber link's handshake commands */
   size_t waiting;
   size_t capacity;
   struct {

@@ -119,6 +119,27 @@ static uint8_t *uplink_list_one(const uint8_t *name, size_t len, size_t *out_len
   return list;
 }
 
+static int uplink_topic_subscribe_visit(const void *key, size_t key_len, void *value, void *ctx);
+
+/* A topic new while the uplink connects. Its links' handshake may be on
+ * its way already (the topics then were in it): this one must be
+ * subscribed to on this connection too, or the others would be told this
+ * machine wants it (uplink_topic_announce) while Redis sends it nothing.
+ * While the subscriber link says hello, it joins the hello; once that is
+ * done (the command link is not yet), it is subscribed to as when up, and
+ * told when Redis confirms and the uplink is up. With no connection under
+ * way, the next one subscribes to it. */
+static void uplink_topic_subscribe_early(uplink *u, const uint8_t *topic, size_t len,
+                                         uplink_topic *t) {
+  if (u->subscriber.state == UPLINK_LINK_CLOSED) return;
+  if (u->subscriber.state != UPLINK_LINK_READY) {
+    (void)uplink_topic_subscribe_visit(topic, len, t, u);
+    return;
+  }
+  if (uplink_topic_command(u, "SUBSCRIBE", topic, len, UPLINK_E_SUBSCRIBE) != 0)
+    uplink_fail(u, UPLINK_FAULT_LOST, "out of memory subscribing on Redis");
+}
+
 int uplink_subscribed(uplink *u, const uint8_t *topic, size_t len, broker_conn *c,
                       uint32_t request_id) {
   uplink_topic *t = table_get(u->topics, topic, len);
@@ -129,7 +150,10 @@ int uplink_subscribed(uplink *u, const uint8_t *topic, size_t len, broker_conn *
       free(t);
       return 0;
     }
-    if (u->state != UPLINK_UP) return 0; /* subscribed on the next connect */
+    if (u->state != UPLINK_UP) {
+      uplink_topic_subscribe_early(u, topic, len, t);
+      return 0; /* live across machines once the uplink is up */
+    }
     if (uplink_topic_command(u, "SUBSCRIBE", topic, len, UPLINK_E_SUBSCRIBE) != 0) return 0;
   } else if (t->live || u->state != UPLINK_UP) {
     return 0;
@@ -154,7 +178,9 @@ void uplink_topic_gone(uplink *u, const uint8_t *topic, size_t len) {
 
 void uplink_topic_confirmed(uplink *u, const uint8_t *name, size_t len) {
   uplink_topic *t = table_get(u->topics, name, len);
-  if (!t || u->state != UPLINK_UP) return; /* gone since, or the links closed */
+  if (!t) return; /* gone since */
+  t->subscribed = 1;
+  if (u->state != UPLINK_UP) return; /* told once up (uplink_topic_announce) */
   size_t list_len;
   uint8_t *list = uplink_list_one(name, len, &list_len);
   if (!list || uplink_control(u, '+', list, list_len, UPLINK_E_INTEREST, name, len) != 0) {
@@ -178,7 +204,12 @@ static int uplink_topic_subscribe_visit(const void *key, size_t key_len, void *v
                       {u->topic_prefix, u->topic_prefix_len, key, key_len}};
   uplink_entry e = {UPLINK_E_HANDSHAKE, 0, 0, NULL, NULL, 0};
   t->live = 0;
-  if (uplink_send(u, &u->subscriber, args, 2, &e) == 0) u->subscriber.handshake_left++;
+  t->subscribed = 0;
+  t->in_handshake = 0;
+  if (uplink_send(u, &u->subscriber, args, 2, &e) == 0) {
+    u->subscriber.handshake_left++;
+    t->in_handshake = 1;
+  }
   return 0;
 }
 
@@ -226,12 +257,20 @@ static int uplink_topic_live_visit(const void *key, size_t key_len, void *value,
   (void)key;
   (void)key_len;
   (void)ctx;
-  ((uplink_topic *)value)->live = 1;
+  uplink_topic *t = value;
+  if (t->in_handshake) t->subscribed = 1; /* every handshake reply came */
+  t->in_handshake = 0;
+  if (t->subscribed) {
+    t->live = 1;
+    uplink_topic_answer(t);
+  }
   return 0;
 }
 
 void uplink_topic_announce(uplink *u) {
-  /* Every local topic was subscribed to in the handshake. */
+  /* What Redis sends here now: the topics of the handshake, and those
+   * subscribed to since whose SUBSCRIBE was confirmed; the others are told
+   * once theirs is. */
   table_sweep(u->topics, uplink_topic_live_visit, NULL);
   (void)uplink_control(u, 'h', NULL, 0, UPLINK_E_IGNORE, NULL, 0);
   uplink_topic_tell_all(u);
@@ -243,6 +282,8 @@ static int uplink_topic_reset_visit(const void *key, size_t key_len, void *value
   (void)ctx;
   uplink_topic *t = value;
   t->live = 0;
+  t->subscribed = 0;
+  t->in_handshake = 0;
   uplink_topic_answer(t);
   return 0;
 }

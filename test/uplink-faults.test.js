@@ -168,6 +168,36 @@ describe('past one machine: faults', function () {
     });
   });
 
+  it('makes a topic subscribed while the uplink says hello to Redis live across machines', async function () {
+    var r = await redis();
+    var gate = await machines.delayProxy(r.port, {});
+    try {
+      var a = await machine(r);
+      var b = await machine(r, { url: gate.url() });
+      await machines.waitUp([a, b]);
+      // b's links break and come back; their hello to Redis is held while
+      // a worker of b subscribes, so the topic is new in the middle of it.
+      var before = gate.accepted();
+      gate.hold();
+      gate.cut();
+      var deadline = Date.now() + 15000;
+      while (gate.accepted() < before + 2 && Date.now() < deadline) await sleep(10);
+      assert.strictEqual(gate.accepted(), before + 2, 'b connected again');
+      await b.cluster.run(1, function (ctx) { return ctx.subscribe('s', 'joined-in-hello'); });
+      gate.release();
+      await machines.waitUp([a, b]);
+      await machines.barrier([a, b]);
+      await a.cluster.run(1, function (ctx) { ctx.store('p').publish('joined-in-hello', 'across'); });
+      var got = await b.cluster.run(1, function (ctx) {
+        return ctx.until(function () { return ctx.got('s', 'joined-in-hello').length === 1; }, 10000,
+          'the message from machine a').then(function () { return ctx.got('s', 'joined-in-hello'); });
+      });
+      assert.deepStrictEqual(got, [['across']]);
+    } finally {
+      gate.close();
+    }
+  });
+
   it('stops sending to a machine that died without a goodbye', async function () {
     var r = await redis();
     var fast = { setup: { redisPresenceMs: 100 } };

@@ -13,7 +13,10 @@
 //                     sends each new connection to the next port in turn
 //   var slow = await machines.delayProxy(port, { upMs, downMs }) a TCP proxy
 //                     that holds what goes to port (up) or comes back (down)
-//                     that long, in order: a Redis far away
+//                     that long, in order: a Redis far away. slow.hold()
+//                     keeps every byte both ways until slow.release();
+//                     slow.cut() ends the connections it has (and goes on
+//                     taking new ones); slow.accepted() counts connections
 
 var http = require('http');
 var net = require('net');
@@ -121,8 +124,9 @@ function roundRobinProxy(ports) {
   });
 }
 
-// GET path on port, on a connection of its own: { status, body }.
-function httpGet(port, path) {
+// GET path on port, on a connection of its own: { status, body }; an
+// error when no answer comes in timeoutMs (10 s), a hang guard.
+function httpGet(port, path, timeoutMs) {
   return new Promise(function (resolve, reject) {
     var req = http.get({ host: '127.0.0.1', port: port, path: path, agent: false }, function (res) {
       var body = '';
@@ -130,18 +134,24 @@ function httpGet(port, path) {
       res.on('data', function (d) { body += d; });
       res.on('end', function () { resolve({ status: res.statusCode, body: body }); });
     });
-    req.setTimeout(10000, function () { req.destroy(new Error('no answer to GET ' + path)); });
+    req.setTimeout(timeoutMs || 10000, function () { req.destroy(new Error('no answer to GET ' + path)); });
     req.on('error', reject);
   });
 }
 
 function delayProxy(port, delays) {
   var sockets = new Set();
+  var accepted = 0;
+  var held = null; // while held: what to pass on at release, in order
+  function later(fn, ms) {
+    if (held) held.push(fn);
+    else setTimeout(fn, ms);
+  }
   function forward(from, to, ms) {
     from.on('data', function (chunk) {
-      setTimeout(function () { if (!to.destroyed && !to.writableEnded) to.write(chunk); }, ms);
+      later(function () { if (!to.destroyed && !to.writableEnded) to.write(chunk); }, ms);
     });
-    from.on('end', function () { setTimeout(function () { if (!to.writableEnded) to.end(); }, ms); });
+    from.on('end', function () { later(function () { if (!to.writableEnded) to.end(); }, ms); });
     from.on('close', function () {
       sockets.delete(from);
       if (!to.writableEnded) to.end();
@@ -151,6 +161,7 @@ function delayProxy(port, delays) {
   }
   var server = net.createServer(function (client) {
     var upstream = net.connect(port, '127.0.0.1');
+    accepted++;
     sockets.add(client);
     sockets.add(upstream);
     forward(client, upstream, delays.upMs || 0);
@@ -161,6 +172,14 @@ function delayProxy(port, delays) {
       resolve({
         port: server.address().port,
         url: function () { return 'redis://127.0.0.1:' + server.address().port + '/0'; },
+        hold: function () { held = held || []; },
+        release: function () {
+          var fns = held || [];
+          held = null;
+          fns.forEach(function (fn) { fn(); });
+        },
+        cut: function () { endAll(sockets); },
+        accepted: function () { return accepted; },
         close: function () {
           server.close();
           endAll(sockets);
