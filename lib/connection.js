@@ -24,6 +24,8 @@ var log = {
 };
 
 var TYPE = protocol.TYPE;
+var STATUS = protocol.STATUS;
+var UPLINK_BARRIER_MS = native.constants.UPLINK_BARRIER_MS;
 var FLAG_BARRIER = protocol.FLAG.BARRIER;
 var FLAG_SETTLE = protocol.FLAG.SETTLE;
 var UPLINK_STATE_INDEX = protocol.STAT_NAMES.indexOf('uplinkState');
@@ -72,7 +74,7 @@ function Connection(opts) {
   this.attempt = null; // the attach through the master in flight: { nonce, answer, abandon }
   this.attempts = 0;
   this.told = new Set(); // endpoints that heard of the current failure
-  this.bridged = false; // the broker is joined to other machines (settle)
+  this.bridged = null; // the broker is joined to other machines (settle); null: not known yet
   if (this.worker) this.closeLateAnswers();
   this.open();
 }
@@ -399,18 +401,35 @@ Connection.prototype.catchUp = function (endpoint) {
   try {
     this.write({ type: TYPE.SYNC, endpoint: endpoint, topic: undefined, client: undefined,
       key: undefined, payload: undefined, flags: FLAG_BARRIER, now: true, callback: null }, id);
-    native.channelWait(this.channel, id, this.options.syncTimeout);
+    var reply = native.channelWait(this.channel, id, this.barrierTimeout());
   } catch (err) {
     log.error('catch-up failed: %s', err.message);
     return false;
   }
+  // Not OK: the local barrier held, the one across machines did not
+  // (Redis broke or stopped answering); what came is delivered all the same.
+  var held = reply[0] === STATUS.OK;
+  if (!held) log.error('catch-up across machines failed: %s', replyText(reply));
   var batch = native.channelTake(this.channel);
   if (batch) this.deliver(batch[0], batch[1], batch[2]);
-  return true;
+  return held;
 };
+
+// How long a barrier may take: with an uplink, the broker may hold one
+// while Redis is slow (up to UPLINK_BARRIER_MS, then it answers that the
+// barrier did not hold), on top of the broker's own time.
+Connection.prototype.barrierTimeout = function () {
+  return this.bridged === false ? this.options.syncTimeout :
+    this.options.syncTimeout + UPLINK_BARRIER_MS;
+};
+
+function replyText(reply) {
+  return reply[1] && reply[1].length ? reply[1].toString('utf8') : 'status ' + reply[0];
+}
 
 // Whether the broker has an uplink to other machines: then the state
 // changes that precede an answer to a client are settled (see settle).
+// Until the broker has said (bridged null), they are settled too.
 Connection.prototype.learnBridged = function () {
   var self = this;
   this.send({ type: TYPE.STATS, endpoint: 0, topic: undefined, client: undefined, key: undefined,
@@ -427,18 +446,20 @@ Connection.prototype.learnBridged = function () {
 // them. Without one it costs nothing. What arrives meanwhile is delivered
 // from the loop, as usual (not from inside this call).
 Connection.prototype.settle = function (endpoint) {
-  if (this.state !== 'open' || !this.bridged) return false;
+  if (this.state !== 'open' || this.bridged === false) return false;
   var id = this.nextRequest;
   this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
   try {
     this.write({ type: TYPE.SYNC, endpoint: endpoint, topic: undefined, client: undefined,
       key: undefined, payload: undefined, flags: FLAG_SETTLE, now: true, callback: null }, id);
-    native.channelWait(this.channel, id, this.options.syncTimeout);
+    var reply = native.channelWait(this.channel, id, this.barrierTimeout());
   } catch (err) {
     log.error('settle failed: %s', err.message);
     return false;
   }
-  return true;
+  if (reply[0] === STATUS.OK) return true;
+  log.error('settle failed: %s', replyText(reply));
+  return false;
 };
 
 // Delivers a batch of frames, in order. A consumer may wait on the broker

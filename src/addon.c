@@ -261,6 +261,7 @@ static napi_value addon_constants(napi_env env) {
   FRAME_NUMBER_LIST(ADDON_NUMBER_)
   ADDON_NUMBER_(DESCRIPTOR_WORDS, ADDON_DESCRIPTOR_WORDS)
   ADDON_NUMBER_(WORD_SHARED, ADDON_WORD_SHARED)
+  ADDON_NUMBER_(UPLINK_BARRIER_MS, UPLINK_BARRIER_MS)
   if (st == napi_ok) st = napi_create_array_with_length(env, FRAME_STATS_COUNT, &table);
   FRAME_STAT_LIST(ADDON_STAT_NAME_)
   if (st == napi_ok) st = addon_set_frozen(env, constants, "STAT_NAMES", table);

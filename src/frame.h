@@ -190,7 +190,7 @@
   X(UPLINK_PUBLISHED, uplinkPublished)      /* messages sent to other machines */                  \
   X(UPLINK_RECEIVED, uplinkReceived)        /* messages received from other machines */            \
   X(UPLINK_DROPPED, uplinkDropped) /* messages others wanted, not sent: Redis away or slow */      \
-  X(UPLINK_FAILED_REQUESTS, uplinkFailedRequests) /* data requests lost with the connection */     \
+  X(UPLINK_FAILED_REQUESTS, uplinkFailedRequests) /* requests, barriers Redis never answered */    \
   X(UPLINK_QUEUED_BYTES, uplinkQueuedBytes)       /* output waiting for Redis */                   \
   X(UPLINK_REMOTE_TOPICS, uplinkRemoteTopics)     /* topics other machines want */
 

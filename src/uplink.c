@@ -14,7 +14,9 @@
  * log can say it, and schedules the next try, UPLINK_BACKOFF_MIN_MS
  * doubling up to UPLINK_BACKOFF_MAX_MS. A timer ticks every
  * UPLINK_TICK_MS: retries, connect timeouts, and a Redis that stopped
- * answering. */
+ * answering (after reading what arrived: libuv runs timers before it polls,
+ * and a broker thread the machine did not schedule for a while must not
+ * take a reply waiting in its socket for silence). */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,6 @@
 
 #include "uplink_internal.h"
 
-#define UPLINK_TICK_MS 100u
 #define UPLINK_CONNECT_TIMEOUT_MS 3000u
 
 static void uplink_connect(uplink *u);
@@ -188,21 +189,13 @@ static void uplink_on_tick(uv_timer_t *timer) {
   uplink_link *links[2] = {&u->command, &u->subscriber};
   for (int i = 0; i < 2; i++) {
     uplink_link *link = links[i];
-    if (!link->waiting_since) continue;
-    uint64_t waited = now - link->waiting_since;
-    if (waited > UPLINK_STALL_MS) {
+    if (!link->waiting_since || now - link->waiting_since <= UPLINK_STALL_MS) continue;
+    uplink_link_read_waiting(link);
+    if (u->state != UPLINK_UP) return; /* what it read made it fail */
+    if (link->waiting_since && now - link->waiting_since > UPLINK_STALL_MS) {
       uplink_fail(u, UPLINK_FAULT_STALLED, "Redis stopped answering");
       return;
     }
-    /* A slow Redis holds no barrier for long: its waiters go on. */
-    if (waited > UPLINK_SETTLE_MS)
-      for (size_t k = 0; k < link->count; k++) {
-        uplink_entry *e = &link->entries[(link->head + k) % link->capacity];
-        if (e->kind == UPLINK_E_ANSWER && e->conn) {
-          broker_conn_reply(e->conn, e->request_id, FRAME_STATUS_OK, NULL, 0);
-          e->conn = NULL;
-        }
-      }
   }
 }
 

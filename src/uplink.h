@@ -28,7 +28,13 @@
  * can see what it published waits for that. A SYNC with
  * FRAME_FLAG_BARRIER, after the local barrier, sends a PING on the
  * subscriber link and is answered when the PONG comes back, after every
- * message Redis had pushed to this machine before.
+ * message Redis had pushed to this machine before. A barrier is answered
+ * OK only when its PONG came: however slow Redis is, never earlier. If
+ * the link breaks, or Redis sends nothing for UPLINK_STALL_MS and is
+ * given up on, the barriers waiting are answered with an error (the
+ * barrier did not hold) and counted with the lost requests; so no barrier
+ * waits longer than UPLINK_BARRIER_MS. While the uplink is not up, a SYNC
+ * is the local barrier alone: each machine is on its own then.
  *
  * Faults: a link that fails (refused, reset, not Redis, wrong password,
  * Redis stops answering) closes both; the broker goes on alone, and the
@@ -51,8 +57,12 @@ typedef struct broker_conn broker_conn;
 typedef struct uplink uplink;
 
 #define UPLINK_QUEUE_LIMIT (16u * 1024u * 1024u) /* bytes waiting for Redis, per link */
-#define UPLINK_STALL_MS 5000u     /* a Redis that answers nothing this long is given up on */
-#define UPLINK_SETTLE_MS 500u     /* the longest a barrier waits for a Redis that is slow */
+#define UPLINK_STALL_MS 5000u /* a Redis that sends nothing this long is given up on */
+#define UPLINK_TICK_MS 100u   /* how often the uplink looks at the time (retries, stalls) */
+/* The longest a SYNC may wait for Redis before it is answered (then with
+ * an error when Redis did not answer it); a worker waits that long on top
+ * of its own syncTimeout. */
+#define UPLINK_BARRIER_MS (UPLINK_STALL_MS + 2u * UPLINK_TICK_MS)
 #define UPLINK_PRESENCE_MS 10000u /* how often a machine says it is there */
 #define UPLINK_BACKOFF_MIN_MS 100u
 #define UPLINK_BACKOFF_MAX_MS 5000u

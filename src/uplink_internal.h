@@ -74,7 +74,7 @@ typedef struct uplink_link {
   size_t head;
   size_t count;
   size_t capacity;
-  uint64_t waiting_since; /* loop time since when a reply is awaited (0: none) */
+  uint64_t waiting_since; /* a reply awaited: loop time Redis last sent something (0: none) */
 } uplink_link;
 
 /* A topic some local process subscribes to. */
@@ -158,6 +158,8 @@ int uplink_link_queue(uplink_link *link, const resp_arg *args, size_t argc,
 int uplink_link_pop(uplink_link *link, uplink_entry *out);
 /* Writes what the socket takes. */
 void uplink_link_flush(uplink_link *link);
+/* Reads and handles what the socket holds now (without waiting). */
+void uplink_link_read_waiting(uplink_link *link);
 /* Closes the socket; every awaited entry goes to uplink_entry_failed. */
 void uplink_link_close(uplink_link *link);
 void uplink_link_free(uplink_link *link);

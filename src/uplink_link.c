@@ -146,7 +146,10 @@ static int uplink_link_push(uplink_link *link, const uplink_entry *entry) {
     link->head = 0;
   }
   link->entries[(link->head + link->count) % link->capacity] = *entry;
-  if (link->count++ == 0) link->waiting_since = uv_now(&link->owner->broker->loop);
+  if (link->count++ == 0) {
+    uv_update_time(&link->owner->broker->loop);
+    link->waiting_since = uv_now(&link->owner->broker->loop);
+  }
   return 0;
 }
 
@@ -155,8 +158,7 @@ int uplink_link_pop(uplink_link *link, uplink_entry *out) {
   *out = link->entries[link->head];
   link->head = (link->head + 1) % link->capacity;
   link->count--;
-  /* A reply came: Redis is answering. */
-  link->waiting_since = link->count ? uv_now(&link->owner->broker->loop) : 0;
+  if (link->count == 0) link->waiting_since = 0;
   return 0;
 }
 
@@ -249,6 +251,8 @@ static void uplink_link_read(uplink_link *link) {
     }
     ssize_t n = read(s->fd, at, buffer_spare(&link->in));
     if (n > 0) {
+      /* Redis is there (a reply, part of one, or a push ahead of one). */
+      if (link->count) link->waiting_since = uv_now(&link->owner->broker->loop);
       buffer_commit(&link->in, (size_t)n);
       uplink_link_scan(link, s);
       if (link->sock != s) return;
@@ -270,6 +274,10 @@ static void uplink_link_read(uplink_link *link) {
                 text);
     return;
   }
+}
+
+void uplink_link_read_waiting(uplink_link *link) {
+  if (link->sock && link->state != UPLINK_LINK_CONNECTING) uplink_link_read(link);
 }
 
 static void uplink_link_on_poll(uv_poll_t *handle, int status, int events) {

@@ -111,15 +111,15 @@ void uplink_entry_failed(uplink *u, uplink_entry *e) {
                            "the connection to Redis was lost before it answered; the request may "
                            "or may not have been applied");
   } else if (e->conn && e->kind == UPLINK_E_ANSWER) {
-    broker_conn_reply(e->conn, e->request_id, FRAME_STATUS_OK, NULL, 0);
+    /* Not OK: what it waited for may not have happened. */
+    u->lost_replies++;
+    broker_conn_reply_text(e->conn, e->request_id, FRAME_STATUS_BAD_REQUEST,
+                           "the barrier across machines did not hold: the connection to Redis "
+                           "broke or Redis stopped answering first (this machine is on its own "
+                           "until Redis is back)");
   }
   free(e->name);
   e->name = NULL;
-}
-
-/* Whether link has waited for Redis longer than a barrier may. */
-static int uplink_slow(uplink *u, const uplink_link *link) {
-  return link->waiting_since && uv_now(&u->broker->loop) - link->waiting_since > UPLINK_SETTLE_MS;
 }
 
 int uplink_sync(uplink *u, broker_conn *c, const frame *f) {
@@ -133,7 +133,6 @@ int uplink_sync(uplink *u, broker_conn *c, const frame *f) {
     return 0;
   if (link == &u->command) uplink_topic_send_batch(u, 0); /* what waits for this turn's end */
   if (link == &u->command && link->count == 0 && uplink_link_queued(link) == 0) return 0;
-  if (uplink_slow(u, link)) return 0;
   resp_arg ping[1] = {{"PING", 4, NULL, 0}};
   uplink_entry e = {UPLINK_E_ANSWER, 0, f->request_id, c, NULL, 0};
   return uplink_send(u, link, ping, 1, &e) == 0;

@@ -168,6 +168,38 @@ describe('past one machine: faults', function () {
     });
   });
 
+  it('says a barrier across machines did not hold when Redis stops answering, then goes on alone', async function () {
+    var r = await redis();
+    var a = await machine(r);
+    var b = await machine(r);
+    await machines.waitUp([a, b]);
+    await machines.barrier([a, b]);
+    r.pause();
+    try {
+      // A handshake lookup on b: Redis cannot say what it had pushed to b,
+      // so the barrier must not say it held; it fails once b gives up on
+      // Redis, not at once and not never.
+      var held = await b.cluster.run(1, function (ctx) {
+        var store = ctx.store('barrier');
+        return ctx.call(store, 'stats').then(function () { return store._connection.catchUp(store._endpoint); });
+      });
+      assert.strictEqual(held, false, 'the barrier said it held with Redis stopped');
+      var s = await waitFault(b, FAULT.STALLED);
+      assert.ok(s.uplinkFailedRequests >= 1, 'counted: ' + JSON.stringify(s));
+      // On its own now: barriers are the machine's own, and hold.
+      var alone = await b.cluster.run(2, function (ctx) {
+        var store = ctx.store('barrier');
+        return ctx.call(store, 'stats').then(function () { return store._connection.catchUp(store._endpoint); });
+      });
+      assert.strictEqual(alone, true);
+      var local = await localWorks(b, 'stopped');
+      assert.deepStrictEqual(local, { got: [['hello', { n: 1 }]], value: [1, 2], err: null });
+    } finally {
+      r.resume();
+    }
+    await machines.waitUp([a, b], 30000);
+  });
+
   it('makes a topic subscribed while the uplink says hello to Redis live across machines', async function () {
     var r = await redis();
     var gate = await machines.delayProxy(r.port, {});
