@@ -103,6 +103,65 @@ static void broker_fill_stats(broker *b, uint64_t *out) {
   memcpy(out, b->counters, sizeof(b->counters));
 }
 
+/* Text answers of broker_kv_apply. */
+static void broker_kv_text(broker_kv_answer *out, uint8_t status, const char *text) {
+  out->status = status;
+  out->value = text;
+  out->len = strlen(text);
+}
+
+void broker_kv_apply(broker *b, const frame *f, broker_kv_answer *out) {
+  out->status = FRAME_STATUS_OK;
+  out->value = NULL;
+  out->len = 0;
+  switch (f->type) {
+  case FRAME_KV_GET:
+    out->value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &out->len);
+    if (!out->value) out->status = FRAME_STATUS_MISSING;
+    return;
+  case FRAME_KV_SET:
+    if (kv_set(b->store, f->a, f->a_len, f->b, f->b_len, f->payload, f->payload_len) != 0)
+      broker_kv_text(out, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+    return;
+  case FRAME_KV_HAS:
+    if (!kv_has(b->store, f->a, f->a_len, f->b, f->b_len)) out->status = FRAME_STATUS_MISSING;
+    return;
+  case FRAME_KV_DEL:
+    if (!kv_del(b->store, f->a, f->a_len, f->b, f->b_len)) out->status = FRAME_STATUS_MISSING;
+    return;
+  case FRAME_KV_CLEAR:
+    broker_bind_release(b, f->a, f->a_len);
+    if (!kv_clear(b->store, f->a, f->a_len)) out->status = FRAME_STATUS_MISSING;
+    b->expiry_changed = 1;
+    return;
+  case FRAME_KV_EXPIRE: {
+    uint32_t ms;
+    if (frame_expire_parse(f->payload, f->payload_len, &ms) != 0) {
+      broker_kv_text(out, FRAME_STATUS_BAD_REQUEST, "expire needs a 4-byte millisecond count");
+      return;
+    }
+    uv_update_time(&b->loop);
+    uint64_t deadline = uv_now(&b->loop) + ms;
+    int rc = kv_expire_at(b->store, f->a, f->a_len, deadline);
+    if (rc > 0) broker_bind_release(b, f->a, f->a_len);
+    if (rc < 0)
+      broker_kv_text(out, FRAME_STATUS_NO_MEMORY, "broker out of memory");
+    else if (rc == 0)
+      out->status = FRAME_STATUS_MISSING;
+    b->expiry_changed = 1;
+    return;
+  }
+  case FRAME_KV_PERSIST:
+    broker_bind_release(b, f->a, f->a_len);
+    if (!kv_persist(b->store, f->a, f->a_len)) out->status = FRAME_STATUS_MISSING;
+    b->expiry_changed = 1;
+    return;
+  default:
+    broker_kv_text(out, FRAME_STATUS_BAD_REQUEST, "not a per-client data request");
+    return;
+  }
+}
+
 void broker_handle(broker *b, broker_conn *c, const frame *f) {
   if ((f->flags & FRAME_FLAG_BARRIER) && !b->draining) broker_drain_others(b, c);
   /* Joined to other machines: the per-client data is Redis's while it is
@@ -170,65 +229,18 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
     broker_topic_unsubscribe(b, f, c);
     broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;
-  case FRAME_KV_GET: {
-    size_t len = 0;
-    const void *value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &len);
-    if (value)
-      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, value, len);
-    else
-      broker_conn_reply(c, f->request_id, FRAME_STATUS_MISSING, NULL, 0);
-    return;
-  }
+  case FRAME_KV_GET:
   case FRAME_KV_SET:
-    if (kv_set(b->store, f->a, f->a_len, f->b, f->b_len, f->payload, f->payload_len) != 0)
-      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
-    else
-      broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
-    return;
   case FRAME_KV_HAS:
-    broker_conn_reply(c, f->request_id,
-                      kv_has(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
-                                                                       : FRAME_STATUS_MISSING,
-                      NULL, 0);
-    return;
   case FRAME_KV_DEL:
-    broker_conn_reply(c, f->request_id,
-                      kv_del(b->store, f->a, f->a_len, f->b, f->b_len) ? FRAME_STATUS_OK
-                                                                       : FRAME_STATUS_MISSING,
-                      NULL, 0);
-    return;
   case FRAME_KV_CLEAR:
-    broker_bind_release(b, f->a, f->a_len);
-    broker_conn_reply(c, f->request_id,
-                      kv_clear(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
-                      NULL, 0);
-    b->expiry_changed = 1;
-    return;
-  case FRAME_KV_EXPIRE: {
-    uint32_t ms;
-    if (frame_expire_parse(f->payload, f->payload_len, &ms) != 0) {
-      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_BAD_REQUEST,
-                             "expire needs a 4-byte millisecond count");
-      return;
-    }
-    uv_update_time(&b->loop);
-    uint64_t deadline = uv_now(&b->loop) + ms;
-    int rc = kv_expire_at(b->store, f->a, f->a_len, deadline);
-    if (rc > 0) broker_bind_release(b, f->a, f->a_len);
-    if (rc < 0)
-      broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
-    else
-      broker_conn_reply(c, f->request_id, rc ? FRAME_STATUS_OK : FRAME_STATUS_MISSING, NULL, 0);
-    b->expiry_changed = 1;
+  case FRAME_KV_EXPIRE:
+  case FRAME_KV_PERSIST: {
+    broker_kv_answer answer;
+    broker_kv_apply(b, f, &answer);
+    broker_conn_reply(c, f->request_id, answer.status, answer.value, answer.len);
     return;
   }
-  case FRAME_KV_PERSIST:
-    broker_bind_release(b, f->a, f->a_len);
-    broker_conn_reply(c, f->request_id,
-                      kv_persist(b->store, f->a, f->a_len) ? FRAME_STATUS_OK : FRAME_STATUS_MISSING,
-                      NULL, 0);
-    b->expiry_changed = 1;
-    return;
   case FRAME_CLOSE:
     broker_topic_drop_endpoint(b, c, f->endpoint);
     broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);

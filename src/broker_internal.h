@@ -170,6 +170,18 @@ typedef struct broker_topic {
 /* Does what frame f, from c (greeted), asks: routes a publish, answers a
  * request, keeps the books of the pool. */
 void broker_handle(broker *b, broker_conn *c, const frame *f);
+
+/* What a per-client data request (FRAME_KV_GET to FRAME_KV_PERSIST) gets:
+ * its status, and the value of a GET (valid until the store changes) or a
+ * text saying why it failed. */
+typedef struct broker_kv_answer {
+  uint8_t status;
+  const void *value;
+  size_t len;
+} broker_kv_answer;
+
+/* Applies such a request to the broker's own store. */
+void broker_kv_apply(broker *b, const frame *f, broker_kv_answer *out);
 /* Answers c's hello: the broker's hello, and the offer of a region of the
  * shared pool when there is one to give. */
 void broker_greet(broker_conn *c);
