@@ -240,7 +240,7 @@ static void uplink_entry_reply(uplink *u, uplink_link *link, uplink_entry *e,
     uplink_topic_interest_sent(u, e->name, e->name_len);
     break;
   default:
-    break; /* UPLINK_E_IGNORE, UPLINK_E_UNSUBSCRIBE */
+    break; /* UPLINK_E_IGNORE, UPLINK_E_MESSAGES, UPLINK_E_UNSUBSCRIBE */
   }
   free(e->name);
 }

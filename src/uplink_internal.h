@@ -34,7 +34,8 @@
 /* What a reply that comes is for. */
 enum uplink_entry_kind {
   UPLINK_E_HANDSHAKE,  /* AUTH, SELECT, PING, SUBSCRIBE at connect: must succeed */
-  UPLINK_E_IGNORE,     /* a message's PUBLISH */
+  UPLINK_E_IGNORE,     /* a control message's PUBLISH */
+  UPLINK_E_MESSAGES,   /* a topic's PUBLISH of request_id messages */
   UPLINK_E_KV,         /* a per-client data request: answered to conn */
   UPLINK_E_ANSWER,     /* a PING (settle, barrier): conn gets OK */
   UPLINK_E_SUBSCRIBE,  /* a topic's SUBSCRIBE (name): then its interest goes out */

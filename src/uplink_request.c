@@ -105,6 +105,9 @@ void uplink_kv_reply(uplink *u, const uplink_entry *e, const resp_item *item, co
 }
 
 void uplink_entry_failed(uplink *u, uplink_entry *e) {
+  /* Sent, but Redis never said it took them: they may or may not have
+   * reached the others, and count as dropped (at-most-once). */
+  if (e->kind == UPLINK_E_MESSAGES) u->dropped += e->request_id;
   if (e->conn && e->kind == UPLINK_E_KV) {
     u->lost_replies++;
     broker_conn_reply_text(e->conn, e->request_id, FRAME_STATUS_BAD_REQUEST,

@@ -483,7 +483,7 @@ void uplink_topic_send_batch(uplink *u, int drop) {
         {"PUBLISH", 7, NULL, 0},
         {u->topic_prefix, u->topic_prefix_len, u->batch_topic, u->batch_topic_len},
         {u->origin, UPLINK_ORIGIN_SIZE, buffer_begin(&u->batch), buffer_length(&u->batch)}};
-    uplink_entry e = {UPLINK_E_IGNORE, 0, 0, NULL, NULL, 0};
+    uplink_entry e = {UPLINK_E_MESSAGES, 0, (uint32_t)count, NULL, NULL, 0};
     u->sending_batch = 1;
     sent = uplink_send(u, &u->command, args, 3, &e) == 0;
     u->sending_batch = 0;
