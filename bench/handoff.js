@@ -1,49 +1,90 @@
 #!/usr/bin/env node
 'use strict';
 // socket.io 4 over long-polling without sticky sessions: this package's
-// hand-off (node's round robin, sessions handed to their owner) against
-// @socket.io/sticky (the primary reads every connection's first bytes in
-// JavaScript), same cluster (bench/lib/stress-v4-cluster.js), same load:
+// hand-off against @socket.io/sticky (the primary reads every connection's
+// first bytes in JavaScript), same cluster (bench/lib/stress-v4-cluster.js),
+// same load. Setups:
 //
-//   connects/s   N polling clients connecting, C at a time
-//   primary CPU  the primary's CPU time per HTTP request the workers
-//                served, for its main (JavaScript) thread and in all
-//                (ours adds the broker's thread). Under node's round robin
-//                (handoff) the primary's JavaScript accepts every TCP
-//                connection and passes it to a worker: node's cost, per
-//                connection; handoff-os (cluster.SCHED_NONE) shows the
-//                hand-off without it
-//   round trip   M connected polling clients each emitting R acks in turn:
-//                p50 and p99 of emit-to-ack
+//   handoff     node's round robin (cluster.SCHED_RR) and the hand-off: the
+//               primary's JavaScript accepts every TCP connection and passes
+//               it to a worker (node's cost, per connection, not ours)
+//   handoff-os  cluster.SCHED_NONE and the hand-off: the workers accept from
+//               the shared socket themselves; nothing in the primary's
+//               JavaScript
+//   sticky      @socket.io/sticky in the primary (round robin by sid)
 //
-//   node bench/handoff.js [--setups handoff,handoff-os,sticky] [--clients 400]
+// Connections (--connections), how the clients use TCP:
+//
+//   close       socket.io-client's default in node (agent: false): a new
+//               TCP connection for every poll and every POST, so most of
+//               them land on a worker that does not own the session
+//   keep-alive  an http.Agent({ keepAlive: true }) per client, as a browser
+//               tab keeps its connections: once a connection has reached
+//               the session's worker it stays there (the steady state)
+//   shared      one keep-alive agent for every client, as a proxy pools
+//               connections: one connection carries requests of many
+//               sessions, each time for whichever needs it
+//
+// For each setup x connections, two phases:
+//
+//   connect     N polling clients connect, C at a time: connects/s, and how
+//               many sessions each worker ended up with (min-max)
+//   round trip  M of them emit R acks each, one after another: p50 and p99
+//               of emit-to-ack, and "vs sticky", p99 over sticky's p99 in
+//               the same repetition
+//
+// and over both phases: TCP connections the clients opened per request the
+// workers served, hand-offs per request, the primary's JavaScript (main
+// thread) CPU per request and per TCP connection, and the CPU of the whole
+// server (primary, all threads, and workers) per request.
+//
+//   node bench/handoff.js [--setups handoff,handoff-os,sticky]
+//                         [--connections close,keep-alive] [--clients 400]
 //                         [--concurrency 50] [--rtt-clients 50] [--rounds 40]
-//                         [--workers 4] [--json]
-//   npm run bench:handoff -- --clients 100
+//                         [--workers 4] [--repeat 1] [--json]
+//   npm run bench:handoff -- --repeat 3
 //
 // Figures from one run, side by side; on a busy machine only the ratios
-// mean anything.
+// mean anything, and --repeat interleaves the setups so each repetition
+// compares them under the same weather.
 
 var fs = require('fs');
+var http = require('http');
 var ioc = require('socket.io-client-v4');
 var stressV4 = require('./stress-v4');
 
+var CONNECTIONS = ['close', 'keep-alive', 'shared'];
+
 function parseArgs(argv) {
-  var out = { setups: ['handoff', 'handoff-os', 'sticky'], clients: 400, concurrency: 50, rttClients: 50,
-    rounds: 40, workers: 4, json: false };
+  var out = { setups: ['handoff', 'handoff-os', 'sticky'], connections: ['close', 'keep-alive'],
+    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, workers: 4, repeat: 1, json: false };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
     if (a === '--json') out.json = true;
     else if (a === '--setups') out.setups = argv[++i].split(',');
+    else if (a === '--connections') out.connections = argv[++i].split(',');
     else if (a === '--clients') out.clients = Number(argv[++i]);
     else if (a === '--concurrency') out.concurrency = Number(argv[++i]);
     else if (a === '--rtt-clients') out.rttClients = Number(argv[++i]);
     else if (a === '--rounds') out.rounds = Number(argv[++i]);
     else if (a === '--workers') out.workers = Number(argv[++i]);
+    else if (a === '--repeat') out.repeat = Number(argv[++i]);
     else throw new Error('unknown argument ' + a + ' (see the head of bench/handoff.js)');
   }
+  out.connections.forEach(function (c) {
+    if (CONNECTIONS.indexOf(c) < 0) throw new Error('unknown --connections ' + c + ': ' + CONNECTIONS.join(', '));
+  });
   return out;
 }
+
+// TCP connections the clients of this process opened: every request goes
+// through an http.Agent (agent: false makes a one-off Agent per request).
+var opened = 0;
+var createConnection = http.Agent.prototype.createConnection;
+http.Agent.prototype.createConnection = function () {
+  opened++;
+  return createConnection.apply(this, arguments);
+};
 
 // CPU seconds of a thread (/proc/<pid>/task/<tid>/stat) or a whole process.
 function cpuSeconds(pid, tid) {
@@ -54,10 +95,16 @@ function cpuSeconds(pid, tid) {
   return ticks / 100; // USER_HZ is 100 on Linux
 }
 
-function connectOne(port) {
+function agentFor(connections, shared) {
+  if (connections === 'keep-alive') return new http.Agent({ keepAlive: true });
+  if (connections === 'shared') return shared;
+  return false;
+}
+
+function connectOne(port, agent) {
   return new Promise(function (resolve, reject) {
     var s = ioc.io('http://127.0.0.1:' + port, { forceNew: true, reconnection: false,
-      transports: ['polling'], timeout: 20000 });
+      transports: ['polling'], timeout: 20000, agent: agent });
     s.once('connect', function () { resolve(s); });
     s.once('connect_error', function (err) {
       s.close();
@@ -71,19 +118,31 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-async function requestsServed(c) {
+// What the workers say: requests served, hand-offs, sessions, CPU.
+async function workerStats(c) {
   var stats = (await c.command('stats')) || [];
-  return stats.reduce(function (n, w) { return n + (w.requests || 0); }, 0);
+  var out = { requests: 0, handedOff: 0, cpuUs: 0, sessions: [] };
+  stats.forEach(function (w) {
+    if (!w) return;
+    out.requests += w.requests || 0;
+    out.handedOff += w.handoff ? w.handoff.handedOff : 0;
+    out.cpuUs += w.cpu ? w.cpu.user + w.cpu.system : 0;
+    out.sessions.push(w.clients);
+  });
+  return out;
 }
 
-async function runOne(setup, args) {
+async function runOne(setup, connections, args) {
   var c = await stressV4.startCluster(setup, { adapter: 'none', workers: args.workers });
-  var row = { setup: setup };
+  var row = { setup: setup, connections: connections };
   var clients = [];
+  var shared = new http.Agent({ keepAlive: true });
+  var agents = [];
   try {
-    var requests0 = await requestsServed(c);
+    var w0 = await workerStats(c);
     var main0 = cpuSeconds(c.pid, c.pid);
     var all0 = cpuSeconds(c.pid);
+    var opened0 = opened;
     // ---- connects/s
     var failed = 0;
     var started = process.hrtime.bigint();
@@ -91,8 +150,10 @@ async function runOne(setup, args) {
     async function lane() {
       while (next < args.clients) {
         next++;
+        var agent = agentFor(connections, shared);
+        if (agent && agent !== shared) agents.push(agent);
         try {
-          clients.push(await connectOne(c.port));
+          clients.push(await connectOne(c.port, agent));
         } catch (err) {
           failed++;
         }
@@ -105,6 +166,9 @@ async function runOne(setup, args) {
     row.connected = clients.length;
     row.failed = failed;
     row.connectsPerSecond = Math.round(clients.length / seconds);
+    var sessions = (await workerStats(c)).sessions;
+    row.sessionsMin = Math.min.apply(null, sessions);
+    row.sessionsMax = Math.max.apply(null, sessions);
     // ---- round trips
     var rtts = [];
     var rttClients = clients.slice(0, args.rttClients);
@@ -129,13 +193,24 @@ async function runOne(setup, args) {
     row.rttP50 = percentile(rtts, 0.5);
     row.rttP99 = percentile(rtts, 0.99);
     row.roundTrips = rtts.length;
-    // ---- the primary's CPU per request served
-    var requests = (await requestsServed(c)) - requests0;
+    // ---- per request and per connection, over both phases
+    var w1 = await workerStats(c);
+    var requests = w1.requests - w0.requests;
+    var tcp = opened - opened0;
+    var main = (cpuSeconds(c.pid, c.pid) - main0) * 1e6;
+    var all = (cpuSeconds(c.pid) - all0) * 1e6;
     row.requests = requests;
-    row.primaryMainUsPerRequest = requests ? (cpuSeconds(c.pid, c.pid) - main0) * 1e6 / requests : null;
-    row.primaryAllUsPerRequest = requests ? (cpuSeconds(c.pid) - all0) * 1e6 / requests : null;
+    row.connectionsOpened = tcp;
+    row.connectionsPerRequest = requests ? tcp / requests : null;
+    row.handoffsPerRequest = requests ? (w1.handedOff - w0.handedOff) / requests : null;
+    row.primaryMainUsPerRequest = requests ? main / requests : null;
+    row.primaryMainUsPerConnection = tcp ? main / tcp : null;
+    row.primaryAllUsPerRequest = requests ? all / requests : null;
+    row.serverUsPerRequest = requests ? (all + w1.cpuUs - w0.cpuUs) / requests : null;
   } finally {
     clients.forEach(function (s) { s.close(); });
+    agents.forEach(function (a) { a.destroy(); });
+    shared.destroy();
     await c.stop();
   }
   return row;
@@ -146,21 +221,47 @@ function fmt(v, digits) {
   return typeof v === 'number' ? v.toFixed(digits === undefined ? 1 : digits) : String(v);
 }
 
+var COLUMNS = [
+  ['setup', 10, function (r) { return r.setup; }],
+  ['conns', 10, function (r) { return r.connections; }],
+  ['connected', 9, function (r) { return r.connected + '/' + (r.connected + r.failed); }],
+  ['conn/s', 6, function (r) { return String(r.connectsPerSecond); }],
+  ['sessions', 8, function (r) { return r.sessionsMin + '-' + r.sessionsMax; }],
+  ['tcp/req', 7, function (r) { return fmt(r.connectionsPerRequest, 2); }],
+  ['hand/req', 8, function (r) { return fmt(r.handoffsPerRequest, 2); }],
+  ['pJS us/req', 10, function (r) { return fmt(r.primaryMainUsPerRequest); }],
+  ['pJS us/tcp', 10, function (r) { return fmt(r.primaryMainUsPerConnection); }],
+  ['server us/req', 13, function (r) { return fmt(r.serverUsPerRequest, 0); }],
+  ['p50 ms', 7, function (r) { return fmt(r.rttP50, 1); }],
+  ['p99 ms', 7, function (r) { return fmt(r.rttP99, 1); }],
+  ['vs sticky', 9, function (r) { return r.vsSticky === undefined ? '-' : fmt(r.vsSticky, 2); }]
+];
+
 async function main() {
   var args = parseArgs(process.argv.slice(2));
   var rows = [];
-  for (var setup of args.setups) rows.push(await runOne(setup, args));
+  for (var rep = 1; rep <= args.repeat; rep++) {
+    for (var connections of args.connections) {
+      var group = [];
+      for (var setup of args.setups) {
+        var row = await runOne(setup, connections, args);
+        row.repetition = rep;
+        group.push(row);
+      }
+      var sticky = group.find(function (r) { return r.setup === 'sticky'; });
+      if (sticky && sticky.rttP99) group.forEach(function (r) { r.vsSticky = r.rttP99 / sticky.rttP99; });
+      rows = rows.concat(group);
+    }
+  }
   if (args.json) {
     console.log(JSON.stringify({ args: args, rows: rows }, null, 2));
   } else {
     console.log('socket.io 4.8 long-polling, ' + args.workers + ' workers; ' + args.clients +
       ' clients connecting ' + args.concurrency + ' at a time; ' + args.rttClients + ' x ' +
-      args.rounds + ' round trips');
-    console.log('setup      connected  connects/s  primary JS us/req  primary all us/req  rtt p50 ms  rtt p99 ms');
+      args.rounds + ' round trips' + (args.repeat > 1 ? '; ' + args.repeat + ' repetitions' : ''));
+    console.log(COLUMNS.map(function (c) { return c[0].padEnd(c[1]); }).join(' '));
     rows.forEach(function (r) {
-      console.log([r.setup.padEnd(10), (r.connected + '/' + (r.connected + r.failed)).padEnd(10),
-        String(r.connectsPerSecond).padEnd(11), fmt(r.primaryMainUsPerRequest).padEnd(18),
-        fmt(r.primaryAllUsPerRequest).padEnd(19), fmt(r.rttP50, 2).padEnd(11), fmt(r.rttP99, 2)].join(' '));
+      console.log(COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));
     });
   }
   process.exit(0);
