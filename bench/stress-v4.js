@@ -13,7 +13,7 @@
 //             that got all W
 //   dropped   clients that disconnected during the run
 //
-//   node bench/stress-v4.js [--setups handoff,plain,sticky]
+//   node bench/stress-v4.js [--setups handoff,handoff-os,plain,sticky]
 //                           [--transports polling,default,websocket]
 //                           [--clients 1000] [--workers 4] [--adapter cluster]
 //                           [--json] [--verbose]
@@ -46,7 +46,7 @@ var TRANSPORTS = {
 var CLUSTER = path.join(__dirname, 'lib', 'stress-v4-cluster.js');
 
 function parseArgs(argv) {
-  var out = { setups: ['handoff', 'plain', 'sticky'], transports: Object.keys(TRANSPORTS),
+  var out = { setups: ['handoff', 'handoff-os', 'plain', 'sticky'], transports: Object.keys(TRANSPORTS),
     clients: 1000, workers: 4, adapter: null, json: false, verbose: false };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
@@ -227,13 +227,13 @@ function pad(s, n) {
 }
 
 function printTable(rows) {
-  var cols = [['setup', 8], ['transport', 10], ['connected', 10], ['sid unknown', 12],
+  var cols = [['setup', 10], ['transport', 10], ['connected', 10], ['sid unknown', 12],
     ['other errors', 28], ['acks', 10], ['io.emit', 10], ['room', 10], ['dropped', 8],
     ['handed off', 11], ['time s', 7]];
   console.log(cols.map(function (c) { return pad(c[0], c[1]); }).join(' '));
   rows.forEach(function (r) {
     if (r.error) {
-      console.log(pad(r.setup, 8) + ' ' + pad(r.transport, 10) + ' failed: ' + r.error);
+      console.log(pad(r.setup, 10) + ' ' + pad(r.transport, 10) + ' failed: ' + r.error);
       return;
     }
     var other = Object.keys(r.connectErrors).map(function (k) { return r.connectErrors[k] + ' ' + k; }).join(', ');
