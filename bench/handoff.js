@@ -145,6 +145,7 @@ async function runOne(setup, connections, args) {
     var opened0 = opened;
     // ---- connects/s
     var failed = 0;
+    var errors = {};
     var started = process.hrtime.bigint();
     var next = 0;
     async function lane() {
@@ -156,6 +157,8 @@ async function runOne(setup, connections, args) {
           clients.push(await connectOne(c.port, agent));
         } catch (err) {
           failed++;
+          var key = err.message + (typeof err.description === 'number' ? ' (HTTP ' + err.description + ')' : '');
+          errors[key] = (errors[key] || 0) + 1;
         }
       }
     }
@@ -165,6 +168,7 @@ async function runOne(setup, connections, args) {
     var seconds = Number(process.hrtime.bigint() - started) / 1e9;
     row.connected = clients.length;
     row.failed = failed;
+    row.connectErrors = errors;
     row.connectsPerSecond = Math.round(clients.length / seconds);
     var sessions = (await workerStats(c)).sessions;
     row.sessionsMin = Math.min.apply(null, sessions);
@@ -262,6 +266,10 @@ async function main() {
     console.log(COLUMNS.map(function (c) { return c[0].padEnd(c[1]); }).join(' '));
     rows.forEach(function (r) {
       console.log(COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));
+    });
+    rows.forEach(function (r) {
+      var errors = Object.keys(r.connectErrors).map(function (k) { return r.connectErrors[k] + ' ' + k; });
+      if (errors.length) console.log(r.setup + ' ' + r.connections + ' (repetition ' + r.repetition + ') failed to connect: ' + errors.join(', '));
     });
   }
   process.exit(0);
