@@ -25,28 +25,32 @@
 //               connections: one connection carries requests of many
 //               sessions, each time for whichever needs it
 //
-// For each setup x connections, two phases:
+// For each way of connecting, every setup's cluster runs at once, in two
+// phases:
 //
-//   connect     N polling clients connect, C at a time: connects/s, and how
-//               many sessions each worker ended up with (min-max)
-//   round trip  M of them emit R acks each, one after another: p50 and p99
-//               of emit-to-ack, and "vs sticky", p99 over sticky's p99 in
-//               the same repetition
+//   connect     each setup in turn: N polling clients connect, C at a time:
+//               connects/s, and how many sessions each worker ended up with
+//               (min-max)
+//   round trip  M clients of each setup emit R acks each, one after another
+//               (M at once): p50 and p99 of emit-to-ack, and "vs sticky",
+//               p99 over sticky's p99 in the same repetition. The setups
+//               take turns, R/S rounds at a time (--slices S), so that a
+//               burst of other work on the machine weighs on each alike
 //
-// and over both phases: TCP connections the clients opened per request the
-// workers served, hand-offs per request, the primary's JavaScript (main
-// thread) CPU per request and per TCP connection, and the CPU of the whole
-// server (primary, all threads, and workers) per request.
+// and over the setup's whole time (its idle clients keep polling while the
+// others run): TCP connections the clients opened per request the workers
+// served, hand-offs per request, the primary's JavaScript (main thread) CPU
+// per request and per TCP connection, and the CPU of the whole server
+// (primary, all threads, and workers) per request.
 //
 //   node bench/handoff.js [--setups handoff,handoff-os,sticky]
 //                         [--connections close,keep-alive] [--clients 400]
 //                         [--concurrency 50] [--rtt-clients 50] [--rounds 40]
-//                         [--workers 4] [--repeat 1] [--json]
+//                         [--slices 8] [--workers 4] [--repeat 1] [--json]
 //   npm run bench:handoff -- --repeat 3
 //
 // Figures from one run, side by side; on a busy machine only the ratios
-// mean anything, and --repeat interleaves the setups so each repetition
-// compares them under the same weather.
+// mean anything: repeat, and read them across repetitions.
 
 var fs = require('fs');
 var http = require('http');
@@ -57,7 +61,8 @@ var CONNECTIONS = ['close', 'keep-alive', 'shared'];
 
 function parseArgs(argv) {
   var out = { setups: ['handoff', 'handoff-os', 'sticky'], connections: ['close', 'keep-alive'],
-    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, workers: 4, repeat: 1, json: false };
+    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, slices: 8, workers: 4, repeat: 1,
+    json: false };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
     if (a === '--json') out.json = true;
@@ -67,6 +72,7 @@ function parseArgs(argv) {
     else if (a === '--concurrency') out.concurrency = Number(argv[++i]);
     else if (a === '--rtt-clients') out.rttClients = Number(argv[++i]);
     else if (a === '--rounds') out.rounds = Number(argv[++i]);
+    else if (a === '--slices') out.slices = Number(argv[++i]);
     else if (a === '--workers') out.workers = Number(argv[++i]);
     else if (a === '--repeat') out.repeat = Number(argv[++i]);
     else throw new Error('unknown argument ' + a + ' (see the head of bench/handoff.js)');
@@ -77,14 +83,20 @@ function parseArgs(argv) {
   return out;
 }
 
-// TCP connections the clients of this process opened: every request goes
-// through an http.Agent (agent: false makes a one-off Agent per request).
-var opened = 0;
+// TCP connections the clients of this process opened, by port: every
+// request goes through an http.Agent (agent: false makes a one-off Agent
+// per request).
+var opened = new Map();
 var createConnection = http.Agent.prototype.createConnection;
-http.Agent.prototype.createConnection = function () {
-  opened++;
+http.Agent.prototype.createConnection = function (options) {
+  var port = Number(options && options.port);
+  opened.set(port, (opened.get(port) || 0) + 1);
   return createConnection.apply(this, arguments);
 };
+
+function openedTo(port) {
+  return opened.get(port) || 0;
+}
 
 // CPU seconds of a thread (/proc/<pid>/task/<tid>/stat) or a whole process.
 function cpuSeconds(pid, tid) {
@@ -132,92 +144,133 @@ async function workerStats(c) {
   return out;
 }
 
-async function runOne(setup, connections, args) {
+// A setup's cluster, its clients, and what its row says so far.
+async function start(setup, connections, args) {
   var c = await stressV4.startCluster(setup, { adapter: 'none', workers: args.workers });
-  var row = { setup: setup, connections: connections };
-  var clients = [];
-  var shared = new http.Agent({ keepAlive: true });
-  var agents = [];
+  var state = { c: c, row: { setup: setup, connections: connections }, clients: [], agents: [],
+    shared: new http.Agent({ keepAlive: true }), rtts: [] };
   try {
-    var w0 = await workerStats(c);
-    var main0 = cpuSeconds(c.pid, c.pid);
-    var all0 = cpuSeconds(c.pid);
-    var opened0 = opened;
-    // ---- connects/s
-    var failed = 0;
-    var errors = {};
-    var started = process.hrtime.bigint();
-    var next = 0;
-    async function lane() {
-      while (next < args.clients) {
-        next++;
-        var agent = agentFor(connections, shared);
-        if (agent && agent !== shared) agents.push(agent);
-        try {
-          clients.push(await connectOne(c.port, agent));
-        } catch (err) {
-          failed++;
-          var key = err.message + (typeof err.description === 'number' ? ' (HTTP ' + err.description + ')' : '');
-          errors[key] = (errors[key] || 0) + 1;
-        }
+    state.w0 = await workerStats(c);
+  } catch (err) {
+    await stop(state);
+    throw err;
+  }
+  state.main0 = cpuSeconds(c.pid, c.pid);
+  state.all0 = cpuSeconds(c.pid);
+  state.opened0 = openedTo(c.port);
+  return state;
+}
+
+async function connectPhase(state, args) {
+  var row = state.row;
+  var failed = 0;
+  var errors = {};
+  var began = process.hrtime.bigint();
+  var next = 0;
+  async function lane() {
+    while (next < args.clients) {
+      next++;
+      var agent = agentFor(row.connections, state.shared);
+      if (agent && agent !== state.shared) state.agents.push(agent);
+      try {
+        state.clients.push(await connectOne(state.c.port, agent));
+      } catch (err) {
+        failed++;
+        var key = err.message + (typeof err.description === 'number' ? ' (HTTP ' + err.description + ')' : '');
+        errors[key] = (errors[key] || 0) + 1;
       }
     }
-    var lanes = [];
-    for (var i = 0; i < args.concurrency; i++) lanes.push(lane());
-    await Promise.all(lanes);
-    var seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    row.connected = clients.length;
-    row.failed = failed;
-    row.connectErrors = errors;
-    row.connectsPerSecond = Math.round(clients.length / seconds);
-    var sessions = (await workerStats(c)).sessions;
-    row.sessionsMin = Math.min.apply(null, sessions);
-    row.sessionsMax = Math.max.apply(null, sessions);
-    // ---- round trips
-    var rtts = [];
-    var rttClients = clients.slice(0, args.rttClients);
-    await Promise.all(rttClients.map(async function (s) {
-      for (var r = 0; r < args.rounds; r++) {
-        var t0 = process.hrtime.bigint();
-        var ok = await new Promise(function (resolve) {
-          var timer = setTimeout(function () { resolve(false); }, 10000);
-          s.emit('rtt', r, function () {
-            clearTimeout(timer);
-            resolve(true);
-          });
-        });
-        if (!ok) {
-          row.rttTimeouts = (row.rttTimeouts || 0) + 1;
-          continue;
-        }
-        rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      }
-    }));
-    rtts.sort(function (a, b) { return a - b; });
-    row.rttP50 = percentile(rtts, 0.5);
-    row.rttP99 = percentile(rtts, 0.99);
-    row.roundTrips = rtts.length;
-    // ---- per request and per connection, over both phases
-    var w1 = await workerStats(c);
-    var requests = w1.requests - w0.requests;
-    var tcp = opened - opened0;
-    var main = (cpuSeconds(c.pid, c.pid) - main0) * 1e6;
-    var all = (cpuSeconds(c.pid) - all0) * 1e6;
-    row.requests = requests;
-    row.connectionsOpened = tcp;
-    row.connectionsPerRequest = requests ? tcp / requests : null;
-    row.handoffsPerRequest = requests ? (w1.handedOff - w0.handedOff) / requests : null;
-    row.primaryMainUsPerRequest = requests ? main / requests : null;
-    row.primaryMainUsPerConnection = tcp ? main / tcp : null;
-    row.primaryAllUsPerRequest = requests ? all / requests : null;
-    row.serverUsPerRequest = requests ? (all + w1.cpuUs - w0.cpuUs) / requests : null;
-  } finally {
-    clients.forEach(function (s) { s.close(); });
-    agents.forEach(function (a) { a.destroy(); });
-    shared.destroy();
-    await c.stop();
   }
+  var lanes = [];
+  for (var i = 0; i < args.concurrency; i++) lanes.push(lane());
+  await Promise.all(lanes);
+  var seconds = Number(process.hrtime.bigint() - began) / 1e9;
+  row.connected = state.clients.length;
+  row.failed = failed;
+  row.connectErrors = errors;
+  row.connectsPerSecond = Math.round(state.clients.length / seconds);
+  var sessions = (await workerStats(state.c)).sessions;
+  row.sessionsMin = Math.min.apply(null, sessions);
+  row.sessionsMax = Math.max.apply(null, sessions);
+}
+
+// Rounds [from, to) of round trips: each round-trip client emits and waits
+// for the ack, then emits again.
+async function roundTrips(state, args, from, to) {
+  var row = state.row;
+  await Promise.all(state.clients.slice(0, args.rttClients).map(async function (s) {
+    for (var r = from; r < to; r++) {
+      var t0 = process.hrtime.bigint();
+      var ok = await new Promise(function (resolve) {
+        var timer = setTimeout(function () { resolve(false); }, 10000);
+        s.emit('rtt', r, function () {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (!ok) {
+        row.rttTimeouts = (row.rttTimeouts || 0) + 1;
+        continue;
+      }
+      state.rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }));
+}
+
+// Per request and per connection, over the setup's whole time (its own
+// phases, and the pings of its idle clients while the others ran).
+async function finish(state) {
+  var row = state.row;
+  var c = state.c;
+  var rtts = state.rtts.sort(function (a, b) { return a - b; });
+  row.rttP50 = percentile(rtts, 0.5);
+  row.rttP99 = percentile(rtts, 0.99);
+  row.roundTrips = rtts.length;
+  var w1 = await workerStats(c);
+  var requests = w1.requests - state.w0.requests;
+  var tcp = openedTo(c.port) - state.opened0;
+  var main = (cpuSeconds(c.pid, c.pid) - state.main0) * 1e6;
+  var all = (cpuSeconds(c.pid) - state.all0) * 1e6;
+  row.requests = requests;
+  row.connectionsOpened = tcp;
+  row.connectionsPerRequest = requests ? tcp / requests : null;
+  row.handoffsPerRequest = requests ? (w1.handedOff - state.w0.handedOff) / requests : null;
+  row.primaryMainUsPerRequest = requests ? main / requests : null;
+  row.primaryMainUsPerConnection = tcp ? main / tcp : null;
+  row.primaryAllUsPerRequest = requests ? all / requests : null;
+  row.serverUsPerRequest = requests ? (all + w1.cpuUs - state.w0.cpuUs) / requests : null;
   return row;
+}
+
+async function stop(state) {
+  state.clients.forEach(function (s) { s.close(); });
+  state.agents.forEach(function (a) { a.destroy(); });
+  state.shared.destroy();
+  await state.c.stop();
+}
+
+// One repetition for one way of connecting: every setup's cluster runs at
+// once; each connects its clients in turn, then their round trips take
+// turns, a slice of the rounds at a time, so that what else runs on the
+// machine weighs on every setup alike.
+async function runGroup(connections, args) {
+  var states = [];
+  try {
+    for (var setup of args.setups) {
+      var state = await start(setup, connections, args);
+      states.push(state);
+      await connectPhase(state, args);
+    }
+    var per = Math.max(1, Math.ceil(args.rounds / args.slices));
+    for (var from = 0; from < args.rounds; from += per) {
+      for (var st of states) await roundTrips(st, args, from, Math.min(args.rounds, from + per));
+    }
+    var rows = [];
+    for (var s of states) rows.push(await finish(s));
+    return rows;
+  } finally {
+    for (var t of states) await stop(t);
+  }
 }
 
 function fmt(v, digits) {
@@ -246,12 +299,8 @@ async function main() {
   var rows = [];
   for (var rep = 1; rep <= args.repeat; rep++) {
     for (var connections of args.connections) {
-      var group = [];
-      for (var setup of args.setups) {
-        var row = await runOne(setup, connections, args);
-        row.repetition = rep;
-        group.push(row);
-      }
+      var group = await runGroup(connections, args);
+      group.forEach(function (row) { row.repetition = rep; });
       var sticky = group.find(function (r) { return r.setup === 'sticky'; });
       if (sticky && sticky.rttP99) group.forEach(function (r) { r.vsSticky = r.rttP99 / sticky.rttP99; });
       rows = rows.concat(group);
