@@ -318,7 +318,9 @@ async function main() {
     });
     rows.forEach(function (r) {
       var errors = Object.keys(r.connectErrors).map(function (k) { return r.connectErrors[k] + ' ' + k; });
-      if (errors.length) console.log(r.setup + ' ' + r.connections + ' (repetition ' + r.repetition + ') failed to connect: ' + errors.join(', '));
+      var where = r.setup + ' ' + r.connections + ' (repetition ' + r.repetition + ')';
+      if (errors.length) console.log(where + ' failed to connect: ' + errors.join(', '));
+      if (r.rttTimeouts) console.log(where + ': ' + r.rttTimeouts + ' round trips had no ack in 10 s');
     });
   }
   process.exit(0);
