@@ -35,7 +35,10 @@
 //               (M at once): p50 and p99 of emit-to-ack, and "vs sticky",
 //               p99 over sticky's p99 in the same repetition. The setups
 //               take turns, R/S rounds at a time (--slices S), so that a
-//               burst of other work on the machine weighs on each alike
+//               burst of other work on the machine weighs on each alike;
+//               "slices vs sticky" is the median over the slices of a
+//               slice's p99 over sticky's slice in the same turn, which a
+//               stall that hits one slice barely moves
 //
 // and over the setup's whole time (its idle clients keep polling while the
 // others run): TCP connections the clients opened per request the workers
@@ -148,7 +151,7 @@ async function workerStats(c) {
 async function start(setup, connections, args) {
   var c = await stressV4.startCluster(setup, { adapter: 'none', workers: args.workers });
   var state = { c: c, row: { setup: setup, connections: connections }, clients: [], agents: [],
-    shared: new http.Agent({ keepAlive: true }), rtts: [] };
+    shared: new http.Agent({ keepAlive: true }), rtts: [], slices: [] };
   try {
     state.w0 = await workerStats(c);
   } catch (err) {
@@ -198,6 +201,8 @@ async function connectPhase(state, args) {
 // for the ack, then emits again.
 async function roundTrips(state, args, from, to) {
   var row = state.row;
+  var slice = [];
+  state.slices.push(slice);
   await Promise.all(state.clients.slice(0, args.rttClients).map(async function (s) {
     for (var r = from; r < to; r++) {
       var t0 = process.hrtime.bigint();
@@ -212,7 +217,9 @@ async function roundTrips(state, args, from, to) {
         row.rttTimeouts = (row.rttTimeouts || 0) + 1;
         continue;
       }
-      state.rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      var ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      state.rtts.push(ms);
+      slice.push(ms);
     }
   }));
 }
@@ -226,6 +233,9 @@ async function finish(state) {
   row.rttP50 = percentile(rtts, 0.5);
   row.rttP99 = percentile(rtts, 0.99);
   row.roundTrips = rtts.length;
+  row.sliceP99 = state.slices.map(function (a) {
+    return percentile(a.sort(function (x, y) { return x - y; }), 0.99);
+  });
   var w1 = await workerStats(c);
   var requests = w1.requests - state.w0.requests;
   var tcp = openedTo(c.port) - state.opened0;
@@ -273,6 +283,19 @@ async function runGroup(connections, args) {
   }
 }
 
+// The median over slices of a slice's p99 over sticky's in the same turn:
+// a stall of the machine that falls on one slice moves it by one place.
+function medianRatio(ours, theirs) {
+  var ratios = [];
+  for (var i = 0; i < ours.length && i < theirs.length; i++) {
+    if (ours[i] !== null && theirs[i]) ratios.push(ours[i] / theirs[i]);
+  }
+  ratios.sort(function (a, b) { return a - b; });
+  if (!ratios.length) return undefined;
+  var mid = ratios.length >> 1;
+  return ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
+}
+
 function fmt(v, digits) {
   if (v === null || v === undefined) return '-';
   return typeof v === 'number' ? v.toFixed(digits === undefined ? 1 : digits) : String(v);
@@ -291,7 +314,8 @@ var COLUMNS = [
   ['server us/req', 13, function (r) { return fmt(r.serverUsPerRequest, 0); }],
   ['p50 ms', 7, function (r) { return fmt(r.rttP50, 1); }],
   ['p99 ms', 7, function (r) { return fmt(r.rttP99, 1); }],
-  ['vs sticky', 9, function (r) { return r.vsSticky === undefined ? '-' : fmt(r.vsSticky, 2); }]
+  ['vs sticky', 9, function (r) { return r.vsSticky === undefined ? '-' : fmt(r.vsSticky, 2); }],
+  ['slices vs sticky', 16, function (r) { return r.slicesVsSticky === undefined ? '-' : fmt(r.slicesVsSticky, 2); }]
 ];
 
 async function main() {
@@ -303,6 +327,7 @@ async function main() {
       group.forEach(function (row) { row.repetition = rep; });
       var sticky = group.find(function (r) { return r.setup === 'sticky'; });
       if (sticky && sticky.rttP99) group.forEach(function (r) { r.vsSticky = r.rttP99 / sticky.rttP99; });
+      if (sticky) group.forEach(function (r) { r.slicesVsSticky = medianRatio(r.sliceP99, sticky.sliceP99); });
       rows = rows.concat(group);
     }
   }
