@@ -33,6 +33,9 @@
         "src/uplink.c",
         "src/uplink_link.c",
         "src/uplink_request.c",
+        "src/uplink_owner.c",
+        "src/uplink_claim.c",
+        "src/uplink_note.c",
         "src/uplink_topic.c",
         "src/uplink_wire.c"
       ],

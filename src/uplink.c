@@ -54,7 +54,9 @@ void uplink_fail(uplink *u, int fault, const char *text) {
   uplink_link_close(&u->subscriber);
   uplink_topic_reset(u);
   if (u->stopping) return;
+  int was_up = u->state == UPLINK_UP;
   u->state = UPLINK_DOWN;
+  if (was_up) uplink_owner_down(u);
   uv_update_time(&u->broker->loop);
   u->retry_at = uv_now(&u->broker->loop) + u->backoff_ms;
   u->backoff_ms =
@@ -65,7 +67,9 @@ void uplink_fail(uplink *u, int fault, const char *text) {
 
 int uplink_send(uplink *u, uplink_link *link, const resp_arg *args, size_t argc,
                 const uplink_entry *entry) {
+  /* What is gathered for the command link goes first, in order. */
   if (link == &u->command && u->batch_topic && !u->sending_batch) uplink_topic_send_batch(u, 0);
+  if (link == &u->command && uplink_note_gathering(u)) uplink_note_send(u, 0);
   if (uplink_link_queue(link, args, argc, entry) != 0) {
     free(entry->name);
     return -1;
@@ -126,12 +130,13 @@ static void uplink_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinf
   resp_arg select[2] = {{"SELECT", 6, NULL, 0}, {db, strlen(db), NULL, 0}};
   resp_arg ping[1] = {{"PING", 4, NULL, 0}};
   resp_arg control[2] = {{"SUBSCRIBE", 9, NULL, 0}, {u->control, u->control_len, NULL, 0}};
+  resp_arg notes[2] = {{"SUBSCRIBE", 9, NULL, 0}, {u->notes, u->notes_len, NULL, 0}};
   if (uplink_send_auth(u, &u->command) != 0 ||
       (u->options.db && uplink_send_handshake(u, &u->command, select, 2) != 0) ||
       uplink_send_handshake(u, &u->command, ping, 1) != 0 ||
       uplink_send_auth(u, &u->subscriber) != 0 ||
       uplink_send_handshake(u, &u->subscriber, control, 2) != 0 ||
-      uplink_topic_subscribe_all(u) != 0)
+      uplink_send_handshake(u, &u->subscriber, notes, 2) != 0 || uplink_topic_subscribe_all(u) != 0)
     uplink_fail(u, UPLINK_FAULT_LOST, "out of memory saying hello to Redis");
 }
 
@@ -165,12 +170,14 @@ static void uplink_up(uplink *u) {
   uplink_topic_machines_seen_now(u, uv_now(&u->broker->loop));
   u->presence_sent = uv_now(&u->broker->loop);
   uplink_topic_announce(u);
+  uplink_owner_up(u);
 }
 
 static void uplink_on_tick(uv_timer_t *timer) {
   uplink *u = timer->data;
   uv_update_time(&u->broker->loop);
   uint64_t now = uv_now(&u->broker->loop);
+  uplink_owner_tick(u, now);
   if (u->state == UPLINK_DOWN && now >= u->retry_at && !u->resolving) {
     uplink_connect(u);
     return;
@@ -222,13 +229,16 @@ static void uplink_handshake_reply(uplink *u, uplink_link *link, const resp_item
 }
 
 static void uplink_entry_reply(uplink *u, uplink_link *link, uplink_entry *e,
-                               const resp_item *first, const uint8_t *reply, size_t len) {
+                               const resp_item *first) {
   switch (e->kind) {
   case UPLINK_E_HANDSHAKE:
     uplink_handshake_reply(u, link, first);
     break;
-  case UPLINK_E_KV:
-    uplink_kv_reply(u, e, first, reply, len);
+  case UPLINK_E_CLAIM:
+    uplink_claim_reply(u, e, first);
+    break;
+  case UPLINK_E_RELEASE:
+    uplink_claim_release_reply(u, e);
     break;
   case UPLINK_E_ANSWER:
     if (e->conn) broker_conn_reply(e->conn, e->request_id, FRAME_STATUS_OK, NULL, 0);
@@ -264,11 +274,12 @@ void uplink_on_reply(uplink *u, uplink_link *link, const uint8_t *reply, size_t 
     uplink_fail(u, UPLINK_FAULT_NOT_REDIS, "a reply came that no command asked for");
     return;
   }
-  uplink_entry_reply(u, link, &e, &first, reply, len);
+  uplink_entry_reply(u, link, &e, &first);
 }
 
 void uplink_flush(uplink *u) {
   uplink_topic_send_batch(u, 0);
+  uplink_note_send(u, 0);
   uplink_link_flush(&u->command);
   uplink_link_flush(&u->subscriber);
 }
@@ -300,8 +311,10 @@ int uplink_create(uplink **out, broker *b, const uplink_options *options, char *
   if (uplink_prefixed(u->control, sizeof(u->control), &u->control_len, options->prefix, ":c") ||
       uplink_prefixed(u->topic_prefix, sizeof(u->topic_prefix), &u->topic_prefix_len,
                       options->prefix, ":t:") ||
-      uplink_prefixed(u->key_prefix, sizeof(u->key_prefix), &u->key_prefix_len, options->prefix,
-                      ":k:")) {
+      uplink_prefixed(u->owner_prefix, sizeof(u->owner_prefix), &u->owner_prefix_len,
+                      options->prefix, ":o:") ||
+      uplink_prefixed(u->note_prefix, sizeof(u->note_prefix), &u->note_prefix_len, options->prefix,
+                      ":q:")) {
     snprintf(err, err_len, "the Redis key prefix is too long");
     free(u);
     return -1;
@@ -309,14 +322,17 @@ int uplink_create(uplink **out, broker *b, const uplink_options *options, char *
   u->topics = table_create();
   u->interest = table_create();
   u->machines = table_create();
-  if (!u->topics || !u->interest || !u->machines || uv_mutex_init(&u->fault_lock) != 0) {
+  if (!u->topics || !u->interest || !u->machines || uplink_owner_init(u) != 0 ||
+      uv_mutex_init(&u->fault_lock) != 0) {
     snprintf(err, err_len, "out of memory starting the uplink");
     if (u->topics) table_destroy(u->topics, NULL, NULL);
     if (u->interest) table_destroy(u->interest, NULL, NULL);
     if (u->machines) table_destroy(u->machines, NULL, NULL);
+    uplink_owner_free(u);
     free(u);
     return -1;
   }
+  uplink_note_channel(u, u->origin, u->notes, &u->notes_len);
   buffer_init(&u->batch);
   uplink_link_init(&u->command, u, "command");
   uplink_link_init(&u->subscriber, u, "subscriber");
@@ -366,6 +382,7 @@ void uplink_free(uplink *u) {
   table_destroy(u->topics, uplink_topic_free, NULL);
   table_destroy(u->interest, uplink_interest_free, NULL);
   table_destroy(u->machines, uplink_machine_free, NULL);
+  uplink_owner_free(u);
   uv_mutex_destroy(&u->fault_lock);
   free(u);
 }

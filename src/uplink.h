@@ -17,10 +17,12 @@
  * a broker sends its publishes on one connection, in the order it routes
  * them.
  *
- * Per-client data, while the uplink is up, lives in Redis (a hash
- * PREFIX:k:CLIENT per client): the broker pipelines every worker's
- * requests on its command link, and Redis's order is the one order. While
- * Redis is away the broker's own store answers (this machine's view).
+ * Per-client data: each client's data lives on one machine, its owner
+ * (the first to write it), in its broker's own store; Redis holds only
+ * who owns each client (PREFIX:o:CLIENT). Other machines send their
+ * requests for it to the owner through Redis, one at a time per client,
+ * and the owner's order is the one order (uplink_owner.c). While Redis is
+ * away the broker's own store answers (this machine's view).
  *
  * Barriers. A SYNC with FRAME_FLAG_SETTLE is answered once everything the
  * broker sent Redis before it has been answered (a PING on the command
@@ -125,8 +127,8 @@ int uplink_subscribed(uplink *u, const uint8_t *topic, size_t len, broker_conn *
                       uint32_t request_id);
 /* The machine's last subscriber of topic left. */
 void uplink_topic_gone(uplink *u, const uint8_t *topic, size_t len);
-/* A per-client data request (KV_*): 1 when it went to Redis (answered
- * later), 0 when the broker's own store answers. */
+/* A per-client data request (KV_GET to KV_PERSIST): 1 when the uplink
+ * answers it (now or later), 0 when the broker's own store answers. */
 int uplink_kv(uplink *u, broker_conn *c, const frame *f);
 /* A SYNC: 1 when the uplink answers it later (see the barriers above). */
 int uplink_sync(uplink *u, broker_conn *c, const frame *f);

@@ -7,8 +7,9 @@
  *   uplink_link.c     uplink_link_*   one connection to Redis: its socket,
  *                                     output queue and the replies it awaits
  *   uplink_topic.c    uplink_topic_*  topics, interest, messages both ways
- *   uplink_request.c  uplink_kv, uplink_sync: per-client data in Redis, and
- *                                     the barriers
+ *   uplink_owner.c    uplink_owner_*  per-client data: each client's owner,
+ *                                     requests served, sent and answered
+ *   uplink_request.c  uplink_sync     the barriers
  *
  * Everything runs on the broker's thread. */
 #ifndef CLUSTER_STORE_UPLINK_INTERNAL_H
@@ -20,6 +21,7 @@
 #include <uv.h>
 
 #include "broker_internal.h"
+#include "expiry.h"
 #include "resp.h"
 #include "uplink.h"
 #include "uplink_wire.h"
@@ -34,9 +36,10 @@
 /* What a reply that comes is for. */
 enum uplink_entry_kind {
   UPLINK_E_HANDSHAKE,  /* AUTH, SELECT, PING, SUBSCRIBE at connect: must succeed */
-  UPLINK_E_IGNORE,     /* a control message's PUBLISH */
+  UPLINK_E_IGNORE,     /* a control message's or a note's PUBLISH */
   UPLINK_E_MESSAGES,   /* a topic's PUBLISH of request_id messages */
-  UPLINK_E_KV,         /* a per-client data request: answered to conn */
+  UPLINK_E_CLAIM,      /* who owns a client (name); op 1: taking over a machine gone */
+  UPLINK_E_RELEASE,    /* a client's ownership record deleted (name) */
   UPLINK_E_ANSWER,     /* a PING (settle, barrier): conn gets OK */
   UPLINK_E_SUBSCRIBE,  /* a topic's SUBSCRIBE (name): then its interest goes out */
   UPLINK_E_INTEREST,   /* the PUBLISH of a topic's interest (name): its waiters are answered */
@@ -45,7 +48,7 @@ enum uplink_entry_kind {
 
 typedef struct uplink_entry {
   uint8_t kind;
-  uint8_t op; /* UPLINK_E_KV: the frame type */
+  uint8_t op; /* UPLINK_E_CLAIM: a take-over */
   uint32_t request_id;
   broker_conn *conn; /* NULL: its process went away */
   uint8_t *name;     /* a topic's name (heap), or NULL */
@@ -104,8 +107,10 @@ struct uplink {
   uint8_t origin[UPLINK_ORIGIN_SIZE];
   char control[160];      /* PREFIX:c */
   char topic_prefix[160]; /* PREFIX:t: */
-  char key_prefix[160];   /* PREFIX:k: */
-  size_t control_len, topic_prefix_len, key_prefix_len;
+  char owner_prefix[160]; /* PREFIX:o: (ownership records) */
+  char note_prefix[160];  /* PREFIX:q: (each machine's channel: ORIGIN in hex follows) */
+  char notes[192];        /* this machine's channel */
+  size_t control_len, topic_prefix_len, owner_prefix_len, note_prefix_len, notes_len;
   int state; /* enum uplink_state */
   int stopping;
   uplink_link command;
@@ -131,7 +136,10 @@ struct uplink {
   int fault; /* enum uplink_fault */
   char fault_text[512];
   uint64_t connects, published, received, dropped, lost_replies;
+  struct uplink_owners *owners; /* per-client data (uplink_owner.c) */
 };
+
+typedef struct uplink_owners uplink_owners;
 
 /* ---- uplink.c -------------------------------------------------------------- */
 
@@ -198,11 +206,123 @@ void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
 
 /* ---- uplink_request.c -------------------------------------------------------- */
 
-/* The reply to a per-client data request, answered to its process. */
-void uplink_kv_reply(uplink *u, const uplink_entry *e, const resp_item *item, const uint8_t *reply,
-                     size_t len);
 /* An awaited entry will have no reply (the link closed): its process is
  * told, its name freed. */
 void uplink_entry_failed(uplink *u, uplink_entry *e);
+
+/* ---- per-client data: uplink_owner.c, uplink_claim.c, uplink_note.c ---------- */
+
+enum uplink_owner_state {
+  UPLINK_OWNER_UNKNOWN,  /* no one asked Redis yet, and nothing is here */
+  UPLINK_OWNER_MINE,     /* its data is here (owned as of epoch) */
+  UPLINK_OWNER_REMOTE,   /* origin has it */
+  UPLINK_OWNER_CLAIMING, /* a claim is on its way */
+  UPLINK_OWNER_RELEASING /* its record is being deleted */
+};
+
+/* A request that waits for its client's owner. */
+typedef struct uplink_waiting {
+  struct uplink_waiting *next;
+  broker_conn *conn; /* a local request's process (NULL: gone, or remote) */
+  int remote;        /* from another machine: asker, and id is the asker's */
+  uint8_t asker[UPLINK_ORIGIN_SIZE];
+  uint32_t id;
+  uint8_t type;
+  uint32_t key_len, payload_len;
+  uint8_t bytes[]; /* the key, then the payload */
+} uplink_waiting;
+
+typedef struct uplink_owner {
+  int state;
+  uint64_t epoch; /* MINE: the claim epoch it was owned in */
+  uint8_t origin[UPLINK_ORIGIN_SIZE];
+  uint8_t *name; /* the client's id */
+  size_t name_len;
+  expiry_node deadline;      /* MINE: when its data goes (destroy(seconds)) */
+  expiry_node route_timeout; /* REMOTE: the request on its way given up on */
+  uint32_t routed;           /* REMOTE: that request's id; 0: none */
+  int release_wanted;        /* its data is gone: the record goes when nothing waits */
+  int local_data;            /* data may be here without a claim of this epoch */
+  uplink_waiting *head, *tail;
+} uplink_owner;
+
+struct uplink_owners {
+  table *by_name;
+  expiry_heap deadlines;
+  expiry_heap routes;
+  uint64_t epoch;
+  uint64_t up_since;
+  uint32_t next_id;
+  size_t remote; /* entries in state REMOTE */
+  int sweeping;  /* in uplink_owner_up's sweep: the links' closing waits for its end */
+  int down_pending;
+  /* The note being gathered (one destination and op at a time). */
+  buffer note;
+  uint8_t note_to[UPLINK_ORIGIN_SIZE];
+  uint8_t note_op;
+  int note_open;
+  int sending_note;
+};
+
+/* uplink_owner.c */
+int uplink_owner_init(uplink *u);
+void uplink_owner_free(uplink *u);
+uint64_t uplink_owner_now(uplink *u);
+void uplink_owner_set_state(uplink *u, uplink_owner *o, int state);
+/* Takes o out of the table and frees it (and whatever waits in it). */
+void uplink_owner_drop(uplink *u, uplink_owner *o);
+uplink_waiting *uplink_owner_pop(uplink_owner *o);
+/* Whether a request of this frame type writes (makes a client's data). */
+int uplink_owner_writes(uint8_t type);
+/* Answers w, a local request or another machine's. */
+void uplink_owner_answer(uplink *u, const uplink_owner *o, const uplink_waiting *w, uint8_t status,
+                         const void *value, size_t len);
+void uplink_owner_fail(uplink *u, const uplink_owner *o, const uplink_waiting *w, const char *text);
+/* Drops o's data from this machine's store. */
+void uplink_owner_clear_here(uplink *u, uplink_owner *o);
+/* Does what o's waiting requests need next. */
+void uplink_owner_progress(uplink *u, uplink_owner *o);
+/* A request for client (name) from c, or from another machine (asker). */
+void uplink_owner_request(uplink *u, const uint8_t *name, size_t name_len, broker_conn *c,
+                          const uint8_t *asker, uint32_t id, uint8_t type, const uint8_t *key,
+                          uint32_t key_len, const uint8_t *payload, uint32_t payload_len);
+/* Once a tick, up or not: data deadlines, requests other machines did not
+ * answer. */
+void uplink_owner_tick(uplink *u, uint64_t now);
+/* The links closed (after their entries were let go) / the uplink is up. */
+void uplink_owner_down(uplink *u);
+void uplink_owner_up(uplink *u);
+void uplink_owner_conn_gone(uplink *u, broker_conn *c);
+
+/* uplink_claim.c */
+/* Asks Redis who owns o (see the file); gone: a machine gone whose
+ * clients are taken over. */
+void uplink_claim_ask(uplink *u, uplink_owner *o, const uint8_t *gone);
+void uplink_claim_reply(uplink *u, const uplink_entry *e, const resp_item *item);
+/* Deletes o's record if its data is gone and nothing waits (once Redis is
+ * there). */
+void uplink_claim_release(uplink *u, uplink_owner *o);
+void uplink_claim_release_reply(uplink *u, const uplink_entry *e);
+/* Whether origin is a machine gone. */
+int uplink_claim_gone(uplink *u, const uint8_t *origin);
+
+/* uplink_note.c */
+/* The channel of the machine origin (PREFIX:q:HEX) in out (note_prefix
+ * and 16 more bytes), its length in *out_len. */
+void uplink_note_channel(const uplink *u, const uint8_t *origin, char *out, size_t *out_len);
+/* Adds an item to the note for `to`. */
+void uplink_note_add(uplink *u, const uint8_t *to, uint8_t op, const uplink_wire_item *item);
+/* Sends the note being gathered, if any (drop: throw it away). */
+void uplink_note_send(uplink *u, int drop);
+/* Whether a note is being gathered and not being sent now. */
+int uplink_note_gathering(const uplink *u);
+/* Answers another machine's request w. */
+void uplink_note_answer(uplink *u, const uplink_owner *o, const uplink_waiting *w, uint8_t status,
+                        const void *value, size_t len);
+/* Sends o's first waiting request (w) to its owner. */
+void uplink_note_route(uplink *u, uplink_owner *o, const uplink_waiting *w);
+/* A note on this machine's channel (its payload). */
+void uplink_note_came(uplink *u, const uint8_t *p, size_t len);
+void uplink_note_timeouts(uplink *u, uint64_t now);
 
 #endif

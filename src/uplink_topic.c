@@ -453,6 +453,10 @@ void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
     uplink_control_message(u, payload, len);
     return;
   }
+  if (channel_len == u->notes_len && memcmp(channel, u->notes, channel_len) == 0) {
+    uplink_note_came(u, payload, len);
+    return;
+  }
   const uint8_t *origin;
   size_t at;
   if (channel_len < u->topic_prefix_len ||

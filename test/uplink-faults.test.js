@@ -231,6 +231,96 @@ describe('past one machine: faults', function () {
     }
   });
 
+  // A client's data lives on its owner, the machine that first wrote it.
+  function call(m, worker, client, method, key, value) {
+    return m.cluster.run(worker, function (ctx, a) {
+      var c = ctx.store('p').client(a.client);
+      var args = a.method === 'set' ? [c, a.method, a.key, a.value] : [c, a.method, a.key];
+      return ctx.call.apply(null, args).then(function (r) {
+        return { err: r.err ? r.err.message : null, value: r.value === undefined ? null : r.value };
+      });
+    }, { client: client, method: method, key: key, value: value });
+  }
+
+  async function recordOf(r, client) {
+    var deadline = Date.now() + 10000;
+    var reply;
+    do {
+      reply = await r.command(['GET', 'test:o:' + client]);
+      if (reply !== '$-1\r\n') return reply;
+      await sleep(50);
+    } while (Date.now() < deadline);
+    throw new Error('no ownership record for ' + client);
+  }
+
+  it('hands the clients of a machine that died to the next machine that writes them', async function () {
+    var r = await redis();
+    var fast = { setup: { redisPresenceMs: 100 } };
+    var a = await machine(r, fast);
+    var b = await machine(r, fast);
+    await machines.waitUp([a, b]);
+    await a.cluster.run(1, function (ctx) { return ctx.subscribe('s', 'a-is-there'); });
+    assert.deepStrictEqual(await call(a, 1, 'orphan', 'set', 'old', 1), { err: null, value: null });
+    await machines.barrier([a, b]);
+    assert.deepStrictEqual(await call(b, 1, 'orphan', 'get', 'old'), { err: null, value: 1 });
+    var before = await recordOf(r, 'orphan');
+    await a.close(); // SIGKILL: no goodbye
+    var deadline = Date.now() + 10000;
+    while ((await machines.stats(b)).uplinkRemoteTopics !== 0 && Date.now() < deadline) await sleep(50);
+    assert.strictEqual((await machines.stats(b)).uplinkRemoteTopics, 0, 'b forgot a');
+    // b wrote nothing of it, and a's copy died with a: the write takes it over.
+    assert.deepStrictEqual(await call(b, 2, 'orphan', 'set', 'new', 2), { err: null, value: null });
+    assert.deepStrictEqual(await call(b, 1, 'orphan', 'get', 'old'), { err: null, value: null });
+    assert.deepStrictEqual(await call(b, 1, 'orphan', 'get', 'new'), { err: null, value: 2 });
+    assert.notStrictEqual(await recordOf(r, 'orphan'), before, 'the record names b now');
+  });
+
+  it('says so when a client\'s owner does not answer, and goes on once it does', async function () {
+    var r = await redis();
+    var a = await machine(r);
+    var b = await machine(r);
+    await machines.waitUp([a, b]);
+    assert.deepStrictEqual(await call(a, 1, 'frozen', 'set', 'k', 'v'), { err: null, value: null });
+    assert.deepStrictEqual(await call(b, 1, 'frozen', 'get', 'k'), { err: null, value: 'v' });
+    a.cluster.kill('master', 'SIGSTOP');
+    var stopped;
+    try {
+      stopped = await call(b, 1, 'frozen', 'get', 'k');
+    } finally {
+      a.cluster.kill('master', 'SIGCONT');
+    }
+    assert.match(stopped.err, /did not answer in time/);
+    assert.ok((await machines.stats(b)).uplinkFailedRequests >= 1);
+    assert.deepStrictEqual(await call(b, 2, 'frozen', 'get', 'k'), { err: null, value: 'v' });
+  });
+
+  it('serves each machine\'s own clients while Redis is away, and sorts the others out once it is back', async function () {
+    var r = await redis();
+    var a = await machine(r);
+    var b = await machine(r);
+    await machines.waitUp([a, b]);
+    await call(a, 1, 'kept', 'set', 'k', 'from a');
+    assert.deepStrictEqual(await call(b, 1, 'kept', 'get', 'k'), { err: null, value: 'from a' });
+    await r.kill();
+    await waitFault(a, FAULT.LOST);
+    await waitFault(b, FAULT.LOST);
+    // Alone: a has its client; each machine writes its own view of others.
+    assert.deepStrictEqual(await call(a, 2, 'kept', 'get', 'k'), { err: null, value: 'from a' });
+    await call(b, 1, 'b-only', 'set', 'k', 'from b');
+    await call(a, 1, 'both', 'set', 'k', 'from a');
+    await call(b, 2, 'both', 'set', 'k', 'from b');
+    await r.restart(); // empty: the records were in memory only
+    await machines.waitUp([a, b]);
+    // Each machine says again which clients it keeps; one of them gets 'both'.
+    for (var client of ['kept', 'b-only', 'both']) await recordOf(r, client);
+    assert.deepStrictEqual(await call(b, 1, 'kept', 'get', 'k'), { err: null, value: 'from a' });
+    assert.deepStrictEqual(await call(a, 1, 'b-only', 'get', 'k'), { err: null, value: 'from b' });
+    var onA = await call(a, 2, 'both', 'get', 'k');
+    var onB = await call(b, 2, 'both', 'get', 'k');
+    assert.deepStrictEqual(onA, onB, 'one view of it');
+    assert.ok(onA.value === 'from a' || onA.value === 'from b', JSON.stringify(onA));
+  });
+
   it('stops sending to a machine that died without a goodbye', async function () {
     var r = await redis();
     var fast = { setup: { redisPresenceMs: 100 } };

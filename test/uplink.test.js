@@ -173,6 +173,40 @@ describe('past one machine: brokers joined through Redis', function () {
       assert.strictEqual(cleared, false);
     });
 
+    it('keeps a client\'s data on the machine that first wrote it: Redis holds only who that is', async function () {
+      // client-a was written on machine 0 above and read from the others.
+      assert.strictEqual(await redis.command(['STRLEN', 'contract:o:client-a']), ':8\r\n', 'its owner\'s id');
+      assert.strictEqual(await redis.command(['KEYS', 'contract:k:*']), '*0\r\n', 'no data in Redis');
+      // The owner's own calls do not go to Redis.
+      var before = await processed();
+      await all[0].cluster.run(2, function (ctx) {
+        var c = ctx.store('kv').client('client-a');
+        var calls = [];
+        for (var k = 0; k < 300; k++) calls.push(ctx.call(c, 'set', 'n' + (k % 10), k), ctx.call(c, 'get', 'n1'));
+        return Promise.all(calls);
+      });
+      var used = (await processed()) - before;
+      assert.ok(used < 60, used + ' Redis commands for 600 calls on the owner');
+      // A read of a client nobody wrote leaves nothing.
+      var got = await all[1].cluster.run(1, function (ctx) {
+        return ctx.call(ctx.store('kv').client('never-written'), 'has', 'k').then(function (r) { return r.value; });
+      });
+      assert.strictEqual(got, false);
+      assert.strictEqual(await redis.command(['EXISTS', 'contract:o:never-written']), ':0\r\n');
+      // destroy() (gone-now) and the end of destroy(1) (leaving) take the record away.
+      for (var name of ['gone-now', 'leaving']) {
+        var deadline = Date.now() + 10000;
+        while ((await redis.command(['EXISTS', 'contract:o:' + name])) !== ':0\r\n' && Date.now() < deadline) {
+          await new Promise(function (r) { setTimeout(r, 50); });
+        }
+        assert.strictEqual(await redis.command(['EXISTS', 'contract:o:' + name]), ':0\r\n', name + '\'s record');
+      }
+    });
+
+    async function processed() {
+      return Number(/total_commands_processed:(\d+)/.exec(await redis.command(['INFO', 'stats']))[1]);
+    }
+
     it('sends a topic to Redis only while another machine wants it', async function () {
       var a = all[0];
       var b = all[1];

@@ -84,12 +84,88 @@ static void test_garbage(uint64_t *rng) {
   CHECK(bad == 0);
 }
 
+/* Items of a note written back to back, read from an exact copy: every
+ * field as written; cut anywhere inside the last, the whole ones then -1. */
+static void test_notes(void) {
+  uplink_wire_item items[3] = {
+      {7, 6, (const uint8_t *)"client-a", (const uint8_t *)"key", (const uint8_t *)"value", 8, 3,
+       5},
+      {0xfffffffeu, 12, (const uint8_t *)"", (const uint8_t *)"", (const uint8_t *)"", 0, 0, 0},
+      {1, UPLINK_WIRE_NOT_OWNER, (const uint8_t *)"c", (const uint8_t *)"why", (const uint8_t *)"",
+       1, 3, 0}};
+  uint8_t ops[2] = {UPLINK_WIRE_REQUEST, UPLINK_WIRE_ANSWER};
+  int bad = 0;
+  for (int o = 0; o < 2; o++) {
+    uint8_t op = ops[o];
+    uint8_t buf[256];
+    size_t len = 0, last = 0;
+    for (int i = 0; i < 3; i++) {
+      size_t size = uplink_wire_item_size(op, items[i].a_len, items[i].b_len, items[i].c_len);
+      last = len;
+      if (uplink_wire_item_write(buf + len, op, &items[i]) != size) bad++;
+      len += size;
+    }
+    for (size_t cut = last + 1; cut <= len; cut++) {
+      uint8_t *copy = malloc(cut ? cut : 1);
+      memcpy(copy, buf, cut);
+      size_t at = 0;
+      uplink_wire_item item;
+      int rc, n = 0;
+      while ((rc = uplink_wire_item_read(copy, cut, op, &at, &item)) == 1) {
+        const uplink_wire_item *w = &items[n];
+        if (item.id != w->id || item.type != w->type || item.a_len != w->a_len ||
+            memcmp(item.a, w->a, w->a_len) != 0 || item.b_len != w->b_len ||
+            memcmp(item.b, w->b, w->b_len) != 0)
+          bad++;
+        if (op == UPLINK_WIRE_REQUEST &&
+            (item.c_len != w->c_len || memcmp(item.c, w->c, w->c_len) != 0))
+          bad++;
+        if (op == UPLINK_WIRE_ANSWER && (item.c != NULL || item.c_len != 0)) bad++;
+        n++;
+      }
+      if (cut == len ? (rc != 0 || n != 3) : (rc != -1 || n != 2)) bad++;
+      free(copy);
+    }
+  }
+  CHECK(bad == 0);
+  CHECK(uplink_wire_item_size(UPLINK_WIRE_ANSWER, 1, 2, 99) == 4 + 1 + 8 + 3);
+  CHECK(uplink_wire_item_size(UPLINK_WIRE_REQUEST, 1, 2, 3) == 4 + 1 + 12 + 6);
+}
+
+/* Random bytes as notes: never a read out of bounds, always an end. */
+static void test_note_garbage(uint64_t *rng) {
+  int bad = 0;
+  for (int round = 0; round < 20000; round++) {
+    uint8_t buf[48];
+    size_t len = (size_t)check_below(rng, sizeof(buf));
+    for (size_t i = 0; i < len; i++)
+      buf[i] = (uint8_t)(check_below(rng, 4) ? check_below(rng, 6) : check_rand(rng));
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, buf, len);
+    uint8_t op = check_below(rng, 2) ? UPLINK_WIRE_REQUEST : UPLINK_WIRE_ANSWER;
+    size_t at = 0;
+    uplink_wire_item item;
+    int rc, n = 0;
+    while ((rc = uplink_wire_item_read(copy, len, op, &at, &item)) == 1) {
+      if (item.a < copy || item.a + item.a_len > copy + len || item.b < copy ||
+          item.b + item.b_len > copy + len || (item.c && item.c + item.c_len > copy + len))
+        bad++;
+      if (++n > 64) break;
+    }
+    if (rc != 0 && rc != -1) bad++;
+    free(copy);
+  }
+  CHECK(bad == 0);
+}
+
 int main(int argc, char **argv) {
   uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20261202);
   uint64_t rng = seed;
   test_records();
   test_messages();
   test_garbage(&rng);
+  test_notes();
+  test_note_garbage(&rng);
   if (check_failed) fprintf(stderr, "uplink_wire: random seed %" PRIu64 "\n", seed);
   return check_report("uplink_wire");
 }
