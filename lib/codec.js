@@ -438,15 +438,19 @@ function truncated() {
   return new RangeError('socket.io-cluster-store: truncated value');
 }
 
+// (The scale is kept by multiplying: Math.pow here was a runtime call per
+// byte, a fifth of a receiving worker's time.)
 function readVarint() {
   var v = 0;
   var shift = 0;
+  var scale = 1;
   for (;;) {
     if (dpos >= din.length || shift > 28) throw truncated();
     var b = din[dpos++];
-    v += (b & 0x7f) * Math.pow(2, shift);
+    v += (b & 0x7f) * scale;
     if (b < 0x80) return v;
     shift += 7;
+    scale *= 128;
   }
 }
 
