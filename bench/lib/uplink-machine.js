@@ -80,7 +80,10 @@ if (cluster.isPrimary || cluster.isMaster) {
         else answer(m.id, true);
       })();
     },
-    // ops set+get pairs on the data of many clients, `inFlight` at a time.
+    // ops set+get pairs on the data of many clients, `inFlight` at a time:
+    // clients named after machine m.tag and this worker's id, so another
+    // machine's workers can use the same ones (ours: clients another
+    // machine owns).
     kv: function (m) {
       var started = process.hrtime.bigint();
       var issued = 0;
@@ -89,7 +92,7 @@ if (cluster.isPrimary || cluster.isMaster) {
       function one() {
         if (issued >= m.ops) return;
         var k = issued++;
-        var c = store.client('bench-' + process.pid + '-' + (k % 1000));
+        var c = store.client('bench-' + m.tag + '-' + cluster.worker.id + '-' + (k % 1000));
         c.set('key', { n: k, s: 'value' }, function (err) {
           if (err) errors++;
           c.get('key', function (err2) {
