@@ -2,13 +2,17 @@
 'use strict';
 // socket.io 4 adapters side by side: ours (`store`, socket.io-cluster-store/
 // adapter), @socket.io/cluster-adapter (`cluster`, process.send through the
-// primary's JavaScript) and @socket.io/redis-adapter (`redis`, redis 4
-// client, on a redis-server this bench starts), with 2 and 4 workers:
+// primary's JavaScript), @socket.io/redis-adapter (`redis`, redis 4 client,
+// on a redis-server this bench starts) and the ceiling (`none`: socket.io's
+// in-memory adapter, each worker emitting to its own clients), with 2 and 4
+// workers:
 //
 //   - serverSideEmit from one worker: deliveries/s at the others, and the
 //     primary's CPU per delivery (process.cpuUsage of the primary);
 //   - io.emit from one worker to clients connected to the others:
-//     deliveries/s, and the primary's CPU per delivery;
+//     deliveries/s, and the primary's CPU per delivery; `none` has every
+//     worker but the first io.emit to its own clients at once, which is
+//     the same per-client work with no adapter at all;
 //   - serverSideEmit with an ack, and fetchSockets(): round trip p50/p99,
 //     on a quiet cluster, then while another worker broadcasts as fast as
 //     it can;
@@ -16,12 +20,21 @@
 //     the clients of one worker: deliveries/s (socket.io makes every one a
 //     broadcast through the adapter; ours keeps it for recovery).
 //
-//   node bench/adapter.js [--quick] [--adapters store,cluster,redis] [--workers 2,4] [--out FILE]
+// A rate is what was delivered over the time from the first send to the
+// last delivery: the sender floods for floodMs, then the bench waits until
+// every receiver got everything (or nothing more came for stallMs, or
+// maxDrainMs passed). An adapter without flow control (cluster-adapter's
+// primary, Redis) queues what its receivers cannot take yet; that queue
+// is drained and timed too, so a fast sender with slow receivers is not
+// counted as fast deliveries.
+//
+//   node bench/adapter.js [--quick] [--adapters store,cluster,redis,none] [--workers 2,4] [--out FILE]
 //   npm run bench -- --only adapter [--quick]
 //
 // Every case runs in a fresh primary (this file, BENCH_ADAPTER_ROLE=primary)
 // in its own process group, killed at the end; every phase is bounded in
-// count and time. Writes markdown to bench/results/adapter.md.
+// count and time. Writes markdown to bench/results/adapter.md, and the raw
+// figures to adapter.json beside it.
 
 var childProcess = require('child_process');
 var cluster = require('cluster');
@@ -31,7 +44,8 @@ var os = require('os');
 var path = require('path');
 
 var ROLE = process.env.BENCH_ADAPTER_ROLE || 'driver';
-var ADAPTERS = ['store', 'cluster', 'redis'];
+var ADAPTERS = ['store', 'cluster', 'redis', 'none'];
+var PHASES = ['sse', 'emit', 'rt', 'load', 'csr'];
 var REDIS_PORT = 31381;
 var ROOT = path.join(__dirname, '..');
 var threadsCpuMs = require('./lib/bench-util').processThreadsCpuMs;
@@ -53,18 +67,30 @@ async function worker() {
   var adapter;
   if (cfg.adapter === 'store') adapter = require(path.join(ROOT, 'adapter')).createAdapter();
   else if (cfg.adapter === 'cluster') adapter = require('@socket.io/cluster-adapter').createAdapter();
-  else {
+  else if (cfg.adapter === 'redis') {
     var redis = require('redis4');
     var pub = redis.createClient({ url: 'redis://127.0.0.1:' + REDIS_PORT });
     var sub = pub.duplicate();
+    // An 'error' without a listener would end the worker: report it, the
+    // client reconnects by itself (and the figures show what was lost).
+    [pub, sub].forEach(function (c) {
+      c.on('error', function (err) { process.stderr.write('redis client: ' + err.message + '\n'); });
+    });
     await Promise.all([pub.connect(), sub.connect()]);
     adapter = require('@socket.io/redis-adapter').createAdapter(pub, sub);
   }
   var httpServer = http.createServer();
   var io = new Server(httpServer, { adapter: adapter,
     connectionStateRecovery: cfg.csr ? { maxDisconnectionDuration: 120000 } : undefined });
-  var counts = { sse: 0, client: 0 };
-  io.on('b', function () { counts.sse++; });
+  // first/last: when the first and the last of them arrived (Date.now(),
+  // comparable across the processes of the machine).
+  var counts = { sse: 0, client: 0, first: 0, last: 0 };
+  function arrived() {
+    var t = Date.now();
+    if (counts.first === 0) counts.first = t;
+    counts.last = t;
+  }
+  io.on('b', function () { counts.sse++; arrived(); });
   io.on('p', function (cb) { cb(1); });
   await new Promise(function (r) { httpServer.listen({ port: 0, host: '127.0.0.1', exclusive: true }, r); });
   var port = httpServer.address().port;
@@ -73,7 +99,8 @@ async function worker() {
 
   async function flood(kind, ms, batch) {
     flooding = true;
-    var end = Date.now() + ms;
+    var start = Date.now();
+    var end = start + ms;
     var sent = 0;
     while (flooding && Date.now() < end) {
       var sockets = kind === 'semit' ? Array.from(io.of('/').sockets.values()) : null;
@@ -86,30 +113,39 @@ async function worker() {
       await new Promise(setImmediate);
     }
     flooding = false;
-    return sent;
+    return { sent: sent, start: start, end: Date.now() };
   }
 
+  // A request that fails (a timeout: the adapter's own, 5 s) counts with
+  // the time it took, and is counted apart.
   async function roundTrips(kind, count, ms) {
     var times = [];
+    var failed = 0;
     var end = Date.now() + ms;
     for (var i = 0; i < count && Date.now() < end; i++) {
       var t0 = process.hrtime.bigint();
-      if (kind === 'sse') await io.serverSideEmitWithAck('p');
-      else await io.fetchSockets();
+      try {
+        if (kind === 'sse') await io.serverSideEmitWithAck('p');
+        else await io.fetchSockets();
+      } catch (err) {
+        failed++;
+      }
       times.push(Number(process.hrtime.bigint() - t0) / 1000);
     }
     times.sort(function (a, b) { return a - b; });
-    return { count: times.length, p50: percentile(times, 50), p99: percentile(times, 99) };
+    return { count: times.length, failed: failed, p50: percentile(times, 50), p99: percentile(times, 99) };
   }
 
   process.on('message', async function (m) {
+    if (m && m.cmd === 'exit') process.exit(0);
+    if (!m || m.id === undefined) return;
     var reply = { id: m.id };
     try {
-      if (m.cmd === 'count') reply.value = await io.of('/').adapter.serverCount();
+      if (m.cmd === 'count') reply.value = cfg.adapter === 'none' ? 1 : await io.of('/').adapter.serverCount();
       else if (m.cmd === 'clients') {
         for (var i = 0; i < m.n; i++) {
           var c = ioc('http://127.0.0.1:' + port, { transports: ['websocket'], forceNew: true });
-          c.on('e', function () { counts.client++; });
+          c.on('e', function () { counts.client++; arrived(); });
           clients.push(c);
           await new Promise(function (r) { c.once('connect', r); });
         }
@@ -117,9 +153,14 @@ async function worker() {
       } else if (m.cmd === 'reset') {
         counts.sse = 0;
         counts.client = 0;
+        counts.first = 0;
+        counts.last = 0;
         reply.value = true;
       } else if (m.cmd === 'counts') reply.value = counts;
-      else if (m.cmd === 'flood') reply.value = await flood(m.kind, m.ms, m.batch);
+      else if (m.cmd === 'cpu') {
+        var used = process.cpuUsage();
+        reply.value = used.user + used.system;
+      } else if (m.cmd === 'flood') reply.value = await flood(m.kind, m.ms, m.batch);
       else if (m.cmd === 'stop') { flooding = false; reply.value = true; }
       else if (m.cmd === 'rt') reply.value = await roundTrips(m.kind, m.count, m.ms);
     } catch (err) {
@@ -136,7 +177,10 @@ async function primary() {
   var cfg = JSON.parse(process.env.BENCH_ADAPTER_CFG);
   if (cfg.adapter === 'store') require(path.join(ROOT, 'adapter')).setupPrimary();
   else if (cfg.adapter === 'cluster') require('@socket.io/cluster-adapter').setupPrimary();
-  cluster.setupPrimary({ exec: __filename });
+  // --profile DIR: the workers write CPU profiles there (they exit on
+  // their own at the end, so that node writes them).
+  cluster.setupPrimary({ exec: __filename,
+    execArgv: cfg.profile ? ['--cpu-prof', '--cpu-prof-dir=' + cfg.profile] : process.execArgv });
   var workers = [];
   var nextId = 1;
   var waiting = new Map();
@@ -159,7 +203,10 @@ async function primary() {
   function ask(w, m) {
     return new Promise(function (resolve, reject) {
       m.id = nextId++;
-      waiting.set(m.id, function (r) { if (r.error) reject(new Error(r.error)); else resolve(r.value); });
+      waiting.set(m.id, function (r) {
+        if (r.error) reject(new Error(m.cmd + (m.kind ? ' ' + m.kind : '') + ': ' + r.error));
+        else resolve(r.value);
+      });
       w.send(m);
     });
   }
@@ -167,50 +214,101 @@ async function primary() {
   // Every server must know the others (cluster-adapter learns it from heartbeats).
   for (var tries = 0; ; tries++) {
     var counts = await all({ cmd: 'count' });
-    if (counts.every(function (c) { return c === cfg.workers; })) break;
+    if (counts.every(function (c) { return c === (cfg.adapter === 'none' ? 1 : cfg.workers); })) break;
     if (tries > 200) throw new Error('servers never saw each other: ' + counts.join(','));
     await sleep(50);
   }
   var p = cfg.params;
   var out = {};
+  function phase(name) { return !cfg.phases || cfg.phases.indexOf(name) >= 0; }
   var others = workers.slice(1);
+
+  // Floods from senders, then waits until receivers got what was sent
+  // (perMessage deliveries of each message at each receiver), or nothing
+  // more came for stallMs, or maxDrainMs passed. The rate is over the time
+  // from the first send to the last delivery.
+  async function measure(kind, senders, receivers, expectedOf) {
+    await all({ cmd: 'reset' });
+    var workersCpu0 = await all({ cmd: 'cpu' });
+    var redisCpu0 = cfg.redisPid ? threadsCpuMs(cfg.redisPid).total : 0;
+    var cpu0 = process.cpuUsage();
+    var threads0 = threadsCpuMs(process.pid);
+    var floods = await Promise.all(senders.map(function (w) {
+      return ask(w, { cmd: 'flood', kind: kind, ms: p.floodMs, batch: p.batch });
+    }));
+    var sent = floods.reduce(function (s, f) { return s + f.sent; }, 0);
+    var start = Math.min.apply(null, floods.map(function (f) { return f.start; }));
+    var expected = expectedOf(sent);
+    var deadline = Date.now() + p.maxDrainMs;
+    var delivered = -1;
+    var changed = Date.now();
+    var got;
+    for (;;) {
+      got = await Promise.all(receivers.map(function (w) { return ask(w, { cmd: 'counts' }); }));
+      var now = got.reduce(function (s, c) { return s + (kind === 'sse' ? c.sse : c.client); }, 0);
+      if (now !== delivered) changed = Date.now();
+      delivered = now;
+      if (delivered >= expected || Date.now() - changed > p.stallMs || Date.now() > deadline) break;
+      await sleep(100);
+    }
+    var cpu = process.cpuUsage(cpu0);
+    var threads = threadsCpuMs(process.pid);
+    var workersCpu = await all({ cmd: 'cpu' });
+    var allUs = cpu.user + cpu.system + (cfg.redisPid ? 1000 * (threadsCpuMs(cfg.redisPid).total - redisCpu0) : 0);
+    workersCpu.forEach(function (us, i) { allUs += us - workersCpu0[i]; });
+    var last = Math.max.apply(null, got.map(function (c) { return c.last; }));
+    var seconds = (last - start) / 1000;
+    return { sent: sent, expected: expected, delivered: delivered, seconds: seconds,
+      floodSeconds: p.floodMs / 1000,
+      rate: delivered > 0 && seconds > 0 ? delivered / seconds : NaN,
+      primaryUsPerDelivery: delivered > 0 ? (cpu.user + cpu.system) / delivered : NaN,
+      // The primary's JavaScript thread alone (ours routes on another
+      // thread of the primary, counted in the figure above).
+      primaryJsUsPerDelivery: delivered > 0 ? 1000 * (threads.main - threads0.main) / delivered : NaN,
+      // Every process of the case (the primary, the workers, redis-server):
+      // what a delivery costs the machine, whatever else runs on it.
+      allUsPerDelivery: delivered > 0 ? allUs / delivered : NaN };
+  }
+
+  async function done() {
+    if (cfg.profile) {
+      await Promise.all(workers.map(function (w) {
+        return new Promise(function (resolve) {
+          w.on('exit', resolve);
+          w.send({ cmd: 'exit' });
+          setTimeout(resolve, 10000);
+        });
+      }));
+    }
+    process.send({ result: out });
+    workers.forEach(function (w) { w.process.kill('SIGKILL'); });
+    setTimeout(function () { process.exit(0); }, 100);
+  }
 
   // Connection state recovery: socket.emit to the clients of one worker.
   if (cfg.csr) {
     await ask(workers[0], { cmd: 'clients', n: p.clients });
-    await all({ cmd: 'reset' });
-    var emitted = await ask(workers[0], { cmd: 'flood', kind: 'semit', ms: p.floodMs, batch: p.batch });
-    await sleep(p.drainMs);
-    var local = await ask(workers[0], { cmd: 'counts' });
-    out.semit = { sent: emitted, delivered: local.client, rate: local.client / (p.floodMs / 1000) };
-    process.send({ result: out });
-    workers.forEach(function (w) { w.process.kill('SIGKILL'); });
-    setTimeout(function () { process.exit(0); }, 100);
-    return;
+    out.semit = await measure('semit', [workers[0]], [workers[0]], function (sent) { return sent; });
+    return done();
   }
 
-  async function throughput(kind) {
-    await all({ cmd: 'reset' });
-    var cpu0 = process.cpuUsage();
-    var threads0 = threadsCpuMs(process.pid);
-    var sent = await ask(workers[0], { cmd: 'flood', kind: kind, ms: p.floodMs, batch: p.batch });
-    await sleep(p.drainMs);
-    var cpu = process.cpuUsage(cpu0);
-    var threads = threadsCpuMs(process.pid);
-    var got = await Promise.all(others.map(function (w) { return ask(w, { cmd: 'counts' }); }));
-    var delivered = got.reduce(function (s, c) { return s + (kind === 'sse' ? c.sse : c.client); }, 0);
-    return { sent: sent, delivered: delivered, rate: delivered / (p.floodMs / 1000),
-      primaryUsPerDelivery: delivered ? (cpu.user + cpu.system) / delivered : NaN,
-      // The primary's JavaScript thread alone (ours routes on another
-      // thread of the primary, counted in the figure above).
-      primaryJsUsPerDelivery: delivered ? 1000 * (threads.main - threads0.main) / delivered : NaN };
-  }
-
-  out.sse = await throughput('sse');
   await Promise.all(others.map(function (w) { return ask(w, { cmd: 'clients', n: p.clients }); }));
-  out.emit = await throughput('emit');
-  out.sseAck = await ask(workers[0], { cmd: 'rt', kind: 'sse', count: p.rtCount, ms: p.rtMs });
-  out.fetch = await ask(workers[0], { cmd: 'rt', kind: 'fetch', count: p.rtCount, ms: p.rtMs });
+  if (cfg.adapter === 'none') {
+    // The ceiling: the same clients, each worker emitting to its own.
+    if (phase('emit')) out.emit = await measure('emit', others, others, function (sent) { return sent * p.clients; });
+    return done();
+  }
+  if (phase('sse')) out.sse = await measure('sse', [workers[0]], others, function (sent) { return sent * others.length; });
+  if (phase('emit')) {
+    out.emit = await measure('emit', [workers[0]], others, function (sent) {
+      return sent * others.length * p.clients;
+    });
+  }
+  if (phase('rt')) {
+    out.sseAck = await ask(workers[0], { cmd: 'rt', kind: 'sse', count: p.rtCount, ms: p.rtMs });
+    out.fetch = await ask(workers[0], { cmd: 'rt', kind: 'fetch', count: p.rtCount, ms: p.rtMs });
+  }
+  if (!phase('load')) return done();
   // Under load: worker 2 broadcasts to its clients' peers as fast as it can.
   var loader = ask(workers[1], { cmd: 'flood', kind: 'emit', ms: p.rtMs * 2 + 2000, batch: p.batch });
   await sleep(100);
@@ -218,15 +316,13 @@ async function primary() {
   out.fetchLoaded = await ask(workers[0], { cmd: 'rt', kind: 'fetch', count: p.rtCount, ms: p.rtMs });
   await ask(workers[1], { cmd: 'stop' });
   await loader;
-  process.send({ result: out });
-  workers.forEach(function (w) { w.process.kill('SIGKILL'); });
-  setTimeout(function () { process.exit(0); }, 100);
+  done();
 }
 
 // ---- driver -----------------------------------------------------------------
 
 function parseArgs(argv) {
-  var opts = { quick: false, adapters: ADAPTERS.slice(), workers: [2, 4],
+  var opts = { quick: false, adapters: ADAPTERS.slice(), workers: [2, 4], phases: PHASES.slice(),
     out: path.join(__dirname, 'results', 'adapter.md') };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
@@ -234,9 +330,11 @@ function parseArgs(argv) {
     else if (a === '--adapters') opts.adapters = argv[++i].split(',');
     else if (a === '--workers') opts.workers = argv[++i].split(',').map(Number);
     else if (a === '--out') opts.out = path.resolve(argv[++i]);
+    else if (a === '--profile') opts.profile = path.resolve(argv[++i]);
+    else if (a === '--phases') opts.phases = argv[++i].split(',');
     else if (a === '--help' || a === '-h') {
       process.stdout.write('usage: node bench/adapter.js [--quick] [--adapters ' + ADAPTERS.join(',') +
-        '] [--workers 2,4] [--out FILE]\n');
+        '] [--workers 2,4] [--phases ' + PHASES.join(',') + '] [--out FILE] [--profile DIR]\n');
       process.exit(0);
     } else {
       process.stderr.write('unknown option ' + a + '\n');
@@ -259,18 +357,32 @@ function redisPing(cb) {
   setTimeout(function () { end(false); }, 500);
 }
 
-// A fresh redis-server on 127.0.0.1:REDIS_PORT, saving nothing.
+// A fresh redis-server on 127.0.0.1:REDIS_PORT, saving nothing. Its pub/sub
+// output buffers are not limited: by default Redis disconnects a
+// subscriber more than 32 MiB behind, and the flood would then measure
+// reconnections (cluster-adapter's primary does not limit its queues
+// either). Killed when this process exits, however it exits.
 async function startRedis() {
   var dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-adapter-redis-'));
   var child = childProcess.spawn('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1',
-    '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    '--dir', dir, '--save', '', '--appendonly', 'no', '--client-output-buffer-limit', 'pubsub 0 0 0'],
+  { stdio: 'ignore' });
   var failed = null;
+  function stop() {
+    try { child.kill('SIGKILL'); } catch (e) { /* gone */ }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  process.on('exit', stop);
+  ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGPIPE'].forEach(function (sig) {
+    process.on(sig, function () { process.exit(1); });
+  });
   child.on('error', function (e) { failed = e; });
+  child.on('exit', function (code) { failed = failed || new Error('exited (' + code + ')'); });
   for (var i = 0; i < 100 && !failed; i++) {
-    if (await new Promise(redisPing)) return function () { child.kill('SIGKILL'); };
+    if (await new Promise(redisPing)) return child.pid;
     await sleep(50);
   }
-  child.kill('SIGKILL');
+  stop();
   throw new Error('redis-server did not start' + (failed ? ': ' + failed.message : ''));
 }
 
@@ -281,19 +393,24 @@ function runCase(cfg, timeoutMs) {
       env: Object.assign({}, process.env, { BENCH_ADAPTER_ROLE: 'primary', DEBUG: '',
         BENCH_ADAPTER_CFG: JSON.stringify(cfg) }) });
     var stderr = '';
-    child.stderr.on('data', function (d) { stderr = (stderr + d).slice(-4000); });
+    child.stderr.on('data', function (d) { if (stderr.length < 4000) stderr = (stderr + d).slice(0, 4000); });
     var finished = false;
+    function kill() {
+      try { process.kill(-child.pid, 'SIGKILL'); } catch (e) { /* gone */ }
+    }
+    process.on('exit', kill);
     function finish(v) {
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      try { process.kill(-child.pid, 'SIGKILL'); } catch (e) { /* gone */ }
+      kill();
+      process.removeListener('exit', kill);
       resolve(v);
     }
     var timer = setTimeout(function () { finish({ error: 'timed out' }); }, timeoutMs);
     child.on('message', function (m) { if (m && m.result) finish({ result: m.result }); });
     child.on('exit', function (code) {
-      finish({ error: 'exited (' + code + '): ' + stderr.trim().split('\n').slice(-2).join(' | ') });
+      finish({ error: 'exited (' + code + '): ' + stderr.trim().split('\n').slice(0, 2).join(' | ') });
     });
   });
 }
@@ -303,15 +420,28 @@ function fmt(v, d) {
   return d === undefined ? Math.round(v).toLocaleString('en-US') : v.toFixed(d);
 }
 
+// A rate, with the share delivered when not everything was.
+function fmtRate(x) {
+  if (!x) return '–';
+  var text = fmt(x.rate);
+  if (x.delivered < x.expected) text += ' (' + (100 * x.delivered / x.expected).toFixed(0) + ' % delivered)';
+  return text;
+}
+
+function fmtTrips(x) {
+  if (!x) return '–';
+  return fmt(x.p50) + ' / ' + fmt(x.p99) + (x.failed ? ' (' + x.failed + ' of ' + x.count + ' failed)' : '');
+}
+
 async function driver() {
   var opts = parseArgs(process.argv.slice(2));
   var params = opts.quick ?
-    { floodMs: 300, drainMs: 700, batch: 200, clients: 2, rtCount: 100, rtMs: 1000 } :
-    { floodMs: 3000, drainMs: 3000, batch: 500, clients: 10, rtCount: 2000, rtMs: 5000 };
-  var stopRedis = null;
+    { floodMs: 300, stallMs: 1000, maxDrainMs: 3000, batch: 200, clients: 2, rtCount: 100, rtMs: 1000 } :
+    { floodMs: 2000, stallMs: 3000, maxDrainMs: 30000, batch: 500, clients: 10, rtCount: 2000, rtMs: 5000 };
+  var redisPid = 0;
   if (opts.adapters.indexOf('redis') >= 0) {
     try {
-      stopRedis = await startRedis();
+      redisPid = await startRedis();
     } catch (err) {
       process.stderr.write('bench: redis skipped: ' + err.message + '\n');
       opts.adapters = opts.adapters.filter(function (a) { return a !== 'redis'; });
@@ -319,47 +449,56 @@ async function driver() {
   }
   var results = {};
   var started = Date.now();
+  var caseMs = 60000 + 2 * (params.floodMs + params.maxDrainMs) + 4 * params.rtMs;
   for (var wi = 0; wi < opts.workers.length; wi++) {
     for (var ai = 0; ai < opts.adapters.length; ai++) {
-      var cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params };
+      var cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params,
+        profile: opts.profile, phases: opts.phases, redisPid: opts.adapters[ai] === 'redis' ? redisPid : 0 };
       process.stderr.write('bench: adapter ' + cfg.adapter + ', ' + cfg.workers + ' workers ... ');
-      var r = await runCase(cfg, 60000 + 10 * (params.floodMs + params.drainMs + params.rtMs));
+      var r = await runCase(cfg, caseMs);
       process.stderr.write((r.error ? 'error: ' + r.error : 'done') + '\n');
       results[cfg.workers + 'w ' + cfg.adapter] = r;
-      cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params, csr: true };
+      if (cfg.adapter === 'none' || opts.phases.indexOf('csr') < 0) continue;
+      cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params, csr: true,
+        profile: opts.profile, redisPid: cfg.redisPid };
       process.stderr.write('bench: adapter ' + cfg.adapter + ', ' + cfg.workers +
         ' workers, connectionStateRecovery ... ');
-      r = await runCase(cfg, 60000 + 10 * (params.floodMs + params.drainMs));
+      r = await runCase(cfg, caseMs);
       process.stderr.write((r.error ? 'error: ' + r.error : 'done') + '\n');
       results[cfg.workers + 'w ' + cfg.adapter + ' csr'] = r;
     }
   }
-  if (stopRedis) stopRedis();
   var rows = [
-    ['serverSideEmit, deliveries/s', function (x) { return fmt(x.sse.rate); }],
-    ['serverSideEmit, primary CPU per delivery (µs)', function (x) { return fmt(x.sse.primaryUsPerDelivery, 2); }],
-    ['serverSideEmit, primary JavaScript thread CPU per delivery (µs)', function (x) { return fmt(x.sse.primaryJsUsPerDelivery, 2); }],
-    ['io.emit to clients on other workers, deliveries/s', function (x) { return fmt(x.emit.rate); }],
-    ['io.emit, primary CPU per delivery (µs)', function (x) { return fmt(x.emit.primaryUsPerDelivery, 2); }],
-    ['io.emit, primary JavaScript thread CPU per delivery (µs)', function (x) { return fmt(x.emit.primaryJsUsPerDelivery, 2); }],
-    ['serverSideEmit with ack, p50 / p99 (µs)', function (x) { return fmt(x.sseAck.p50) + ' / ' + fmt(x.sseAck.p99); }],
-    ['fetchSockets, p50 / p99 (µs)', function (x) { return fmt(x.fetch.p50) + ' / ' + fmt(x.fetch.p99); }],
-    ['serverSideEmit with ack under load, p50 / p99 (µs)', function (x) { return fmt(x.sseAckLoaded.p50) + ' / ' + fmt(x.sseAckLoaded.p99); }],
-    ['fetchSockets under load, p50 / p99 (µs)', function (x) { return fmt(x.fetchLoaded.p50) + ' / ' + fmt(x.fetchLoaded.p99); }],
-    ['socket.emit with connectionStateRecovery on, deliveries/s', function (x) { return fmt(x.semit.rate); }, ' csr']
+    ['serverSideEmit, deliveries/s', function (x) { return fmtRate(x.sse); }],
+    ['serverSideEmit, primary CPU per delivery (µs)', function (x) { return fmt(x.sse && x.sse.primaryUsPerDelivery, 2); }],
+    ['serverSideEmit, primary JavaScript thread CPU per delivery (µs)', function (x) { return fmt(x.sse && x.sse.primaryJsUsPerDelivery, 2); }],
+    ['serverSideEmit, CPU per delivery, all processes (µs)', function (x) { return fmt(x.sse && x.sse.allUsPerDelivery, 2); }],
+    ['io.emit to clients on other workers, deliveries/s', function (x) { return fmtRate(x.emit); }],
+    ['io.emit, primary CPU per delivery (µs)', function (x) { return fmt(x.emit && x.emit.primaryUsPerDelivery, 2); }],
+    ['io.emit, primary JavaScript thread CPU per delivery (µs)', function (x) { return fmt(x.emit && x.emit.primaryJsUsPerDelivery, 2); }],
+    ['io.emit, CPU per delivery, all processes (µs)', function (x) { return fmt(x.emit && x.emit.allUsPerDelivery, 2); }],
+    ['serverSideEmit with ack, p50 / p99 (µs)', function (x) { return fmtTrips(x.sseAck); }],
+    ['fetchSockets, p50 / p99 (µs)', function (x) { return fmtTrips(x.fetch); }],
+    ['serverSideEmit with ack under load, p50 / p99 (µs)', function (x) { return fmtTrips(x.sseAckLoaded); }],
+    ['fetchSockets under load, p50 / p99 (µs)', function (x) { return fmtTrips(x.fetchLoaded); }],
+    ['socket.emit with connectionStateRecovery on, deliveries/s', function (x) { return fmtRate(x.semit); }, ' csr'],
+    ['socket.emit with connectionStateRecovery on, CPU per delivery, all processes (µs)', function (x) { return fmt(x.semit && x.semit.allUsPerDelivery, 2); }, ' csr']
   ];
   var parts = ['# socket.io 4 adapters', '',
     'Run: `node bench/adapter.js' + process.argv.slice(2).map(function (a) { return ' ' + a; }).join('') + '` (' +
     (opts.quick ? 'quick: a smoke test, not figures' : 'full') + '), ' + new Date().toISOString() + ', ' +
     ((Date.now() - started) / 1000).toFixed(0) + ' s; node ' + process.version + ', ' + os.cpus().length +
     ' CPUs. store: socket.io-cluster-store/adapter; cluster: @socket.io/cluster-adapter; redis: ' +
-    '@socket.io/redis-adapter on a local redis-server. Compare columns of one run.', ''];
+    '@socket.io/redis-adapter on a local redis-server; none: no adapter, each worker but the first ' +
+    'emitting to its own clients (the ceiling of io.emit). A rate is what was delivered over the ' +
+    'time from the first send to the last delivery. Compare columns of one run.', ''];
   opts.workers.forEach(function (n) {
     var cols = opts.adapters;
     parts.push('## ' + n + ' workers', '', '| figure | ' + cols.join(' | ') + ' |',
       '| --- |' + cols.map(function () { return ' ---: |'; }).join(''));
     rows.forEach(function (row) {
       parts.push('| ' + row[0] + ' | ' + cols.map(function (a) {
+        if (a === 'none' && (row[2] || !/io\.emit/.test(row[0]))) return '–';
         var r = results[n + 'w ' + a + (row[2] || '')];
         return r && r.result ? row[1](r.result) : 'error';
       }).join(' | ') + ' |');
@@ -376,6 +515,7 @@ async function driver() {
   process.stdout.write(text + '\n');
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, text + '\n');
+  fs.writeFileSync(opts.out.replace(/\.md$/, '') + '.json', JSON.stringify({ params: params, results: results }, null, 1) + '\n');
   process.stderr.write('bench: written to ' + path.relative(process.cwd(), opts.out) + '\n');
 }
 
