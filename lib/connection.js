@@ -47,6 +47,15 @@ var readOptions = options.readOptions;
 // the same worker keeps its own answers.
 var NONCE_PREFIX = process.pid + ':' + Math.random().toString(36).slice(2) + ':';
 var RETRY_FIRST_MS = 100;
+// A batch of publishes (Connection.publish): at most this many frames and
+// payload bytes. A payload above BATCH_PAYLOAD_MAX bytes, or a topic above
+// BATCH_TOPIC_MAX characters, goes alone: so a batched frame (header,
+// topic of up to 3 bytes a character, payload) always fits the smallest
+// maxFrameSize a broker may have, and the pool takes the large ones.
+var BATCH_FRAMES = 1024;
+var BATCH_BYTES = 64 * 1024;
+var BATCH_PAYLOAD_MAX = options.MIN_FRAME_SIZE / 2;
+var BATCH_TOPIC_MAX = 256;
 var RETRY_MAX_MS = 5000;
 
 function isWorkerProcess() {
@@ -75,6 +84,26 @@ function Connection(opts) {
   this.attempts = 0;
   this.told = new Set(); // endpoints that heard of the current failure
   this.bridged = null; // the broker is joined to other machines (settle); null: not known yet
+  // Publishes gathered for one call into the engine (publish): payload i
+  // is batchBytes[batchEnds[i - 1], batchEnds[i]).
+  this.batchEndpoint = 0;
+  this.batchTopic = '';
+  this.batchFlags = 0;
+  this.batchBytes = Buffer.allocUnsafe(BATCH_BYTES);
+  this.batchEnds = new Uint32Array(BATCH_FRAMES);
+  this.batchCount = 0;
+  this.batchUsed = 0;
+  this.batchScheduled = false;
+  var self = this;
+  this.flushBatchLater = function () {
+    self.batchScheduled = false;
+    try {
+      self.flushBatch();
+    } catch (err) {
+      // Out of memory: nothing the publishers can be told any more.
+      log.error('publishes lost: %s', err.message);
+    }
+  };
   if (this.worker) this.closeLateAnswers();
   this.open();
 }
@@ -235,6 +264,8 @@ Connection.prototype.lost = function (reason) {
   reason = String(reason).replace(/^(socket\.io-cluster-store: )+/, '');
   var channel = this.channel;
   var repeated = this.failure === reason;
+  this.batchCount = 0; // publishes gathered for the broken channel are lost with it
+  this.batchUsed = 0;
   this.state = 'closed';
   this.failure = reason;
   if (this.attempt) this.attempt.abandon(); // its answer, if any, is closed when it comes
@@ -365,8 +396,71 @@ Connection.prototype.send = function (request) {
   }
 };
 
+// send() for a PUBLISH that asks for no reply, the hot path of every
+// broadcast. Consecutive publishes from one endpoint to one topic are
+// gathered and handed to the engine in one call (channelPublishMany) at
+// the end of this turn of the JavaScript stack (a microtask), or before
+// anything else is sent, so the order of everything this process sends
+// stays the order of the calls. Large payloads go one by one (the engine
+// may put them in the shared pool).
+Connection.prototype.publish = function (endpoint, topic, payload, flags) {
+  if (this.state === 'closed' || this.failure) return;
+  var len = payload.length;
+  if (len > BATCH_PAYLOAD_MAX || topic.length > BATCH_TOPIC_MAX) {
+    this.flushBatch();
+    this.sendPublish(endpoint, topic, payload, flags);
+    return;
+  }
+  if (this.batchCount > 0 && (endpoint !== this.batchEndpoint || topic !== this.batchTopic ||
+      flags !== this.batchFlags || this.batchUsed + len > BATCH_BYTES || this.batchCount === BATCH_FRAMES)) {
+    this.flushBatch();
+  }
+  if (this.batchCount === 0) {
+    this.batchEndpoint = endpoint;
+    this.batchTopic = topic;
+    this.batchFlags = flags;
+    if (!this.batchScheduled) {
+      this.batchScheduled = true;
+      queueMicrotask(this.flushBatchLater);
+    }
+  }
+  this.batchBytes.set(payload, this.batchUsed);
+  this.batchUsed += len;
+  this.batchEnds[this.batchCount++] = this.batchUsed;
+};
+
+Connection.prototype.sendPublish = function (endpoint, topic, payload, flags) {
+  try {
+    native.channelSend(this.channel, TYPE.PUBLISH, endpoint, 0, topic, undefined, payload, flags, false);
+  } catch (err) {
+    // As in send: a broken channel is a failure of the channel, anything
+    // else (a frame over the limit, nothing queued) the caller's.
+    if (err.code !== 'ERR_CLUSTER_STORE_CLOSED') throw err;
+    this.lost(err.message);
+  }
+};
+
+// Hands the gathered publishes to the engine. Every frame of a batch fits
+// the smallest maxFrameSize there is (see BATCH_PAYLOAD_MAX), so only a
+// broken channel (or no memory) can refuse one.
+Connection.prototype.flushBatch = function () {
+  var count = this.batchCount;
+  if (count === 0) return;
+  this.batchCount = 0;
+  this.batchUsed = 0;
+  if (this.state === 'closed' || this.failure) return;
+  try {
+    native.channelPublishMany(this.channel, this.batchEndpoint, this.batchTopic, this.batchFlags,
+      this.batchBytes, this.batchEnds, count);
+  } catch (err) {
+    if (err.code !== 'ERR_CLUSTER_STORE_CLOSED') throw err;
+    this.lost(err.message);
+  }
+};
+
 // One frame into the channel's output, with request id (0: no reply).
 Connection.prototype.write = function (request, id) {
+  if (this.batchCount > 0) this.flushBatch();
   native.channelSend(this.channel, request.type, request.endpoint, id,
     request.topic !== undefined ? request.topic : request.client, request.key, request.payload,
     request.flags || 0, request.now === true);
@@ -382,6 +476,7 @@ Connection.prototype.handoff = function (endpoint, topic, payload, fd, callback)
   var id = this.nextRequest;
   this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
   try {
+    this.flushBatch();
     native.channelHandoff(this.channel, endpoint, id, topic, payload, fd);
   } catch (err) {
     if (err.code === 'ERR_CLUSTER_STORE_CLOSED') this.lost(err.message);
@@ -539,6 +634,7 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
 Connection.prototype.flush = function () {
   if (this.state !== 'open') return;
   try {
+    this.flushBatch();
     native.channelFlush(this.channel, this.options.syncTimeout);
   } catch (err) {
     log.error('flush failed: %s', err.message);

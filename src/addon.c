@@ -296,6 +296,8 @@ static napi_value addon_init(napi_env env, napi_value exports) {
       {"channelCreate", NULL, addon_channel_create, NULL, NULL, NULL, napi_enumerable, a},
       {"channelAttach", NULL, addon_channel_attach, NULL, NULL, NULL, napi_enumerable, a},
       {"channelSend", NULL, addon_channel_send, NULL, NULL, NULL, napi_enumerable, a},
+      {"channelPublishMany", NULL, addon_channel_publish_many, NULL, NULL, NULL, napi_enumerable,
+       a},
       {"channelWait", NULL, addon_channel_wait, NULL, NULL, NULL, napi_enumerable, a},
       {"channelTake", NULL, addon_channel_take, NULL, NULL, NULL, napi_enumerable, a},
       {"channelFlush", NULL, addon_channel_flush, NULL, NULL, NULL, napi_enumerable, a},

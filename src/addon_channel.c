@@ -1,7 +1,8 @@
 /* addon_channel: a channel as JavaScript holds it, an external that owns
  * an addon_channel (freed when collected), and the functions lib/ calls on
- * it: channelCreate, channelAttach, channelSend, channelWait, channelTake,
- * channelFlush, channelRef, channelMaxFrameSize and channelClose.
+ * it: channelCreate, channelAttach, channelSend, channelPublishMany,
+ * channelWait, channelTake, channelFlush, channelRef, channelMaxFrameSize and
+ * channelClose.
  *
  * From create to release a channel is in its instance's list, so teardown
  * (addon_cleanup) releases what JavaScript has not closed. A released
@@ -264,6 +265,77 @@ napi_value addon_channel_send(napi_env env, napi_callback_info info) {
   if (!p) return NULL;
   if (payload_len) memcpy(p, payload, payload_len);
   channel_commit(ac->ch, size, flush_now);
+  return addon_undefined(env);
+}
+
+/* channelPublishMany(channel, endpoint, topic, flags, bytes, ends, count):
+ * count PUBLISH frames from one endpoint to one topic, no reply asked;
+ * payload i is bytes[ends[i - 1], ends[i]) (the first from 0). What one
+ * turn of the loop publishes in one call, the topic encoded once; each
+ * frame is queued as channelSend queues a small one. Payloads of
+ * BUFFER_PARTS_MIN bytes or more are refused: they take channelSend, which
+ * may put them in the shared pool. Throws as channelSend; the frames before
+ * the one that failed are queued. */
+napi_value addon_channel_publish_many(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
+                       "channelPublishMany(channel, endpoint, topic, flags, bytes, ends, count)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  uint32_t endpoint, flags, count;
+  if (addon_get_u32(env, argv[1], &endpoint) != 0 || addon_get_u32(env, argv[3], &flags) != 0 ||
+      addon_get_u32(env, argv[6], &count) != 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelPublishMany: bad header arguments");
+  int64_t topic_len = addon_string_length(env, argv[2], "a channel name");
+  if (topic_len < 0) return NULL;
+  if (topic_len > (int64_t)ADDON_HEAD_MAX)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelPublishMany: the topic is too long");
+  uint8_t topic[ADDON_HEAD_MAX + 1];
+  size_t written = 0;
+  if (topic_len > 0)
+    NAPI_CALL(env, napi_get_value_string_utf8(env, argv[2], (char *)topic, (size_t)topic_len + 1,
+                                              &written));
+  napi_typedarray_type bytes_type, ends_type;
+  size_t bytes_len = 0, ends_len = 0;
+  void *bytes_data = NULL, *ends_data = NULL;
+  bool is_typed = false;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[4], &is_typed));
+  if (is_typed) {
+    NAPI_CALL(env, napi_is_typedarray(env, argv[5], &is_typed));
+  }
+  if (!is_typed) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelPublishMany: bad arrays");
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[4], &bytes_type, &bytes_len, &bytes_data, NULL,
+                                          NULL));
+  NAPI_CALL(env,
+            napi_get_typedarray_info(env, argv[5], &ends_type, &ends_len, &ends_data, NULL, NULL));
+  if (bytes_type != napi_uint8_array || ends_type != napi_uint32_array || count > ends_len)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelPublishMany: bad arrays");
+  /* What a plain publish may carry (no reply, so no retention). */
+  flags &= FRAME_FLAG_REMOTE;
+  const uint8_t *bytes = bytes_data;
+  const uint32_t *ends = ends_data;
+  size_t start = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    size_t end = ends[i];
+    if (end < start || end > bytes_len || end - start >= BUFFER_PARTS_MIN)
+      return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelPublishMany: bad payload bounds");
+    size_t len = end - start;
+    uint32_t size = frame_size((size_t)topic_len, 0, len);
+    uint8_t *at = channel_reserve(ac->ch, size ? size : UINT32_MAX);
+    if (!at) {
+      addon_throw_send_error(env, ac, size ? size : UINT32_MAX, errno);
+      return NULL;
+    }
+    frame_write_header(at, FRAME_PUBLISH, 0, (uint16_t)flags, endpoint, 0, (size_t)topic_len, 0,
+                       len);
+    if (topic_len > 0) memcpy(at + FRAME_HEADER_SIZE, topic, (size_t)topic_len);
+    if (len) memcpy(at + FRAME_HEADER_SIZE + topic_len, bytes + start, len);
+    channel_commit(ac->ch, size, 0);
+    start = end;
+  }
   return addon_undefined(env);
 }
 

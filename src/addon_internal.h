@@ -110,6 +110,7 @@ addon_channel *addon_get_channel(napi_env env, napi_value v);
 napi_value addon_channel_create(napi_env env, napi_callback_info info);
 napi_value addon_channel_attach(napi_env env, napi_callback_info info);
 napi_value addon_channel_send(napi_env env, napi_callback_info info);
+napi_value addon_channel_publish_many(napi_env env, napi_callback_info info);
 napi_value addon_channel_wait(napi_env env, napi_callback_info info);
 napi_value addon_channel_take(napi_env env, napi_callback_info info);
 napi_value addon_channel_flush(napi_env env, napi_callback_info info);

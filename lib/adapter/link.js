@@ -54,9 +54,7 @@ Link.prototype.encode = function (value, what) {
 // those of this process before this returns.
 Link.prototype.publish = function (topic, bytes) {
   if (this.closed) return;
-  this.connection.send({ type: TYPE.PUBLISH, endpoint: this.endpoint, topic: topic,
-    client: undefined, key: undefined, payload: bytes, flags: FLAG_REMOTE, now: false,
-    callback: null });
+  this.connection.publish(this.endpoint, topic, bytes, FLAG_REMOTE);
   var here = localSubscribers.get(topic);
   if (!here || (here.size === 1 && here.has(this))) return;
   // The encoder reuses its buffer, and a receiver may publish (answer)
