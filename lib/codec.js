@@ -348,14 +348,20 @@ function depthError(what) {
 
 // Returns the bytes for value. The result may be a view of a buffer that
 // the next call reuses: the caller copies it (the engine does) before
-// encoding anything else.
-function encode(value, what) {
-  if (busy) return encodeV8(value, what); // a getter publishing mid-encode
+// encoding anything else. prefix (optional, a Buffer): bytes written
+// before the value's, for a caller with a header of its own (decode then
+// takes where the value starts).
+function encode(value, what, prefix) {
+  if (busy) return encodeV8(value, what, prefix); // a getter publishing mid-encode
   busy = true;
   pos = 0;
   // Do not keep a huge buffer for good because of one huge value.
   if (out.length > 1024 * 1024) out = Buffer.allocUnsafe(64 * 1024);
   try {
+    if (prefix !== undefined) {
+      ensure(prefix.length);
+      for (var i = 0; i < prefix.length; i++) out[pos++] = prefix[i];
+    }
     ensure(1);
     out[pos++] = FORM_COMPACT;
     writeValue(value, 0);
@@ -367,13 +373,13 @@ function encode(value, what) {
     if (err !== NOT_COMPACT) throw valueError(value, what, err);
   } finally {
     busy = false;
-    seen.length = 0;
+    if (seen.length > 0) seen.length = 0;
     seenSet = null;
   }
-  return encodeV8(value, what);
+  return encodeV8(value, what, prefix);
 }
 
-function encodeV8(value, what) {
+function encodeV8(value, what, prefix) {
   var bytes;
   try {
     bytes = v8.serialize(value);
@@ -396,9 +402,11 @@ function encodeV8(value, what) {
     }
     if (deep) throw depthError(what);
   }
-  var copy = Buffer.allocUnsafe(bytes.length + 1);
-  copy[0] = FORM_V8;
-  bytes.copy(copy, 1);
+  var at = prefix === undefined ? 0 : prefix.length;
+  var copy = Buffer.allocUnsafe(at + bytes.length + 1);
+  if (at > 0) prefix.copy(copy, 0);
+  copy[at] = FORM_V8;
+  bytes.copy(copy, at + 1);
   return copy;
 }
 
@@ -539,12 +547,14 @@ function readValue() {
   }
 }
 
-function decode(bytes) {
-  if (bytes[0] === FORM_COMPACT) {
+// The value whose bytes start at start (default 0) and run to the end.
+function decode(bytes, start) {
+  var at = start === undefined ? 0 : start;
+  if (bytes[at] === FORM_COMPACT) {
     var saved = din;
     var savedPos = dpos;
     din = bytes;
-    dpos = 1;
+    dpos = at + 1;
     try {
       return readValue();
     } finally {
@@ -554,8 +564,8 @@ function decode(bytes) {
   }
   // V8's deserializer returns typed arrays and Buffers as views of its
   // input, and the input is lent (see connection.js): it gets a copy of its own.
-  if (bytes[0] === FORM_V8) return v8.deserialize(Buffer.from(bytes.subarray(1)));
-  throw new RangeError('socket.io-cluster-store: unknown value encoding ' + bytes[0]);
+  if (bytes[at] === FORM_V8) return v8.deserialize(Buffer.from(bytes.subarray(at + 1)));
+  throw new RangeError('socket.io-cluster-store: unknown value encoding ' + bytes[at]);
 }
 
 exports.encode = encode;

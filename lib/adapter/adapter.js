@@ -62,7 +62,7 @@ function adapterClass() {
       this._closed = false;
       this._namespaceTopic = topics.namespaceTopic(nsp.name);
       this._responseTopic = topics.responseTopic(this.uid);
-      this._link = new Link(this, linkOptions(this._options));
+      this._link = new Link(this, linkOptions(this._options), nsp.name);
       this._recovery = nsp.server.opts.connectionStateRecovery ?
         new Recovery(this, this._link, this._namespaceTopic) : null;
       this._ready = this._join();
@@ -89,12 +89,24 @@ function adapterClass() {
     // ---- the transport (ClusterAdapter's two abstract methods) ----------
 
     doPublish(message) {
+      this._publish(message);
+      // Connection state recovery: the offset of this message goes here.
+      return Promise.resolve('');
+    }
+
+    // ClusterAdapter's, without the promise and the debug line it makes
+    // per message: every broadcast and serverSideEmit comes through here.
+    publish(message) {
+      message.uid = this.uid;
+      message.nsp = this.nsp.name;
+      this._publish(message);
+    }
+
+    _publish(message) {
       // Encoding errors throw here, before anything is sent: socket.io's
       // emit, serverSideEmit and the like get a TypeError saying why.
       var bytes = this._link.encode(message, 'a socket.io message');
       this._link.publish(this._namespaceTopic, bytes);
-      // Connection state recovery: the offset of this message goes here.
-      return Promise.resolve('');
     }
 
     doPublishResponse(requesterUid, response) {
@@ -163,7 +175,7 @@ function adapterClass() {
             Adapter.prototype.broadcast.call(self, packet, opts);
           })) return;
         }
-        this.publishAndReturnOffset(message);
+        this.publish(message);
       }
       return Adapter.prototype.broadcast.call(this, packet, opts);
     }

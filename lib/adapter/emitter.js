@@ -56,7 +56,7 @@ Object.defineProperty(Emitter.prototype, 'volatile', {
 });
 
 Emitter.prototype._publish = function (type, data) {
-  var message = { uid: EMITTER_UID, nsp: this._nsp, type: type, data: data };
+  var message = { uid: EMITTER_UID, type: type, data: data };
   this._link.publish(topics.namespaceTopic(this._nsp), this._link.encode(message, 'a socket.io message'));
 };
 
@@ -115,7 +115,7 @@ function createEmitter(opts) {
     onLinkError: function () {},
     onLinkReconnect: function () {}
   };
-  return new Emitter(new Link(owner, opts || {}), '/');
+  return new Emitter(new Link(owner, opts || {}, undefined), '/');
 }
 
 module.exports = {

@@ -15,7 +15,7 @@
 // onChannelError, resubscribe, onReconnect); a Link translates, so the
 // adapter keeps socket.io-adapter's own onMessage.
 
-var codec = require('../codec');
+var wire = require('./wire');
 var protocol = require('../protocol');
 var connection = require('../connection');
 var retained = require('../retained');
@@ -31,8 +31,11 @@ var FLAG_REMOTE = protocol.FLAG.REMOTE;
 // own copy.
 var localSubscribers = new Map(); // topic -> Set of Links
 
-function Link(owner, opts) {
+// nsp: the name of the namespace whose messages this link carries (they
+// do not carry it: see wire.js).
+function Link(owner, opts, nsp) {
   this.owner = owner;
+  this.nsp = nsp;
   this.connection = connection.forProcess(opts);
   this.closed = false;
   this.topics = new Set(); // those this link is subscribed to
@@ -44,10 +47,11 @@ Link.prototype.send = function (type, topic, payload, callback) {
     key: undefined, payload: payload, flags: 0, now: false, callback: callback || null });
 };
 
-// Encodes value (a TypeError, before anything is sent, for what cannot be
-// encoded); what names it in that error.
-Link.prototype.encode = function (value, what) {
-  return codec.encode(value, what);
+// Encodes a message ({ uid, type, data }: wire.js; a TypeError, before
+// anything is sent, for what cannot be encoded); what names it in that
+// error.
+Link.prototype.encode = function (message, what) {
+  return wire.encode(message, what);
 };
 
 // Publishes encoded bytes to topic: every other link subscribed gets it,
@@ -135,7 +139,7 @@ Link.prototype.close = function () {
 Link.prototype.onMessage = function (topic, payload, offset) {
   var value;
   try {
-    value = codec.decode(payload);
+    value = wire.decode(payload, this.nsp);
   } catch (err) {
     var e = new Error('socket.io-cluster-store: a message on "' + topic + '" could not be ' +
       'decoded in this process and was dropped: ' + err.message + ' (run one version of ' +

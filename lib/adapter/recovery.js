@@ -40,6 +40,7 @@
 var debug = require('debug');
 var codec = require('../codec');
 var protocol = require('../protocol');
+var wire = require('./wire');
 var retained = require('../retained');
 
 var log = debug('socket.io-cluster-store:recovery');
@@ -98,7 +99,7 @@ Recovery.prototype.send = function (type, pid, key, payload) {
 Recovery.prototype.broadcast = function (packet, opts, message, local) {
   if (!recoverable(packet, opts)) return false;
   var self = this;
-  var bytes = codec.encode(message, 'a socket.io message');
+  var bytes = wire.encode(message, 'a socket.io message');
   function sent(err, offset) {
     if (err) {
       // Not in the log: delivered here without an offset (a client that
@@ -268,7 +269,7 @@ Recovery.prototype.readMissed = function (session, offset, resolve, reject) {
     for (var i = 0; i < entries.length; i++) {
       var message;
       try {
-        message = codec.decode(entries[i].payload);
+        message = wire.decode(entries[i].payload, self.nsp.name);
       } catch (e) {
         self.restoring.delete(session.sid);
         return resolve(null); // cannot tell what it missed: a new session
