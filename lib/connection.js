@@ -605,7 +605,7 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
     var endpoint = this.endpoints.get(words[i + W_ENDPOINT]);
     var bLength = words[i + W_B_LENGTH];
     if (endpoint) {
-      endpoint.onMessage(bytes.toString('utf8', start, aEnd), payload,
+      endpoint.onMessage(topicAt(bytes, start, aEnd), payload,
         bLength > 0 ? bytes.toString('latin1', aEnd, aEnd + bLength) : undefined);
     }
   } else if (type === TYPE.JOINED || type === TYPE.LEFT) {
@@ -630,6 +630,31 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
     }
   }
 };
+
+// The topic of a delivered message, as a string: the one made last time
+// for the same bytes when there is one. A process hears few topics, and
+// making the string again for every message cost more than comparing.
+var TOPIC_CACHE_SIZE = 8;
+var topicBytes = [];
+var topicStrings = [];
+var topicNext = 0;
+
+function topicAt(bytes, start, end) {
+  var len = end - start;
+  for (var k = 0; k < topicBytes.length; k++) {
+    var known = topicBytes[k];
+    if (known.length !== len) continue;
+    // Topics share long prefixes: compare from the end.
+    var i = len - 1;
+    while (i >= 0 && known[i] === bytes[start + i]) i--;
+    if (i < 0) return topicStrings[k];
+  }
+  var topic = bytes.toString('utf8', start, end);
+  topicBytes[topicNext] = Uint8Array.prototype.slice.call(bytes, start, end);
+  topicStrings[topicNext] = topic;
+  topicNext = (topicNext + 1) % TOPIC_CACHE_SIZE;
+  return topic;
+}
 
 Connection.prototype.flush = function () {
   if (this.state !== 'open') return;
