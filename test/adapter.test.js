@@ -272,6 +272,34 @@ describe('socket.io 4 adapter across cluster workers', function () {
     assert.deepStrictEqual(got, [[true, 3 * 1024 * 1024], [true, 3 * 1024 * 1024]]);
   });
 
+  // A process's small publishes of one turn reach the engine in batches;
+  // larger ones, and anything else it sends, go on their own. Order holds
+  // across all of them.
+  it('thousands of emits of one turn, of every size, arrive in order', async function () {
+    await cluster.runAll(ids, function (ctx) { ctx.state.serverEvents = []; return true; });
+    var COUNT = 3000;
+    var sizes = [1, 100, 3000, 20 * 1024, 40];
+    await run(ids[0], function (ctx, arg) {
+      for (var i = 0; i < arg.count; i++) {
+        var size = arg.sizes[i % arg.sizes.length];
+        ctx.state.io.serverSideEmit('note', i, 'y'.repeat(size));
+        // A room change (a request of another kind) in between, now and then.
+        if (i % 700 === 0) ctx.state.io.socketsJoin('order-' + i);
+      }
+      return true;
+    }, { count: COUNT, sizes: sizes });
+    var got = await cluster.runAll([ids[1], ids[2]], function (ctx, arg) {
+      return ctx.until(function () { return ctx.state.serverEvents.length >= arg.count; }, 20000, 'every event')
+        .then(function () {
+          var bad = ctx.state.serverEvents.filter(function (e, i) {
+            return e[0] !== i || e[1].length !== arg.sizes[i % arg.sizes.length];
+          });
+          return [ctx.state.serverEvents.length, bad.length];
+        });
+    }, { count: COUNT, sizes: sizes });
+    assert.deepStrictEqual(got, [[COUNT, 0], [COUNT, 0]]);
+  });
+
   it('serverSideEmit with an ack collects one answer per other worker; a silent one times out', async function () {
     await cluster.runAll(ids, function (ctx) {
       ctx.state.io.removeAllListeners('ping');
