@@ -397,18 +397,18 @@ Connection.prototype.send = function (request) {
 };
 
 // send() for a PUBLISH that asks for no reply, the hot path of every
-// broadcast. Consecutive publishes from one endpoint to one topic are
+// broadcast (now: as send's). Consecutive publishes from one endpoint to one topic are
 // gathered and handed to the engine in one call (channelPublishMany) at
 // the end of this turn of the JavaScript stack (a microtask), or before
 // anything else is sent, so the order of everything this process sends
 // stays the order of the calls. Large payloads go one by one (the engine
 // may put them in the shared pool).
-Connection.prototype.publish = function (endpoint, topic, payload, flags) {
+Connection.prototype.publish = function (endpoint, topic, payload, flags, now) {
   if (this.state === 'closed' || this.failure) return;
   var len = payload.length;
-  if (len > BATCH_PAYLOAD_MAX || topic.length > BATCH_TOPIC_MAX) {
+  if (now || len > BATCH_PAYLOAD_MAX || topic.length > BATCH_TOPIC_MAX) {
     this.flushBatch();
-    this.sendPublish(endpoint, topic, payload, flags);
+    this.sendPublish(endpoint, topic, payload, flags, now);
     return;
   }
   if (this.batchCount > 0 && (endpoint !== this.batchEndpoint || topic !== this.batchTopic ||
@@ -429,9 +429,10 @@ Connection.prototype.publish = function (endpoint, topic, payload, flags) {
   this.batchEnds[this.batchCount++] = this.batchUsed;
 };
 
-Connection.prototype.sendPublish = function (endpoint, topic, payload, flags) {
+Connection.prototype.sendPublish = function (endpoint, topic, payload, flags, now) {
   try {
-    native.channelSend(this.channel, TYPE.PUBLISH, endpoint, 0, topic, undefined, payload, flags, false);
+    native.channelSend(this.channel, TYPE.PUBLISH, endpoint, 0, topic, undefined, payload, flags,
+      now === true);
   } catch (err) {
     // As in send: a broken channel is a failure of the channel, anything
     // else (a frame over the limit, nothing queued) the caller's.

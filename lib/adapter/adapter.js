@@ -106,7 +106,9 @@ function adapterClass() {
       // Encoding errors throw here, before anything is sent: socket.io's
       // emit, serverSideEmit and the like get a TypeError saying why.
       var bytes = this._link.encode(message, 'a socket.io message');
-      this._link.publish(this._namespaceTopic, bytes);
+      // A request (fetchSockets) is written at once: its answers are awaited.
+      this._link.publish(this._namespaceTopic, bytes, message.data !== undefined &&
+        message.data !== null && message.data.requestId !== undefined);
     }
 
     doPublishResponse(requesterUid, response) {
@@ -119,7 +121,10 @@ function adapterClass() {
         bytes = this._link.encode({ uid: response.uid, nsp: response.nsp, type: response.type,
           data: { requestId: response.data.requestId, error: err.message } }, 'an error response');
       }
-      this._link.publish(topics.responseTopic(requesterUid), bytes);
+      // At once: the requester waits for it, and this turn of the loop
+      // may go on for long (a busy server: a slice of broadcasts to
+      // deliver, its clients' sockets to serve).
+      this._link.publish(topics.responseTopic(requesterUid), bytes, true);
       return Promise.resolve();
     }
 
@@ -199,7 +204,7 @@ function adapterClass() {
         self._members.forEach(function (uid) {
           request.servers.set(uid, { count: -1, acks: 0, done: false });
         });
-        self._link.publish(self._namespaceTopic, bytes);
+        self._link.publish(self._namespaceTopic, bytes, true);
       });
       setTimeout(function () { self.ackRequests.delete(requestId); }, opts.flags.timeout);
       Adapter.prototype.broadcastWithAck.call(this, packet, opts, clientCountCallback, ack);
@@ -246,7 +251,7 @@ function adapterClass() {
         if (self._failure) return ack(self._failure, []);
         if (self._members.size === 0) return ack(null, []);
         self._request(requestId, MessageType.SERVER_SIDE_EMIT, DEFAULT_TIMEOUT, [], ack);
-        self._link.publish(self._namespaceTopic, bytes);
+        self._link.publish(self._namespaceTopic, bytes, true);
       });
       return Promise.resolve();
     }

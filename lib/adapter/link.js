@@ -55,10 +55,13 @@ Link.prototype.encode = function (message, what) {
 };
 
 // Publishes encoded bytes to topic: every other link subscribed gets it,
-// those of this process before this returns.
-Link.prototype.publish = function (topic, bytes) {
+// those of this process before this returns. now: written to the broker
+// before this returns, not at the end of this turn of the loop (for
+// requests and responses, which someone waits for: a busy worker's turn
+// can be long).
+Link.prototype.publish = function (topic, bytes, now) {
   if (this.closed) return;
-  this.connection.publish(this.endpoint, topic, bytes, FLAG_REMOTE);
+  this.connection.publish(this.endpoint, topic, bytes, FLAG_REMOTE, now === true);
   var here = localSubscribers.get(topic);
   if (!here || (here.size === 1 && here.has(this))) return;
   // The encoder reuses its buffer, and a receiver may publish (answer)
