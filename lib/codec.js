@@ -58,6 +58,7 @@ var SPARSE_RUN = 32;
 // Arrays longer than this are walked for depth by index (see tooDeepArray).
 var LONG_ARRAY = 1024;
 var objectProto = Object.prototype;
+var hasOwn = Object.prototype.hasOwnProperty;
 var arrayProto = Array.prototype;
 var dateProto = Date.prototype;
 
@@ -103,6 +104,15 @@ function ensure(n) {
   out = grown;
 }
 
+function varintLength(v) {
+  var n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80);
+    n++;
+  }
+  return n;
+}
+
 function writeVarint(v) {
   while (v >= 0x80) {
     out[pos++] = (v & 0x7f) | 0x80;
@@ -120,19 +130,22 @@ function writeString(s) {
   ensure(len * 3 + 6);
   if (len < 64) {
     // One header byte for an ASCII string this short; redone below if the
-    // string turns out not to be ASCII.
-    var at = pos++;
+    // string turns out not to be ASCII. (Locals: the loop runs per
+    // character of every key and short string.)
+    var buf = out;
+    var at = pos;
+    var p = at + 1;
     var i = 0;
     for (; i < len; i++) {
       var c = s.charCodeAt(i);
       if (c >= 0x80) break;
-      out[pos++] = c;
+      buf[p++] = c;
     }
     if (i === len) {
-      out[at] = len * 2;
+      buf[at] = len * 2;
+      pos = p;
       return;
     }
-    pos = at;
   }
   // Try ASCII: UTF-8 gives one byte per character only for an ASCII
   // string (anything else, lone surrogates included, takes two or more).
@@ -211,13 +224,31 @@ function writeValue(v, depth) {
         return;
       }
       if (proto === objectProto || proto === null) {
-        var keys = Object.keys(v);
-        ensure(6);
+        ensure(2);
         out[pos++] = proto === null ? T_BARE_OBJECT : T_OBJECT;
-        writeVarint(keys.length);
-        for (var k = 0; k < keys.length; k++) {
-          writeString(keys[k]);
-          writeValue(v[keys[k]], depth + 1);
+        // The count goes before the keys; one byte is kept for it and the
+        // rest moved up in the rare case it needs more. for-in (own keys
+        // only, as Object.keys gives them, in the same order) lets V8 read
+        // each value through the object's enum cache instead of a
+        // megamorphic lookup by name.
+        var countAt = pos++;
+        var count = 0;
+        for (var key in v) {
+          if (!hasOwn.call(v, key)) continue;
+          count++;
+          writeString(key);
+          writeValue(v[key], depth + 1);
+        }
+        if (count < 0x80) {
+          out[countAt] = count;
+        } else {
+          var extra = varintLength(count) - 1;
+          ensure(extra);
+          out.copyWithin(countAt + 1 + extra, countAt + 1, pos);
+          var end = pos + extra;
+          pos = countAt;
+          writeVarint(count);
+          pos = end;
         }
         return;
       }
