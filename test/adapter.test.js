@@ -366,6 +366,29 @@ describe('socket.io 4 adapter across cluster workers', function () {
     assert.deepStrictEqual(late, ['operation has timed out', 2]);
   });
 
+  // Requests are sent once the adapter has joined, a turn later: each must
+  // still carry its own bytes when the next message was encoded meanwhile.
+  it('several requests with acks made in one turn each get their own answers', async function () {
+    var b = await connect(ids[1], 'b');
+    b.on('q', function (x, cb) { cb('b:' + x); });
+    await cluster.runAll([ids[1], ids[2]], function (ctx) {
+      ctx.state.io.removeAllListeners('twice');
+      ctx.state.io.on('twice', function (x, cb) { cb(ctx.workerId + ':' + x); });
+      return true;
+    });
+    var out = await run(ids[0], function (ctx) {
+      var io = ctx.state.io;
+      var sse = [io.serverSideEmitWithAck('twice', 'one'), io.serverSideEmitWithAck('twice', 'two')];
+      var acks = [io.timeout(10000).emitWithAck('q', 'three'), io.timeout(10000).emitWithAck('q', 'four')];
+      return Promise.all(sse.concat(acks)).then(function (all) {
+        return all.map(function (answers) {
+          return answers.map(function (a) { return String(a).replace(/^\d+:/, 'w:'); }).sort();
+        });
+      });
+    });
+    assert.deepStrictEqual(out, [['w:one', 'w:one'], ['w:two', 'w:two'], ['b:three'], ['b:four']]);
+  });
+
   it('the primary emits to clients of every worker (createEmitter)', async function () {
     var a = await connect(ids[0], 'a');
     var b = await connect(ids[1], 'b', 'polling');

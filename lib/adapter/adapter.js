@@ -197,7 +197,10 @@ function adapterClass() {
       var requestId = randomId();
       var message = { uid: this.uid, nsp: this.nsp.name, type: MessageType.BROADCAST,
         data: { packet: packet, requestId: requestId, opts: encodeOptions(opts) } };
-      var bytes = this._link.encode(message, 'a socket.io message'); // throws before anything is sent
+      // Encoding throws before anything is sent. The bytes are sent once
+      // the adapter has joined (a later turn): a copy, as the encoder's
+      // buffer is reused by the next message.
+      var bytes = Buffer.from(this._link.encode(message, 'a socket.io message'));
       var request = { clientCountCallback: clientCountCallback, ack: ack, servers: new Map() };
       this.ackRequests.set(requestId, request);
       this._whenReady(function () {
@@ -246,7 +249,8 @@ function adapterClass() {
       var requestId = randomId();
       var message = { uid: this.uid, nsp: this.nsp.name, type: MessageType.SERVER_SIDE_EMIT,
         data: { requestId: requestId, packet: packet } };
-      var bytes = this._link.encode(message, 'a serverSideEmit'); // throws before anything is sent
+      // A copy, sent in a later turn (see broadcastWithAck).
+      var bytes = Buffer.from(this._link.encode(message, 'a serverSideEmit'));
       this._whenReady(function () {
         if (self._failure) return ack(self._failure, []);
         if (self._members.size === 0) return ack(null, []);
