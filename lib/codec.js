@@ -80,8 +80,10 @@ var busy = false;
 
 // Objects met so far in this value. One met twice (a shared reference or a
 // cycle) sends the whole value to the V8 form, which keeps identity. Few
-// objects: a linear scan beats a Set; many: a Set.
-var seen = [];
+// objects: a linear scan of seen[0, seenCount) beats a Set; many: a Set.
+var SEEN_SCAN = 32;
+var seen = new Array(SEEN_SCAN);
+var seenCount = 0;
 var seenSet = null;
 
 function visit(obj) {
@@ -90,9 +92,39 @@ function visit(obj) {
     seenSet.add(obj);
     return;
   }
-  for (var i = 0; i < seen.length; i++) if (seen[i] === obj) throw NOT_COMPACT;
-  seen.push(obj);
-  if (seen.length > 32) seenSet = new Set(seen);
+  for (var i = 0; i < seenCount; i++) if (seen[i] === obj) throw NOT_COMPACT;
+  if (seenCount === SEEN_SCAN) {
+    seenSet = new Set(seen);
+    seenSet.add(obj);
+    return;
+  }
+  seen[seenCount++] = obj;
+}
+
+// Forgets the objects of the last value (holding none of them after).
+function forgetSeen() {
+  for (var i = 0; i < seenCount; i++) seen[i] = undefined;
+  seenCount = 0;
+  seenSet = null;
+}
+
+// out.subarray(0, length), one made per length and kept while out is the
+// same buffer: a message's bytes are copied before the next encode (see
+// encode), so handing out the same view object again changes nothing, and
+// saves making one per message.
+var VIEW_CACHE_MAX = 4096;
+var views = [];
+var viewsOf = null;
+
+function view(length) {
+  if (length > VIEW_CACHE_MAX) return out.subarray(0, length);
+  if (viewsOf !== out) {
+    views = [];
+    viewsOf = out;
+  }
+  var v = views[length];
+  if (v === undefined) v = views[length] = out.subarray(0, length);
+  return v;
 }
 
 function ensure(n) {
@@ -390,13 +422,17 @@ function encode(value, what, prefix) {
   if (out.length > 1024 * 1024) out = Buffer.allocUnsafe(64 * 1024);
   try {
     if (prefix !== undefined) {
-      ensure(prefix.length);
-      for (var i = 0; i < prefix.length; i++) out[pos++] = prefix[i];
+      var n = prefix.length;
+      ensure(n + 1);
+      var buf = out;
+      for (var i = 0; i < n; i++) buf[i] = prefix[i];
+      pos = n;
+    } else {
+      ensure(1);
     }
-    ensure(1);
     out[pos++] = FORM_COMPACT;
     writeValue(value, 0);
-    return out.subarray(0, pos);
+    return view(pos);
   } catch (err) {
     if (err === TOO_DEEP) throw depthError(what);
     // A getter or a Proxy trap that threw: the value's fault, reported as
@@ -404,8 +440,7 @@ function encode(value, what, prefix) {
     if (err !== NOT_COMPACT) throw valueError(value, what, err);
   } finally {
     busy = false;
-    if (seen.length > 0) seen.length = 0;
-    seenSet = null;
+    forgetSeen();
   }
   return encodeV8(value, what, prefix);
 }
