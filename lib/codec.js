@@ -507,6 +507,7 @@ function cachedKey(buf, start, end) {
 // Decoder state: the buffer being read and the position in it.
 var din = null;
 var dpos = 0;
+var dend = 0; // where the value's bytes end in din
 
 function truncated() {
   return new RangeError('socket.io-cluster-store: truncated value');
@@ -519,7 +520,7 @@ function readVarint() {
   var shift = 0;
   var scale = 1;
   for (;;) {
-    if (dpos >= din.length || shift > 28) throw truncated();
+    if (dpos >= dend || shift > 28) throw truncated();
     var b = din[dpos++];
     v += (b & 0x7f) * scale;
     if (b < 0x80) return v;
@@ -529,6 +530,7 @@ function readVarint() {
 }
 
 function readString(asKey) {
+  if (dpos >= dend) throw truncated();
   var header = din[dpos];
   if (header < 0x80) dpos++;
   else header = readVarint();
@@ -536,7 +538,7 @@ function readString(asKey) {
   var len = (header - (utf16 ? 1 : 0)) / 2;
   var start = dpos;
   var end = start + len;
-  if (end > din.length) throw truncated();
+  if (end > dend) throw truncated();
   dpos = end;
   if (utf16) return din.ucs2Slice(start, end);
   if (asKey && len <= 32) return cachedKey(din, start, end);
@@ -549,23 +551,23 @@ function readString(asKey) {
 }
 
 function readDouble() {
-  if (dpos + 8 > din.length) throw truncated();
+  if (dpos + 8 > dend) throw truncated();
   for (var b = 0; b < 8; b++) f64Bytes[b] = din[dpos++];
   return f64[0];
 }
 
 function readValue() {
-  if (dpos >= din.length) throw truncated();
+  if (dpos >= dend) throw truncated();
   var tag = din[dpos++];
   var v, n, i;
   switch (tag) {
     case T_STRING: return readString(false);
     case T_INT8:
-      if (dpos >= din.length) throw truncated();
+      if (dpos >= dend) throw truncated();
       v = din[dpos++];
       return v > 127 ? v - 256 : v;
     case T_INT32:
-      if (dpos + 4 > din.length) throw truncated();
+      if (dpos + 4 > dend) throw truncated();
       v = din[dpos] | (din[dpos + 1] << 8) | (din[dpos + 2] << 16) | (din[dpos + 3] << 24);
       dpos += 4;
       return v;
@@ -579,6 +581,7 @@ function readValue() {
       if (n > 0xffffffff) throw truncated();
       v = new Array(n);
       for (i = 0; i < n;) {
+        if (dpos >= dend) throw truncated();
         tag = din[dpos];
         if (tag === T_HOLE) {
           dpos++;
@@ -613,24 +616,30 @@ function readValue() {
   }
 }
 
-// The value whose bytes start at start (default 0) and run to the end.
-function decode(bytes, start) {
+// The value whose bytes are bytes[start, end) (default: all of them), so
+// that a caller can decode in place, inside a larger buffer.
+function decode(bytes, start, end) {
   var at = start === undefined ? 0 : start;
+  var stop = end === undefined ? bytes.length : end;
+  if (at >= stop) throw truncated();
   if (bytes[at] === FORM_COMPACT) {
     var saved = din;
     var savedPos = dpos;
+    var savedEnd = dend;
     din = bytes;
     dpos = at + 1;
+    dend = stop;
     try {
       return readValue();
     } finally {
       din = saved;
       dpos = savedPos;
+      dend = savedEnd;
     }
   }
   // V8's deserializer returns typed arrays and Buffers as views of its
   // input, and the input is lent (see connection.js): it gets a copy of its own.
-  if (bytes[at] === FORM_V8) return v8.deserialize(Buffer.from(bytes.subarray(at + 1)));
+  if (bytes[at] === FORM_V8) return v8.deserialize(Buffer.from(bytes.subarray(at + 1, stop)));
   throw new RangeError('socket.io-cluster-store: unknown value encoding ' + bytes[at]);
 }
 

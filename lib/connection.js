@@ -588,28 +588,36 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
   var type = words[i + W_TYPE] & 0xff;
   var start = words[i + W_A_START];
   var aEnd = start + words[i + W_A_LENGTH];
-  var payload;
+  // The payload is in[payloadStart, payloadEnd): in the batch, or in a
+  // region of the shared pool (pool[r] views region r; a Buffer over each
+  // is kept).
+  var within = bytes;
+  var payloadStart;
   if (words[i + W_TYPE] & WORD_SHARED) {
-    // pool[r] views region r of the shared pool; a Buffer over each is kept.
     var r = words[i + W_REGION];
-    var region = this.poolBytes[r];
-    if (region === undefined || region.buffer !== pool[r]) region = this.poolBytes[r] = Buffer.from(pool[r]);
-    var at = words[i + W_REGION_OFFSET];
-    payload = region.subarray(at, at + words[i + W_PAYLOAD_LENGTH]);
+    within = this.poolBytes[r];
+    if (within === undefined || within.buffer !== pool[r]) within = this.poolBytes[r] = Buffer.from(pool[r]);
+    payloadStart = words[i + W_REGION_OFFSET];
   } else {
-    var payloadStart = aEnd + words[i + W_B_LENGTH];
-    payload = bytes.subarray(payloadStart, payloadStart + words[i + W_PAYLOAD_LENGTH]);
+    payloadStart = aEnd + words[i + W_B_LENGTH];
   }
+  var payloadEnd = payloadStart + words[i + W_PAYLOAD_LENGTH];
   if (type === TYPE.MESSAGE) {
     // Field a is the topic; the endpoint is the subscriber. Field b, when
     // there is one, is a retained message's offset (text; see retained()).
+    // An endpoint with onMessageAt reads the payload in place.
     var endpoint = this.endpoints.get(words[i + W_ENDPOINT]);
     var bLength = words[i + W_B_LENGTH];
     if (endpoint) {
-      endpoint.onMessage(topicAt(bytes, start, aEnd), payload,
-        bLength > 0 ? bytes.toString('latin1', aEnd, aEnd + bLength) : undefined);
+      var topic = topicAt(bytes, start, aEnd);
+      var offset = bLength > 0 ? bytes.toString('latin1', aEnd, aEnd + bLength) : undefined;
+      if (endpoint.onMessageAt !== undefined) endpoint.onMessageAt(topic, within, payloadStart, payloadEnd, offset);
+      else endpoint.onMessage(topic, within.subarray(payloadStart, payloadEnd), offset);
     }
-  } else if (type === TYPE.JOINED || type === TYPE.LEFT) {
+    return;
+  }
+  var payload = within.subarray(payloadStart, payloadEnd);
+  if (type === TYPE.JOINED || type === TYPE.LEFT) {
     // A member of a topic this endpoint is a member of came or went.
     var member = this.endpoints.get(words[i + W_ENDPOINT]);
     if (member && member.onMember) member.onMember(type === TYPE.JOINED, bytes.toString('utf8', start, aEnd), payload);

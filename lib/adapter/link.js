@@ -138,11 +138,17 @@ Link.prototype.close = function () {
     callback: function () { conn.removeEndpoint(endpoint); } });
 };
 
-// The connection's endpoint interface.
+// The connection's endpoint interface. onMessageAt: a message whose
+// payload is bytes[start, end), read in place (the connection's batch or
+// the shared pool, lent for the length of the call).
 Link.prototype.onMessage = function (topic, payload, offset) {
+  this.onMessageAt(topic, payload, 0, payload.length, offset);
+};
+
+Link.prototype.onMessageAt = function (topic, bytes, start, end, offset) {
   var value;
   try {
-    value = wire.decode(payload, this.nsp);
+    value = wire.decode(bytes, this.nsp, start, end);
   } catch (err) {
     var e = new Error('socket.io-cluster-store: a message on "' + topic + '" could not be ' +
       'decoded in this process and was dropped: ' + err.message + ' (run one version of ' +

@@ -80,15 +80,19 @@ function readUid(bytes, start, end) {
   return s;
 }
 
-// The message in bytes, with nsp (the namespace of the topic it came on):
-// { uid, nsp, type, data }. Throws a RangeError for bytes of another layout
-// (another version of this package) or cut short.
-function decode(bytes, nsp) {
-  if (bytes.length < 4 || bytes[0] !== MAGIC || bytes.length < 4 + bytes[2]) {
+// The message in bytes[start, end) (default: all of them), with nsp (the
+// namespace of the topic it came on): { uid, nsp, type, data }. Throws a
+// RangeError for bytes of another layout (another version of this
+// package) or cut short.
+function decode(bytes, nsp, start, end) {
+  var at = start === undefined ? 0 : start;
+  var stop = end === undefined ? bytes.length : end;
+  if (stop - at < 4 || bytes[at] !== MAGIC || stop - at < 4 + bytes[at + 2]) {
     throw new RangeError('socket.io-cluster-store: not an adapter message of this version');
   }
-  var end = 3 + bytes[2];
-  return { uid: readUid(bytes, 3, end), nsp: nsp, type: bytes[1], data: codec.decode(bytes, end) };
+  var dataAt = at + 3 + bytes[at + 2];
+  return { uid: readUid(bytes, at + 3, dataAt), nsp: nsp, type: bytes[at + 1],
+    data: codec.decode(bytes, dataAt, stop) };
 }
 
 module.exports = {
