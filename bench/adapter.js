@@ -223,21 +223,16 @@ async function primary() {
   function phase(name) { return !cfg.phases || cfg.phases.indexOf(name) >= 0; }
   var others = workers.slice(1);
 
-  // Floods from senders, then waits until receivers got what was sent
-  // (perMessage deliveries of each message at each receiver), or nothing
-  // more came for stallMs, or maxDrainMs passed. The rate is over the time
-  // from the first send to the last delivery.
-  async function measure(kind, senders, receivers, expectedOf) {
+  // Floods from senders for ms, then waits until receivers got what was
+  // sent (expectedOf(sent) deliveries in all), or nothing more came for
+  // stallMs, or maxDrainMs passed. Returns what the floods and the
+  // receivers' last counts said.
+  async function floodAndDrain(kind, senders, receivers, ms, expectedOf) {
     await all({ cmd: 'reset' });
-    var workersCpu0 = await all({ cmd: 'cpu' });
-    var redisCpu0 = cfg.redisPid ? threadsCpuMs(cfg.redisPid).total : 0;
-    var cpu0 = process.cpuUsage();
-    var threads0 = threadsCpuMs(process.pid);
     var floods = await Promise.all(senders.map(function (w) {
-      return ask(w, { cmd: 'flood', kind: kind, ms: p.floodMs, batch: p.batch });
+      return ask(w, { cmd: 'flood', kind: kind, ms: ms, batch: p.batch });
     }));
     var sent = floods.reduce(function (s, f) { return s + f.sent; }, 0);
-    var start = Math.min.apply(null, floods.map(function (f) { return f.start; }));
     var expected = expectedOf(sent);
     var deadline = Date.now() + p.maxDrainMs;
     var delivered = -1;
@@ -251,15 +246,33 @@ async function primary() {
       if (delivered >= expected || Date.now() - changed > p.stallMs || Date.now() > deadline) break;
       await sleep(100);
     }
+    return { sent: sent, expected: expected, delivered: delivered,
+      start: Math.min.apply(null, floods.map(function (f) { return f.start; })),
+      last: Math.max.apply(null, got.map(function (c) { return c.last; })) };
+  }
+
+  // A rate: a short flood first, not counted (the JIT warms up on it), then
+  // floodMs (times floodScale) of it. The rate is over the time from the
+  // first send to the last delivery.
+  async function measure(kind, senders, receivers, expectedOf, floodScale) {
+    if (p.warmMs) await floodAndDrain(kind, senders, receivers, p.warmMs, expectedOf);
+    var workersCpu0 = await all({ cmd: 'cpu' });
+    var redisCpu0 = cfg.redisPid ? threadsCpuMs(cfg.redisPid).total : 0;
+    var cpu0 = process.cpuUsage();
+    var threads0 = threadsCpuMs(process.pid);
+    var floodMs = p.floodMs * (floodScale || 1);
+    var r = await floodAndDrain(kind, senders, receivers, floodMs, expectedOf);
+    var sent = r.sent;
+    var expected = r.expected;
+    var delivered = r.delivered;
     var cpu = process.cpuUsage(cpu0);
     var threads = threadsCpuMs(process.pid);
     var workersCpu = await all({ cmd: 'cpu' });
     var allUs = cpu.user + cpu.system + (cfg.redisPid ? 1000 * (threadsCpuMs(cfg.redisPid).total - redisCpu0) : 0);
     workersCpu.forEach(function (us, i) { allUs += us - workersCpu0[i]; });
-    var last = Math.max.apply(null, got.map(function (c) { return c.last; }));
-    var seconds = (last - start) / 1000;
+    var seconds = (r.last - r.start) / 1000;
     return { sent: sent, expected: expected, delivered: delivered, seconds: seconds,
-      floodSeconds: p.floodMs / 1000,
+      floodSeconds: floodMs / 1000,
       rate: delivered > 0 && seconds > 0 ? delivered / seconds : NaN,
       primaryUsPerDelivery: delivered > 0 ? (cpu.user + cpu.system) / delivered : NaN,
       // The primary's JavaScript thread alone (ours routes on another
@@ -295,7 +308,11 @@ async function primary() {
   await Promise.all(others.map(function (w) { return ask(w, { cmd: 'clients', n: p.clients }); }));
   if (cfg.adapter === 'none') {
     // The ceiling: the same clients, each worker emitting to its own.
-    if (phase('emit')) out.emit = await measure('emit', others, others, function (sent) { return sent * p.clients; });
+    // Three times the flood: it drains as it goes, so this keeps the time
+    // it is measured over near that of an adapter's flood and drain.
+    if (phase('emit')) {
+      out.emit = await measure('emit', others, others, function (sent) { return sent * p.clients; }, 3);
+    }
     return done();
   }
   if (phase('sse')) out.sse = await measure('sse', [workers[0]], others, function (sent) { return sent * others.length; });
@@ -361,8 +378,11 @@ function redisPing(cb) {
 // output buffers are not limited: by default Redis disconnects a
 // subscriber more than 32 MiB behind, and the flood would then measure
 // reconnections (cluster-adapter's primary does not limit its queues
-// either). Killed when this process exits, however it exits.
+// either). Returns { pid, stop }; also killed when this process exits,
+// however it exits. Refuses a port another redis-server already holds
+// (its figures would be that one's).
 async function startRedis() {
+  if (await new Promise(redisPing)) throw new Error('port ' + REDIS_PORT + ' is taken by another redis-server');
   var dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-adapter-redis-'));
   var child = childProcess.spawn('redis-server', ['--port', String(REDIS_PORT), '--bind', '127.0.0.1',
     '--dir', dir, '--save', '', '--appendonly', 'no', '--client-output-buffer-limit', 'pubsub 0 0 0'],
@@ -379,7 +399,7 @@ async function startRedis() {
   child.on('error', function (e) { failed = e; });
   child.on('exit', function (code) { failed = failed || new Error('exited (' + code + ')'); });
   for (var i = 0; i < 100 && !failed; i++) {
-    if (await new Promise(redisPing)) return child.pid;
+    if (await new Promise(redisPing)) return { pid: child.pid, stop: stop };
     await sleep(50);
   }
   stop();
@@ -436,12 +456,16 @@ function fmtTrips(x) {
 async function driver() {
   var opts = parseArgs(process.argv.slice(2));
   var params = opts.quick ?
-    { floodMs: 300, stallMs: 1000, maxDrainMs: 3000, batch: 200, clients: 2, rtCount: 100, rtMs: 1000 } :
-    { floodMs: 2000, stallMs: 3000, maxDrainMs: 30000, batch: 500, clients: 10, rtCount: 2000, rtMs: 5000 };
+    { warmMs: 0, floodMs: 300, stallMs: 1000, maxDrainMs: 3000, batch: 200, clients: 2, rtCount: 100, rtMs: 1000 } :
+    { warmMs: 300, floodMs: 2000, stallMs: 3000, maxDrainMs: 30000, batch: 500, clients: 10, rtCount: 2000,
+      rtMs: 5000 };
   var redisPid = 0;
+  var stopRedis = null;
   if (opts.adapters.indexOf('redis') >= 0) {
     try {
-      redisPid = await startRedis();
+      var redis = await startRedis();
+      redisPid = redis.pid;
+      stopRedis = redis.stop;
     } catch (err) {
       process.stderr.write('bench: redis skipped: ' + err.message + '\n');
       opts.adapters = opts.adapters.filter(function (a) { return a !== 'redis'; });
@@ -468,6 +492,7 @@ async function driver() {
       results[cfg.workers + 'w ' + cfg.adapter + ' csr'] = r;
     }
   }
+  if (stopRedis) stopRedis();
   var rows = [
     ['serverSideEmit, deliveries/s', function (x) { return fmtRate(x.sse); }],
     ['serverSideEmit, primary CPU per delivery (µs)', function (x) { return fmt(x.sse && x.sse.primaryUsPerDelivery, 2); }],
@@ -491,7 +516,8 @@ async function driver() {
     ' CPUs. store: socket.io-cluster-store/adapter; cluster: @socket.io/cluster-adapter; redis: ' +
     '@socket.io/redis-adapter on a local redis-server; none: no adapter, each worker but the first ' +
     'emitting to its own clients (the ceiling of io.emit). A rate is what was delivered over the ' +
-    'time from the first send to the last delivery. Compare columns of one run.', ''];
+    'time from the first send to the last delivery, after a warm-up flood. Compare columns of one ' +
+    'run.', ''];
   opts.workers.forEach(function (n) {
     var cols = opts.adapters;
     parts.push('## ' + n + ' workers', '', '| figure | ' + cols.join(' | ') + ' |',
@@ -500,7 +526,8 @@ async function driver() {
       parts.push('| ' + row[0] + ' | ' + cols.map(function (a) {
         if (a === 'none' && (row[2] || !/io\.emit/.test(row[0]))) return '–';
         var r = results[n + 'w ' + a + (row[2] || '')];
-        return r && r.result ? row[1](r.result) : 'error';
+        if (!r) return '–';
+        return r.result ? row[1](r.result) : 'error';
       }).join(' | ') + ' |');
     });
     [['', ''], [' csr', ' (connectionStateRecovery)']].forEach(function (k) {
