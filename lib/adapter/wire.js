@@ -3,11 +3,18 @@
 // ClusterAdapter messages and responses: { uid, nsp, type, data }) on the
 // broker's topics. The one module that knows this layout:
 //
-//   byte 0      MAGIC (a message of this layout; anything else is refused)
+//   byte 0      the form of data (anything else is refused):
+//                 DATA         data itself follows
+//                 PACKET       data is { packet }: packet follows
+//                 PACKET_OPTS  data is { packet, opts }: [packet, opts] follows
 //   byte 1      type (socket.io-adapter's MessageType)
 //   byte 2      n, the byte length of uid
-//   bytes 3..   uid (latin1), then data in the codec's bytes (lib/codec.js)
+//   bytes 3..   uid (latin1), then what follows, in the codec's bytes
+//               (lib/codec.js)
 //
+// The two short forms are a serverSideEmit's and a broadcast's, the
+// messages that come by the thousand: their envelope object and its keys
+// are neither written nor read.
 // nsp is not sent: the topic a message travels on is the namespace's (or
 // the response topic of one adapter of it), so the receiver knows it.
 //
@@ -19,14 +26,18 @@
 
 var codec = require('../codec');
 
-var MAGIC = 0xa4;
+var DATA = 0xa4;
+var PACKET = 0xa5;
+var PACKET_OPTS = 0xa6;
+var hasOwn = Object.prototype.hasOwnProperty;
+var objectProto = Object.prototype;
 var HEADER_CACHE_LIMIT = 256;
 var UID_CACHE_SIZE = 8;
 var LATIN1 = /^[\x00-\xff]*$/;
 
-var headers = new Map(); // uid -> [header bytes per type]
+var headers = new Map(); // uid -> [header bytes per type and form]
 
-function header(uid, type) {
+function header(uid, type, form) {
   var byType = headers.get(uid);
   if (byType === undefined) {
     if (typeof uid !== 'string' || uid.length > 255 || !LATIN1.test(uid)) {
@@ -36,17 +47,18 @@ function header(uid, type) {
     if (headers.size >= HEADER_CACHE_LIMIT) headers.clear();
     headers.set(uid, byType = []);
   }
-  var bytes = byType[type];
+  var slot = type * 4 + form - DATA;
+  var bytes = byType[slot];
   if (bytes === undefined) {
     if (!(type >= 0 && type <= 255) || (type | 0) !== type) {
       throw new TypeError('socket.io-cluster-store: an adapter message type is 0..255, got ' + String(type));
     }
     bytes = Buffer.allocUnsafe(3 + uid.length);
-    bytes[0] = MAGIC;
+    bytes[0] = form;
     bytes[1] = type;
     bytes[2] = uid.length;
     bytes.latin1Write(uid, 3);
-    byType[type] = bytes;
+    byType[slot] = bytes;
   }
   return bytes;
 }
@@ -56,7 +68,26 @@ function header(uid, type) {
 // cannot hold. The result is the codec's: copied by the caller before the
 // next encode.
 function encode(message, what) {
-  return codec.encode(message.data, what, header(message.uid, message.type));
+  var data = message.data;
+  var form = formOf(data);
+  var value = form === DATA ? data : form === PACKET ? data.packet : [data.packet, data.opts];
+  return codec.encode(value, what, header(message.uid, message.type, form));
+}
+
+// Which form data takes: a short one when its own keys are exactly
+// packet, or packet and opts (a plain object's).
+function formOf(data) {
+  if (typeof data !== 'object' || data === null || Object.getPrototypeOf(data) !== objectProto) return DATA;
+  var packet = false;
+  var opts = false;
+  for (var key in data) {
+    if (!hasOwn.call(data, key)) continue;
+    if (key === 'packet') packet = true;
+    else if (key === 'opts') opts = true;
+    else return DATA;
+  }
+  if (!packet) return DATA;
+  return opts ? PACKET_OPTS : PACKET;
 }
 
 // The uids met lately, as strings: a server hears the same few.
@@ -87,12 +118,25 @@ function readUid(bytes, start, end) {
 function decode(bytes, nsp, start, end) {
   var at = start === undefined ? 0 : start;
   var stop = end === undefined ? bytes.length : end;
-  if (stop - at < 4 || bytes[at] !== MAGIC || stop - at < 4 + bytes[at + 2]) {
+  var form = bytes[at];
+  if (stop - at < 4 || (form !== DATA && form !== PACKET && form !== PACKET_OPTS) ||
+      stop - at < 4 + bytes[at + 2]) {
     throw new RangeError('socket.io-cluster-store: not an adapter message of this version');
   }
-  var dataAt = at + 3 + bytes[at + 2];
-  return { uid: readUid(bytes, at + 3, dataAt), nsp: nsp, type: bytes[at + 1],
-    data: codec.decode(bytes, dataAt, stop) };
+  var valueAt = at + 3 + bytes[at + 2];
+  var value = codec.decode(bytes, valueAt, stop);
+  var data;
+  if (form === DATA) {
+    data = value;
+  } else if (form === PACKET) {
+    data = { packet: value };
+  } else {
+    if (!Array.isArray(value) || value.length !== 2) {
+      throw new RangeError('socket.io-cluster-store: a broadcast message without its packet and options');
+    }
+    data = { packet: value[0], opts: value[1] };
+  }
+  return { uid: readUid(bytes, at + 3, valueAt), nsp: nsp, type: bytes[at + 1], data: data };
 }
 
 module.exports = {
