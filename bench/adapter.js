@@ -28,7 +28,8 @@
 // is drained and timed too, so a fast sender with slow receivers is not
 // counted as fast deliveries.
 //
-//   node bench/adapter.js [--quick] [--adapters store,cluster,redis,none] [--workers 2,4] [--out FILE]
+//   node bench/adapter.js [--quick] [--adapters store,cluster,redis,none] [--workers 2,4]
+//     [--phases sse,emit,rt,load,csr] [--repeat N] [--out FILE] [--profile DIR]
 //   npm run bench -- --only adapter [--quick]
 //
 // Every case runs in a fresh primary (this file, BENCH_ADAPTER_ROLE=primary)
@@ -339,7 +340,7 @@ async function primary() {
 // ---- driver -----------------------------------------------------------------
 
 function parseArgs(argv) {
-  var opts = { quick: false, adapters: ADAPTERS.slice(), workers: [2, 4], phases: PHASES.slice(),
+  var opts = { quick: false, adapters: ADAPTERS.slice(), workers: [2, 4], phases: PHASES.slice(), repeat: 1,
     out: path.join(__dirname, 'results', 'adapter.md') };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
@@ -349,9 +350,10 @@ function parseArgs(argv) {
     else if (a === '--out') opts.out = path.resolve(argv[++i]);
     else if (a === '--profile') opts.profile = path.resolve(argv[++i]);
     else if (a === '--phases') opts.phases = argv[++i].split(',');
+    else if (a === '--repeat') opts.repeat = Math.max(1, parseInt(argv[++i], 10) || 1);
     else if (a === '--help' || a === '-h') {
       process.stdout.write('usage: node bench/adapter.js [--quick] [--adapters ' + ADAPTERS.join(',') +
-        '] [--workers 2,4] [--phases ' + PHASES.join(',') + '] [--out FILE] [--profile DIR]\n');
+        '] [--workers 2,4] [--phases ' + PHASES.join(',') + '] [--repeat N] [--out FILE] [--profile DIR]\n');
       process.exit(0);
     } else {
       process.stderr.write('unknown option ' + a + '\n');
@@ -435,6 +437,31 @@ function runCase(cfg, timeoutMs) {
   });
 }
 
+// The rounds of one case as one result: each figure the median of the
+// rounds that ran (an error only when every round failed).
+function medianOfRounds(list) {
+  var ok = list.filter(function (r) { return r.result; });
+  if (!ok.length) return list[0];
+  return { result: median(ok.map(function (r) { return r.result; })), rounds: list.length, failedRounds: list.length - ok.length };
+}
+
+function median(values) {
+  var first = values[0];
+  if (typeof first === 'number') {
+    var nums = values.filter(function (v) { return typeof v === 'number' && isFinite(v); })
+      .sort(function (a, b) { return a - b; });
+    return nums.length ? nums[(nums.length - 1) >> 1] : first;
+  }
+  if (first && typeof first === 'object') {
+    var out = {};
+    Object.keys(first).forEach(function (k) {
+      out[k] = median(values.map(function (v) { return v && v[k]; }));
+    });
+    return out;
+  }
+  return first;
+}
+
 function fmt(v, d) {
   if (typeof v !== 'number' || !isFinite(v)) return '–';
   return d === undefined ? Math.round(v).toLocaleString('en-US') : v.toFixed(d);
@@ -471,27 +498,32 @@ async function driver() {
       opts.adapters = opts.adapters.filter(function (a) { return a !== 'redis'; });
     }
   }
-  var results = {};
+  var rounds = {}; // case -> the results of each round
   var started = Date.now();
   var caseMs = 60000 + 2 * (params.floodMs + params.maxDrainMs) + 4 * params.rtMs;
-  for (var wi = 0; wi < opts.workers.length; wi++) {
-    for (var ai = 0; ai < opts.adapters.length; ai++) {
-      var cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params,
-        profile: opts.profile, phases: opts.phases, redisPid: opts.adapters[ai] === 'redis' ? redisPid : 0 };
-      process.stderr.write('bench: adapter ' + cfg.adapter + ', ' + cfg.workers + ' workers ... ');
-      var r = await runCase(cfg, caseMs);
-      process.stderr.write((r.error ? 'error: ' + r.error : 'done') + '\n');
-      results[cfg.workers + 'w ' + cfg.adapter] = r;
-      if (cfg.adapter === 'none' || opts.phases.indexOf('csr') < 0) continue;
-      cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params, csr: true,
-        profile: opts.profile, redisPid: cfg.redisPid };
-      process.stderr.write('bench: adapter ' + cfg.adapter + ', ' + cfg.workers +
-        ' workers, connectionStateRecovery ... ');
-      r = await runCase(cfg, caseMs);
-      process.stderr.write((r.error ? 'error: ' + r.error : 'done') + '\n');
-      results[cfg.workers + 'w ' + cfg.adapter + ' csr'] = r;
+  async function runOne(cfg, key, label) {
+    process.stderr.write('bench: ' + (opts.repeat > 1 ? 'round ' + (round + 1) + ', ' : '') + 'adapter ' +
+      cfg.adapter + ', ' + cfg.workers + ' workers' + label + ' ... ');
+    var r = await runCase(cfg, caseMs);
+    process.stderr.write((r.error ? 'error: ' + r.error : 'done') + '\n');
+    (rounds[key] = rounds[key] || []).push(r);
+  }
+  // With --repeat, the adapters take turns, round after round, so that a
+  // change in the machine's load falls on every column alike.
+  for (var round = 0; round < opts.repeat; round++) {
+    for (var wi = 0; wi < opts.workers.length; wi++) {
+      for (var ai = 0; ai < opts.adapters.length; ai++) {
+        var cfg = { adapter: opts.adapters[ai], workers: opts.workers[wi], params: params,
+          profile: opts.profile, phases: opts.phases, redisPid: opts.adapters[ai] === 'redis' ? redisPid : 0 };
+        await runOne(cfg, cfg.workers + 'w ' + cfg.adapter, '');
+        if (cfg.adapter === 'none' || opts.phases.indexOf('csr') < 0) continue;
+        await runOne(Object.assign({}, cfg, { csr: true, phases: undefined }), cfg.workers + 'w ' + cfg.adapter + ' csr',
+          ', connectionStateRecovery');
+      }
     }
   }
+  var results = {};
+  Object.keys(rounds).forEach(function (key) { results[key] = medianOfRounds(rounds[key]); });
   if (stopRedis) stopRedis();
   var rows = [
     ['serverSideEmit, deliveries/s', function (x) { return fmtRate(x.sse); }],
@@ -516,8 +548,9 @@ async function driver() {
     ' CPUs. store: socket.io-cluster-store/adapter; cluster: @socket.io/cluster-adapter; redis: ' +
     '@socket.io/redis-adapter on a local redis-server; none: no adapter, each worker but the first ' +
     'emitting to its own clients (the ceiling of io.emit). A rate is what was delivered over the ' +
-    'time from the first send to the last delivery, after a warm-up flood. Compare columns of one ' +
-    'run.', ''];
+    'time from the first send to the last delivery, after a warm-up flood. ' +
+    (opts.repeat > 1 ? 'Each figure is the median of ' + opts.repeat + ' rounds, the adapters taking turns. ' : '') +
+    'Compare columns of one run.', ''];
   opts.workers.forEach(function (n) {
     var cols = opts.adapters;
     parts.push('## ' + n + ' workers', '', '| figure | ' + cols.join(' | ') + ' |',
@@ -542,7 +575,8 @@ async function driver() {
   process.stdout.write(text + '\n');
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, text + '\n');
-  fs.writeFileSync(opts.out.replace(/\.md$/, '') + '.json', JSON.stringify({ params: params, results: results }, null, 1) + '\n');
+  fs.writeFileSync(opts.out.replace(/\.md$/, '') + '.json',
+    JSON.stringify({ params: params, results: results, rounds: rounds }, null, 1) + '\n');
   process.stderr.write('bench: written to ' + path.relative(process.cwd(), opts.out) + '\n');
 }
 

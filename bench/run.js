@@ -706,7 +706,8 @@ function main() {
   if (opts.only.indexOf('adapter') >= 0) {
     opts.only = opts.only.filter(function (name) { return name !== 'adapter'; });
     var adapterRun = childProcess.spawnSync(process.execPath,
-      [path.join(__dirname, 'adapter.js')].concat(opts.quick ? ['--quick'] : []), { stdio: 'inherit' });
+      [path.join(__dirname, 'adapter.js')].concat(opts.quick ? ['--quick'] : [],
+        opts.repeat > 1 ? ['--repeat', String(opts.repeat)] : []), { stdio: 'inherit' });
     if (!opts.only.length) process.exit(adapterRun.status === null ? 1 : adapterRun.status);
   }
   var scenarios = plan(opts.quick);
