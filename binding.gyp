@@ -12,6 +12,7 @@
         "src/broker_bind.c",
         "src/broker_conn.c",
         "src/broker_handoff.c",
+        "src/broker_pace.c",
         "src/broker_pool.c",
         "src/broker_presence.c",
         "src/broker_retain.c",

@@ -123,6 +123,8 @@ declare namespace clusterStore {
     handoffs: number;
     /** ... and closed instead: the receiving worker was gone or lagged. */
     handoffsRefused: number;
+    /** Times a publisher waited because a reader it shares with others fell behind on its messages. */
+    publishersPaced: number;
     /** 0: no uplink, 1: connecting, 2: up, 3: down (trying again). */
     uplinkState: number;
     /** The uplink's last fault: 0 none, 1 unreachable, 2 authentication, 3 not Redis, 4 refused, 5 lost, 6 stalled. */

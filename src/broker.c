@@ -419,7 +419,8 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
       (rc = uv_prepare_start(&b->prepare, broker_on_prepare)) != 0 ||
       (rc = uv_timer_init(&b->loop, &b->expiry_timer)) != 0 ||
       (rc = uv_timer_init(&b->loop, &b->stall_timer)) != 0 ||
-      (rc = uv_timer_init(&b->loop, &b->region_timer)) != 0) {
+      (rc = uv_timer_init(&b->loop, &b->region_timer)) != 0 ||
+      (rc = uv_timer_init(&b->loop, &b->pace_timer)) != 0) {
     snprintf(err, err_len, "broker handles: %s", uv_strerror(rc));
     goto fail_loop;
   }
@@ -428,12 +429,14 @@ int broker_create(broker **out, const broker_options *options, char *err, size_t
   b->expiry_timer.data = b;
   b->stall_timer.data = b;
   b->region_timer.data = b;
+  b->pace_timer.data = b;
   /* The prepare and timer handles must not keep the loop alive: only the
    * wake handle does, until broker_stop closes it. */
   uv_unref((uv_handle_t *)&b->prepare);
   uv_unref((uv_handle_t *)&b->expiry_timer);
   uv_unref((uv_handle_t *)&b->stall_timer);
   uv_unref((uv_handle_t *)&b->region_timer);
+  uv_unref((uv_handle_t *)&b->pace_timer);
   if (options->uplink) {
     if (uplink_create(&b->uplink, b, options->uplink, err, err_len) != 0) goto fail_loop;
     b->uplink_number = ++b->last_number; /* the first number given: never 0 */

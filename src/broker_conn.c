@@ -15,8 +15,10 @@
  * Flow control: a connection with more than the high water mark queued is
  * congested; a publish that would add to a congested reader's queue holds
  * its publisher (nothing more is read from it) until the reader is down to
- * half of it. A congested connection that takes nothing for stall_ms, or
- * whose queue reaches the limit, is cut off. A connection that fails,
+ * half of it. The same holds a publisher for a late reader, whose queue
+ * stood too long (broker_pace.c), until that queue is empty and the
+ * publisher's penalty is over. A congested connection that takes nothing
+ * for stall_ms, or whose queue reaches the limit, is cut off. A connection that fails,
  * closes or is cut off is only marked dead; broker_conn_reap frees it
  * after the current work. */
 #define _GNU_SOURCE
@@ -179,6 +181,7 @@ static void broker_conn_write(broker_conn *c) {
   }
   if (wrote) c->progress = uv_now(&b->loop);
   c->blocked = broker_conn_queued_bytes(c) > 0;
+  if (!c->blocked) broker_pace_emptied(c);
   if (c->congested && broker_conn_queued_bytes(c) <= broker_conn_high_water(b) / 2)
     broker_conn_set_congested(c, 0);
   if (!c->blocked) {
@@ -228,6 +231,7 @@ void broker_conn_queued(broker_conn *c) {
   if (queued > b->counters[FRAME_STAT_MAX_QUEUED_BYTES])
     b->counters[FRAME_STAT_MAX_QUEUED_BYTES] = queued;
   if (queued > broker_conn_high_water(b)) broker_conn_set_congested(c, 1);
+  if (queued > 0) broker_pace_standing(c);
   /* Write early to bound memory, unless the socket is known to be full:
    * then its writable event resumes the writing. */
   if (queued >= BROKER_WRITE_EARLY && !c->blocked) broker_conn_write(c);
@@ -287,6 +291,14 @@ void broker_conn_mark_urgent(broker_conn *to, const broker_conn *from, uint32_t 
   if (m->urgent_end <= to->urgent_sent) m->urgent_bytes = 0;
   m->urgent_bytes += size;
   m->urgent_end = to->urgent_sent + buffer_length(&to->urgent);
+}
+
+int broker_conn_queued_from(const broker_conn *to, const broker_conn *from) {
+  for (size_t i = 0; i < BROKER_MARKS; i++) {
+    const broker_mark *m = &to->marks[i];
+    if (m->from == from) return m->end > to->out_sent;
+  }
+  return 0;
 }
 
 /* Whether a message of size bytes from `from` may go to to's urgent lane:
@@ -352,8 +364,12 @@ void broker_conn_protocol_error(broker_conn *c, const char *why) {
 
 void broker_conn_process(broker_conn *c) {
   broker *b = c->broker;
+  unsigned handled = 0;
   c->held = 0;
-  while (!c->dead) {
+  b->clock = uv_hrtime();
+  if (broker_pace_paying(c)) c->held = 1;
+  while (!c->dead && !c->held) {
+    if ((++handled & 31u) == 0) b->clock = uv_hrtime(); /* how long queues stood, closely enough */
     if (c->skip > 0) {
       size_t n = buffer_length(&c->in) < c->skip ? buffer_length(&c->in) : (size_t)c->skip;
       buffer_consume(&c->in, n);
@@ -390,9 +406,13 @@ void broker_conn_process(broker_conn *c) {
       broker_conn_protocol_error(c, "malformed frame");
       break;
     }
-    if (c->greeted && f.type == FRAME_PUBLISH && broker_topic_publish_waits(b, c, &f)) {
-      c->held = 1;
-      break;
+    if (c->greeted && f.type == FRAME_PUBLISH) {
+      int waits = broker_topic_publish_waits(b, c, &f);
+      if (waits == BROKER_WAIT_LATE) broker_pace_held(c);
+      if (waits != BROKER_GO || broker_pace_released(c)) {
+        c->held = 1;
+        break;
+      }
     }
     b->counters[FRAME_STAT_FRAMES_IN]++;
     if (!c->greeted) {
@@ -470,6 +490,7 @@ void broker_conn_read(broker_conn *c, size_t budget) {
 void broker_conn_kill(broker_conn *c) {
   if (c->dead) return;
   broker_conn_set_congested(c, 0);
+  broker_pace_emptied(c);
   c->dead = 1;
   c->broker->dead_count++;
   uv_poll_stop(&c->poll);

@@ -9,6 +9,9 @@
  *                                  writing, the output queues and the
  *                                  urgent lane, flow control (congested,
  *                                  held), stall checks, cutting off, reaping
+ *   broker_pace.c   broker_pace_*  pacing by delay: how long a reader's
+ *                                  queue stood, late shared readers, and
+ *                                  the penalty of the publishers that fed them
  *   broker_topic.c  broker_topic_* subscriptions per topic, and routing a
  *                                  publish to the subscribers
  *   broker_pool.c   broker_pool_*  the shared pool's books (broker_pool.h)
@@ -89,6 +92,14 @@ struct broker_conn {
   int held;             /* its next frame is a publish to a congested reader: not read */
   uint32_t peer_max;    /* the largest frame its process takes, as its hello said */
   uint64_t progress;    /* loop time of the last write that took bytes */
+  /* Pacing by delay (broker_pace.c); times are uv_hrtime()'s. */
+  uint64_t standing_since; /* when its queue was last empty (0: it is empty now) */
+  int late;                /* its feeders were held for how long its queue stood */
+  int fed;                 /* feeder is set: a message reached it */
+  const broker_conn *feeder; /* the publisher of its last message (compared, never followed) */
+  uint64_t shared_at;      /* when a message from another publisher than the last one came */
+  uint64_t paced_since;    /* as a publisher: held for a late reader since then (0: not) */
+  uint64_t paying_until;   /* ... and held after it until then, its penalty (0: not) */
   buffer in;
   buffer out;
   buffer urgent;         /* messages that overtake out (BROKER_URGENT_MAX) */
@@ -134,7 +145,11 @@ struct broker {
   int draining;           /* a barrier takes in everything sent before it: nothing is held */
   int expiry_changed;     /* the expiry timer must be armed again */
   size_t congested_count; /* connections over the high water mark */
-  int eased;              /* one stopped being congested: held input may go on */
+  int eased;              /* one stopped being congested or late: held input may go on */
+  uint64_t clock;         /* uv_hrtime() lately: at the frame being handled, give or take */
+  size_t standing_count;  /* connections whose queue is not empty */
+  uint64_t shared_at;     /* the last time a reader was shared (broker_pace.c) */
+  uv_timer_t pace_timer;  /* looks at the paced publishers again */
   uint32_t last_number;   /* the last connection's number (broker_conn.number) */
 
   uint64_t counters[FRAME_STATS_COUNT];
@@ -233,6 +248,10 @@ void broker_conn_control_queued(broker_conn *c);
 void broker_conn_mark(broker_conn *to, const broker_conn *from);
 /* ... on to's urgent lane (size bytes): counted in from's share of it. */
 void broker_conn_mark_urgent(broker_conn *to, const broker_conn *from, uint32_t size);
+/* Whether messages from `from` wait in to's ordinary queue, out (as far
+ * as its marks tell: one with no mark left counts as having none). Some in
+ * the urgent lane only do not count: that is a quiet publisher's place. */
+int broker_conn_queued_from(const broker_conn *to, const broker_conn *from);
 /* Whether a message of size bytes from `from` may go to to's urgent lane,
  * ahead of what out holds. */
 int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uint32_t size);
@@ -241,6 +260,32 @@ int broker_conn_may_overtake(const broker_conn *to, const broker_conn *from, uin
 void broker_conn_reply(broker_conn *c, uint32_t request_id, uint8_t status, const void *payload,
                        size_t payload_len);
 void broker_conn_reply_text(broker_conn *c, uint32_t request_id, uint8_t status, const char *text);
+
+/* ---- broker_pace.c: pacing by delay --------------------------------------- */
+
+/* c's queue is not empty (called when output is queued) / is empty (all
+ * written, or c died). */
+void broker_pace_standing(broker_conn *c);
+void broker_pace_emptied(broker_conn *c);
+/* A message from `from` is being delivered to `to`: a second publisher
+ * makes it shared. */
+static inline void broker_pace_fed(broker_conn *to, const broker_conn *from) {
+  if (to->feeder == from && to->fed) return;
+  if (to->fed) to->shared_at = to->broker->shared_at = to->broker->clock;
+  to->feeder = from;
+  to->fed = 1;
+}
+/* Whether some reader may be late now (cheap: before looking at a topic). */
+int broker_pace_may_be_late(const broker *b);
+/* Whether to is late: shared, reading, and its queue stood too long. */
+int broker_pace_late(broker_conn *to);
+/* c's next publish waits for a late reader. */
+void broker_pace_held(broker_conn *c);
+/* Whether c pays its penalty still: none of its input is handled. */
+int broker_pace_paying(broker_conn *c);
+/* c's next publish may go: if it waited for a late reader, its penalty
+ * starts, and 1 says it waits that long more. */
+int broker_pace_released(broker_conn *c);
 
 /* ---- broker_handoff.c: descriptors passed on ------------------------------ */
 
@@ -296,7 +341,9 @@ int broker_topic_shared_take(broker *b, const frame *f, broker_conn *from, frame
                              uint32_t *id);
 void broker_topic_shared_settle(broker *b, uint32_t id);
 /* Flow control: whether publish f from c must wait, for going to a
- * congested reader it may not overtake. */
+ * congested or late reader it may not overtake (BROKER_WAIT_*, 0: it may
+ * go). */
+enum broker_wait { BROKER_GO = 0, BROKER_WAIT_CONGESTED, BROKER_WAIT_LATE };
 int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f);
 
 /* ---- broker_presence.c: a topic's members -------------------------------- */

@@ -195,6 +195,7 @@ static uint32_t broker_topic_publisher(const broker *b, const broker_conn *from)
 static void broker_topic_deliver(broker *b, broker_subscriber s, const frame *f,
                                  const broker_conn *from, uint32_t size, int direct) {
   broker_conn *to = s.conn;
+  broker_pace_fed(to, from);
   if (direct && !to->dead && !to->blocked && broker_conn_queued_bytes(to) == 0) {
     if (broker_topic_deliver_direct(to, f, s.endpoint, broker_topic_publisher(b, from), size) != 0)
       return;
@@ -260,6 +261,7 @@ static int broker_topic_deliver_shared(broker *b, broker_subscriber s, const fra
   broker_conn *to = s.conn;
   if (!to->shared_ready || to->region < 0 || to->dead) return -1;
   if (broker_pool_hand_room(&b->pool, (uint32_t)to->region) != 0) return -1;
+  broker_pace_fed(to, from);
   uint32_t small = frame_size(f->a_len, 0, FRAME_MESSAGE_DESC_SIZE);
   uint8_t *at = broker_conn_reserve(to, small);
   if (!at) return 0; /* cut off: nothing more goes to it */
@@ -311,22 +313,29 @@ void broker_topic_route_shared(broker *b, const frame *f, broker_conn *from) {
 }
 
 /* Flow control: whether f, a publish from c, would go to another
- * connection that is congested. It then waits, and c's later frames with it
- * (they are handled in order), so only the publishers that feed a congested
- * reader slow down; a barrier still takes everything in. What c publishes
- * to itself never waits: its process would read it while blocked writing,
- * and its queue limit is what bounds a process that floods itself. */
+ * connection that is congested, or late (broker_pace.c). It then waits, and
+ * c's later frames with it (they are handled in order), so only the
+ * publishers that feed such a reader slow down; a barrier still takes
+ * everything in. What c publishes to itself never waits: its process would
+ * read it while blocked writing, and its queue limit is what bounds a
+ * process that floods itself. */
 int broker_topic_publish_waits(broker *b, const broker_conn *c, const frame *f) {
-  if (b->congested_count == 0 || b->draining) return 0;
+  if (b->draining || (b->congested_count == 0 && !broker_pace_may_be_late(b))) return BROKER_GO;
   broker_topic *topic = table_get(b->topics, f->a, f->a_len);
-  if (!topic) return 0;
-  /* A message that may overtake the reader's queue does not add to it
-   * (much: the urgent lane is bounded), so its publisher need not wait. */
+  if (!topic) return BROKER_GO;
+  /* A message that may overtake a congested reader's queue does not add to
+   * it (much: the urgent lane is bounded), so its publisher need not wait. */
   uint32_t size =
       (f->flags & FRAME_FLAG_SHARED) ? UINT32_MAX : frame_size(f->a_len, 0, f->payload_len);
-  for (size_t i = 0; i < topic->count; i++) {
-    const broker_conn *to = topic->subscribers[i].conn;
-    if (to != c && to->congested && !broker_conn_may_overtake(to, c, size)) return 1;
+  int waits = BROKER_GO;
+  for (size_t i = 0; i < topic->count && waits != BROKER_WAIT_LATE; i++) {
+    broker_conn *to = topic->subscribers[i].conn;
+    if (to == c || to->dead) continue;
+    /* Late: only the publishers whose messages stand in its queue wait. */
+    if (broker_pace_late(to) && broker_conn_queued_from(to, c))
+      waits = BROKER_WAIT_LATE;
+    else if (to->congested && !broker_conn_may_overtake(to, c, size))
+      waits = BROKER_WAIT_CONGESTED;
   }
-  return 0;
+  return waits;
 }

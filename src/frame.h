@@ -184,6 +184,7 @@
   X(NAMESPACES_BOUND, boundClients)         /* namespaces bound to a connection now */             \
   X(HANDOFFS, handoffs)                     /* descriptors passed on (FRAME_HANDOFF) */            \
   X(HANDOFFS_REFUSED, handoffsRefused)      /* ... closed instead: no subscriber, or it lagged */  \
+  X(PUBLISHERS_PACED, publishersPaced)      /* times a publisher waited for a late shared reader */ \
   X(UPLINK_STATE, uplinkState)              /* uplink.h's enum uplink_state (0: no uplink) */      \
   X(UPLINK_FAULT, uplinkFault)              /* its last fault (UPLINK_FAULT_LIST; 0: none) */      \
   X(UPLINK_CONNECTS, uplinkConnects)        /* times it came up */                                 \

@@ -714,6 +714,88 @@ static void test_quiet_publisher_overtakes(void) {
   peer_close(&quiet);
 }
 
+/* Issue #15, pacing by delay (broker_pace.c): a reader whose queue stood
+ * longer than the target is late only while a second publisher reaches it.
+ * Then the publisher whose messages stand in its queue waits (and is
+ * counted), the quiet one does not; once the reader reads, everything
+ * arrives, each publisher's in order, the quiet ones ahead of the storm. */
+static void test_late_reader_paces_its_feeder(void) {
+  static peer reader, busy, quiet;
+  peer_open(&reader);
+  peer_open(&busy);
+  peer_open(&quiet);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "storm", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "calm", NULL, NULL, 0, NULL, NULL) == 0);
+  uint64_t paced_before = stat(FRAME_STAT_PUBLISHERS_PACED);
+  /* The busy publisher fills the reader's socket and starts a queue, well
+   * under the high water mark (half the 256 KiB queue limit). */
+  static uint8_t chunk[8192];
+  uint32_t sent = 0;
+  while (sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) < 16u * 1024u) {
+    memcpy(chunk, &sent, 4);
+    CHECK(send_turning(&busy, FRAME_PUBLISH, "storm", chunk, sizeof(chunk), NULL, NULL) == 0);
+    sent++;
+    turn(2);
+  }
+  uint64_t queued = stat(FRAME_STAT_QUEUED_BYTES);
+  CHECK(queued >= 16u * 1024u && queued <= 64u * 1024u);
+  /* Alone with its reader, it is never paced, however long the queue stood. */
+  sleep_ms(5);
+  memcpy(chunk, &sent, 4);
+  send_frame(&busy, FRAME_PUBLISH, 1, 0, "storm", NULL, chunk, sizeof(chunk), 0);
+  sent++;
+  turn(4);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued + frame_size(5, 0, sizeof(chunk)));
+  CHECK(stat(FRAME_STAT_PUBLISHERS_PACED) == paced_before);
+  queued = stat(FRAME_STAT_QUEUED_BYTES);
+  /* A second publisher reaches the reader: now it is late, and the busy
+   * publisher's next messages wait; the quiet one's do not. */
+  uint32_t calm = 0;
+  send_frame(&quiet, FRAME_PUBLISH, 1, 0, "calm", NULL, &calm, 4, 0);
+  calm++;
+  turn(4);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued + frame_size(4, 0, 4));
+  queued = stat(FRAME_STAT_QUEUED_BYTES);
+  for (int i = 0; i < 4; i++, sent++) {
+    memcpy(chunk, &sent, 4);
+    send_frame(&busy, FRAME_PUBLISH, 1, 0, "storm", NULL, chunk, sizeof(chunk), 0);
+  }
+  turn(4);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued);
+  CHECK(stat(FRAME_STAT_PUBLISHERS_PACED) == paced_before + 1);
+  send_frame(&quiet, FRAME_PUBLISH, 1, 0, "calm", NULL, &calm, 4, 0);
+  calm++;
+  turn(4);
+  CHECK(stat(FRAME_STAT_QUEUED_BYTES) == queued + frame_size(4, 0, 4));
+  /* The reader reads: the busy publisher goes on (after its penalty), and
+   * every message arrives, in order per publisher. */
+  uint32_t storm_seen = 0, calm_seen = 0, wrong = 0, calm_before_storm_end = 0;
+  frame f;
+  uint8_t head[4];
+  while ((storm_seen < sent || calm_seen < calm) &&
+         next_frame(&reader, &f, head, sizeof(head)) == 0) {
+    uint32_t v;
+    memcpy(&v, head, 4);
+    if (f.type == FRAME_MESSAGE && f.a_len == 5) {
+      if (v != storm_seen) wrong++;
+      storm_seen++;
+    } else if (f.type == FRAME_MESSAGE && f.a_len == 4) {
+      if (v != calm_seen) wrong++;
+      if (storm_seen < sent) calm_before_storm_end++;
+      calm_seen++;
+    } else {
+      wrong++;
+    }
+  }
+  CHECK(storm_seen == sent);
+  CHECK(calm_seen == calm);
+  CHECK(wrong == 0);
+  CHECK(calm_before_storm_end == calm);
+  peer_close(&reader);
+  peer_close(&busy);
+  peer_close(&quiet);
+}
+
 /* A process's hello states the largest frame it takes.
  * The broker sends it nothing larger: a message over it is not delivered to
  * that process (the others get it), a reply over it becomes an error, and
@@ -1601,6 +1683,7 @@ int main(void) {
   test_broker_paused();
   test_congestion_holds_only_its_feeders();
   test_quiet_publisher_overtakes();
+  test_late_reader_paces_its_feeder();
   test_peer_max_frame_size();
   test_large_payloads();
   test_shared_routing();
