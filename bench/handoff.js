@@ -120,7 +120,15 @@ function connectOne(port, agent) {
   return new Promise(function (resolve, reject) {
     var s = ioc.io('http://127.0.0.1:' + port, { forceNew: true, reconnection: false,
       transports: ['polling'], timeout: 20000, agent: agent });
-    s.once('connect', function () { resolve(s); });
+    s.once('connect', function () {
+      s.on('disconnect', function (reason, details) {
+        var why = details && details.description;
+        if (why && typeof why === 'object') why = why.code || why.message || (why.target && why.target.status) || 'error';
+        var key = reason + (why !== undefined ? ' (' + why + ')' : '');
+        s.dropped = key;
+      });
+      resolve(s);
+    });
     s.once('connect_error', function (err) {
       s.close();
       reject(err);
@@ -136,13 +144,16 @@ function percentile(sorted, p) {
 // What the workers say: requests served, hand-offs, sessions, CPU.
 async function workerStats(c) {
   var stats = (await c.command('stats')) || [];
-  var out = { requests: 0, handedOff: 0, cpuUs: 0, sessions: [] };
+  var out = { requests: 0, handedOff: 0, cpuUs: 0, sessions: [], closed: {}, refused: {} };
   stats.forEach(function (w) {
     if (!w) return;
     out.requests += w.requests || 0;
     out.handedOff += w.handoff ? w.handoff.handedOff : 0;
     out.cpuUs += w.cpu ? w.cpu.user + w.cpu.system : 0;
     out.sessions.push(w.clients);
+    [['closed', w.closed], ['refused', w.refused]].forEach(function (pair) {
+      Object.keys(pair[1] || {}).forEach(function (k) { out[pair[0]][k] = (out[pair[0]][k] || 0) + pair[1][k]; });
+    });
   });
   return out;
 }
@@ -233,6 +244,10 @@ async function finish(state) {
   row.rttP50 = percentile(rtts, 0.5);
   row.rttP99 = percentile(rtts, 0.99);
   row.roundTrips = rtts.length;
+  row.dropped = {};
+  state.clients.forEach(function (s) {
+    if (s.dropped) row.dropped[s.dropped] = (row.dropped[s.dropped] || 0) + 1;
+  });
   row.sliceP99 = state.slices.map(function (a) {
     return percentile(a.sort(function (x, y) { return x - y; }), 0.99);
   });
@@ -242,6 +257,8 @@ async function finish(state) {
   var main = (cpuSeconds(c.pid, c.pid) - state.main0) * 1e6;
   var all = (cpuSeconds(c.pid) - state.all0) * 1e6;
   row.requests = requests;
+  row.serverClosed = w1.closed;
+  row.serverRefused = w1.refused;
   row.connectionsOpened = tcp;
   row.connectionsPerRequest = requests ? tcp / requests : null;
   row.handoffsPerRequest = requests ? (w1.handedOff - state.w0.handedOff) / requests : null;
@@ -346,6 +363,12 @@ async function main() {
       var where = r.setup + ' ' + r.connections + ' (repetition ' + r.repetition + ')';
       if (errors.length) console.log(where + ' failed to connect: ' + errors.join(', '));
       if (r.rttTimeouts) console.log(where + ': ' + r.rttTimeouts + ' round trips had no ack in 10 s');
+      var dropped = Object.keys(r.dropped).map(function (k) { return r.dropped[k] + ' ' + k; });
+      if (dropped.length) console.log(where + ' clients disconnected: ' + dropped.join(', '));
+      [['server closed sessions', r.serverClosed], ['server refused', r.serverRefused]].forEach(function (pair) {
+        var list = Object.keys(pair[1] || {}).map(function (k) { return pair[1][k] + ' ' + k; });
+        if (list.length) console.log(where + ' ' + pair[0] + ': ' + list.join(', '));
+      });
     });
   }
   process.exit(0);

@@ -94,6 +94,10 @@ function worker() {
   var server = http.createServer();
   var io = new Server(server, options);
   var refused = {};
+  var closed = {}; // engine.io sessions closed here, by reason
+  io.engine.on('connection', function (socket) {
+    socket.once('close', function (reason) { closed[reason] = (closed[reason] || 0) + 1; });
+  });
   var requests = 0;
   server.on('request', function () { requests++; });
   io.engine.on('connection_error', function (err) {
@@ -115,7 +119,7 @@ function worker() {
     if (m.name === 'emit') io.emit('bcast', id, m.arg);
     else if (m.name === 'room') io.to(m.arg.room).emit('roomcast', id, m.arg.k);
     else if (m.name === 'stats') {
-      value = { worker: id, clients: io.engine.clientsCount, refused: refused, requests: requests,
+      value = { worker: id, clients: io.engine.clientsCount, refused: refused, closed: closed, requests: requests,
         handoff: HANDOFF ? require(path.join(ROOT, 'lib', 'handoff')).stats() : null,
         cpu: process.cpuUsage() };
     }
