@@ -25,26 +25,21 @@
 //               connections: one connection carries requests of many
 //               sessions, each time for whichever needs it
 //
-// For each way of connecting, every setup's cluster runs at once, in two
-// phases:
+// For each way of connecting, each setup in turn, in two phases:
 //
-//   connect     each setup in turn: N polling clients connect, C at a time:
-//               connects/s, and how many sessions each worker ended up with
-//               (min-max)
-//   round trip  M clients of each setup emit R acks each, one after another
-//               (M at once): p50 and p99 of emit-to-ack, and "vs sticky",
-//               p99 over sticky's p99 in the same repetition. The setups
-//               take turns, R/S rounds at a time (--slices S), so that a
-//               burst of other work on the machine weighs on each alike;
-//               "slices vs sticky" is the median over the slices of a
-//               slice's p99 over sticky's slice in the same turn, which a
-//               stall that hits one slice barely moves
+//   connect     N polling clients connect, C at a time: connects/s, and how
+//               many sessions each worker ended up with (min-max)
+//   round trip  M of them emit R acks each, one after another (M at once):
+//               p50 and p99 of emit-to-ack, and "vs sticky", p99 over
+//               sticky's p99 in the same repetition; "slices vs sticky" is
+//               the median over the slices of R/S rounds (--slices S) of a
+//               slice's p99 over sticky's same slice, which a stall of the
+//               machine during one slice barely moves
 //
-// and over the setup's whole time (its idle clients keep polling while the
-// others run): TCP connections the clients opened per request the workers
-// served, hand-offs per request, the primary's JavaScript (main thread) CPU
-// per request and per TCP connection, and the CPU of the whole server
-// (primary, all threads, and workers) per request.
+// and over both phases: TCP connections the clients opened per request
+// the workers served, hand-offs per request, the primary's JavaScript
+// (main thread) CPU per request and per TCP connection, and the CPU of the
+// whole server (primary, all threads, and workers) per request.
 //
 //   node bench/handoff.js [--setups handoff,handoff-os,sticky]
 //                         [--connections close,keep-alive] [--clients 400]
@@ -235,8 +230,7 @@ async function roundTrips(state, args, from, to) {
   }));
 }
 
-// Per request and per connection, over the setup's whole time (its own
-// phases, and the pings of its idle clients while the others ran).
+// Per request and per connection, over both phases.
 async function finish(state) {
   var row = state.row;
   var c = state.c;
@@ -276,28 +270,26 @@ async function stop(state) {
   await state.c.stop();
 }
 
-// One repetition for one way of connecting: every setup's cluster runs at
-// once; each connects its clients in turn, then their round trips take
-// turns, a slice of the rounds at a time, so that what else runs on the
-// machine weighs on every setup alike.
+// One repetition for one way of connecting: the setups one after the
+// other, each alone on the machine (with several clusters at once, one
+// setup's idle sessions sat through another's connect storm, and under
+// heavy load that, not the setup, decided which sessions timed out).
 async function runGroup(connections, args) {
-  var states = [];
-  try {
-    for (var setup of args.setups) {
-      var state = await start(setup, connections, args);
-      states.push(state);
+  var rows = [];
+  for (var setup of args.setups) {
+    var state = await start(setup, connections, args);
+    try {
       await connectPhase(state, args);
+      var per = Math.max(1, Math.ceil(args.rounds / args.slices));
+      for (var from = 0; from < args.rounds; from += per) {
+        await roundTrips(state, args, from, Math.min(args.rounds, from + per));
+      }
+      rows.push(await finish(state));
+    } finally {
+      await stop(state);
     }
-    var per = Math.max(1, Math.ceil(args.rounds / args.slices));
-    for (var from = 0; from < args.rounds; from += per) {
-      for (var st of states) await roundTrips(st, args, from, Math.min(args.rounds, from + per));
-    }
-    var rows = [];
-    for (var s of states) rows.push(await finish(s));
-    return rows;
-  } finally {
-    for (var t of states) await stop(t);
   }
+  return rows;
 }
 
 // The median over slices of a slice's p99 over sticky's in the same turn:
