@@ -48,6 +48,17 @@ void uplink_fault_text(uplink *u, char *out, size_t out_len) {
 }
 
 void uplink_fail(uplink *u, int fault, const char *text) {
+  if (fault == UPLINK_FAULT_LOST && u->state == UPLINK_UP && !u->draining) {
+    /* What Redis sent before the connection broke is still taken: the
+     * messages it pushed here (another machine's PUBLISH it acknowledged)
+     * and the replies to what this machine sent. One link's end may be
+     * seen while the other still has unread bytes. */
+    u->draining = 1;
+    uplink_link_drain(&u->subscriber);
+    uplink_link_drain(&u->command);
+    u->draining = 0;
+    if (u->state != UPLINK_UP) return; /* what it read made it fail already */
+  }
   uplink_set_fault(u, fault, text);
   uplink_topic_send_batch(u, 1);
   uplink_link_close(&u->command);
@@ -79,7 +90,7 @@ int uplink_send(uplink *u, uplink_link *link, const resp_arg *args, size_t argc,
 
 /* A handshake command (no name, no process). */
 static int uplink_send_handshake(uplink *u, uplink_link *link, const resp_arg *args, size_t argc) {
-  uplink_entry e = {UPLINK_E_HANDSHAKE, 0, 0, NULL, NULL, 0};
+  uplink_entry e = {UPLINK_E_HANDSHAKE, 0, 0, NULL, NULL, 0, 0};
   if (uplink_send(u, link, args, argc, &e) != 0) return -1;
   link->handshake_left++;
   return 0;
@@ -240,6 +251,14 @@ static void uplink_entry_reply(uplink *u, uplink_link *link, uplink_entry *e,
   case UPLINK_E_RELEASE:
     uplink_claim_release_reply(u, e);
     break;
+  case UPLINK_E_MESSAGES:
+    /* PUBLISH says how many subscribers Redis gave them to. Fewer than
+     * the machines that wanted them: one of those was not subscribed (it
+     * was reconnecting, or had just stopped wanting the topic), and these
+     * did not reach it. */
+    if (first->type == RESP_INTEGER && first->integer >= 0 && (uint64_t)first->integer < e->wanted)
+      u->dropped += e->request_id;
+    break;
   case UPLINK_E_ANSWER:
     if (e->conn) broker_conn_reply(e->conn, e->request_id, FRAME_STATUS_OK, NULL, 0);
     break;
@@ -250,7 +269,7 @@ static void uplink_entry_reply(uplink *u, uplink_link *link, uplink_entry *e,
     uplink_topic_interest_sent(u, e->name, e->name_len);
     break;
   default:
-    break; /* UPLINK_E_IGNORE, UPLINK_E_MESSAGES, UPLINK_E_UNSUBSCRIBE */
+    break; /* UPLINK_E_IGNORE, UPLINK_E_UNSUBSCRIBE */
   }
   free(e->name);
 }
@@ -362,7 +381,7 @@ void uplink_stop(uplink *u) {
     resp_arg args[3] = {{"PUBLISH", 7, NULL, 0},
                         {u->control, u->control_len, NULL, 0},
                         {bye, sizeof(bye), NULL, 0}};
-    uplink_entry e = {UPLINK_E_IGNORE, 0, 0, NULL, NULL, 0};
+    uplink_entry e = {UPLINK_E_IGNORE, 0, 0, NULL, NULL, 0, 0};
     if (uplink_send(u, &u->command, args, 3, &e) == 0) uplink_link_flush(&u->command);
   }
   uplink_topic_send_batch(u, 1); /* only when down: up, the goodbye sent it */

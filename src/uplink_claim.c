@@ -58,7 +58,7 @@ void uplink_claim_ask(uplink *u, uplink_owner *o, const uint8_t *gone) {
                       {u->origin, UPLINK_ORIGIN_SIZE, NULL, 0},
                       {gone ? gone : (const uint8_t *)"", gone ? UPLINK_ORIGIN_SIZE : 0, NULL, 0},
                       {create ? "1" : "0", 1, NULL, 0}};
-  uplink_entry e = {UPLINK_E_CLAIM, (uint8_t)(gone != NULL), 0, NULL, name, o->name_len};
+  uplink_entry e = {UPLINK_E_CLAIM, (uint8_t)(gone != NULL), 0, NULL, name, o->name_len, 0};
   uplink_owner_set_state(u, o, UPLINK_OWNER_CLAIMING);
   if (uplink_send(u, &u->command, args, 7, &e) != 0)
     uplink_fail(u, UPLINK_FAULT_LOST, "Redis is not keeping up with this machine's requests");
@@ -131,7 +131,7 @@ void uplink_claim_release(uplink *u, uplink_owner *o) {
       {"1", 1, NULL, 0},
       {u->owner_prefix, u->owner_prefix_len, o->name, o->name_len},
       {u->origin, UPLINK_ORIGIN_SIZE, NULL, 0}};
-  uplink_entry e = {UPLINK_E_RELEASE, 0, 0, NULL, name, o->name_len};
+  uplink_entry e = {UPLINK_E_RELEASE, 0, 0, NULL, name, o->name_len, 0};
   if (uplink_send(u, &u->command, args, 5, &e) != 0) return;
   uplink_owner_set_state(u, o, UPLINK_OWNER_RELEASING);
 }

@@ -53,6 +53,7 @@ typedef struct uplink_entry {
   broker_conn *conn; /* NULL: its process went away */
   uint8_t *name;     /* a topic's name (heap), or NULL */
   size_t name_len;
+  uint32_t wanted; /* UPLINK_E_MESSAGES: how many subscribers should have had them */
 } uplink_entry;
 
 enum uplink_link_state {
@@ -113,6 +114,7 @@ struct uplink {
   size_t control_len, topic_prefix_len, owner_prefix_len, note_prefix_len, notes_len;
   int state; /* enum uplink_state */
   int stopping;
+  int draining; /* reading what is left after the connection broke (uplink_fail) */
   uplink_link command;
   uplink_link subscriber;
   uv_timer_t timer; /* retries, and the stall checks */
@@ -169,6 +171,8 @@ int uplink_link_pop(uplink_link *link, uplink_entry *out);
 void uplink_link_flush(uplink_link *link);
 /* Reads and handles what the socket holds now (without waiting). */
 void uplink_link_read_waiting(uplink_link *link);
+/* Reads what is left in a link's socket, once its connection broke. */
+void uplink_link_drain(uplink_link *link);
 /* Closes the socket; every awaited entry goes to uplink_entry_failed. */
 void uplink_link_close(uplink_link *link);
 void uplink_link_free(uplink_link *link);

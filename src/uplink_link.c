@@ -241,7 +241,9 @@ static void uplink_link_scan(uplink_link *link, uplink_socket *s) {
   buffer_trim(&link->in, UPLINK_KEEP_BUFFER);
 }
 
-static void uplink_link_read(uplink_link *link) {
+/* Reads what Redis sent, handing each reply on. quiet: the connection is
+ * known to be broken already; its end or error is not reported again. */
+static void uplink_link_read(uplink_link *link, int quiet) {
   uplink_socket *s = link->sock;
   for (;;) {
     uint8_t *at = buffer_reserve(&link->in, UPLINK_READ_CHUNK);
@@ -260,6 +262,7 @@ static void uplink_link_read(uplink_link *link) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (quiet) return;
     char text[200];
     if (n == 0 && link->state != UPLINK_LINK_READY)
       snprintf(text, sizeof(text),
@@ -277,7 +280,11 @@ static void uplink_link_read(uplink_link *link) {
 }
 
 void uplink_link_read_waiting(uplink_link *link) {
-  if (link->sock && link->state != UPLINK_LINK_CONNECTING) uplink_link_read(link);
+  if (link->sock && link->state != UPLINK_LINK_CONNECTING) uplink_link_read(link, 0);
+}
+
+void uplink_link_drain(uplink_link *link) {
+  if (link->sock && link->state != UPLINK_LINK_CONNECTING) uplink_link_read(link, 1);
 }
 
 static void uplink_link_on_poll(uv_poll_t *handle, int status, int events) {
@@ -302,5 +309,5 @@ static void uplink_link_on_poll(uv_poll_t *handle, int status, int events) {
     uplink_link_flush(link);
     if (link->sock != s) return;
   }
-  if (events & (UV_READABLE | UV_DISCONNECT)) uplink_link_read(link);
+  if (events & (UV_READABLE | UV_DISCONNECT)) uplink_link_read(link, 0);
 }

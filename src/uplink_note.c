@@ -43,7 +43,7 @@ void uplink_note_send(uplink *u, int drop) {
     resp_arg args[3] = {{"PUBLISH", 7, NULL, 0},
                         {channel, channel_len, NULL, 0},
                         {buffer_begin(&s->note), buffer_length(&s->note), NULL, 0}};
-    uplink_entry e = {UPLINK_E_IGNORE, 0, 0, NULL, NULL, 0};
+    uplink_entry e = {UPLINK_E_IGNORE, 0, 0, NULL, NULL, 0, 0};
     s->sending_note = 1;
     (void)uplink_send(u, &u->command, args, 3, &e); /* lost: its requests time out */
     s->sending_note = 0;

@@ -35,7 +35,7 @@ int uplink_sync(uplink *u, broker_conn *c, const frame *f) {
   if (link == &u->command) uplink_topic_send_batch(u, 0); /* what waits for this turn's end */
   if (link == &u->command && link->count == 0 && uplink_link_queued(link) == 0) return 0;
   resp_arg ping[1] = {{"PING", 4, NULL, 0}};
-  uplink_entry e = {UPLINK_E_ANSWER, 0, f->request_id, c, NULL, 0};
+  uplink_entry e = {UPLINK_E_ANSWER, 0, f->request_id, c, NULL, 0, 0};
   return uplink_send(u, link, ping, 1, &e) == 0;
 }
 

@@ -82,7 +82,7 @@ static int uplink_topic_command(uplink *u, const char *verb, const uint8_t *name
                                 int kind) {
   resp_arg args[2] = {{verb, strlen(verb), NULL, 0},
                       {u->topic_prefix, u->topic_prefix_len, name, len}};
-  uplink_entry e = {(uint8_t)kind, 0, 0, NULL, NULL, 0};
+  uplink_entry e = {(uint8_t)kind, 0, 0, NULL, NULL, 0, 0};
   if (kind == UPLINK_E_SUBSCRIBE) {
     e.name = uplink_copy(name, len);
     e.name_len = len;
@@ -100,7 +100,7 @@ static int uplink_control(uplink *u, uint8_t op, const uint8_t *list, size_t lis
   resp_arg args[3] = {{"PUBLISH", 7, NULL, 0},
                       {u->control, u->control_len, NULL, 0},
                       {head, sizeof(head), list, list_len}};
-  uplink_entry e = {(uint8_t)kind, 0, 0, NULL, NULL, 0};
+  uplink_entry e = {(uint8_t)kind, 0, 0, NULL, NULL, 0, 0};
   if (name) {
     e.name = uplink_copy(name, name_len);
     e.name_len = name_len;
@@ -202,7 +202,7 @@ static int uplink_topic_subscribe_visit(const void *key, size_t key_len, void *v
   uplink_topic *t = value;
   resp_arg args[2] = {{"SUBSCRIBE", 9, NULL, 0},
                       {u->topic_prefix, u->topic_prefix_len, key, key_len}};
-  uplink_entry e = {UPLINK_E_HANDSHAKE, 0, 0, NULL, NULL, 0};
+  uplink_entry e = {UPLINK_E_HANDSHAKE, 0, 0, NULL, NULL, 0, 0};
   t->live = 0;
   t->subscribed = 0;
   t->in_handshake = 0;
@@ -487,7 +487,18 @@ void uplink_topic_send_batch(uplink *u, int drop) {
         {"PUBLISH", 7, NULL, 0},
         {u->topic_prefix, u->topic_prefix_len, u->batch_topic, u->batch_topic_len},
         {u->origin, UPLINK_ORIGIN_SIZE, buffer_begin(&u->batch), buffer_length(&u->batch)}};
-    uplink_entry e = {UPLINK_E_MESSAGES, 0, (uint32_t)count, NULL, NULL, 0};
+    /* The subscribers Redis should give them to: each machine that
+     * wants them, and this one when Redis has confirmed it listens too. */
+    uplink_interest *i = table_get(u->interest, u->batch_topic, u->batch_topic_len);
+    uplink_topic *own = table_get(u->topics, u->batch_topic, u->batch_topic_len);
+    size_t wanted = (i ? i->count : 0) + (own && own->subscribed ? 1 : 0);
+    uplink_entry e = {UPLINK_E_MESSAGES,
+                      0,
+                      (uint32_t)count,
+                      NULL,
+                      NULL,
+                      0,
+                      wanted < UINT32_MAX ? (uint32_t)wanted : UINT32_MAX};
     u->sending_batch = 1;
     sent = uplink_send(u, &u->command, args, 3, &e) == 0;
     u->sending_batch = 0;
