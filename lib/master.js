@@ -98,10 +98,20 @@ function watchUplink(uplink) {
     if (!values) return clearInterval(timer);
     var state = values[STATE_INDEX];
     if (values[CONNECTS_INDEX] > connects) {
+      var first = connects === 0;
       connects = values[CONNECTS_INDEX];
       log.master('uplink to Redis at %s is up (time %d)', where, connects);
-      if (said) process.emitWarning('Redis uplink to ' + where + ' is up again; this machine ' +
-        'is joined to the others', { code: 'ERR_CLUSTER_STORE_UPLINK' });
+      if (said) {
+        process.emitWarning('Redis uplink to ' + where + ' is up again; this machine ' +
+          'is joined to the others', { code: 'ERR_CLUSTER_STORE_UPLINK' });
+      } else if (!first) {
+        // Down and up again between two looks: still said, once.
+        var why = native.brokerUplinkFault() || 'the connection was lost';
+        log.error('uplink: %s (up again)', why);
+        process.emitWarning('socket.io-cluster-store: Redis uplink to ' + where + ' was down (' +
+          why + ') and is up again; what went across meanwhile is counted in uplinkDropped',
+        { code: 'ERR_CLUSTER_STORE_UPLINK' });
+      }
       said = '';
     }
     if (state !== UPLINK.DOWN || values[FAULT_INDEX] === 0) return;

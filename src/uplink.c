@@ -184,6 +184,14 @@ static void uplink_up(uplink *u) {
   uplink_owner_up(u);
 }
 
+/* Whether a link has waited for Redis longer than UPLINK_STALL_MS at now.
+ * A reply awaited since after now (a command sent during this tick, with
+ * the loop's time updated since) has not waited at all. */
+static int uplink_stalled(const uplink_link *link, uint64_t now) {
+  return link->waiting_since && now > link->waiting_since &&
+         now - link->waiting_since > UPLINK_STALL_MS;
+}
+
 static void uplink_on_tick(uv_timer_t *timer) {
   uplink *u = timer->data;
   uv_update_time(&u->broker->loop);
@@ -207,10 +215,10 @@ static void uplink_on_tick(uv_timer_t *timer) {
   uplink_link *links[2] = {&u->command, &u->subscriber};
   for (int i = 0; i < 2; i++) {
     uplink_link *link = links[i];
-    if (!link->waiting_since || now - link->waiting_since <= UPLINK_STALL_MS) continue;
+    if (!uplink_stalled(link, now)) continue;
     uplink_link_read_waiting(link);
     if (u->state != UPLINK_UP) return; /* what it read made it fail */
-    if (link->waiting_since && now - link->waiting_since > UPLINK_STALL_MS) {
+    if (uplink_stalled(link, now)) {
       uplink_fail(u, UPLINK_FAULT_STALLED, "Redis stopped answering");
       return;
     }

@@ -376,6 +376,8 @@ describe('past one machine: brokers joined through Redis', function () {
             }, function (err) { return err.message; });
           }));
           var failed = results.filter(function (r) { return r !== 'ok'; });
+          // What the machines said (e.g. their uplink's faults) explains a failure.
+          if (failed.length) all.forEach(function (m) { console.log('--- ' + m.name + ' stderr ---\n' + m.cluster.stderr.slice(-4000)); });
           assert.deepStrictEqual(failed, [], failed.length + ' of ' + N + ' failed');
           assert.ok(proxy.counts().every(function (n) { return n > 0; }), 'connections went to every machine: ' +
             proxy.counts());
