@@ -36,9 +36,10 @@ var ROUNDS = quick ? 1 : 3;
 
 function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
-function startMachine(store, port) {
+function startMachine(store, port, alone) {
   var child = childProcess.fork(MACHINE, [], {
-    env: Object.assign({}, process.env, { UPLINK_STORE: store, UPLINK_REDIS_PORT: String(port), UPLINK_WORKERS: '2' }),
+    env: Object.assign({}, process.env, { UPLINK_STORE: store, UPLINK_REDIS_PORT: String(port), UPLINK_WORKERS: '2' },
+      alone ? { UPLINK_ALONE: '1' } : {}),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   });
   var next = 1;
@@ -156,7 +157,7 @@ async function main() {
     return;
   }
   var stores = ['cluster', 'redis'];
-  var rounds = { cluster: [], redis: [] };
+  var rounds = { cluster: [], redis: [], alone: [] };
   var connections = {};
   var pairs = {};
   try {
@@ -168,16 +169,22 @@ async function main() {
       await sleep(300);
       connections[store] = (await info(redis, 'clients', 'connected_clients')) - before;
     }
+    // Ours on one machine, no uplink: what per-client calls cost without
+    // Redis at all, the ceiling for a machine's calls on its own clients.
+    pairs.alone = { a: await startMachine('cluster', redis.port, true) };
+    pairs.alone.b = pairs.alone.a;
     for (var round = 0; round < ROUNDS; round++) {
       for (var name of stores) {
         process.stderr.write('  uplink ' + name + ' round ' + (round + 1) + '...\n');
         rounds[name].push(await measure(pairs[name], redis));
       }
+      process.stderr.write('  uplink alone round ' + (round + 1) + '...\n');
+      rounds.alone.push({ kvOpsPerSecond: (await kvRate(pairs.alone.a, 'L' + round)).rate });
     }
   } finally {
     for (var key in pairs) {
       pairs[key].a.stop();
-      pairs[key].b.stop();
+      if (pairs[key].b !== pairs[key].a) pairs[key].b.stop();
     }
     await redis.stop();
   }
@@ -198,6 +205,8 @@ async function main() {
       ratioCell('redisCpuPerDelivery'), '≤ 0.2×'],
     ['per-client get/set ops/s', fmt(med('cluster', 'kvOpsPerSecond')), fmt(med('redis', 'kvOpsPerSecond')),
       ratioCell('kvOpsPerSecond'), '≥ 3×'],
+    ['… ours on one machine without an uplink (the ceiling)', fmt(med('alone', 'kvOpsPerSecond')), '',
+      fmt(median(rounds.alone.map(function (r, i) { return r.kvOpsPerSecond / rounds.redis[i].kvOpsPerSecond; }))) + '×', ''],
     ['… on clients another machine owns', fmt(med('cluster', 'kvOtherOpsPerSecond')), fmt(med('redis', 'kvOtherOpsPerSecond')),
       ratioCell('kvOtherOpsPerSecond'), ''],
     ['connections to Redis', String(connections.cluster), String(connections.redis), '', '']

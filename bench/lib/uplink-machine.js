@@ -7,7 +7,7 @@
 // answers with all their answers.
 //
 // Environment: UPLINK_STORE ('cluster' | 'redis'), UPLINK_REDIS_PORT,
-// UPLINK_WORKERS (2).
+// UPLINK_WORKERS (2), UPLINK_ALONE (ours without an uplink: one machine).
 
 var cluster = require('cluster');
 var path = require('path');
@@ -18,7 +18,8 @@ var PORT = Number(process.env.UPLINK_REDIS_PORT);
 var WORKERS = Number(process.env.UPLINK_WORKERS || 2);
 
 if (cluster.isPrimary || cluster.isMaster) {
-  if (STORE === 'cluster') {
+  if (STORE === 'cluster' && process.env.UPLINK_ALONE) require(ROOT).setup();
+  else if (STORE === 'cluster') {
     require(ROOT).setup({ redis: 'redis://127.0.0.1:' + PORT + '/0', redisPrefix: 'bench' });
   }
   var workers = [];
