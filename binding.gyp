@@ -38,6 +38,7 @@
         "src/uplink_claim.c",
         "src/uplink_note.c",
         "src/uplink_topic.c",
+        "src/uplink_member.c",
         "src/uplink_wire.c"
       ],
       "cflags_c": ["-std=c11", "-Wall", "-Wextra", "-O2"],

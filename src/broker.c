@@ -220,7 +220,7 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
       broker_conn_reply_text(c, f->request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
     else if (f->payload_len > 0) { /* a member: the reply lists the others */
       if (b->uplink) (void)uplink_subscribed(b->uplink, f->a, f->a_len, c, 0);
-      broker_presence_reply(c, f->request_id, broker_topic_find(b, f), f->endpoint);
+      broker_presence_reply(c, f->request_id, broker_topic_find(b, f), f->a, f->a_len, f->endpoint);
     } else if (!b->uplink || !uplink_subscribed(b->uplink, f->a, f->a_len, c, f->request_id))
       broker_conn_reply(c, f->request_id, FRAME_STATUS_OK, NULL, 0);
     return;

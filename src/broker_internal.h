@@ -93,13 +93,13 @@ struct broker_conn {
   uint32_t peer_max;    /* the largest frame its process takes, as its hello said */
   uint64_t progress;    /* loop time of the last write that took bytes */
   /* Pacing by delay (broker_pace.c); times are uv_hrtime()'s. */
-  uint64_t standing_since; /* when its queue was last empty (0: it is empty now) */
-  int late;                /* its feeders were held for how long its queue stood */
-  int fed;                 /* feeder is set: a message reached it */
+  uint64_t standing_since;   /* when its queue was last empty (0: it is empty now) */
+  int late;                  /* its feeders were held for how long its queue stood */
+  int fed;                   /* feeder is set: a message reached it */
   const broker_conn *feeder; /* the publisher of its last message (compared, never followed) */
-  uint64_t shared_at;      /* when a message from another publisher than the last one came */
-  uint64_t paced_since;    /* as a publisher: held for a late reader since then (0: not) */
-  uint64_t paying_until;   /* ... and held after it until then, its penalty (0: not) */
+  uint64_t shared_at;        /* when a message from another publisher than the last one came */
+  uint64_t paced_since;      /* as a publisher: held for a late reader since then (0: not) */
+  uint64_t paying_until;     /* ... and held after it until then, its penalty (0: not) */
   buffer in;
   buffer out;
   buffer urgent;         /* messages that overtake out (BROKER_URGENT_MAX) */
@@ -361,10 +361,15 @@ void broker_presence_send(const broker_subscriber *to, const uint8_t *name, size
  * left (type FRAME_JOINED or FRAME_LEFT); nothing when who is no member. */
 void broker_presence_tell(const broker_topic *topic, const uint8_t *name, size_t name_len,
                           const broker_subscriber *who, uint8_t type);
-/* Replies to request_id with the tags of topic's members other than c's
- * endpoint (frame_member_write, one after another). */
+/* Replies to request_id with the tags of topic's (named name) members
+ * other than c's endpoint, and those on other machines (uplink_member.c):
+ * frame_member_write, one after another. */
 void broker_presence_reply(broker_conn *c, uint32_t request_id, const broker_topic *topic,
-                           uint32_t endpoint);
+                           const uint8_t *name, size_t name_len, uint32_t endpoint);
+/* Tells topic's (named name) members that a member on another machine,
+ * tag, joined or left (type FRAME_JOINED or FRAME_LEFT). */
+void broker_presence_remote(broker *b, const uint8_t *name, size_t name_len, const uint8_t *tag,
+                            uint32_t tag_len, uint8_t type);
 /* The topic named f->a, or NULL. */
 broker_topic *broker_topic_find(broker *b, const frame *f);
 

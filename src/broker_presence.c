@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "broker_internal.h"
+#include "uplink.h"
 
 int broker_presence_join(broker_subscriber *s, const frame *f) {
   uint8_t *tag = malloc(f->payload_len);
@@ -58,13 +59,27 @@ void broker_presence_tell(const broker_topic *topic, const uint8_t *name, size_t
   }
 }
 
+void broker_presence_remote(broker *b, const uint8_t *name, size_t name_len, const uint8_t *tag,
+                            uint32_t tag_len, uint8_t type) {
+  broker_topic *topic = table_get(b->topics, name, name_len);
+  if (!topic) return;
+  broker_subscriber who = {NULL, 0, tag_len, (uint8_t *)tag};
+  for (size_t i = 0; i < topic->count; i++)
+    if (topic->subscribers[i].tag)
+      broker_presence_send(&topic->subscribers[i], name, name_len, &who, type);
+}
+
 void broker_presence_reply(broker_conn *c, uint32_t request_id, const broker_topic *topic,
-                           uint32_t endpoint) {
+                           const uint8_t *name, size_t name_len, uint32_t endpoint) {
+  const uplink_members *remote =
+      c->broker->uplink ? uplink_members_find(c->broker->uplink, name, name_len) : NULL;
   size_t len = 0;
   for (size_t i = 0; i < topic->count; i++) {
     const broker_subscriber *s = &topic->subscribers[i];
     if (s->tag && !(s->conn == c && s->endpoint == endpoint)) len += FRAME_MEMBER_HEAD + s->tag_len;
   }
+  for (size_t i = 0; remote && i < remote->count; i++)
+    len += FRAME_MEMBER_HEAD + remote->list[i].tag_len;
   uint8_t *list = len ? malloc(len) : NULL;
   if (len && !list) {
     broker_conn_reply_text(c, request_id, FRAME_STATUS_NO_MEMORY, "broker out of memory");
@@ -76,6 +91,8 @@ void broker_presence_reply(broker_conn *c, uint32_t request_id, const broker_top
     if (s->tag && !(s->conn == c && s->endpoint == endpoint))
       at += frame_member_write(list + at, s->tag, s->tag_len);
   }
+  for (size_t i = 0; remote && i < remote->count; i++)
+    at += frame_member_write(list + at, remote->list[i].tag, remote->list[i].tag_len);
   broker_conn_reply(c, request_id, FRAME_STATUS_OK, list, len);
   free(list);
 }

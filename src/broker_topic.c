@@ -72,6 +72,7 @@ int broker_topic_subscribe(broker *b, const frame *f, broker_conn *c) {
   topic->count++;
   b->counters[FRAME_STAT_SUBSCRIPTIONS]++;
   broker_presence_tell(topic, f->a, f->a_len, s, FRAME_JOINED);
+  if (s->tag && b->uplink) uplink_member_local(b->uplink, f->a, f->a_len, s->tag, s->tag_len, 1);
   return 0;
 }
 
@@ -95,6 +96,8 @@ static size_t broker_topic_drop(broker_topic *topic, const uint8_t *name, size_t
   for (size_t i = 0; i < topic->count; i++) {
     const broker_subscriber *gone = &topic->subscribers[i];
     if (!gone->tag || !broker_topic_matches(gone, m)) continue;
+    if (m->broker->uplink)
+      uplink_member_local(m->broker->uplink, name, name_len, gone->tag, gone->tag_len, 0);
     for (size_t j = 0; j < topic->count; j++) {
       const broker_subscriber *s = &topic->subscribers[j];
       if (s->tag && !broker_topic_matches(s, m))

@@ -67,7 +67,10 @@ void uplink_fail(uplink *u, int fault, const char *text) {
   if (u->stopping) return;
   int was_up = u->state == UPLINK_UP;
   u->state = UPLINK_DOWN;
-  if (was_up) uplink_owner_down(u);
+  if (was_up) {
+    uplink_owner_down(u);
+    uplink_member_forget(u, NULL); /* no request waits for what it cannot reach */
+  }
   uv_update_time(&u->broker->loop);
   u->retry_at = uv_now(&u->broker->loop) + u->backoff_ms;
   u->backoff_ms =
@@ -349,12 +352,14 @@ int uplink_create(uplink **out, broker *b, const uplink_options *options, char *
   u->topics = table_create();
   u->interest = table_create();
   u->machines = table_create();
-  if (!u->topics || !u->interest || !u->machines || uplink_owner_init(u) != 0 ||
+  u->members = table_create();
+  if (!u->topics || !u->interest || !u->machines || !u->members || uplink_owner_init(u) != 0 ||
       uv_mutex_init(&u->fault_lock) != 0) {
     snprintf(err, err_len, "out of memory starting the uplink");
     if (u->topics) table_destroy(u->topics, NULL, NULL);
     if (u->interest) table_destroy(u->interest, NULL, NULL);
     if (u->machines) table_destroy(u->machines, NULL, NULL);
+    if (u->members) table_destroy(u->members, NULL, NULL);
     uplink_owner_free(u);
     free(u);
     return -1;
@@ -409,6 +414,7 @@ void uplink_free(uplink *u) {
   table_destroy(u->topics, uplink_topic_free, NULL);
   table_destroy(u->interest, uplink_interest_free, NULL);
   table_destroy(u->machines, uplink_machine_free, NULL);
+  table_destroy(u->members, uplink_members_free, NULL);
   uplink_owner_free(u);
   uv_mutex_destroy(&u->fault_lock);
   free(u);

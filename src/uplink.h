@@ -127,6 +127,25 @@ int uplink_subscribed(uplink *u, const uint8_t *topic, size_t len, broker_conn *
                       uint32_t request_id);
 /* The machine's last subscriber of topic left. */
 void uplink_topic_gone(uplink *u, const uint8_t *topic, size_t len);
+/* A local member (broker_presence.c) joined topic (joined 1) or left it:
+ * the other machines are told (uplink_member.c). */
+void uplink_member_local(uplink *u, const uint8_t *topic, size_t len, const uint8_t *tag,
+                         size_t tag_len, int joined);
+
+/* The members of a topic on the other machines. */
+typedef struct uplink_member {
+  uint8_t origin[8]; /* the machine's */
+  uint32_t tag_len;
+  uint8_t *tag;
+} uplink_member;
+
+typedef struct uplink_members {
+  size_t count, capacity;
+  uplink_member *list;
+} uplink_members;
+
+/* Topic's members on the other machines, or NULL when none is known. */
+const uplink_members *uplink_members_find(uplink *u, const uint8_t *topic, size_t len);
 /* A per-client data request (KV_GET to KV_PERSIST): 1 when the uplink
  * answers it (now or later), 0 when the broker's own store answers. */
 int uplink_kv(uplink *u, broker_conn *c, const frame *f);

@@ -7,6 +7,7 @@
  *   uplink_link.c     uplink_link_*   one connection to Redis: its socket,
  *                                     output queue and the replies it awaits
  *   uplink_topic.c    uplink_topic_*  topics, interest, messages both ways
+ *   uplink_member.c   uplink_member_* the members of topics on the others
  *   uplink_owner.c    uplink_owner_*  per-client data: each client's owner,
  *                                     requests served, sent and answered
  *   uplink_request.c  uplink_sync     the barriers
@@ -133,6 +134,8 @@ struct uplink {
   table *topics;   /* uplink_topic by name: what this machine wants */
   table *interest; /* uplink_interest by topic name: what the others want */
   table *machines; /* the others, by origin: loop time last heard of (uint64_t, heap) */
+  table *members;  /* uplink_members by topic name: the others' members */
+  size_t member_count;
   uint64_t presence_sent;
   uv_mutex_t fault_lock;
   int fault; /* enum uplink_fault */
@@ -207,6 +210,24 @@ void uplink_machine_free(void *value, void *ctx);
 /* A message Redis pushed on channel (a topic's or the control channel). */
 void uplink_topic_message(uplink *u, const uint8_t *channel, size_t channel_len,
                           const uint8_t *payload, size_t len);
+
+/* Publishes a control message: op and list (records), awaiting a reply
+ * for an entry of kind with name (copied). 0, or -1 (see uplink_send). */
+int uplink_control(uplink *u, uint8_t op, const uint8_t *list, size_t list_len, int kind,
+                   const uint8_t *name, size_t name_len);
+
+/* ---- uplink_member.c --------------------------------------------------------- */
+
+void uplink_members_free(void *value, void *ctx);
+/* Topic's interest was published: the others are told of its members. */
+void uplink_member_tell_topic(uplink *u, const uint8_t *name, size_t len);
+/* Tells the others of every member of the topics live across machines. */
+void uplink_member_tell_all(uplink *u);
+/* A 'j' or 'l' control message from origin, its records from at. */
+void uplink_member_control(uplink *u, const uint8_t *origin, uint8_t op, const uint8_t *p,
+                           size_t len, size_t at);
+/* Origin's members leave (NULL: every other machine's). */
+void uplink_member_forget(uplink *u, const uint8_t *origin);
 
 /* ---- uplink_request.c -------------------------------------------------------- */
 

@@ -15,15 +15,14 @@
  * tells it what they want.
  *
  * A control message is ORIGIN (8 bytes), an op ('h' hello, 'b' bye, '+'
- * wants, '-' no longer wants, 'p' still there, 'q' say what you want) and,
- * for '+' and '-', topic names, each a 4-byte little-endian length and the
- * bytes. Every machine says 'p' every UPLINK_PRESENCE_MS; one not heard of
- * for three times that (it died without a goodbye) is no longer sent
- * anything, and if it was only slow, its next 'p' gets it asked ('q'). A topic's message is ORIGIN
- * and one or more opaque payloads, each a 4-byte little-endian length and
- * the bytes: a machine's messages for one topic in one loop turn (up to
- * UPLINK_BATCH_MAX) go in one PUBLISH, which is most of what Redis spends
- * on a message. */
+ * wants, '-' no longer wants, 'p' still there, 'q' say what you want, 'j'
+ * and 'l' members joined and left: uplink_member.c) and, for '+' and '-',
+ * topic names, each a 4-byte little-endian length and the bytes. Every machine says 'p' every
+ * UPLINK_PRESENCE_MS; one not heard of for three times that (it died without a goodbye) is no
+ * longer sent anything, and if it was only slow, its next 'p' gets it asked ('q'). A topic's
+ * message is ORIGIN and one or more opaque payloads, each a 4-byte little-endian length and the
+ * bytes: a machine's messages for one topic in one loop turn (up to UPLINK_BATCH_MAX) go in one
+ * PUBLISH, which is most of what Redis spends on a message. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +91,8 @@ static int uplink_topic_command(uplink *u, const char *verb, const uint8_t *name
 }
 
 /* A control message: op and the names (count of them) at names. */
-static int uplink_control(uplink *u, uint8_t op, const uint8_t *list, size_t list_len, int kind,
-                          const uint8_t *name, size_t name_len) {
+int uplink_control(uplink *u, uint8_t op, const uint8_t *list, size_t list_len, int kind,
+                   const uint8_t *name, size_t name_len) {
   uint8_t head[UPLINK_ORIGIN_SIZE + 1];
   memcpy(head, u->origin, UPLINK_ORIGIN_SIZE);
   head[UPLINK_ORIGIN_SIZE] = op;
@@ -195,6 +194,7 @@ void uplink_topic_interest_sent(uplink *u, const uint8_t *name, size_t len) {
   if (!t) return;
   t->live = 1;
   uplink_topic_answer(t);
+  uplink_member_tell_topic(u, name, len);
 }
 
 static int uplink_topic_subscribe_visit(const void *key, size_t key_len, void *value, void *ctx) {
@@ -251,6 +251,7 @@ static void uplink_topic_tell_all(uplink *u) {
   table_sweep(u->topics, uplink_topic_gather_visit, &g);
   uplink_gather_send(&g);
   buffer_free(&g.list);
+  uplink_member_tell_all(u);
 }
 
 static int uplink_topic_live_visit(const void *key, size_t key_len, void *value, void *ctx) {
@@ -365,8 +366,9 @@ static int uplink_machine_seen(uplink *u, const uint8_t *origin) {
   return known;
 }
 
-/* Forgets what origin wanted. */
+/* Forgets what origin wanted, and its members. */
 static void uplink_machine_forget_interest(uplink *u, const uint8_t *origin) {
+  uplink_member_forget(u, origin);
   uint8_t copy[UPLINK_ORIGIN_SIZE];
   memcpy(copy, origin, sizeof(copy));
   table_sweep(u->interest, uplink_interest_forget_visit, copy);
@@ -430,6 +432,10 @@ static void uplink_control_message(uplink *u, const uint8_t *p, size_t len) {
     return;
   case 'p': /* there; one given up on is asked what it wants again */
     if (!known) (void)uplink_control(u, 'q', NULL, 0, UPLINK_E_IGNORE, NULL, 0);
+    return;
+  case 'j': /* its members joined */
+  case 'l': /* left */
+    uplink_member_control(u, origin, op, p, len, at);
     return;
   case '+':
   case '-':

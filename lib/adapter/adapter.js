@@ -354,23 +354,31 @@ function adapterClass() {
 
     // Subscribes to this adapter's response topic, then joins the
     // namespace's topic as a member: resolves (never rejects) once both
-    // are live, with the other servers known.
+    // are live, with the other servers known. The member joins once the
+    // response topic is live (with machines joined through Redis: once the
+    // others know to send its responses there), so no server learns of
+    // this one before it can answer it.
     _join() {
       var self = this;
       return new Promise(function (resolve) {
         self._link.subscribe(self._responseTopic, undefined, function (err) {
           if (err) log('[%s] subscribing to responses failed: %s', self.uid, err.message);
+          self._joinNamespace(resolve);
         });
-        self._link.subscribe(self._namespaceTopic, self.uid, function (err, uids) {
-          if (err) {
-            self._failure = err;
-          } else {
-            self._failure = null;
-            self._members = new Set(uids);
-          }
-          log('[%s] joined %s: %d other server(s)', self.uid, self.nsp.name, self._members.size);
-          resolve();
-        });
+      });
+    }
+
+    _joinNamespace(resolve) {
+      var self = this;
+      self._link.subscribe(self._namespaceTopic, self.uid, function (err, uids) {
+        if (err) {
+          self._failure = err;
+        } else {
+          self._failure = null;
+          self._members = new Set(uids);
+        }
+        log('[%s] joined %s: %d other server(s)', self.uid, self.nsp.name, self._members.size);
+        resolve();
       });
     }
 
