@@ -26,4 +26,4 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=lib
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 npx mocha --no-config --timeout 60000 --exit \
-  ${SANITIZE_SPECS:-test/kv.test.js test/pubsub.test.js test/values.test.js test/shared.test.js test/retained.test.js test/recovery.test.js test/faults/worker-death.test.js test/faults/slow-worker.test.js test/handoff.test.js test/uplink-faults.test.js}
+  ${SANITIZE_SPECS:-test/kv.test.js test/pubsub.test.js test/values.test.js test/shared.test.js test/retained.test.js test/recovery.test.js test/faults/worker-death.test.js test/faults/slow-worker.test.js test/handoff.test.js test/uplink-faults.test.js test/uplink-v4.test.js}
