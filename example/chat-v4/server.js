@@ -1,10 +1,19 @@
 'use strict';
 // The clustered chat on socket.io 4: the primary forks one worker per slot
 // (4 by default) and calls setupPrimary(); every worker runs socket.io 4 on
-// the same port with createAdapter(). Clients use websocket only, so each
-// connection stays on the worker that accepted it (socket.io 4's polling
-// needs sticky sessions in a cluster). The primary greets the room every
-// 30 s through createEmitter(), which @socket.io/cluster-adapter cannot do.
+// the same port with createAdapter(). Nothing is sticky: node's plain
+// round robin spreads connections over the workers, and each request of a
+// session (a poll, a POST, the websocket upgrade) is handed to the worker
+// that owns the session, which createAdapter() enables by itself. Clients
+// use socket.io's default transports: polling, then websocket.
+//
+// connectionStateRecovery is on: a client that loses its connection, also
+// because its worker was killed, comes back on any worker with its session
+// (id, rooms, nick) and the messages it missed. Kill the pid a page shows
+// (kill -9 PID) to see it; the primary forks a new worker in its place.
+// The primary greets the room every 30 s through createEmitter(), which
+// @socket.io/cluster-adapter cannot do (those greetings are not kept for
+// recovery).
 //
 //   npm run start:v4          # http://127.0.0.1:8080
 //   PORT=9000 WORKERS=2 npm run start:v4
@@ -20,18 +29,22 @@ var host = process.env.HOST || '127.0.0.1';
 var workers = Number(process.env.WORKERS || 4);
 
 if (cluster.isPrimary) {
+  // The broker runs here. Node's default scheduling (round robin) is kept;
+  // the README recommends cluster.SCHED_NONE for production.
   adapter.setupPrimary();
   var ready = 0;
   for (var i = 0; i < workers; i++) cluster.fork();
-  cluster.on('listening', function () {
+  cluster.on('listening', function (worker, address) {
     if (++ready === workers) {
-      console.log('chat (socket.io 4): http://' + host + ':' + port + '/  (' + workers +
-        ' workers, pid ' + process.pid + ')');
-      if (process.send) process.send({ ready: true, url: 'http://' + host + ':' + port + '/' });
+      var url = 'http://' + host + ':' + address.port + '/';
+      console.log('chat (socket.io 4): ' + url + '  (' + workers + ' workers, pid ' + process.pid + ')');
+      if (process.send) process.send({ ready: true, url: url });
     }
   });
   cluster.on('exit', function (worker, code, signal) {
-    if (!worker.exitedAfterDisconnect) console.log('worker %d died (%s)', worker.id, signal || code);
+    if (worker.exitedAfterDisconnect) return;
+    console.log('worker %d died (%s); forking another', worker.id, signal || code);
+    cluster.fork();
   });
   var emitter = adapter.createEmitter();
   setInterval(function () {
@@ -53,13 +66,22 @@ var server = http.createServer(function (req, res) {
   res.end();
 });
 
-var io = new Server(server, { adapter: adapter.createAdapter(), transports: ['websocket'] });
+var io = new Server(server, {
+  adapter: adapter.createAdapter(), // also hands each request to its session's worker
+  connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 }
+});
 var worker = cluster.worker.id;
 
 io.on('connection', function (socket) {
-  socket.emit('welcome', { worker: worker });
+  // A recovered socket comes here too, with its rooms and socket.data back
+  // and its missed messages already sent; the client learns from
+  // socket.recovered on its side. The welcome is also the client's first
+  // kept packet: a client that received none cannot be recovered.
+  socket.emit('welcome', { worker: worker, pid: process.pid });
   socket.on('nick', function (nick, ack) {
     nick = String(nick).slice(0, 32) || 'anonymous';
+    // Set before the join: joining saves the session (socket.data included)
+    // in the broker, where it outlives this worker.
     socket.data.nick = nick;
     socket.join('chat');
     io.to('chat').emit('joined', { nick: nick, worker: worker });
