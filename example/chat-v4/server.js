@@ -19,53 +19,23 @@
 //   PORT=9000 WORKERS=2 npm run start:v4
 
 var cluster = require('cluster');
-var fs = require('fs');
-var http = require('http');
-var path = require('path');
 var adapter = require('../../adapter');
-
-var port = Number(process.env.PORT || 8080);
-var host = process.env.HOST || '127.0.0.1';
-var workers = Number(process.env.WORKERS || 4);
+var demo = require('../shared/demo');
 
 if (cluster.isPrimary) {
   // The broker runs here. Node's default scheduling (round robin) is kept;
   // the README recommends cluster.SCHED_NONE for production.
   adapter.setupPrimary();
-  var ready = 0;
-  for (var i = 0; i < workers; i++) cluster.fork();
-  cluster.on('listening', function (worker, address) {
-    if (++ready === workers) {
-      var url = 'http://' + host + ':' + address.port + '/';
-      console.log('chat (socket.io 4): ' + url + '  (' + workers + ' workers, pid ' + process.pid + ')');
-      if (process.send) process.send({ ready: true, url: url });
-    }
-  });
-  cluster.on('exit', function (worker, code, signal) {
-    if (worker.exitedAfterDisconnect) return;
-    console.log('worker %d died (%s); forking another', worker.id, signal || code);
-    cluster.fork();
-  });
+  demo.forkWorkers('chat (socket.io 4)');
   var emitter = adapter.createEmitter();
   setInterval(function () {
     emitter.to('chat').emit('said', { nick: 'primary', text: 'still here', worker: 'primary' });
   }, 30000).unref();
-  process.on('SIGTERM', function () { cluster.disconnect(function () { process.exit(0); }); });
   return;
 }
 
 var Server = require('socket.io-v4').Server;
-var page = fs.readFileSync(path.join(__dirname, 'index.html'));
-var server = http.createServer(function (req, res) {
-  if (req.url === '/' || req.url === '/index.html') {
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-    res.end(page);
-    return;
-  }
-  res.writeHead(404);
-  res.end();
-});
-
+var server = demo.pageServer(__dirname);
 var io = new Server(server, {
   adapter: adapter.createAdapter(), // also hands each request to its session's worker
   connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000 }
@@ -98,4 +68,4 @@ io.on('connection', function (socket) {
   });
 });
 
-server.listen(port, host);
+server.listen(demo.settings.port, demo.settings.host);

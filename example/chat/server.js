@@ -8,52 +8,24 @@
 //   PORT=9000 WORKERS=2 npm start
 
 var cluster = require('cluster');
-var fs = require('fs');
-var http = require('http');
-var path = require('path');
 var io = require('socket.io');
 var ClusterStore = require('../..')(io);
-
-var port = Number(process.env.PORT || 8080);
-var host = process.env.HOST || '127.0.0.1';
-var workers = Number(process.env.WORKERS || 4);
+var demo = require('../shared/demo');
 
 if (cluster.isMaster) {
   // Requiring socket.io-cluster-store above already started the broker
   // here; setup() only makes that visible.
   require('../..').setup();
-  var ready = 0;
-  for (var i = 0; i < workers; i++) cluster.fork();
-  cluster.on('listening', function () {
-    if (++ready === workers) {
-      console.log('chat: http://' + host + ':' + port + '/  (' + workers + ' workers, pid ' +
-        process.pid + ')');
-      if (process.send) process.send({ ready: true, url: 'http://' + host + ':' + port + '/' });
-    }
-  });
-  cluster.on('exit', function (worker, code, signal) {
-    if (!worker.exitedAfterDisconnect) console.log('worker %d died (%s)', worker.id, signal || code);
-  });
-  process.on('SIGTERM', function () { cluster.disconnect(function () { process.exit(0); }); });
+  demo.forkWorkers('chat');
   return;
 }
 
-var page = fs.readFileSync(path.join(__dirname, 'index.html'));
-var server = http.createServer(function (req, res) {
-  if (req.url === '/' || req.url === '/index.html') {
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-    res.end(page);
-    return;
-  }
-  res.writeHead(404);
-  res.end();
-});
-
+var server = demo.pageServer(__dirname);
 var sio = io.listen(server, { store: new ClusterStore(), log: false });
 var worker = cluster.worker.id;
 
 sio.sockets.on('connection', function (socket) {
-  socket.emit('welcome', { worker: worker });
+  socket.emit('welcome', { worker: worker, pid: process.pid });
   socket.on('nick', function (nick, ack) {
     nick = String(nick).slice(0, 32) || 'anonymous';
     // Per-client data lives in the master's broker: any worker can read it.
@@ -77,4 +49,4 @@ sio.sockets.on('connection', function (socket) {
   });
 });
 
-server.listen(port, host);
+server.listen(demo.settings.port, demo.settings.host);
