@@ -4,39 +4,26 @@
 // (.ci/run installs it); skipped, saying so, where it is missing.
 
 var assert = require('assert');
-var fs = require('fs');
-var path = require('path');
-var childProcess = require('child_process');
-
-var CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-var PORT = 23080;
+var browsers = require('./support/browser');
 
 describe('demo chat in headless Chromium', function () {
   this.timeout(60000);
-  var server;
+  var demo;
   var browser;
 
-  before(function (done) {
-    if (!fs.existsSync(CHROMIUM)) {
-      console.log('      skipped: ' + CHROMIUM + ' not installed (apt-get install chromium)');
-      this.skip();
-    }
-    server = childProcess.fork(path.join(__dirname, '..', 'example', 'chat', 'server.js'), [], {
-      env: Object.assign({}, process.env, { PORT: String(PORT), WORKERS: '4' }),
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc']
-    });
-    server.on('message', function (m) { if (m && m.ready) done(); });
-    server.on('exit', function (code) { if (code) done(new Error('demo exited with ' + code)); });
+  before(function () {
+    browsers.skipWithoutChromium(this);
+    return browsers.startDemo('chat', 4).then(function (started) { demo = started; });
   });
 
   after(function () {
     if (browser) browser.close().catch(function () {});
-    if (server) server.kill('SIGKILL');
+    if (demo) demo.process.kill('SIGKILL');
   });
 
   async function open(ctx) {
     var page = await ctx.newPage();
-    await page.goto('http://127.0.0.1:' + PORT + '/');
+    await page.goto(demo.url);
     await page.waitForFunction(function () {
       return /^\d+$/.test(document.getElementById('worker').textContent);
     });
@@ -44,12 +31,7 @@ describe('demo chat in headless Chromium', function () {
   }
 
   it('shows a message typed on one worker in a page served by another', async function () {
-    var chromium = require('playwright-core').chromium;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    });
+    browser = await browsers.launch();
     var ctx = await browser.newContext();
     var first = await open(ctx);
     var second = await open(ctx);
