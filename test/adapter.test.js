@@ -10,9 +10,9 @@
 // cannot be sent at all.
 
 var assert = require('assert');
-var ioc = require('socket.io-client-v4').io;
 var harness = require('./support/harness');
 var processes = require('./support/processes');
+var sio4 = require('./support/sio4');
 
 // Run in each worker: a socket.io 4 server with our adapter, on a port of
 // its own. ctx.state.sockets holds the server sockets, by client name.
@@ -71,37 +71,16 @@ describe('socket.io 4 adapter across cluster workers', function () {
   });
 
   function waitServerCount(workers, n) {
-    return Promise.all(workers.map(function (id) {
-      return cluster.run(id, function (ctx, n) {
-        // Polled every few ms: each poll asks again, and sees the last answer.
-        var got = null;
-        return ctx.until(function () {
-          ctx.state.io.of('/').adapter.serverCount().then(function (c) { got = c; });
-          return got === n;
-        }, 20000, n + ' servers');
-      }, n);
-    }));
+    return sio4.waitServerCount(workers.map(function (id) { return { cluster: cluster, id: id }; }), n);
   }
 
   // A client named name on worker id; resolves once connected.
   function connect(id, name, transport, nsp) {
-    var socket = ioc('http://127.0.0.1:' + ports[id] + (nsp || ''), {
-      query: { name: name }, transports: [transport || 'websocket'], reconnection: false,
-      forceNew: true
-    });
-    clients.push(socket);
-    return new Promise(function (resolve, reject) {
-      socket.on('connect', function () { resolve(socket); });
-      socket.on('connect_error', reject);
-    });
+    return sio4.connect('http://127.0.0.1:' + ports[id] + (nsp || ''), { name: name, transport: transport },
+      clients);
   }
 
-  // Resolves with the arguments of the next `event` on socket.
-  function next(socket, event) {
-    return new Promise(function (resolve) {
-      socket.once(event, function () { resolve(Array.prototype.slice.call(arguments)); });
-    });
-  }
+  var next = sio4.next;
 
   function run(id, fn, arg) {
     return cluster.run(id, fn, arg);
@@ -447,13 +426,7 @@ describe('socket.io 4 adapter when a worker dies', function () {
   });
 
   function connect(id, name) {
-    var socket = ioc('http://127.0.0.1:' + ports[id], { query: { name: name },
-      transports: ['websocket'], reconnection: false, forceNew: true });
-    clients.push(socket);
-    return new Promise(function (resolve, reject) {
-      socket.on('connect', function () { resolve(socket); });
-      socket.on('connect_error', reject);
-    });
+    return sio4.connect('http://127.0.0.1:' + ports[id], { name: name }, clients);
   }
 
   it('fetchSockets() waiting on a worker that dies completes with the others\' sockets', async function () {

@@ -10,9 +10,9 @@
 // for. Skipped, saying why, without /usr/bin/redis-server.
 
 var assert = require('assert');
-var ioc = require('socket.io-client-v4').io;
 var redisServer = require('./support/redis-server');
 var machines = require('./support/machines');
+var sio4 = require('./support/sio4');
 
 // Run in each worker: a socket.io 4 server with our adapter, on a port of
 // its own (exclusive: not shared round robin with the other workers).
@@ -69,33 +69,14 @@ describe('past one machine: socket.io 4', function () {
   });
 
   function waitServerCount(list, n) {
-    return Promise.all(list.map(function (s) {
-      return s.m.cluster.run(s.id, function (ctx, n) {
-        var got = null;
-        return ctx.until(function () {
-          ctx.state.io.of('/').adapter.serverCount().then(function (c) { got = c; });
-          return got === n;
-        }, 20000, n + ' servers');
-      }, n);
-    }));
+    return sio4.waitServerCount(list.map(function (s) { return { cluster: s.m.cluster, id: s.id }; }), n);
   }
 
   function connect(server, name) {
-    var socket = ioc('http://127.0.0.1:' + server.port, {
-      query: { name: name }, transports: ['websocket'], reconnection: false, forceNew: true
-    });
-    sockets.push(socket);
-    return new Promise(function (resolve, reject) {
-      socket.on('connect', function () { resolve(socket); });
-      socket.on('connect_error', reject);
-    });
+    return sio4.connect('http://127.0.0.1:' + server.port, { name: name }, sockets);
   }
 
-  function next(socket, event) {
-    return new Promise(function (resolve) {
-      socket.once(event, function () { resolve(Array.prototype.slice.call(arguments)); });
-    });
-  }
+  var next = sio4.next;
 
   it('counts the servers of every machine', async function () {
     var counts = await Promise.all(servers.map(function (s) {
