@@ -21,17 +21,19 @@
 // BACK, since a process may relay to a peer a stream of the same number as
 // one that peer relays to it.
 //
+// When either side's process is gone (the broker says so at once, see
+// peerGone), what was relayed with it ends: the origin closes the client's
+// connection, the owner's server sees its stand-in close.
+//
 // Limits: no flow control (the relay forwards as fast as either side
-// writes; what socket.io sends is small), and when the owner dies the
-// relayed connection is closed only when its process's channel says so,
-// or by the client's own timeouts.
+// writes; what socket.io sends is small).
 
 var stream = require('stream');
 var debug = require('debug')('socket.io-cluster-store:handoff');
 var protocol = require('./protocol');
 
 var TYPE = protocol.TYPE;
-var TOPIC_PREFIX = 'socket.io-cluster-store:relay:';
+var TOPIC_PREFIX = 'socket.io-cluster-store:local:relay:'; // machine-local (src/uplink.h)
 // Origin to owner:
 var OPEN = 1;
 var DATA = 2;
@@ -190,6 +192,23 @@ Relay.prototype.onOpen = function (m) {
   this.standIns.set(m.tag + ':' + m.id, standIn);
   standIn.server = site.server;
   site.adoptRelayed(standIn, Buffer.from(m.rest.subarray(2)));
+};
+
+// Another worker's process is gone: the connections relayed to it are
+// closed (their client sees the connection end, and reconnects), and the
+// stand-ins of the connections it relayed here end.
+Relay.prototype.peerGone = function (tag) {
+  var self = this;
+  this.origins.forEach(function (gate, id) {
+    if (gate.relayTo.owner !== tag) return;
+    self.origins.delete(id);
+    gate.socket.destroy();
+  });
+  this.standIns.forEach(function (standIn, key) {
+    if (key.slice(0, key.lastIndexOf(':')) !== tag) return;
+    self.standIns.delete(key);
+    standIn.destroy();
+  });
 };
 
 // The channel broke: relayed connections cannot go on.

@@ -33,7 +33,12 @@ var relay = require('./handoff-relay');
 
 var TYPE = protocol.TYPE;
 var STATUS = protocol.STATUS;
-var TOPIC_PREFIX = 'socket.io-cluster-store:handoff:';
+// Machine-local topics (their prefix keeps them off the uplink, src/uplink.h):
+// a pid tag names a process of this machine only.
+var TOPIC_PREFIX = 'socket.io-cluster-store:local:handoff:';
+// Every receiver is a member of this topic, tagged with its tag: the broker
+// tells the others at once when its process is gone (see handoff-relay.js).
+var PEERS_TOPIC = 'socket.io-cluster-store:local:handoff-peers';
 var TAG_PATTERN = /^[0-9a-z]{1,12}$/;
 // A request head larger than this is not looked into: the HTTP server gets
 // it as it is (and refuses it, past its own maxHeaderSize).
@@ -70,14 +75,15 @@ function Receiver() {
 Receiver.prototype.subscribe = function () {
   var self = this;
   return new Promise(function (resolve) {
-    var waiting = 2;
+    var waiting = 3;
     function done(err) {
       if (err) debug('subscribing failed: %s', err.message);
       if (--waiting === 0) resolve();
     }
-    [self.topic, self.relay.topic].forEach(function (topic) {
-      self.connection.send({ type: TYPE.SUBSCRIBE, endpoint: self.endpoint, topic: topic,
-        client: undefined, key: undefined, payload: undefined, flags: 0, now: true,
+    [[self.topic, undefined], [self.relay.topic, undefined],
+      [PEERS_TOPIC, Buffer.from(self.tag, 'latin1')]].forEach(function (sub) {
+      self.connection.send({ type: TYPE.SUBSCRIBE, endpoint: self.endpoint, topic: sub[0],
+        client: undefined, key: undefined, payload: sub[1], flags: 0, now: true,
         callback: done });
     });
   });
@@ -85,6 +91,10 @@ Receiver.prototype.subscribe = function () {
 
 // The endpoint's side of lib/connection.js.
 Receiver.prototype.onMessage = function (topic, payload) { this.relay.onMessage(payload); };
+// Another receiver's process is gone: what was relayed to or from it ends.
+Receiver.prototype.onMember = function (joined, topic, tag) {
+  if (!joined && topic === PEERS_TOPIC) this.relay.peerGone(tag.toString('latin1'));
+};
 Receiver.prototype.onChannelError = function (err) {
   debug('channel error: %s', err.message);
   this.relay.onChannelError(err);

@@ -58,6 +58,13 @@ typedef struct broker broker;
 typedef struct broker_conn broker_conn;
 typedef struct uplink uplink;
 
+/* Topics named with this prefix stay on their machine: never subscribed
+ * to, published or told of across machines (the socket.io 4 hand-off's,
+ * whose names are pids, unique on one machine only). */
+#define UPLINK_LOCAL_PREFIX "socket.io-cluster-store:local:"
+/* Whether a topic stays on its machine. */
+int uplink_topic_is_local(const uint8_t *topic, size_t len);
+
 #define UPLINK_QUEUE_LIMIT (16u * 1024u * 1024u) /* bytes waiting for Redis, per link */
 #define UPLINK_STALL_MS 5000u /* a Redis that sends nothing this long is given up on */
 #define UPLINK_TICK_MS 100u   /* how often the uplink looks at the time (retries, stalls) */

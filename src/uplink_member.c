@@ -73,7 +73,9 @@ void uplink_member_local(uplink *u, const uint8_t *topic, size_t len, const uint
                          size_t tag_len, int joined) {
   /* A member of a topic not live yet is told once it is
    * (uplink_member_tell_topic); one that leaves is told in any case. */
-  if (u->state != UPLINK_UP || (joined && !uplink_member_live(u, topic, len))) return;
+  if (u->state != UPLINK_UP || uplink_topic_is_local(topic, len) ||
+      (joined && !uplink_member_live(u, topic, len)))
+    return;
   buffer list;
   buffer_init(&list);
   if (uplink_member_record(&list, topic, len, tag, tag_len) == 0)
@@ -136,7 +138,9 @@ static size_t uplink_member_index(const uplink_members *m, const uint8_t *origin
 
 static void uplink_member_joined(uplink *u, const uint8_t *origin, const uint8_t *topic, size_t len,
                                  const uint8_t *tag, size_t tag_len) {
-  if (tag_len == 0 || tag_len > FRAME_TAG_MAX || u->member_count >= UPLINK_MEMBERS_MAX) return;
+  if (tag_len == 0 || tag_len > FRAME_TAG_MAX || u->member_count >= UPLINK_MEMBERS_MAX ||
+      uplink_topic_is_local(topic, len))
+    return;
   uplink_members *m = table_get(u->members, topic, len);
   if (!m) {
     m = calloc(1, sizeof(*m));

@@ -139,8 +139,14 @@ static void uplink_topic_subscribe_early(uplink *u, const uint8_t *topic, size_t
     uplink_fail(u, UPLINK_FAULT_LOST, "out of memory subscribing on Redis");
 }
 
+int uplink_topic_is_local(const uint8_t *topic, size_t len) {
+  size_t n = sizeof(UPLINK_LOCAL_PREFIX) - 1;
+  return len >= n && memcmp(topic, UPLINK_LOCAL_PREFIX, n) == 0;
+}
+
 int uplink_subscribed(uplink *u, const uint8_t *topic, size_t len, broker_conn *c,
                       uint32_t request_id) {
+  if (uplink_topic_is_local(topic, len)) return 0;
   uplink_topic *t = table_get(u->topics, topic, len);
   if (!t) {
     t = calloc(1, sizeof(*t));
@@ -521,6 +527,7 @@ void uplink_topic_send_batch(uplink *u, int drop) {
 }
 
 void uplink_publish(uplink *u, const frame *f) {
+  if (uplink_topic_is_local(f->a, f->a_len)) return;
   uplink_interest *i = table_get(u->interest, f->a, f->a_len);
   if (!i || i->count == 0) return; /* no other machine wants it */
   if (u->state != UPLINK_UP) {

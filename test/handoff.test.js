@@ -525,4 +525,41 @@ describe('socket.io 4 without sticky sessions over HTTPS', function () {
       var after = sum(await handoffStats(c), 'relayed');
       assert.ok(after > before, 'relayed: ' + (after - before));
     });
+
+  it('ends a relayed connection as soon as the worker it is relayed to is gone', async function () {
+    var w = await c.fork();
+    // A session of the new worker.
+    var session = null;
+    for (var tries = 0; tries < 40 && !session; tries++) {
+      var s = await openSession(c.port, true);
+      if (s.tag === w.pid.toString(36)) session = s;
+    }
+    assert.ok(session, 'a session on the worker to kill');
+    // A long poll for it (the server answers it within pingInterval, 2 s)
+    // on a connection another worker accepted, so relayed to the owner.
+    var others = function () { return liveIds(c).filter(function (id) { return id !== w.id; }); };
+    var poll = null;
+    for (tries = 0; tries < 40 && !poll; tries++) {
+      var before = sum(await handoffStats(c, others()), 'relayed');
+      var settled = false;
+      var pending = request(c.port, { path: EIO + '&sid=' + session.sid, tls: true })
+        .then(function (r) { return { answer: r }; }, function (err) { return { error: err }; })
+        .then(function (outcome) { settled = true; return outcome; });
+      // Relayed (another worker's count grows) or served by the owner
+      // itself (it answers, at the latest with a ping).
+      while (!settled && !poll) {
+        if (sum(await handoffStats(c, others()), 'relayed') > before) poll = pending;
+        else await new Promise(function (r) { setTimeout(r, 20); });
+      }
+      if (!poll) await pending;
+    }
+    assert.ok(poll, 'a poll relayed to the owner');
+    c.kill(w.id, 'SIGKILL');
+    await c.waitExit(w.id, 10000);
+    var outcome = await poll;
+    // Either the owner answered just before it died, or the connection
+    // ended with it: never the request's own 10 s timeout.
+    if (outcome.error) assert.doesNotMatch(outcome.error.message, /no answer in 10 s/);
+    else assert.strictEqual(outcome.answer.status, 200);
+  });
 });
