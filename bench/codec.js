@@ -30,6 +30,24 @@ if (arg('--baseline')) {
 
 // What socket.io 0.9 publishes (a dispatch packet: the publish args) and
 // what applications put in it and in client data.
+function fetchSocketsAnswer(n) {
+  var sockets = [];
+  for (var i = 0; i < n; i++) {
+    var id = 'Xk3' + i + 'aQ9vLmT2pRw8ZbN_' + i;
+    var query = Object.create(null); // as node's querystring makes it
+    query.EIO = '4';
+    query.transport = 'websocket';
+    sockets.push({ id: id, handshake: {
+      headers: { 'sec-websocket-version': '13', 'sec-websocket-key': 'q7Lw2nVx9tYb3KcR8mZp' + i + 'A==',
+        connection: 'Upgrade', upgrade: 'websocket',
+        'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits', host: '127.0.0.1:41823' },
+      time: 'Wed Dec 02 2026 21:04:11 GMT+0000 (Coordinated Universal Time)', address: '127.0.0.1',
+      xdomain: false, secure: false, issued: 1764709451000 + i, url: '/socket.io/?EIO=4&transport=websocket',
+      query: query, auth: {} }, rooms: [id], data: {} });
+  }
+  return sockets;
+}
+
 var SHAPES = {
   'dispatch packet': ['', { type: 'event', name: 'chat', args: [{ user: 'u1', text: 'hello world' }],
     endpoint: '' }, false, []],
@@ -39,6 +57,10 @@ var SHAPES = {
   false, ['room-7']],
   'client data value': { nickname: 'user-381', room: 'lobby', joined: 1733140000000,
     prefs: { theme: 'dark', sound: true }, seen: [3, 17, 42] },
+  // What a server answers a fetchSockets() for 10 of its sockets (the
+  // socket.io 4 adapter; handshakes as a node socket.io-client's over
+  // websocket make them).
+  'fetchSockets answer, 10 sockets': { requestId: '3f9c2a7d81e04b56', sockets: fetchSocketsAnswer(10) },
   'short string': 'hello world',
   'array of numbers': [1, 2, 3, 400, 50000, 6.5, -7, 8, 9, 10]
 };
