@@ -486,9 +486,11 @@ function renderStorm(sc, storeList, res) {
         view(r, storeList, function (x) { return x[m[0]]; }), function (v) { return fmtNum(v, 1); }, ratios));
     });
     rows.push(metricRow('', '**storm deliveries/s**', storeList,
-      view(r, storeList, function (x) { return x.stormUndrained ? 'undrained' : x.stormRate; }),
-      function (v) { return v === 'undrained' ? 'not drained in ' + p.drainLimit / 1000 + ' s' : fmtInt(v); },
-      ratios));
+      view(r, storeList, function (x) { return x.stormRate; }), fmtInt, ratios));
+    rows.push(metricRow('', 'storm drained', storeList,
+      view(r, storeList, function (x) { return x.stormUndrained; }),
+      function (v) { return v ? 'no: counted ' + v + ' s after the round trips' : 'yes'; }, [])
+      .concat(ratios.map(function () { return ''; })));
     rows.push(metricRow('', 'round trips measured', storeList,
       view(r, storeList, function (x) { return x.count; }), fmtInt, []).concat(ratios.map(function () { return ''; })));
     rows.push(metricRow('', 'round trip unanswered at the deadline', storeList,
@@ -501,7 +503,7 @@ function renderStorm(sc, storeList, res) {
     '`pong`, up to ' + p.count + ' sequential round trips after ' + p.warmup + ' warm-up ones. Storm to every ' +
     'worker: workers 1, 2 and 4 subscribe to it; one slow reader: only worker 4 does, and its handler burns ' +
     p.burnMicros + ' µs per message. Storm deliveries/s: storm messages taken by all readers from the start of ' +
-    'the storm until every reader has counted (after the last pong; a store whose readers have not counted ' + (p.drainLimit / 1000) + ' s after it is not drained). The round trips stop after ' + (p.duration / 1000) + ' s; one still out then counts at the age it has (a lower bound) and as unanswered. Lower latency is better, higher deliveries/s is better.',
+    'the storm until every reader has counted (after the last pong; for a store whose readers have not caught up ' + (p.drainLimit / 1000) + ' s after it, what they had taken in by then). The round trips stop after ' + (p.duration / 1000) + ' s; one still out then counts at the age it has (a lower bound) and as unanswered. Lower latency is better, higher deliveries/s is better.',
     '',
     table(header, rows)
   ].join('\n');
@@ -883,7 +885,7 @@ function summary(scenario, r) {
     case 'storm':
       return 'p50 ' + fmtNum(r.p50, 1) + ' µs, p99 ' + fmtNum(r.p99, 1) + ' µs, max ' + fmtNum(r.max, 1) +
         ' µs (' + r.count + (r.unanswered ? ', ' + r.unanswered + ' unanswered' : '') + '), storm ' +
-        (r.stormUndrained ? 'not drained in ' + r.stormUndrained + ' s' : fmtInt(r.stormRate) + ' deliveries/s');
+        fmtInt(r.stormRate) + ' deliveries/s' + (r.stormUndrained ? ' (not drained: counted ' + r.stormUndrained + ' s after)' : '');
     case 'kv':
       return fmtInt(r.rate) + ' ops/s' + (r.errors ? ', ' + r.errors + ' errors: ' + r.firstError : '') +
         (r.hung ? ', ' + r.hung + ' calls never answered' : '');

@@ -227,13 +227,19 @@ function stormRun() {
     // memory, say) may need minutes to drain it before the readers can
     // count; its latency is known, its storm rate is not.
     setTimeout(function () {
+      var delivered = util.takeStormCounts(process.pid, readerIndexes());
       report({ count: latency.count, unanswered: latency.unanswered, p50: latency.p50, p99: latency.p99,
-        max: latency.max, stormUndrained: p.drainLimit / 1000, master: meter() });
+        max: latency.max, stormUndrained: p.drainLimit / 1000, stormDelivered: delivered,
+        stormRate: delivered / ((Date.now() - t0) / 1000), master: meter() });
     }, p.drainLimit);
   };
+  function readerIndexes() {
+    return p.slow ? [4] : workers.map(function (w, i) { return i + 1; }).filter(function (i) { return i !== 3; });
+  }
   handlers['storm-count'] = function (m) {
     counts.push(m);
     if (counts.length < workers.length) return;
+    util.takeStormCounts(process.pid, readerIndexes());
     var delivered = 0;
     var published = 0;
     counts.forEach(function (c) {

@@ -5,6 +5,7 @@
 
 var fs = require('fs');
 var os = require('os');
+var path = require('path');
 var perf = require('perf_hooks').performance;
 
 // Wall-clock milliseconds with sub-millisecond resolution, comparable
@@ -112,7 +113,39 @@ FrameReader.prototype.push = function (chunk) {
   }
 };
 
+// A storm reader's count, kept in a small file beside the IPC channel: a
+// store that routes through the master's IPC may hold a report behind
+// its backlog for minutes, while the file says what the reader had taken
+// in. Written whole to a temporary name and renamed, so a reader of the
+// file never sees half of one.
+function stormCountFile(masterPid, index) {
+  return path.join(os.tmpdir(), 'cs-bench-storm-' + masterPid + '-' + index + '.json');
+}
+
+function writeStormCount(masterPid, index, count) {
+  var file = stormCountFile(masterPid, index);
+  fs.writeFileSync(file + '.tmp', JSON.stringify({ count: count }));
+  fs.renameSync(file + '.tmp', file);
+}
+
+// What the readers had counted, summed, and the files removed.
+function takeStormCounts(masterPid, indexes) {
+  var total = 0;
+  indexes.forEach(function (index) {
+    var file = stormCountFile(masterPid, index);
+    try {
+      total += JSON.parse(fs.readFileSync(file, 'utf8')).count;
+      fs.unlinkSync(file);
+    } catch (err) {
+      if (err.code !== 'ENOENT') throw err;
+    }
+  });
+  return total;
+}
+
 module.exports = {
+  writeStormCount: writeStormCount,
+  takeStormCounts: takeStormCounts,
   now: now,
   hrMicros: hrMicros,
   percentile: percentile,

@@ -200,12 +200,21 @@ function stormScenario() {
   function subscribed() {
     if (--pending === 0) ready();
   }
+  var counting = null;
   if (stormReader) {
     bus.subscribe('storm', p.slow ? function () { count++; busyWait(p.burnMicros); } :
       function () { count++; }, subscribed);
   }
-  handlers.storm = function () { count = 0; };
-  handlers.report = function () { send({ bench: 'storm-count', index: index, count: count }); };
+  handlers.storm = function () {
+    count = 0;
+    if (stormReader) {
+      counting = setInterval(function () { util.writeStormCount(process.ppid, index, count); }, 100);
+    }
+  };
+  handlers.report = function () {
+    if (counting) clearInterval(counting);
+    send({ bench: 'storm-count', index: index, count: count });
+  };
   if (index === 1) {
     var waiting = null;
     bus.subscribe('pong', function (seq) {
