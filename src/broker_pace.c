@@ -18,10 +18,12 @@
  * its publisher sent after it, like one to a congested reader; a publisher
  * with nothing in that queue (a quiet one) overtakes it instead (the urgent
  * lane) and never waits. Once the reader's queue is empty, the publisher
- * that waited *pays*: it stays held for as long again as it waited (up to
- * BROKER_PENALTY_MAX_NS), so the reader, caught up, has that long idle,
- * and a quiet message finds it, and the CPU, free. A storm then goes at
- * about half the rate its readers could take; a publisher alone with its
+ * that waited *pays*: it stays held BROKER_PENALTY_FACTOR times as long as
+ * it waited (up to BROKER_PENALTY_MAX_NS), so the reader, caught up, has
+ * that long idle, and a quiet message finds it, and the CPU, free. A storm
+ * then goes at about a third of the rate its readers could take (twice
+ * paid, measured against once: the quiet round trip's p99 about halved,
+ * the storm's rate about a fifth lower, on 2 cores); a publisher alone with its
  * readers (nothing shared) is never paced. While a barrier drains the
  * others, nothing waits (broker_drain_others). */
 #define _GNU_SOURCE /* uv.h needs POSIX under -std=c11 */
@@ -32,6 +34,9 @@
 /* How recently a second publisher must have reached a reader for it to
  * count as shared. */
 #define BROKER_SHARED_NS (2000ull * 1000u * 1000u)
+/* How many times as long as it waited a publisher stays held once its
+ * reader caught up. */
+#define BROKER_PENALTY_FACTOR 2u
 /* The longest a publisher is held after its reader caught up. */
 #define BROKER_PENALTY_MAX_NS (100ull * 1000u * 1000u)
 /* How often held publishers are looked at again: their penalty may be
@@ -113,7 +118,8 @@ int broker_pace_released(broker_conn *c) {
   uint64_t waited = b->clock > c->paced_since ? b->clock - c->paced_since : 0;
   c->paced_since = 0;
   if (b->draining || waited == 0) return 0;
-  c->paying_until = b->clock + (waited < BROKER_PENALTY_MAX_NS ? waited : BROKER_PENALTY_MAX_NS);
+  uint64_t penalty = waited * BROKER_PENALTY_FACTOR;
+  c->paying_until = b->clock + (penalty < BROKER_PENALTY_MAX_NS ? penalty : BROKER_PENALTY_MAX_NS);
   broker_pace_check_soon(b);
   return 1;
 }
