@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "broker_internal.h"
+#include "fdpass.h"
 #include "shm.h"
 #include "uplink.h"
 
@@ -285,7 +286,7 @@ void broker_greet(broker_conn *c) {
                      b->pool.regions[region].generation};
     frame_offer_write(offer, &o);
     len += frame_encode(bytes + len, FRAME_SHARED, 0, 0, 0, NULL, 0, NULL, 0, offer, sizeof(offer));
-    sent = shm_send_fd(c->fd, bytes, len, b->pool.map->fd);
+    sent = fdpass_send_copy(c->fd, bytes, len, b->pool.map->fd);
     if (sent <= 0) {
       /* The descriptor did not go: the process never heard of the region. */
       broker_pool_withdraw(&b->pool, (uint32_t)region);

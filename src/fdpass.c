@@ -54,88 +54,131 @@ int fdpass_unpush(fdpass_queue *q) {
   return q->fds[(q->head + q->count) % q->capacity];
 }
 
-ssize_t fdpass_send(int sock, const uint8_t *p, size_t n, fdpass_queue *out) {
-  if (out->count == 0) {
-    /* Nothing to pass: a plain send. */
-    for (;;) {
-      ssize_t sent = send(sock, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (sent >= 0) return sent;
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-      return -1;
-    }
-  }
-  struct iovec iov = {(void *)p, n};
-  union {
-    struct cmsghdr align;
-    char bytes[CMSG_SPACE(FDPASS_PER_SEND * sizeof(int))];
-  } control;
+/* A message of one buffer, with room for FDPASS_PER_SEND descriptors. */
+typedef struct fdpass_message {
+  struct iovec iov;
+  _Alignas(struct cmsghdr) char control[CMSG_SPACE(FDPASS_PER_SEND * sizeof(int))];
   struct msghdr msg;
-  memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  size_t count = out->count < FDPASS_PER_SEND ? out->count : FDPASS_PER_SEND;
-  /* More wait than one send takes: this one carries a single byte, so the
-   * rest go with the next sends, still ahead of their frames (each frame
-   * is longer than a byte). */
-  if (out->count > FDPASS_PER_SEND && n > 1) iov.iov_len = 1;
-  if (count > 0) {
-    memset(&control, 0, sizeof(control));
-    msg.msg_control = control.bytes;
-    msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+} fdpass_message;
+
+static void fdpass_message_init(fdpass_message *m, void *p, size_t n) {
+  memset(m, 0, sizeof(*m));
+  m->iov.iov_base = p;
+  m->iov.iov_len = n;
+  m->msg.msg_iov = &m->iov;
+  m->msg.msg_iovlen = 1;
+  m->msg.msg_control = m->control;
+  m->msg.msg_controllen = sizeof(m->control);
+}
+
+/* One sendmsg of n bytes from p with count descriptors (at most
+ * FDPASS_PER_SEND, none when 0) attached, retried on EINTR; the descriptors
+ * stay the caller's. Returns as fdpass_send does. */
+static ssize_t fdpass_sendmsg(int sock, const uint8_t *p, size_t n, const int *fds, size_t count) {
+  fdpass_message m;
+  fdpass_message_init(&m, (void *)p, n);
+  struct msghdr *msg = &m.msg;
+  if (count == 0) {
+    msg->msg_control = NULL;
+    msg->msg_controllen = 0;
+  } else {
+    msg->msg_controllen = CMSG_SPACE(count * sizeof(int));
+    struct cmsghdr *cm = CMSG_FIRSTHDR(msg);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(count * sizeof(int));
-    for (size_t i = 0; i < count; i++) {
-      int fd = out->fds[(out->head + i) % out->capacity];
-      memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
-    }
+    memcpy(CMSG_DATA(cm), fds, count * sizeof(int));
   }
   for (;;) {
-    ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (sent > 0) {
-      for (size_t i = 0; i < count; i++)
-        close(fdpass_pop(out));
-      return sent;
-    }
-    if (sent == 0) return 0;
+    ssize_t sent = sendmsg(sock, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent >= 0) return sent;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
     return -1;
   }
 }
 
-ssize_t fdpass_recv(int sock, uint8_t *p, size_t n, fdpass_queue *in, int *got_fds,
-                    int *truncated) {
-  struct iovec iov = {p, n};
-  union {
-    struct cmsghdr align;
-    char bytes[CMSG_SPACE(FDPASS_PER_SEND * sizeof(int))];
-  } control;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.bytes;
-  msg.msg_controllen = sizeof(control.bytes);
-  *got_fds = 0;
+ssize_t fdpass_send(int sock, const uint8_t *p, size_t n, fdpass_queue *out) {
+  /* Nothing to pass: a plain send. */
+  if (out->count == 0) return fdpass_sendmsg(sock, p, n, NULL, 0);
+  size_t count = out->count < FDPASS_PER_SEND ? out->count : FDPASS_PER_SEND;
+  int fds[FDPASS_PER_SEND];
+  for (size_t i = 0; i < count; i++)
+    fds[i] = out->fds[(out->head + i) % out->capacity];
+  /* More wait than one send takes: this one carries a single byte, so the
+   * rest go with the next sends, still ahead of their frames (each frame
+   * is longer than a byte). */
+  if (out->count > FDPASS_PER_SEND && n > 1) n = 1;
+  ssize_t sent = fdpass_sendmsg(sock, p, n, fds, count);
+  if (sent > 0) {
+    for (size_t i = 0; i < count; i++)
+      close(fdpass_pop(out));
+  }
+  return sent;
+}
+
+ssize_t fdpass_send_copy(int sock, const uint8_t *p, size_t n, int fd) {
+  return fdpass_sendmsg(sock, p, n, &fd, 1);
+}
+
+/* One recvmsg of up to n bytes into p, retried on EINTR; the descriptors
+ * that came (close-on-exec) go to fds, which has room for FDPASS_PER_SEND,
+ * their number to *count. *truncated says whether the kernel dropped some
+ * (a sender over FDPASS_PER_SEND). Returns as read(2) would. */
+static ssize_t fdpass_recvmsg(int sock, uint8_t *p, size_t n, int *fds, size_t *count,
+                              int *truncated) {
+  fdpass_message m;
+  fdpass_message_init(&m, p, n);
+  struct msghdr *msg = &m.msg;
+  *count = 0;
   *truncated = 0;
   ssize_t got;
   do {
-    got = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    got = recvmsg(sock, msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
   } while (got < 0 && errno == EINTR);
   if (got < 0) return got;
-  if (msg.msg_flags & MSG_CTRUNC) *truncated = 1;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+  if (msg->msg_flags & MSG_CTRUNC) *truncated = 1;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
     if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
+    size_t in_header = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < in_header; i++) {
       int received;
       memcpy(&received, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-      *got_fds = 1;
-      if (fdpass_push(in, received) != 0) *truncated = 1; /* closed by the push */
+      if (*count < FDPASS_PER_SEND) {
+        fds[(*count)++] = received;
+      } else {
+        /* More than the control buffer holds cannot come; if it did, none
+         * leaks and the pairing is reported lost. */
+        close(received);
+        *truncated = 1;
+      }
     }
+  }
+  return got;
+}
+
+ssize_t fdpass_recv(int sock, uint8_t *p, size_t n, fdpass_queue *in, int *got_fds,
+                    int *truncated) {
+  int fds[FDPASS_PER_SEND];
+  size_t count;
+  ssize_t got = fdpass_recvmsg(sock, p, n, fds, &count, truncated);
+  *got_fds = count > 0;
+  for (size_t i = 0; i < count; i++) {
+    if (fdpass_push(in, fds[i]) != 0) *truncated = 1; /* closed by the push */
+  }
+  return got;
+}
+
+ssize_t fdpass_recv_one(int sock, uint8_t *p, size_t n, int *fd) {
+  int fds[FDPASS_PER_SEND];
+  size_t count;
+  int truncated;
+  ssize_t got = fdpass_recvmsg(sock, p, n, fds, &count, &truncated);
+  for (size_t i = 0; i < count; i++) {
+    if (*fd < 0)
+      *fd = fds[i];
+    else
+      close(fds[i]);
   }
   return got;
 }

@@ -58,6 +58,12 @@ int fdpass_unpush(fdpass_queue *q);
  * popped), or -1 with errno set. */
 ssize_t fdpass_send(int sock, const uint8_t *p, size_t n, fdpass_queue *out);
 
+/* Sends n bytes from p on sock (non-blocking) with a copy of fd attached
+ * (SCM_RIGHTS); fd stays the caller's. For a descriptor given to many
+ * receivers, outside any queue's pairing (the shared pool's, shm.h).
+ * Returns as fdpass_send does; the copy went with the bytes when > 0. */
+ssize_t fdpass_send_copy(int sock, const uint8_t *p, size_t n, int fd);
+
 /* Receives up to n bytes into p from sock (non-blocking); descriptors that
  * came with them go to the back of in, close-on-exec. Returns as read(2)
  * would. *got_fds says whether any came; *truncated whether some were
@@ -65,5 +71,10 @@ ssize_t fdpass_send(int sock, const uint8_t *p, size_t n, fdpass_queue *out);
  * queued (out of memory): the pairing is then lost, and the caller must
  * treat the stream as broken. */
 ssize_t fdpass_recv(int sock, uint8_t *p, size_t n, fdpass_queue *in, int *got_fds, int *truncated);
+
+/* Receives as fdpass_recv does, for a reader that wants one descriptor
+ * and no queue: the first that comes is stored in *fd when *fd is -1;
+ * any other is closed, so none leaks. */
+ssize_t fdpass_recv_one(int sock, uint8_t *p, size_t n, int *fd);
 
 #endif

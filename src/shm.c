@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -101,62 +100,6 @@ void shm_region_reset(shm_map *m, uint32_t region) {
   (void)fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)shm_data_offset(region),
                   SHM_DATA_SIZE);
 #endif
-}
-
-ssize_t shm_send_fd(int sock, const uint8_t *p, size_t n, int pass) {
-  struct iovec iov = {(void *)p, n};
-  union {
-    struct cmsghdr align;
-    char bytes[CMSG_SPACE(sizeof(int))];
-  } control;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof(msg));
-  memset(&control, 0, sizeof(control));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.bytes;
-  msg.msg_controllen = sizeof(control.bytes);
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cm), &pass, sizeof(int));
-  for (;;) {
-    ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (sent >= 0) return sent;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return -1;
-  }
-}
-
-ssize_t shm_recv(int sock, uint8_t *p, size_t n, int *fd) {
-  struct iovec iov = {p, n};
-  union {
-    struct cmsghdr align;
-    char bytes[CMSG_SPACE(4 * sizeof(int))];
-  } control;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof(msg));
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.bytes;
-  msg.msg_controllen = sizeof(control.bytes);
-  ssize_t got = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (got < 0) return got;
-  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; i++) {
-      int received;
-      memcpy(&received, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-      if (*fd < 0)
-        *fd = received;
-      else
-        close(received);
-    }
-  }
-  return got;
 }
 
 /* ---- writer -------------------------------------------------------------- */

@@ -9,7 +9,8 @@
  * where it lies.
  *
  * The broker creates the pool (a memfd) and hands it to each process right
- * after its hello, with the descriptor passed over the socket. The pool is
+ * after its hello, with the descriptor passed over the socket
+ * (fdpass_send_copy, fdpass.h). The pool is
  * cut into regions of SHM_REGION_SIZE bytes, one per connection:
  *
  *   - the region's process writes payloads into its region's data area,
@@ -125,16 +126,6 @@ static inline uint64_t shm_data_offset(uint32_t region) {
 /* Resets a region's header for a new owner and gives the memory of its data
  * area back to the system (broker side). */
 void shm_region_reset(shm_map *m, uint32_t region);
-
-/* Sends n bytes on the stream socket sock with descriptor pass attached to
- * them (SCM_RIGHTS), without blocking: the bytes sent (the descriptor went
- * with them when > 0), 0 when the socket is full, -1 with errno. */
-ssize_t shm_send_fd(int sock, const uint8_t *p, size_t n, int pass);
-
-/* Reads up to n bytes from sock without blocking, as read() does, and
- * takes a descriptor that comes with them: stored in *fd when *fd is -1,
- * closed otherwise (as are any beyond the first), so none leaks. */
-ssize_t shm_recv(int sock, uint8_t *p, size_t n, int *fd);
 
 /* ---- the process's ring of payloads in its region ---------------------- */
 

@@ -66,7 +66,7 @@ static void send_frame(peer *p, uint8_t type, uint32_t endpoint, uint32_t id, co
 static void pump(peer *p) {
   for (;;) {
     if (p->len == sizeof(p->in)) return;
-    ssize_t n = shm_recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, &p->pool_fd);
+    ssize_t n = fdpass_recv_one(p->fd, p->in + p->len, sizeof(p->in) - p->len, &p->pool_fd);
     if (n > 0) {
       p->len += (size_t)n;
       continue;
@@ -1426,7 +1426,7 @@ static int greet_raw(int fd, int *offered, int *pool) {
   size_t len = 0;
   for (int tries = 0; tries < 2000; tries++) {
     turn(1);
-    ssize_t got = shm_recv(fd, in + len, sizeof(in) - len, pool);
+    ssize_t got = fdpass_recv_one(fd, in + len, sizeof(in) - len, pool);
     if (got > 0) len += (size_t)got;
     size_t at = 0;
     frame fr;

@@ -739,7 +739,7 @@ static channel *pooled_channel(owner *o, peer *p) {
   frame_offer_write(offer, &o_);
   uint8_t *bytes;
   uint32_t size = encode(&bytes, FRAME_SHARED, 0, 0, 0, 0, NULL, offer, sizeof(offer));
-  CHECK(shm_send_fd(p->fd, bytes, size, pool->fd) == (ssize_t)size);
+  CHECK(fdpass_send_copy(p->fd, bytes, size, pool->fd) == (ssize_t)size);
   free(bytes);
   turn(2);
   const uint8_t *data;
@@ -941,7 +941,7 @@ static void test_pool_reads(void) {
   uint8_t offer[FRAME_OFFER_SIZE] = {0};
   uint8_t *bytes;
   uint32_t size = encode(&bytes, FRAME_SHARED, 0, 0, 0, 0, NULL, offer, sizeof(offer));
-  CHECK(shm_send_fd(p.fd, bytes, size, pool->fd) == (ssize_t)size);
+  CHECK(fdpass_send_copy(p.fd, bytes, size, pool->fd) == (ssize_t)size);
   free(bytes);
   turn(2);
   CHECK(channel_frames(ch, &data, &len) == 0 && channel_pool(ch) == NULL);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fdpass.h"
 #include "shm.h"
 
 static shm_map *pool;
@@ -193,13 +194,13 @@ static void test_pass_fd(void) {
   int sv[2];
   CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
   uint8_t msg[10] = "0123456789";
-  CHECK(shm_send_fd(sv[0], msg, sizeof(msg), pool->fd) == (ssize_t)sizeof(msg));
-  CHECK(shm_send_fd(sv[0], msg, sizeof(msg), pool->fd) == (ssize_t)sizeof(msg));
+  CHECK(fdpass_send_copy(sv[0], msg, sizeof(msg), pool->fd) == (ssize_t)sizeof(msg));
+  CHECK(fdpass_send_copy(sv[0], msg, sizeof(msg), pool->fd) == (ssize_t)sizeof(msg));
   uint8_t in[10];
   int fd = -1;
-  CHECK(shm_recv(sv[1], in, sizeof(in), &fd) == 10 && fd >= 0 && memcmp(in, msg, 10) == 0);
+  CHECK(fdpass_recv_one(sv[1], in, sizeof(in), &fd) == 10 && fd >= 0 && memcmp(in, msg, 10) == 0);
   int first = fd;
-  CHECK(shm_recv(sv[1], in, sizeof(in), &fd) == 10 && fd == first);
+  CHECK(fdpass_recv_one(sv[1], in, sizeof(in), &fd) == 10 && fd == first);
   shm_map *m = shm_pool_map(fd, 2); /* the received descriptor is the pool */
   CHECK(m != NULL);
   if (m) {
@@ -209,7 +210,7 @@ static void test_pass_fd(void) {
   }
   /* Nothing waiting: the receive says so rather than block. */
   errno = 0;
-  CHECK(shm_recv(sv[1], in, sizeof(in), &fd) < 0 && errno == EAGAIN);
+  CHECK(fdpass_recv_one(sv[1], in, sizeof(in), &fd) < 0 && errno == EAGAIN);
   close(sv[0]);
   close(sv[1]);
 }

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "fdpass.h"
 #include "frame.h"
 #include "shm.h"
 
@@ -109,7 +110,7 @@ static void send_hello(int fd) {
 static int receive(peer *p) {
   while (p->len < sizeof(p->in)) {
     int fd = -1;
-    ssize_t n = shm_recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, &fd);
+    ssize_t n = fdpass_recv_one(p->fd, p->in + p->len, sizeof(p->in) - p->len, &fd);
     if (fd >= 0) {
       p->fds_received++;
       if (p->pool_fd < 0 && p->fds_received == 1)
