@@ -19,103 +19,30 @@
 #include "check.h"
 #include "fdpass.h"
 #include "frame.h"
+#include "peer.h"
 #include "shm.h"
-
-typedef struct peer {
-  int fd;
-  uint8_t in[1 << 20];
-  size_t len;
-  int eof;
-  int pool_fd;         /* the shared pool, as the broker passed it */
-  uint32_t region;     /* the region it offered */
-  uint32_t generation; /* ... and that use of the region */
-} peer;
-
-static broker *b;
-
-static void turn(int times) {
-  for (int i = 0; i < times; i++)
-    broker_run_once(b);
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 static void send_frame(peer *p, uint8_t type, uint32_t endpoint, uint32_t id, const char *a,
                        const char *key, const void *payload, size_t payload_len, uint16_t flags) {
-  size_t a_len = a ? strlen(a) : 0;
-  size_t b_len = key ? strlen(key) : 0;
-  uint32_t size = frame_size(a_len, b_len, payload_len);
-  uint8_t *f = malloc(size);
-  frame_write_header(f, type, 0, flags, endpoint, id, a_len, b_len, payload_len);
-  if (a_len) memcpy(f + FRAME_HEADER_SIZE, a, a_len);
-  if (b_len) memcpy(f + FRAME_HEADER_SIZE + a_len, key, b_len);
-  if (payload_len) memcpy(f + FRAME_HEADER_SIZE + a_len + b_len, payload, payload_len);
-  size_t off = 0;
-  while (off < size) {
-    ssize_t n = send(p->fd, f + off, size - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += (size_t)n;
-  }
-  free(f);
-}
-
-/* Reads whatever is there without blocking. */
-static void pump(peer *p) {
-  for (;;) {
-    if (p->len == sizeof(p->in)) return;
-    ssize_t n = fdpass_recv_one(p->fd, p->in + p->len, sizeof(p->in) - p->len, &p->pool_fd);
-    if (n > 0) {
-      p->len += (size_t)n;
-      continue;
-    }
-    if (n == 0) p->eof = 1;
-    return;
-  }
-}
-
-/* Takes the next whole frame out of p's input: 1, with its header fields
- * in *f (a, b and payload cleared: those bytes are gone), or 0. */
-static int take_frame(peer *p, frame *f) {
-  if (frame_decode(p->in, p->len, UINT32_MAX, f) != FRAME_OK) return 0;
-  memmove(p->in, p->in + f->size, p->len - f->size);
-  p->len -= f->size;
-  f->a = f->b = f->payload = NULL;
-  return 1;
+  peer_send(p, type, flags, endpoint, id, a, a ? strlen(a) : 0, key, key ? strlen(key) : 0, payload,
+            payload_len);
 }
 
 /* The next frame from the broker (turning its loop until one is there);
  * copies its payload into payload (up to cap). 0, or -1 on EOF/timeout. */
 static int next_frame(peer *p, frame *f, uint8_t *payload, size_t cap) {
-  for (int tries = 0; tries < 2000; tries++) {
-    frame tmp;
-    if (frame_decode(p->in, p->len, UINT32_MAX, &tmp) == FRAME_OK) {
-      *f = tmp;
-      size_t n = tmp.payload_len < cap ? tmp.payload_len : cap;
-      if (payload && n) memcpy(payload, tmp.payload, n);
-      f->a = f->b = f->payload = NULL;
-      memmove(p->in, p->in + tmp.size, p->len - tmp.size);
-      p->len -= tmp.size;
-      return 0;
-    }
-    if (p->eof) return -1;
-    turn(1);
-    pump(p);
-    if (tries > 100) sleep_ms(1);
-  }
-  return -1;
+  if (peer_wait(p, f) != 0) return -1;
+  size_t n = f->payload_len < cap ? f->payload_len : cap;
+  if (payload && n) memcpy(payload, f->payload, n);
+  peer_drop(p, f);
+  f->a = f->b = f->payload = NULL;
+  return 0;
 }
 
 /* A process whose hello says it takes frames of at most max bytes. */
 static void peer_open_max(peer *p, uint32_t max_size) {
-  memset(p, 0, sizeof(*p));
-  p->pool_fd = -1;
-  CHECK(broker_connect_pair(b, &p->fd) == 0);
-  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-  frame_hello_write(hello, max_size);
-  send_frame(p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
+  peer_connect(p);
+  peer_hello(p, max_size);
   frame f;
   uint8_t payload[64];
   CHECK(next_frame(p, &f, payload, sizeof(payload)) == 0);
@@ -177,6 +104,11 @@ static int request(peer *p, uint8_t type, uint32_t endpoint, const char *a, cons
   return f.status;
 }
 
+/* Subscribes p's endpoint to topic: the reply's status, or -1. */
+static int subscribe(peer *p, uint32_t endpoint, const char *topic) {
+  return request(p, FRAME_SUBSCRIBE, endpoint, topic, NULL, NULL, 0, NULL, NULL);
+}
+
 static uint64_t stat(int which) {
   uint64_t values[FRAME_STATS_COUNT];
   turn(1);
@@ -188,9 +120,9 @@ static void test_pubsub(void) {
   static peer a, c;
   peer_open(&a);
   peer_open(&c);
-  CHECK(request(&a, FRAME_SUBSCRIBE, 1, "room", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
-  CHECK(request(&a, FRAME_SUBSCRIBE, 2, "room", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
-  CHECK(request(&c, FRAME_SUBSCRIBE, 1, "room", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(subscribe(&a, 1, "room") == FRAME_STATUS_OK);
+  CHECK(subscribe(&a, 2, "room") == FRAME_STATUS_OK);
+  CHECK(subscribe(&c, 1, "room") == FRAME_STATUS_OK);
   CHECK(stat(FRAME_STAT_SUBSCRIPTIONS) == 3);
   /* From a/1: a/2 and c/1 get it, a/1 (the publisher) does not. */
   for (uint32_t i = 0; i < 1000; i++)
@@ -309,7 +241,7 @@ static void test_barrier(void) {
     static peer a, c;
     peer_open(&a);
     peer_open(&c);
-    CHECK(request(&a, FRAME_SUBSCRIBE, 1, "hs", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+    CHECK(subscribe(&a, 1, "hs") == FRAME_STATUS_OK);
     /* a's socket becomes readable first, so without the barrier the
      * broker would answer a before it even read c. */
     send_frame(&a, FRAME_SYNC, 1, 77, NULL, NULL, NULL, 0, FRAME_FLAG_BARRIER);
@@ -347,14 +279,8 @@ static int cut_with(peer *p, const char *why) {
 /* Protocol errors: the broker says why, then hangs up; others go on. */
 static void expect_refusal(const uint8_t *bytes, size_t len, int send_hello, const char *why) {
   static peer p, ok;
-  memset(&p, 0, sizeof(p));
-  p.pool_fd = -1;
-  CHECK(broker_connect_pair(b, &p.fd) == 0);
-  if (send_hello) {
-    uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-    frame_hello_write(hello, 1u << 20);
-    send_frame(&p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
-  }
+  peer_connect(&p);
+  if (send_hello) peer_hello(&p, 1u << 20);
   CHECK(send(p.fd, bytes, len, MSG_NOSIGNAL) == (ssize_t)len);
   CHECK(cut_with(&p, why));
   close(p.fd);
@@ -445,6 +371,32 @@ static size_t drain_frames(peer *p) {
   return count;
 }
 
+/* pub publishes numbered 8 KiB messages to topic (*sent onwards), turning
+ * the broker, until at least at_least bytes stand queued (or 2000 went). */
+static void flood_until_queued(peer *pub, const char *topic, uint32_t *sent, uint64_t at_least) {
+  static uint8_t chunk[8192];
+  while (*sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) < at_least) {
+    memcpy(chunk, sent, 4);
+    CHECK(send_turning(pub, FRAME_PUBLISH, topic, chunk, sizeof(chunk), NULL, NULL) == 0);
+    (*sent)++;
+    turn(2);
+  }
+}
+
+/* Reads p's numbered messages while *expect < until, counting in *wrong
+ * each that is not the message numbered *expect; stops early when none
+ * comes. */
+static void read_numbered(peer *p, uint32_t *expect, uint32_t until, uint32_t *wrong) {
+  frame f;
+  uint8_t head[4];
+  while (*expect < until && next_frame(p, &f, head, sizeof(head)) == 0) {
+    uint32_t v;
+    memcpy(&v, head, 4);
+    if (f.type != FRAME_MESSAGE || v != *expect) (*wrong)++;
+    (*expect)++;
+  }
+}
+
 /* A connection that stops reading holds its publishers back (flow
  * control) until it has taken nothing for stall_ms, then it is cut off and
  * they go on; the broker never holds more than the limit for it, and
@@ -454,8 +406,8 @@ static void test_stalled_reader(void) {
   peer_open(&slow);
   peer_open(&pub);
   peer_open(&other);
-  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
-  CHECK(request(&other, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&slow, 1, "flood") == 0);
+  CHECK(subscribe(&other, 1, "flood") == 0);
   uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
   /* Why it is cut off, as its process would read it in its region (looked
    * at as the flood goes). */
@@ -505,7 +457,7 @@ static void test_slow_reader_keeps_up(void) {
   static peer slow, pub;
   peer_open(&slow);
   peer_open(&pub);
-  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&slow, 1, "flood") == 0);
   uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
   static uint8_t chunk[8192];
   uint32_t expect = 0, wrong = 0;
@@ -525,26 +477,12 @@ static void test_slow_reader_keeps_up(void) {
       held_back = 1;
       turn(1);
       /* The reader takes a little at a time, slower than the publisher. */
-      frame f;
-      uint8_t head[4];
-      for (int k = 0; k < 4 && next_frame(&slow, &f, head, 4) == 0; k++) {
-        uint32_t v;
-        memcpy(&v, head, 4);
-        if (v != expect) wrong++;
-        expect++;
-      }
+      read_numbered(&slow, &expect, expect + 4, &wrong);
     }
     free(fb);
     turn(1);
   }
-  frame f;
-  uint8_t head[4];
-  while (expect < 3000 && next_frame(&slow, &f, head, 4) == 0) {
-    uint32_t v;
-    memcpy(&v, head, 4);
-    if (v != expect) wrong++;
-    expect++;
-  }
+  read_numbered(&slow, &expect, 3000, &wrong);
   if (expect != 3000)
     fprintf(stderr, "slow reader: %u of 3000, eof %d, cut %llu\n", expect, slow.eof,
             (unsigned long long)(stat(FRAME_STAT_CONNECTIONS_CUT) - cut_before));
@@ -592,19 +530,14 @@ static void test_congestion_holds_only_its_feeders(void) {
   peer_open(&pub);
   peer_open(&quiet);
   peer_open(&listener);
-  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
-  CHECK(request(&listener, FRAME_SUBSCRIBE, 1, "quiet", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&slow, 1, "flood") == 0);
+  CHECK(subscribe(&listener, 1, "quiet") == 0);
   uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
   /* Fill the slow reader's socket, then its queue past the high water
    * mark (half the 256 KiB queue limit): it is congested. */
   static uint8_t chunk[8192];
   uint32_t sent = 0;
-  while (sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) <= 128u * 1024u) {
-    memcpy(chunk, &sent, 4);
-    CHECK(send_turning(&pub, FRAME_PUBLISH, "flood", chunk, sizeof(chunk), NULL, NULL) == 0);
-    sent++;
-    turn(2);
-  }
+  flood_until_queued(&pub, "flood", &sent, 128u * 1024u + 1);
   CHECK(stat(FRAME_STAT_QUEUED_BYTES) > 128u * 1024u);
   /* Four more from the same publisher: they wait for the slow reader. */
   for (int i = 0; i < 4; i++, sent++) {
@@ -628,14 +561,7 @@ static void test_congestion_holds_only_its_feeders(void) {
   CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before);
   /* The slow reader gets every message, in order; nobody was cut off. */
   uint32_t expect = 0, wrong = 0;
-  frame f;
-  uint8_t head[4];
-  while (expect < sent && next_frame(&slow, &f, head, sizeof(head)) == 0) {
-    uint32_t v;
-    memcpy(&v, head, 4);
-    if (f.type != FRAME_MESSAGE || v != expect) wrong++;
-    expect++;
-  }
+  read_numbered(&slow, &expect, sent, &wrong);
   CHECK(expect == sent);
   CHECK(wrong == 0);
   CHECK(stat(FRAME_STAT_CONNECTIONS_CUT) == cut_before);
@@ -654,16 +580,11 @@ static void test_quiet_publisher_overtakes(void) {
   peer_open(&slow);
   peer_open(&pub);
   peer_open(&quiet);
-  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
-  CHECK(request(&slow, FRAME_SUBSCRIBE, 1, "quiet", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&slow, 1, "flood") == 0);
+  CHECK(subscribe(&slow, 1, "quiet") == 0);
   static uint8_t chunk[8192];
   uint32_t sent = 0;
-  while (sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) <= 128u * 1024u) {
-    memcpy(chunk, &sent, 4);
-    CHECK(send_turning(&pub, FRAME_PUBLISH, "flood", chunk, sizeof(chunk), NULL, NULL) == 0);
-    sent++;
-    turn(2);
-  }
+  flood_until_queued(&pub, "flood", &sent, 128u * 1024u + 1);
   uint64_t queued = stat(FRAME_STAT_QUEUED_BYTES);
   CHECK(queued > 128u * 1024u);
   /* Three from the quiet publisher: routed at once, not held. */
@@ -724,19 +645,14 @@ static void test_late_reader_paces_its_feeder(void) {
   peer_open(&reader);
   peer_open(&busy);
   peer_open(&quiet);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "storm", NULL, NULL, 0, NULL, NULL) == 0);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "calm", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "storm") == 0);
+  CHECK(subscribe(&reader, 1, "calm") == 0);
   uint64_t paced_before = stat(FRAME_STAT_PUBLISHERS_PACED);
   /* The busy publisher fills the reader's socket and starts a queue, well
    * under the high water mark (half the 256 KiB queue limit). */
   static uint8_t chunk[8192];
   uint32_t sent = 0;
-  while (sent < 2000 && stat(FRAME_STAT_QUEUED_BYTES) < 16u * 1024u) {
-    memcpy(chunk, &sent, 4);
-    CHECK(send_turning(&busy, FRAME_PUBLISH, "storm", chunk, sizeof(chunk), NULL, NULL) == 0);
-    sent++;
-    turn(2);
-  }
+  flood_until_queued(&busy, "storm", &sent, 16u * 1024u);
   uint64_t queued = stat(FRAME_STAT_QUEUED_BYTES);
   CHECK(queued >= 16u * 1024u && queued <= 64u * 1024u);
   /* Alone with its reader, it is never paced, however long the queue stood. */
@@ -805,8 +721,8 @@ static void test_peer_max_frame_size(void) {
   peer_open_max(&small, FRAME_MIN_MAX_SIZE);
   peer_open(&big);
   peer_open(&pub);
-  CHECK(request(&small, FRAME_SUBSCRIBE, 1, "sized", NULL, NULL, 0, NULL, NULL) == 0);
-  CHECK(request(&big, FRAME_SUBSCRIBE, 1, "sized", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&small, 1, "sized") == 0);
+  CHECK(subscribe(&big, 1, "sized") == 0);
   static uint8_t large[8192];
   memset(large, 'L', sizeof(large));
   send_frame(&pub, FRAME_PUBLISH, 1, 0, "sized", NULL, large, sizeof(large), 0);
@@ -894,8 +810,8 @@ static void test_large_payloads(void) {
   peer_open(&pub);
   peer_open(&fast);
   peer_open(&slow);
-  CHECK(request(&fast, FRAME_SUBSCRIBE, 3, "big", NULL, NULL, 0, NULL, NULL) == 0);
-  CHECK(request(&slow, FRAME_SUBSCRIBE, 4, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&fast, 3, "big") == 0);
+  CHECK(subscribe(&slow, 4, "big") == 0);
   uint64_t delivered_before = stat(FRAME_STAT_MESSAGES_DELIVERED);
   const uint32_t total = 300;
   big_reader fr = {&fast, 0, 0}, sr = {&slow, 0, 0};
@@ -962,7 +878,7 @@ static void test_broker_paused(void) {
   static peer reader, pub;
   peer_open(&reader);
   peer_open(&pub);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "flood", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "flood") == 0);
   uint64_t cut_before = stat(FRAME_STAT_CONNECTIONS_CUT);
   static uint8_t chunk[CHUNK];
   uint32_t frame_bytes = frame_size(5, 0, CHUNK);
@@ -1103,8 +1019,8 @@ static void test_shared_routing(void) {
   CHECK(pub.region != reader.region && reader.region != copier.region);
   sharer_open(&pub, &ps, 0);
   sharer_open(&reader, &rs, 1);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
-  CHECK(request(&copier, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "big") == 0);
+  CHECK(subscribe(&copier, 1, "big") == 0);
   uint64_t shared0 = stat(FRAME_STAT_SHARED_DELIVERED);
   uint64_t delivered0 = stat(FRAME_STAT_MESSAGES_DELIVERED);
   uint8_t small[100];
@@ -1167,7 +1083,7 @@ static void test_shared_bad_input(void) {
   sharer bs, rs;
   peer_open(&reader);
   sharer_open(&reader, &rs, 1);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "big") == 0);
   uint64_t handed = 0;
   struct {
     uint32_t slot, offset, len, desc_size;
@@ -1243,7 +1159,7 @@ static void test_shared_gone(void) {
   peer_open(&reader);
   sharer_open(&pub, &ps, 0);
   sharer_open(&reader, &rs, 1);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "big") == 0);
   uint32_t pub_region = pub.region;
   int slot = publish_shared(&pub, &ps, "big", 40000, 7);
   turn(2);
@@ -1301,7 +1217,7 @@ static void test_shared_gone(void) {
   uint8_t pid[FRAME_SHARED_READY_SIZE];
   frame_shared_ready_write(pid, (uint32_t)child);
   send_frame(&reader, FRAME_SHARED, 0, 0, NULL, NULL, pid, sizeof(pid), 0);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "big") == 0);
   slot = publish_shared(&pub, &ps, "big", 40000, 10);
   CHECK(take_message(&reader, &rs, 1, 40000, 10));
   sharer_close(&rs);
@@ -1312,7 +1228,7 @@ static void test_shared_gone(void) {
   /* So does one whose channel closed: it says it will read nothing more. */
   peer_open(&reader);
   sharer_open(&reader, &rs, 1);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "big") == 0);
   slot = publish_shared(&pub, &ps, "big", 40000, 11);
   CHECK(take_message(&reader, &rs, 1, 40000, 11));
   atomic_store(&rs.w.header->consumed, shm_consumed_pack(reader.generation, SHM_COUNT_ALL));
@@ -1345,7 +1261,7 @@ static void test_shared_live_owner(void) {
   sharer_open(&reader, &rs, 0);
   say_pid(&pub, getpid());
   say_pid(&reader, getpid()); /* this very process: alive throughout */
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "big") == 0);
   int slot = publish_shared(&pub, &ps, "big", 40000, 20);
   CHECK(take_message(&reader, &rs, 1, 40000, 20));
   /* Both connections go, neither process says it is done: well past the
@@ -1394,7 +1310,7 @@ static void test_shared_live_owner(void) {
   sharer_open(&pub, &ps, 0);
   sharer_open(&reader, &rs, 0);
   say_pid(&reader, child);
-  CHECK(request(&reader, FRAME_SUBSCRIBE, 1, "big", NULL, NULL, 0, NULL, NULL) == 0);
+  CHECK(subscribe(&reader, 1, "big") == 0);
   slot = publish_shared(&pub, &ps, "big", 40000, 21);
   CHECK(take_message(&reader, &rs, 1, 40000, 21));
   close(reader.fd);
@@ -1555,12 +1471,8 @@ static int next_frame_fds(peer *p, frame *f, uint8_t *payload, size_t cap, fdpas
 /* A process that may or may not be offered the pool (it has been given
  * out by now); its hello answered. */
 static void handoff_peer_open(peer *p) {
-  memset(p, 0, sizeof(*p));
-  p->pool_fd = -1;
-  CHECK(broker_connect_pair(b, &p->fd) == 0);
-  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-  frame_hello_write(hello, 1u << 20);
-  send_frame(p, FRAME_HELLO, 0, 0, NULL, NULL, hello, sizeof(hello), 0);
+  peer_connect(p);
+  peer_hello(p, 1u << 20);
   frame f;
   fdpass_queue in;
   fdpass_init(&in);
@@ -1575,7 +1487,7 @@ static void test_handoff(void) {
   peer *to = calloc(1, sizeof(peer));
   handoff_peer_open(from);
   handoff_peer_open(to);
-  CHECK(request(to, FRAME_SUBSCRIBE, 7, "own:to", NULL, NULL, 0, NULL, NULL) == FRAME_STATUS_OK);
+  CHECK(subscribe(to, 7, "own:to") == FRAME_STATUS_OK);
   int before = count_open_fds();
   uint64_t passed = stat(FRAME_STAT_HANDOFFS);
   uint64_t refused = stat(FRAME_STAT_HANDOFFS_REFUSED);
@@ -1630,8 +1542,7 @@ static void test_handoff(void) {
   CHECK(next_frame(from, &f, NULL, 0) == 0);
   CHECK(f.type == FRAME_REPLY && f.request_id == 56 && f.status == FRAME_STATUS_MISSING);
   /* Never back to the sending endpoint itself. */
-  CHECK(request(from, FRAME_SUBSCRIBE, 1, "own:from", NULL, NULL, 0, NULL, NULL) ==
-        FRAME_STATUS_OK);
+  CHECK(subscribe(from, 1, "own:from") == FRAME_STATUS_OK);
   send_handoff(from, 1, 57, "own:from", "x", marker);
   CHECK(next_frame(from, &f, NULL, 0) == 0);
   CHECK(f.type == FRAME_REPLY && f.request_id == 57 && f.status == FRAME_STATUS_MISSING);
@@ -1668,11 +1579,7 @@ int main(void) {
   options.queue_limit = 256u * 1024u;
   /* Long enough for a reading peer to make progress even under valgrind. */
   options.stall_ms = 1500;
-  char err[128];
-  if (broker_create(&b, &options, err, sizeof(err)) != 0) {
-    fprintf(stderr, "broker_create: %s\n", err);
-    return 1;
-  }
+  if (peer_broker_start(&options) != 0) return 1;
   test_pubsub();
   test_kv();
   test_barrier();

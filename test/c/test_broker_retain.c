@@ -15,13 +15,7 @@
 #include "broker.h"
 #include "check.h"
 #include "frame.h"
-
-typedef struct peer {
-  int fd;
-  uint8_t in[1 << 18];
-  size_t len;
-  int eof;
-} peer;
+#include "peer.h"
 
 /* A frame as it came, payload and fields copied out. */
 typedef struct got {
@@ -31,87 +25,32 @@ typedef struct got {
   uint8_t payload[1 << 16];
 } got;
 
-static broker *b;
-
-static void turn(int times) {
-  for (int i = 0; i < times; i++)
-    broker_run_once(b);
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static void send_bytes(peer *p, const char *a, size_t a_len, const void *key, size_t b_len,
-                       uint8_t type, uint32_t id, const void *payload, size_t payload_len,
-                       uint16_t flags) {
-  uint32_t size = frame_size(a_len, b_len, payload_len);
-  uint8_t *f = malloc(size);
-  if (!f) return;
-  frame_write_header(f, type, 0, flags, 1, id, a_len, b_len, payload_len);
-  if (a_len) memcpy(f + FRAME_HEADER_SIZE, a, a_len);
-  if (b_len) memcpy(f + FRAME_HEADER_SIZE + a_len, key, b_len);
-  if (payload_len) memcpy(f + FRAME_HEADER_SIZE + a_len + b_len, payload, payload_len);
-  size_t off = 0;
-  while (off < size) {
-    ssize_t n = send(p->fd, f + off, size - off, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    off += (size_t)n;
-  }
-  free(f);
-}
-
 static void send_frame(peer *p, uint8_t type, uint32_t id, const char *a, const char *key,
                        const void *payload, size_t payload_len, uint16_t flags) {
-  send_bytes(p, a, a ? strlen(a) : 0, key, key ? strlen(key) : 0, type, id, payload, payload_len,
-             flags);
-}
-
-static void pump(peer *p) {
-  while (p->len < sizeof(p->in)) {
-    ssize_t n = recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, MSG_DONTWAIT);
-    if (n > 0) {
-      p->len += (size_t)n;
-      continue;
-    }
-    if (n == 0) p->eof = 1;
-    return;
-  }
+  peer_send(p, type, flags, 1, id, a, a ? strlen(a) : 0, key, key ? strlen(key) : 0, payload,
+            payload_len);
 }
 
 /* The next frame from the broker, turning its loop until one is there:
  * 0, or -1 on EOF or when none comes. */
 static int next_frame(peer *p, got *g) {
-  for (int tries = 0; tries < 2000; tries++) {
-    frame f;
-    if (frame_decode(p->in, p->len, UINT32_MAX, &f) == FRAME_OK) {
-      g->f = f;
-      memcpy(g->a, f.a, f.a_len < sizeof(g->a) ? f.a_len : sizeof(g->a));
-      memcpy(g->b, f.b, f.b_len < sizeof(g->b) ? f.b_len : sizeof(g->b));
-      memcpy(g->payload, f.payload,
-             f.payload_len < sizeof(g->payload) ? f.payload_len : sizeof(g->payload));
-      g->f.a = g->a;
-      g->f.b = g->b;
-      g->f.payload = g->payload;
-      memmove(p->in, p->in + f.size, p->len - f.size);
-      p->len -= f.size;
-      return 0;
-    }
-    if (p->eof) return -1;
-    turn(1);
-    pump(p);
-    if (tries > 100) sleep_ms(1);
-  }
-  return -1;
+  frame f;
+  if (peer_wait(p, &f) != 0) return -1;
+  g->f = f;
+  memcpy(g->a, f.a, f.a_len < sizeof(g->a) ? f.a_len : sizeof(g->a));
+  memcpy(g->b, f.b, f.b_len < sizeof(g->b) ? f.b_len : sizeof(g->b));
+  memcpy(g->payload, f.payload,
+         f.payload_len < sizeof(g->payload) ? f.payload_len : sizeof(g->payload));
+  g->f.a = g->a;
+  g->f.b = g->b;
+  g->f.payload = g->payload;
+  peer_drop(p, &f);
+  return 0;
 }
 
 static void peer_open_max(peer *p, uint32_t max_size) {
-  memset(p, 0, sizeof(*p));
-  CHECK(broker_connect_pair(b, &p->fd) == 0);
-  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-  frame_hello_write(hello, max_size);
-  send_frame(p, FRAME_HELLO, 0, NULL, NULL, hello, sizeof(hello), 0);
+  peer_connect(p);
+  peer_hello(p, max_size);
   static got g;
   CHECK(next_frame(p, &g) == 0 && g.f.type == FRAME_HELLO);
 }
@@ -366,11 +305,7 @@ int main(void) {
   broker_options_default(&options);
   options.shared = 0;
   options.retain_messages = 8;
-  char err[128];
-  if (broker_create(&b, &options, err, sizeof(err)) != 0) {
-    fprintf(stderr, "broker_create: %s\n", err);
-    return 1;
-  }
+  if (peer_broker_start(&options) != 0) return 1;
   test_retained_publish_and_read();
   test_limits();
   test_pages();

@@ -17,65 +17,28 @@
 #include "broker.h"
 #include "check.h"
 #include "frame.h"
-
-typedef struct peer {
-  int fd;
-  uint8_t in[1 << 16];
-  size_t len;
-  int eof;
-} peer;
-
-static broker *b;
-
-static void turn(int times) {
-  for (int i = 0; i < times; i++)
-    broker_run_once(b);
-}
+#include "peer.h"
 
 static void send_frame(peer *p, uint8_t type, uint32_t endpoint, uint32_t id, const char *a,
                        const void *payload, size_t payload_len) {
-  size_t a_len = a ? strlen(a) : 0;
-  uint8_t f[4096];
-  uint32_t size = frame_encode(f, type, 0, endpoint, id, a, a_len, NULL, 0, payload, payload_len);
-  CHECK(send(p->fd, f, size, MSG_NOSIGNAL) == (ssize_t)size);
-}
-
-static void pump(peer *p) {
-  for (;;) {
-    ssize_t n = recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, MSG_DONTWAIT);
-    if (n > 0) {
-      p->len += (size_t)n;
-      continue;
-    }
-    if (n == 0) p->eof = 1;
-    return;
-  }
+  CHECK(peer_send(p, type, 0, endpoint, id, a, a ? strlen(a) : 0, NULL, 0, payload, payload_len) ==
+        0);
 }
 
 /* The next frame for p, turning the broker until one is there: 0 with its
  * payload copied into payload (up to 1024 bytes) and its topic into a, or
  * -1 when none comes. */
 static int next_frame(peer *p, frame *f, uint8_t payload[1024], char a[256]) {
-  for (int tries = 0; tries < 500; tries++) {
-    frame tmp;
-    if (frame_decode(p->in, p->len, UINT32_MAX, &tmp) == FRAME_OK) {
-      *f = tmp;
-      if (payload && tmp.payload_len <= 1024) memcpy(payload, tmp.payload, tmp.payload_len);
-      if (a) {
-        size_t n = tmp.a_len < 255 ? tmp.a_len : 255;
-        memcpy(a, tmp.a, n);
-        a[n] = 0;
-      }
-      memmove(p->in, p->in + tmp.size, p->len - tmp.size);
-      p->len -= tmp.size;
-      f->a = f->b = f->payload = NULL;
-      return 0;
-    }
-    if (p->eof) return -1;
-    turn(1);
-    pump(p);
+  if (peer_wait(p, f) != 0) return -1;
+  if (payload && f->payload_len <= 1024) memcpy(payload, f->payload, f->payload_len);
+  if (a) {
+    size_t n = f->a_len < 255 ? f->a_len : 255;
+    memcpy(a, f->a, n);
+    a[n] = 0;
   }
-  return -1;
+  peer_drop(p, f);
+  f->a = f->b = f->payload = NULL;
+  return 0;
 }
 
 /* Nothing more for p after a few turns. */
@@ -86,11 +49,8 @@ static int quiet(peer *p) {
 }
 
 static void peer_open(peer *p) {
-  memset(p, 0, sizeof(*p));
-  CHECK(broker_connect_pair(b, &p->fd) == 0);
-  uint8_t hello[FRAME_HELLO_PAYLOAD_SIZE];
-  frame_hello_write(hello, 1u << 16);
-  send_frame(p, FRAME_HELLO, 0, 0, NULL, hello, sizeof(hello));
+  peer_connect(p);
+  CHECK(peer_hello(p, 1u << 16) == 0);
   frame f;
   CHECK(next_frame(p, &f, NULL, NULL) == 0 && f.type == FRAME_HELLO);
 }
@@ -265,11 +225,7 @@ int main(void) {
   broker_options_default(&options);
   options.max_frame_size = 1u << 16;
   options.shared = 0; /* no pool: the peers here read only the sockets */
-  char err[128];
-  if (broker_create(&b, &options, err, sizeof(err)) != 0) {
-    fprintf(stderr, "broker_create: %s\n", err);
-    return 1;
-  }
+  if (peer_broker_start(&options) != 0) return 1;
   test_members();
   test_member_list_parse();
   test_remote_publish();
