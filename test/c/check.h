@@ -5,11 +5,12 @@
  * over many items should count their own mismatches and CHECK the total
  * once, which keeps the report readable. check_report prints the one line the
  * Makefile and CI read ("table: 12 passed, 0 failed") and gives the exit
- * status. check_rand is a seeded PRNG so random tests replay exactly.
+ * status. check_rand is a seeded PRNG so random tests replay exactly, from
+ * check_seed (the seed a run was given); check_report_seeded says it.
  *
  * check_malloc and friends stand in for the allocator of a module under test
- * (a test includes the module's .c after #define malloc(n) check_malloc(n),
- * and so on), so out-of-memory paths can be driven on purpose:
+ * (a test includes the module's .c between check_alloc_begin.h and
+ * check_alloc_end.h), so out-of-memory paths can be driven on purpose:
  * check_alloc_fail_after(n) lets n more allocations through, then fails every
  * one until check_alloc_fail_after(-1). */
 #ifndef CLUSTER_STORE_TEST_CHECK_H
@@ -36,6 +37,19 @@ static inline int check_report(const char *name) {
   printf("%s: %lu passed, %lu failed\n", name, check_passed, check_failed);
   fflush(stdout);
   return check_failed ? 1 : 0;
+}
+
+/* The seed random tests start from: the first argument when one is given
+ * (to replay a run), fallback otherwise. */
+static inline uint64_t check_seed(int argc, char **argv, uint64_t fallback) {
+  return argc > 1 ? strtoull(argv[1], NULL, 0) : fallback;
+}
+
+/* check_report for a test with random parts: when anything failed, it
+ * says first which seed replays the run. */
+static inline int check_report_seeded(const char *name, uint64_t seed) {
+  if (check_failed) fprintf(stderr, "%s: random seed %llu\n", name, (unsigned long long)seed);
+  return check_report(name);
 }
 
 /* splitmix64: tiny, fast, and good enough to drive random operations. */

@@ -10,13 +10,11 @@
 
 #include "check.h"
 
-#define malloc(n) check_malloc(n)
-#define calloc(n, size) check_calloc(n, size)
-#define realloc(p, n) check_realloc(p, n)
+#include "check_alloc_begin.h"
+
 #include "../../src/expiry.c"
-#undef malloc
-#undef calloc
-#undef realloc
+
+#include "check_alloc_end.h"
 
 /* An owner struct, as the broker's would be: the node sits inside it. */
 typedef struct timer {
@@ -258,13 +256,12 @@ static void test_out_of_memory(void) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20240601);
+  uint64_t seed = check_seed(argc, argv, UINT64_C(20240601));
   uint64_t rng = seed;
   test_empty();
   test_order(&rng);
   test_cancel_and_reschedule(&rng);
   test_random_against_model(&rng);
   test_out_of_memory();
-  if (check_failed) fprintf(stderr, "expiry: random seed %" PRIu64 "\n", seed);
-  return check_report("expiry");
+  return check_report_seeded("expiry", seed);
 }

@@ -617,7 +617,7 @@ static void test_garbage(uint64_t *rng) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20240601);
+  uint64_t seed = check_seed(argc, argv, UINT64_C(20240601));
   uint64_t rng = seed;
   test_little_endian();
   test_size();
@@ -638,6 +638,5 @@ int main(int argc, char **argv) {
   test_message_desc();
   test_shared_frames();
   test_garbage(&rng);
-  if (check_failed) fprintf(stderr, "frame: random seed %" PRIu64 "\n", seed);
-  return check_report("frame");
+  return check_report_seeded("frame", seed);
 }

@@ -12,15 +12,13 @@
 
 #include "check.h"
 
-#define malloc(n) check_malloc(n)
-#define calloc(n, size) check_calloc(n, size)
-#define realloc(p, n) check_realloc(p, n)
+#include "check_alloc_begin.h"
+
 #include "../../src/expiry.c"
 #include "../../src/kv.c"
 #include "../../src/table.c"
-#undef malloc
-#undef calloc
-#undef realloc
+
+#include "check_alloc_end.h"
 
 static kv_stats stats_of(const kv *s) {
   kv_stats st;
@@ -477,7 +475,7 @@ static void test_out_of_memory(void) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20240601);
+  uint64_t seed = check_seed(argc, argv, UINT64_C(20240601));
   test_basics();
   test_expiry();
   test_out_of_memory();

@@ -253,7 +253,7 @@ static void test_garbage(uint64_t *rng) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20261202);
+  uint64_t seed = check_seed(argc, argv, UINT64_C(20261202));
   uint64_t rng = seed;
   test_command();
   test_simple_types();
@@ -261,6 +261,5 @@ int main(int argc, char **argv) {
   test_limits();
   test_random_streams(&rng);
   test_garbage(&rng);
-  if (check_failed) fprintf(stderr, "resp: random seed %" PRIu64 "\n", seed);
-  return check_report("resp");
+  return check_report_seeded("resp", seed);
 }

@@ -12,14 +12,12 @@
 
 #include "check.h"
 
-#define malloc(n) check_malloc(n)
-#define calloc(n, size) check_calloc(n, size)
-#define realloc(p, n) check_realloc(p, n)
+#include "check_alloc_begin.h"
+
 #include "../../src/retain.c"
 #include "../../src/table.c"
-#undef malloc
-#undef calloc
-#undef realloc
+
+#include "check_alloc_end.h"
 
 #define S(lit) lit, sizeof(lit) - 1 /* a string literal as bytes and length */
 
@@ -341,7 +339,7 @@ static void test_random_against_model(uint64_t seed) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20261202);
+  uint64_t seed = check_seed(argc, argv, UINT64_C(20261202));
   test_order_and_points();
   test_message_limit();
   test_byte_limit();

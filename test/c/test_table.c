@@ -13,13 +13,11 @@
 
 #include "check.h"
 
-#define malloc(n) check_malloc(n)
-#define calloc(n, size) check_calloc(n, size)
-#define realloc(p, n) check_realloc(p, n)
+#include "check_alloc_begin.h"
+
 #include "../../src/table.c"
-#undef malloc
-#undef calloc
-#undef realloc
+
+#include "check_alloc_end.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -480,7 +478,7 @@ static void test_out_of_memory(void) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20240601);
+  uint64_t seed = check_seed(argc, argv, UINT64_C(20240601));
   test_siphash_vectors();
   test_seeds();
   test_basics();

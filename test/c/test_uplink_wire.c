@@ -159,13 +159,12 @@ static void test_note_garbage(uint64_t *rng) {
 }
 
 int main(int argc, char **argv) {
-  uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : UINT64_C(20261202);
+  uint64_t seed = check_seed(argc, argv, UINT64_C(20261202));
   uint64_t rng = seed;
   test_records();
   test_messages();
   test_garbage(&rng);
   test_notes();
   test_note_garbage(&rng);
-  if (check_failed) fprintf(stderr, "uplink_wire: random seed %" PRIu64 "\n", seed);
-  return check_report("uplink_wire");
+  return check_report_seeded("uplink_wire", seed);
 }
