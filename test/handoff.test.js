@@ -20,6 +20,23 @@ var processes = require('./support/processes');
 
 var WORKERS = 4;
 
+// Socket.io 4 with the store's adapter and no handoff(io) call:
+// createAdapter() enables the hand-offs itself.
+var ADAPTER_ENV = { CS_SIO4: '1', CS_HANDOFF: '0', CS_SIO4_ADAPTER: 'store' };
+
+// In a describe: WORKERS workers started with env before its tests, closed
+// after them; use(c) is given the cluster once it runs.
+function withWorkers(env, use) {
+  var c;
+  before(async function () {
+    c = await harness.start({ workers: WORKERS, env: env });
+    use(c);
+  });
+  after(async function () {
+    if (c) await c.close();
+  });
+}
+
 function request(port, options) {
   return new Promise(function (resolve, reject) {
     var body = options.body;
@@ -169,14 +186,7 @@ describe('handoff() arguments', function () {
 describe('socket.io 4 without sticky sessions: ' + WORKERS + ' workers, round robin', function () {
   this.timeout(60000);
   var c;
-
-  before(async function () {
-    c = await harness.start({ workers: WORKERS, env: { CS_SIO4: '1' } });
-  });
-
-  after(async function () {
-    if (c) await c.close();
-  });
+  withWorkers({ CS_SIO4: '1' }, function (started) { c = started; });
 
   [['polling'], ['polling', 'websocket'], ['websocket']].forEach(function (transports) {
     it('serves ' + transports.join(' then ') + ' clients whichever worker each request reaches',
@@ -388,16 +398,7 @@ describe('socket.io 4 without sticky sessions, enabled by socket.io-cluster-stor
   function () {
     this.timeout(60000);
     var c;
-
-    before(async function () {
-      // No handoff(io) call: createAdapter() enables it.
-      c = await harness.start({ workers: WORKERS,
-        env: { CS_SIO4: '1', CS_HANDOFF: '0', CS_SIO4_ADAPTER: 'store' } });
-    });
-
-    after(async function () {
-      if (c) await c.close();
-    });
+    withWorkers(ADAPTER_ENV, function (started) { c = started; });
 
     it('serves polling clients on every worker, and io.emit reaches them all', async function () {
       var sockets = [];
@@ -426,15 +427,7 @@ describe('socket.io 4 without sticky sessions, enabled by socket.io-cluster-stor
 describe('socket.io 4 without sticky sessions, with connection state recovery', function () {
   this.timeout(60000);
   var c;
-
-  before(async function () {
-    c = await harness.start({ workers: WORKERS,
-      env: { CS_SIO4: '1', CS_HANDOFF: '0', CS_SIO4_ADAPTER: 'store' } });
-  });
-
-  after(async function () {
-    if (c) await c.close();
-  });
+  withWorkers(ADAPTER_ENV, function (started) { c = started; });
 
   it('brings a polling client whose worker was killed back on another, recovered', async function () {
     var client = ioc.io('http://127.0.0.1:' + c.port, { forceNew: true, transports: ['polling'],

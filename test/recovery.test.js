@@ -109,6 +109,21 @@ describe('connection state recovery across workers (socket.io 4)', function () {
     return cluster.waitEvent(function (e) { return e.name === name && pred(e.data); }, 10000, what);
   }
 
+  // Lets the client named name through again, to worker's 'main' server,
+  // and checks that the session of its first connection came back there
+  // as it was: the same id, rooms and data.
+  async function recoveredOn(worker, name, first) {
+    proxy.target = ports[worker];
+    proxy.hold(false);
+    var back = await serverEvent('connection', function (d) {
+      return d.data.name === name && d.worker === worker;
+    }, 'the connection on worker ' + worker);
+    assert.strictEqual(back.data.recovered, true);
+    assert.strictEqual(back.data.id, first.data.id);
+    assert.deepStrictEqual(back.data.rooms, first.data.rooms);
+    assert.deepStrictEqual(back.data.data, first.data.data);
+  }
+
   // Checks the ticks a client got: every one expected, none twice, none
   // unexpected, and in offset order (the offset is their last argument).
   function checkTicks(ticks, expected) {
@@ -156,15 +171,7 @@ describe('connection state recovery across workers (socket.io 4)', function () {
       }, 10000, 'the missed packets in the log');
 
       // Back, on worker 2.
-      proxy.target = ports[2];
-      proxy.hold(false);
-      var back = await serverEvent('connection', function (d) {
-        return d.data.name === name && d.worker === 2;
-      }, 'the connection on worker 2');
-      assert.strictEqual(back.data.recovered, true);
-      assert.strictEqual(back.data.id, first.data.id);
-      assert.deepStrictEqual(back.data.rooms, first.data.rooms);
-      assert.deepStrictEqual(back.data.data, first.data.data);
+      await recoveredOn(2, name, first);
       await until(function () { return client.connected; }, 'the client to reconnect');
       assert.strictEqual(client.recovered, true);
       await cluster.run(3, emitTicks, { name: 'main', to: 'room-' + name, ticks: ['a0'] });
@@ -255,15 +262,7 @@ describe('connection state recovery across workers (socket.io 4)', function () {
     await cluster.waitStats(function (s) {
       return s.retainedMessages >= stats.retainedMessages + 3;
     }, 10000, 'the missed packets in the log');
-    proxy.target = ports[2];
-    proxy.hold(false);
-    var back = await serverEvent('connection', function (d) {
-      return d.data.name === name && d.worker === 2;
-    }, 'the connection on worker 2');
-    assert.strictEqual(back.data.recovered, true);
-    assert.strictEqual(back.data.id, first.data.id);
-    assert.deepStrictEqual(back.data.rooms, first.data.rooms);
-    assert.deepStrictEqual(back.data.data, first.data.data);
+    await recoveredOn(2, name, first);
     await until(function () { return client.connected && client.ticks.length === 4; },
       'every tick: ' + JSON.stringify(client.ticks));
     assert.strictEqual(client.recovered, true);
