@@ -54,6 +54,10 @@ int addon_get_u32(napi_env env, napi_value v, uint32_t *out) {
   return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
 }
 
+int addon_get_fd(napi_env env, napi_value v, int32_t *fd) {
+  return napi_get_value_int32(env, v, fd) == napi_ok && *fd >= 0 ? 0 : -1;
+}
+
 /* ---- broker ------------------------------------------------------------- */
 
 /* brokerStart(maxFrameSize, queueLimit, sharedMemory[, retainMessages,
@@ -161,7 +165,7 @@ static napi_value addon_take_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+  if (argc < 1 || addon_get_fd(env, argv[0], &fd) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "takeFd(fd) needs a file descriptor");
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (copy < 0) {
@@ -273,6 +277,11 @@ static napi_value addon_constants(napi_env env) {
   return constants;
 }
 
+/* A property of native that is a function of the instance a (addon_init's,
+ * given to the function as its data). */
+#define ADDON_METHOD(name, fn)                                                                     \
+  { name, NULL, fn, NULL, NULL, NULL, napi_enumerable, a }
+
 static napi_value addon_init(napi_env env, napi_value exports) {
   addon *a = calloc(1, sizeof(*a));
   if (!a) return addon_throw(env, "ERR_CLUSTER_STORE_MEMORY", "out of memory");
@@ -287,27 +296,26 @@ static napi_value addon_init(napi_env env, napi_value exports) {
   if (!constants) return NULL;
   napi_property_descriptor props[] = {
       {"constants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},
-      {"brokerStart", NULL, addon_broker_start, NULL, NULL, NULL, napi_enumerable, a},
-      {"brokerPair", NULL, addon_broker_pair, NULL, NULL, NULL, napi_enumerable, a},
-      {"brokerStats", NULL, addon_broker_stats, NULL, NULL, NULL, napi_enumerable, a},
-      {"brokerStop", NULL, addon_broker_stop, NULL, NULL, NULL, napi_enumerable, a},
-      {"brokerUplinkFault", NULL, addon_broker_uplink_fault, NULL, NULL, NULL, napi_enumerable, a},
-      {"takeFd", NULL, addon_take_fd, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelCreate", NULL, addon_channel_create, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelAttach", NULL, addon_channel_attach, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelSend", NULL, addon_channel_send, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelPublishMany", NULL, addon_channel_publish_many, NULL, NULL, NULL, napi_enumerable,
-       a},
-      {"channelWait", NULL, addon_channel_wait, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelTake", NULL, addon_channel_take, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelFlush", NULL, addon_channel_flush, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelRef", NULL, addon_channel_ref, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelMaxFrameSize", NULL, addon_channel_max_frame_size, NULL, NULL, NULL, napi_enumerable,
-       a},
-      {"channelClose", NULL, addon_channel_close, NULL, NULL, NULL, napi_enumerable, a},
-      {"channelHandoff", NULL, addon_channel_handoff, NULL, NULL, NULL, napi_enumerable, a},
-      {"closeFd", NULL, addon_close_fd, NULL, NULL, NULL, napi_enumerable, a},
+      ADDON_METHOD("brokerStart", addon_broker_start),
+      ADDON_METHOD("brokerPair", addon_broker_pair),
+      ADDON_METHOD("brokerStats", addon_broker_stats),
+      ADDON_METHOD("brokerStop", addon_broker_stop),
+      ADDON_METHOD("brokerUplinkFault", addon_broker_uplink_fault),
+      ADDON_METHOD("takeFd", addon_take_fd),
+      ADDON_METHOD("channelCreate", addon_channel_create),
+      ADDON_METHOD("channelAttach", addon_channel_attach),
+      ADDON_METHOD("channelSend", addon_channel_send),
+      ADDON_METHOD("channelPublishMany", addon_channel_publish_many),
+      ADDON_METHOD("channelWait", addon_channel_wait),
+      ADDON_METHOD("channelTake", addon_channel_take),
+      ADDON_METHOD("channelFlush", addon_channel_flush),
+      ADDON_METHOD("channelRef", addon_channel_ref),
+      ADDON_METHOD("channelMaxFrameSize", addon_channel_max_frame_size),
+      ADDON_METHOD("channelClose", addon_channel_close),
+      ADDON_METHOD("channelHandoff", addon_channel_handoff),
+      ADDON_METHOD("closeFd", addon_close_fd),
   };
+#undef ADDON_METHOD
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   return exports;
 }

@@ -114,15 +114,23 @@ addon_channel *addon_get_channel(napi_env env, napi_value v) {
   return ac;
 }
 
+addon_channel *addon_channel_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                                  const char *usage) {
+  size_t argc = n;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < n) {
+    addon_throw(env, "ERR_CLUSTER_STORE_ARG", usage);
+    return NULL;
+  }
+  return addon_get_channel(env, argv[0]);
+}
+
 napi_value addon_channel_attach(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   int32_t fd;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelAttach(channel, fd)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(env, info, 2, argv, "channelAttach(channel, fd)");
   if (!ac) return NULL;
-  if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0)
+  if (addon_get_fd(env, argv[1], &fd) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelAttach needs a file descriptor");
   const char *why = NULL;
   if (channel_attach(ac->ch, fd, &why) != 0)
@@ -199,14 +207,10 @@ static uint8_t *addon_write_head(napi_env env, uint8_t *dst, const addon_head *h
 /* channelSend(channel, type, endpoint, requestId, a, b, payload, flags, flushNow)
  * a and b: strings (or undefined); payload: a Buffer/Uint8Array or undefined. */
 napi_value addon_channel_send(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 9)
-    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
-                       "channelSend(channel, type, endpoint, requestId, a, b, payload, flags, "
-                       "flushNow)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(
+      env, info, 9, argv,
+      "channelSend(channel, type, endpoint, requestId, a, b, payload, flags, flushNow)");
   if (!ac) return NULL;
   uint32_t type, endpoint, request_id, flags;
   bool flush_now = false;
@@ -277,13 +281,10 @@ napi_value addon_channel_send(napi_env env, napi_callback_info info) {
  * may put them in the shared pool. Throws as channelSend; the frames before
  * the one that failed are queued. */
 napi_value addon_channel_publish_many(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7)
-    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
-                       "channelPublishMany(channel, endpoint, topic, flags, bytes, ends, count)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac =
+      addon_channel_args(env, info, 7, argv,
+                         "channelPublishMany(channel, endpoint, topic, flags, bytes, ends, count)");
   if (!ac) return NULL;
   uint32_t endpoint, flags, count;
   if (addon_get_u32(env, argv[1], &endpoint) != 0 || addon_get_u32(env, argv[3], &flags) != 0 ||
@@ -342,12 +343,9 @@ napi_value addon_channel_publish_many(napi_env env, napi_callback_info info) {
 /* channelWait(channel, requestId, timeoutMs): blocks until the reply to
  * requestId arrives; returns [status, Buffer|null]. */
 napi_value addon_channel_wait(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
   uint32_t request_id, timeout_ms;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelWait(channel, id, ms)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(env, info, 3, argv, "channelWait(channel, id, ms)");
   if (!ac) return NULL;
   if (addon_get_u32(env, argv[1], &request_id) != 0 || addon_get_u32(env, argv[2], &timeout_ms))
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelWait: bad arguments");
@@ -381,22 +379,16 @@ napi_value addon_channel_wait(napi_env env, napi_callback_info info) {
  * (their descriptor words), the pool's Array of region views or undefined],
  * or null when no frame is waiting. */
 napi_value addon_channel_take(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelTake(channel)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(env, info, 1, argv, "channelTake(channel)");
   if (!ac) return NULL;
   return addon_channel_batch(env, ac);
 }
 
 napi_value addon_channel_flush(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   uint32_t timeout_ms;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelFlush(channel, ms)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(env, info, 2, argv, "channelFlush(channel, ms)");
   if (!ac) return NULL;
   if (addon_get_u32(env, argv[1], &timeout_ms) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelFlush: bad timeout");
@@ -407,12 +399,9 @@ napi_value addon_channel_flush(napi_env env, napi_callback_info info) {
 }
 
 napi_value addon_channel_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   bool ref = true;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelRef(channel, ref)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(env, info, 2, argv, "channelRef(channel, ref)");
   if (!ac) return NULL;
   NAPI_CALL(env, napi_get_value_bool(env, argv[1], &ref));
   channel_set_ref(ac->ch, ref);
@@ -420,11 +409,8 @@ napi_value addon_channel_ref(napi_env env, napi_callback_info info) {
 }
 
 napi_value addon_channel_max_frame_size(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], result;
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelMaxFrameSize(channel)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(env, info, 1, argv, "channelMaxFrameSize(channel)");
   if (!ac) return NULL;
   NAPI_CALL(env, napi_create_uint32(env, channel_max_frame_size(ac->ch), &result));
   return result;

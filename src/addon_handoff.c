@@ -18,19 +18,14 @@
  * payload (a Uint8Array) and a duplicate of fd to a subscriber of topic;
  * the caller keeps fd. */
 napi_value addon_channel_handoff(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6)
-    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
-                       "channelHandoff(channel, endpoint, requestId, topic, payload, fd)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac = addon_channel_args(
+      env, info, 6, argv, "channelHandoff(channel, endpoint, requestId, topic, payload, fd)");
   if (!ac) return NULL;
   uint32_t endpoint, request_id;
   int32_t fd;
   if (addon_get_u32(env, argv[1], &endpoint) != 0 ||
-      addon_get_u32(env, argv[2], &request_id) != 0 ||
-      napi_get_value_int32(env, argv[5], &fd) != napi_ok || fd < 0)
+      addon_get_u32(env, argv[2], &request_id) != 0 || addon_get_fd(env, argv[5], &fd) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
                        "channelHandoff: endpoint, request id and descriptor must be numbers");
   char topic[ADDON_TOPIC_MAX + 1];
@@ -73,7 +68,7 @@ napi_value addon_close_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+  if (argc < 1 || addon_get_fd(env, argv[0], &fd) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "closeFd(fd) needs a file descriptor");
   close(fd);
   return addon_undefined(env);

@@ -95,6 +95,10 @@ napi_value addon_undefined(napi_env env);
 /* 0 with *out set, or -1 when v is not a number (no exception). */
 int addon_get_u32(napi_env env, napi_value v, uint32_t *out);
 
+/* 0 with *fd set, or -1 when v is not a file descriptor (a number >= 0;
+ * no exception). */
+int addon_get_fd(napi_env env, napi_value v, int32_t *fd);
+
 /* ---- a channel (addon_channel.c) ----------------------------------------- */
 
 /* Unlinks ac from its instance and releases its channel (channel_release,
@@ -104,6 +108,12 @@ void addon_channel_release(addon_channel *ac, void (*done)(void *arg), void *arg
 /* The channel an external stands for, or NULL with an exception pending
  * (not a channel, or released). */
 addon_channel *addon_get_channel(napi_env env, napi_value v);
+
+/* For a function whose first argument is a channel: its n arguments into
+ * argv and the channel, or NULL with an exception pending (fewer than n
+ * came, usage then the message; or as addon_get_channel). */
+addon_channel *addon_channel_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                                  const char *usage);
 
 /* The functions JavaScript calls, native.channelCreate and the rest (see
  * addon_init). */
