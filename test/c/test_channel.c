@@ -506,6 +506,17 @@ static void test_waits(void) {
 
 /* ---- the input loan -------------------------------------------------------- */
 
+/* The peer sends an empty REPLY to request id, and the channel waits for
+ * it (a blocking call, which moves any lent input away): what
+ * channel_wait_reply returned, the payload it gave in *payload. */
+static int reply_empty(channel *ch, peer *p, uint32_t id, uint8_t **payload,
+                       uint32_t *payload_len) {
+  peer_send(p, FRAME_REPLY, 0, 0, 0, id, NULL, NULL, 0);
+  const char *why = NULL;
+  uint8_t status;
+  return channel_wait_reply(ch, id, 1000, &status, payload, payload_len, &why);
+}
+
 static void test_loan(void) {
   owner o;
   peer p;
@@ -538,12 +549,9 @@ static void test_loan(void) {
   uint8_t copy[256];
   memcpy(copy, data, len);
   peer_send(&p, FRAME_MESSAGE, 0, 0, 3, 0, "room", "third", 5);
-  peer_send(&p, FRAME_REPLY, 0, 0, 0, 30, NULL, NULL, 0);
-  const char *why = NULL;
-  uint8_t status;
   uint8_t *payload = NULL;
   uint32_t payload_len;
-  CHECK(channel_wait_reply(ch, 30, 1000, &status, &payload, &payload_len, &why) == 0);
+  CHECK(reply_empty(ch, &p, 30, &payload, &payload_len) == 0);
   CHECK(payload == NULL && payload_len == 0);
   CHECK(memcmp(data, copy, len) == 0);
   channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
@@ -626,12 +634,9 @@ static void test_slices(void) {
   peer_message(&p, 1, 2);
   turn(2);
   CHECK(slice(ch, 2, from, seq) == 2 && seq[0] == 0 && seq[1] == 100);
-  peer_send(&p, FRAME_REPLY, 0, 0, 0, 30, NULL, NULL, 0);
-  const char *why = NULL;
-  uint8_t status;
   uint8_t *payload = NULL;
   uint32_t payload_len;
-  CHECK(channel_wait_reply(ch, 30, 1000, &status, &payload, &payload_len, &why) == 0);
+  CHECK(reply_empty(ch, &p, 30, &payload, &payload_len) == 0);
   channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
   CHECK(slice(ch, 8, from, seq) == 2 && seq[0] == 1 && seq[1] == 2);
   channel_unlend(ch, CHANNEL_UNLEND_CONSUMED);
