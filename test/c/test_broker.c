@@ -154,7 +154,7 @@ static void test_pubsub(void) {
   /* Nothing else for a: its endpoint 1 never got its own messages. */
   turn(4);
   pump(&a);
-  CHECK(a.len == 0);
+  CHECK(peer_avail(&a) == 0);
   CHECK(stat(FRAME_STAT_MESSAGES_DELIVERED) >= 2000);
 
   /* Unsubscribe and endpoint close stop delivery. */
@@ -166,7 +166,7 @@ static void test_pubsub(void) {
   CHECK(f.request_id != 0 && f.request_id != publisher); /* c is another publisher */
   turn(4);
   pump(&c);
-  CHECK(c.len == 0);
+  CHECK(peer_avail(&c) == 0);
 
   /* A peer that goes away loses its subscriptions. */
   peer_close(&a);
@@ -777,7 +777,7 @@ static int big_check(const frame *f, const uint8_t *payload, uint32_t expect) {
 
 /* Reads at most max bytes: a reader slower than its socket fills. */
 static void pump_some(peer *p, size_t max) {
-  size_t room = sizeof(p->in) - p->len;
+  size_t room = peer_room(p);
   ssize_t n = recv(p->fd, p->in + p->len, room < max ? room : max, MSG_DONTWAIT);
   if (n > 0) p->len += (size_t)n;
   if (n == 0) p->eof = 1;
@@ -796,7 +796,7 @@ typedef struct big_reader {
 static int big_take(big_reader *r, uint32_t total) {
   static uint8_t got[48 * 1024];
   frame f;
-  if (r->next >= total || frame_decode(r->p->in, r->p->len, UINT32_MAX, &f) != FRAME_OK ||
+  if (r->next >= total || frame_decode(peer_data(r->p), peer_avail(r->p), UINT32_MAX, &f) != FRAME_OK ||
       next_frame(r->p, &f, got, sizeof(got)) != 0)
     return 0;
   if (!big_check(&f, got, r->next)) r->bad++;
@@ -915,13 +915,12 @@ static void test_broker_paused(void) {
     turn(1);
     pump(&reader);
     frame f;
-    while (frame_decode(reader.in, reader.len, UINT32_MAX, &f) == FRAME_OK) {
+    while (frame_decode(peer_data(&reader), peer_avail(&reader), UINT32_MAX, &f) == FRAME_OK) {
       uint32_t v;
       memcpy(&v, f.payload, 4);
       if (v != expect) wrong++;
       expect++;
-      memmove(reader.in, reader.in + f.size, reader.len - f.size);
-      reader.len -= f.size;
+      peer_drop(&reader, &f);
     }
   }
   free(stream);
@@ -1448,19 +1447,18 @@ static void send_handoff(peer *p, uint32_t endpoint, uint32_t id, const char *to
 static int next_frame_fds(peer *p, frame *f, uint8_t *payload, size_t cap, fdpass_queue *in) {
   for (int tries = 0; tries < 2000; tries++) {
     frame tmp;
-    if (frame_decode(p->in, p->len, UINT32_MAX, &tmp) == FRAME_OK) {
+    if (frame_decode(peer_data(p), peer_avail(p), UINT32_MAX, &tmp) == FRAME_OK) {
       *f = tmp;
       size_t n = tmp.payload_len < cap ? tmp.payload_len : cap;
       if (payload && n) memcpy(payload, tmp.payload, n);
-      memmove(p->in, p->in + tmp.size, p->len - tmp.size);
-      p->len -= tmp.size;
+      peer_drop(p, &tmp);
       if (f->type != FRAME_SHARED) return 0;
       close(fdpass_pop(in)); /* the pool's, when offered: not wanted here */
       continue;
     }
     turn(1);
     int got = 0, truncated = 0;
-    ssize_t r = fdpass_recv(p->fd, p->in + p->len, sizeof(p->in) - p->len, in, &got, &truncated);
+    ssize_t r = fdpass_recv(p->fd, p->in + p->len, peer_room(p), in, &got, &truncated);
     if (r > 0) p->len += (size_t)r;
     if (r == 0) return -1;
     if (tries > 100) sleep_ms(1);

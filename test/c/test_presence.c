@@ -45,7 +45,7 @@ static int next_frame(peer *p, frame *f, uint8_t payload[1024], char a[256]) {
 static int quiet(peer *p) {
   turn(4);
   pump(p);
-  return p->len == 0;
+  return peer_avail(p) == 0;
 }
 
 static void peer_open(peer *p) {
