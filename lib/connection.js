@@ -40,17 +40,27 @@ var W_B_LENGTH = protocol.WORD.B_LENGTH;
 var W_PAYLOAD_LENGTH = protocol.WORD.PAYLOAD_LENGTH;
 var W_REGION = protocol.WORD.REGION;
 var W_REGION_OFFSET = protocol.WORD.REGION_OFFSET;
+var SEND_WORDS = protocol.SEND_WORDS;
+var S_TYPE = protocol.SEND_WORD.TYPE;
+var S_ENDPOINT = protocol.SEND_WORD.ENDPOINT;
+var S_REQUEST_ID = protocol.SEND_WORD.REQUEST_ID;
+var S_FLAGS = protocol.SEND_WORD.FLAGS;
+var S_A_LENGTH = protocol.SEND_WORD.A_LENGTH;
+var S_B_LENGTH = protocol.SEND_WORD.B_LENGTH;
+var S_PAYLOAD_LENGTH = protocol.SEND_WORD.PAYLOAD_LENGTH;
 var readOptions = options.readOptions;
+var EMPTY = Buffer.alloc(0);
 
 // Nonces of this copy of the module start with this: an answer to one of
 // them that is not awaited is closed, and a second copy of the package in
 // the same worker keeps its own answers.
 var NONCE_PREFIX = process.pid + ':' + Math.random().toString(36).slice(2) + ':';
 var RETRY_FIRST_MS = 100;
-// A batch of publishes (Connection.publish): at most this many frames and
-// payload bytes. A payload above BATCH_PAYLOAD_MAX bytes, or a topic above
+// A batch of publishes (Connection.publish), or of other requests
+// (Connection.send): at most this many frames and payload bytes. A payload
+// above BATCH_PAYLOAD_MAX bytes, or a topic (client id, key) above
 // BATCH_TOPIC_MAX characters, goes alone: so a batched frame (header,
-// topic of up to 3 bytes a character, payload) always fits the smallest
+// names of up to 3 bytes a character, payload) always fits the smallest
 // maxFrameSize a broker may have, and the pool takes the large ones.
 var BATCH_FRAMES = 1024;
 var BATCH_BYTES = 64 * 1024;
@@ -94,6 +104,15 @@ function Connection(opts) {
   this.batchCount = 0;
   this.batchUsed = 0;
   this.batchScheduled = false;
+  // Other requests gathered for one call into the engine (send): frame i
+  // is described by sendWords[i * SEND_WORDS ...], its fields (names as
+  // UTF-8, then the payload) follow frame i - 1's in sendBytes. Only one of
+  // the two batches holds frames at any time, so the order of everything
+  // this process sends stays the order of the calls.
+  this.sendWords = new Uint32Array(BATCH_FRAMES * SEND_WORDS);
+  this.sendBytes = Buffer.allocUnsafe(BATCH_BYTES);
+  this.sendCount = 0;
+  this.sendUsed = 0;
   var self = this;
   this.flushBatchLater = function () {
     self.batchScheduled = false;
@@ -266,6 +285,8 @@ Connection.prototype.lost = function (reason) {
   var repeated = this.failure === reason;
   this.batchCount = 0; // publishes gathered for the broken channel are lost with it
   this.batchUsed = 0;
+  this.sendCount = 0; // so are other requests (pending: they fail below)
+  this.sendUsed = 0;
   this.state = 'closed';
   this.failure = reason;
   if (this.attempt) this.attempt.abandon(); // its answer, if any, is closed when it comes
@@ -356,8 +377,9 @@ Connection.prototype.reopen = function () {
 //   key       one of that client's keys
 //   payload   a Buffer: the message or the value
 //   flags     protocol.FLAG bits (none: 0)
-//   now       true: written before this returns (flushed), not at the end
-//             of this turn of the loop with the rest of the batch
+//   now       true: written before this returns (flushed); else gathered
+//             with the other requests of this turn of the JavaScript stack
+//             and handed to the engine in one call (see gather)
 //   callback  (err, status, payload) once the broker replied; none: no
 //             reply is asked for
 // Give every field, in this order, even those left undefined: every
@@ -378,6 +400,13 @@ Connection.prototype.send = function (request) {
   if (callback) {
     id = this.nextRequest;
     this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  }
+  if (request.now !== true && this.gather(request, id)) {
+    if (callback) {
+      this.pending.set(id, callback);
+      if (this.pending.size === 1) this.updateRef();
+    }
+    return;
   }
   try {
     this.write(request, id);
@@ -411,6 +440,7 @@ Connection.prototype.publish = function (endpoint, topic, payload, flags, now) {
     this.sendPublish(endpoint, topic, payload, flags, now);
     return;
   }
+  if (this.sendCount > 0) this.flushSends(); // the requests gathered before this go first
   if (this.batchCount > 0 && (endpoint !== this.batchEndpoint || topic !== this.batchTopic ||
       flags !== this.batchFlags || this.batchUsed + len > BATCH_BYTES || this.batchCount === BATCH_FRAMES)) {
     this.flushBatch();
@@ -441,10 +471,108 @@ Connection.prototype.sendPublish = function (endpoint, topic, payload, flags, no
   }
 };
 
-// Hands the gathered publishes to the engine. Every frame of a batch fits
-// the smallest maxFrameSize there is (see BATCH_PAYLOAD_MAX), so only a
-// broken channel (or no memory) can refuse one.
+// Adds a request to the batch handed to the engine at the end of this
+// turn of the JavaScript stack (a microtask), or before anything else is
+// sent; false (nothing done) for one that goes alone: a large payload, a
+// long name, or arguments the engine must refuse at once (channelSend
+// throws for them, to the caller).
+Connection.prototype.gather = function (request, id) {
+  var a = request.topic !== undefined ? request.topic : request.client;
+  var b = request.key;
+  var payload = request.payload;
+  var aChars = 0;
+  var bChars = 0;
+  var payloadLength = 0;
+  if (a !== undefined) {
+    if (typeof a !== 'string' || a.length > BATCH_TOPIC_MAX) return false;
+    aChars = a.length;
+  }
+  if (b !== undefined) {
+    if (typeof b !== 'string' || b.length > BATCH_TOPIC_MAX) return false;
+    bChars = b.length;
+  }
+  if (payload !== undefined) {
+    if (!(payload instanceof Uint8Array) || payload.length > BATCH_PAYLOAD_MAX) return false;
+    payloadLength = payload.length;
+  }
+  var type = request.type;
+  var flags = request.flags || 0;
+  if (typeof type !== 'number' || typeof request.endpoint !== 'number' || typeof flags !== 'number') return false;
+  if (this.batchCount > 0) this.flushBatch(); // the publishes gathered before this go first
+  if (this.sendCount === BATCH_FRAMES || this.sendUsed + 3 * (aChars + bChars) + payloadLength > BATCH_BYTES) {
+    this.flushSends();
+  }
+  if (this.state === 'closed') return false; // a flush found the channel broken: send says so
+  if (this.sendCount === 0 && !this.batchScheduled) {
+    this.batchScheduled = true;
+    queueMicrotask(this.flushBatchLater);
+  }
+  var bytes = this.sendBytes;
+  var at = this.sendUsed;
+  var aLength = aChars === 0 ? 0 : writeName(bytes, at, a);
+  var bLength = bChars === 0 ? 0 : writeName(bytes, at + aLength, b);
+  at += aLength + bLength;
+  if (payloadLength > 0) bytes.set(payload, at);
+  this.sendUsed = at + payloadLength;
+  var w = this.sendWords;
+  var i = this.sendCount++ * SEND_WORDS;
+  w[i + S_TYPE] = type;
+  w[i + S_ENDPOINT] = request.endpoint;
+  w[i + S_REQUEST_ID] = id;
+  w[i + S_FLAGS] = flags;
+  w[i + S_A_LENGTH] = aLength;
+  w[i + S_B_LENGTH] = bLength;
+  w[i + S_PAYLOAD_LENGTH] = payloadLength;
+  return true;
+};
+
+// Writes s as UTF-8 at bytes[at] (room for 3 bytes a character); returns
+// its length. Names are short and mostly ASCII: copied by hand, that costs
+// less than a call into node's encoder.
+function writeName(bytes, at, s) {
+  var len = s.length;
+  if (len <= 64) {
+    for (var i = 0; i < len; i++) {
+      var c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      bytes[at + i] = c;
+    }
+    if (i === len) return len;
+  }
+  return bytes.utf8Write(s, at);
+}
+
+// Hands the gathered requests to the engine. Every frame fits the smallest
+// maxFrameSize there is (see BATCH_PAYLOAD_MAX), so only a broken channel
+// (then every pending request fails) or a lack of memory can refuse one;
+// then the requests that were not queued fail with that error.
+Connection.prototype.flushSends = function () {
+  var count = this.sendCount;
+  if (count === 0) return;
+  this.sendCount = 0;
+  this.sendUsed = 0;
+  if (this.state === 'closed' || this.failure) return;
+  try {
+    native.channelSendMany(this.channel, this.sendWords, this.sendBytes, count);
+  } catch (err) {
+    if (err.code === 'ERR_CLUSTER_STORE_CLOSED') return this.lost(err.message);
+    var w = this.sendWords;
+    for (var i = typeof err.queued === 'number' ? err.queued : 0; i < count; i++) {
+      var id = w[i * SEND_WORDS + S_REQUEST_ID];
+      var callback = id ? this.pending.get(id) : undefined;
+      if (callback === undefined) continue;
+      this.pending.delete(id);
+      process.nextTick(callback, err);
+    }
+    if (this.pending.size === 0) this.updateRef();
+  }
+};
+
+// Hands the gathered publishes (or other requests) to the engine. Every
+// frame of a batch fits the smallest maxFrameSize there is (see
+// BATCH_PAYLOAD_MAX), so only a broken channel (or no memory) can refuse one.
 Connection.prototype.flushBatch = function () {
+  if (this.sendCount > 0) this.flushSends();
   var count = this.batchCount;
   if (count === 0) return;
   this.batchCount = 0;
@@ -461,7 +589,7 @@ Connection.prototype.flushBatch = function () {
 
 // One frame into the channel's output, with request id (0: no reply).
 Connection.prototype.write = function (request, id) {
-  if (this.batchCount > 0) this.flushBatch();
+  if (this.batchCount > 0 || this.sendCount > 0) this.flushBatch();
   native.channelSend(this.channel, request.type, request.endpoint, id,
     request.topic !== undefined ? request.topic : request.client, request.key, request.payload,
     request.flags || 0, request.now === true);
@@ -616,7 +744,9 @@ Connection.prototype.deliverOne = function (bytes, words, i, pool) {
     }
     return;
   }
-  var payload = within.subarray(payloadStart, payloadEnd);
+  // Most replies carry nothing (a set's, a delete's): one empty Buffer
+  // stands for all of them.
+  var payload = payloadEnd === payloadStart ? EMPTY : within.subarray(payloadStart, payloadEnd);
   if (type === TYPE.JOINED || type === TYPE.LEFT) {
     // A member of a topic this endpoint is a member of came or went.
     var member = this.endpoints.get(words[i + W_ENDPOINT]);

@@ -25,6 +25,12 @@ var DESCRIPTOR_WORDS = constants.DESCRIPTOR_WORDS;
 var WORD = constants.WORD;
 var WORD_SHARED = constants.WORD_SHARED;
 
+// Frames handed to the addon in one call (channelSendMany) are described
+// with SEND_WORDS numbers each; SEND_WORD names their indices (src/
+// addon_internal.h's ADDON_SEND_WORD_LIST).
+var SEND_WORDS = constants.SEND_WORDS;
+var SEND_WORD = constants.SEND_WORD;
+
 // The broker's counters, in the order of a STATS reply (FRAME_STAT_LIST).
 // These names are API (stats()); 'channels' counts topics, as the C side
 // still calls them.
@@ -45,6 +51,8 @@ module.exports = {
   DESCRIPTOR_WORDS: DESCRIPTOR_WORDS,
   WORD: WORD,
   WORD_SHARED: WORD_SHARED,
+  SEND_WORDS: SEND_WORDS,
+  SEND_WORD: SEND_WORD,
   STAT_NAMES: STAT_NAMES,
   statsObject: statsObject
 };

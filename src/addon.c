@@ -248,9 +248,9 @@ static napi_status addon_set_frozen(napi_env env, napi_value obj, const char *na
 
 /* native.constants: what JavaScript shares with the engine, made from the
  * lists in frame.h and the descriptor words (addon_internal.h), so lib/
- * copies none of it. TYPE, STATUS, FLAG, DEFAULTS and WORD map names to
- * numbers; STAT_NAMES lists the counters of a STATS reply in their order;
- * the rest are numbers. Frozen, all of it. */
+ * copies none of it. TYPE, STATUS, FLAG, DEFAULTS, WORD and SEND_WORD map
+ * names to numbers; STAT_NAMES lists the counters of a STATS reply in their
+ * order; the rest are numbers. Frozen, all of it. */
 static napi_value addon_constants(napi_env env) {
   napi_value constants, table;
   napi_status st = napi_create_object(env, &constants);
@@ -259,12 +259,14 @@ static napi_value addon_constants(napi_env env) {
   ADDON_TABLE_("FLAG", FRAME_FLAG_LIST)
   ADDON_TABLE_("DEFAULTS", FRAME_DEFAULT_LIST)
   ADDON_TABLE_("WORD", ADDON_WORD_LIST)
+  ADDON_TABLE_("SEND_WORD", ADDON_SEND_WORD_LIST)
   ADDON_TABLE_("UPLINK_STATE", UPLINK_STATE_LIST)
   ADDON_TABLE_("UPLINK_FAULT", UPLINK_FAULT_LIST)
   table = constants;
   FRAME_NUMBER_LIST(ADDON_NUMBER_)
   ADDON_NUMBER_(DESCRIPTOR_WORDS, ADDON_DESCRIPTOR_WORDS)
   ADDON_NUMBER_(WORD_SHARED, ADDON_WORD_SHARED)
+  ADDON_NUMBER_(SEND_WORDS, ADDON_SEND_WORDS)
   ADDON_NUMBER_(UPLINK_BARRIER_MS, UPLINK_BARRIER_MS)
   if (st == napi_ok) st = napi_create_array_with_length(env, FRAME_STATS_COUNT, &table);
   FRAME_STAT_LIST(ADDON_STAT_NAME_)
@@ -306,6 +308,7 @@ static napi_value addon_init(napi_env env, napi_value exports) {
       ADDON_METHOD("channelAttach", addon_channel_attach),
       ADDON_METHOD("channelSend", addon_channel_send),
       ADDON_METHOD("channelPublishMany", addon_channel_publish_many),
+      ADDON_METHOD("channelSendMany", addon_channel_send_many),
       ADDON_METHOD("channelWait", addon_channel_wait),
       ADDON_METHOD("channelTake", addon_channel_take),
       ADDON_METHOD("channelFlush", addon_channel_flush),

@@ -1,7 +1,7 @@
 /* addon_channel: a channel as JavaScript holds it, an external that owns
  * an addon_channel (freed when collected), and the functions lib/ calls on
  * it: channelCreate, channelAttach, channelSend, channelPublishMany,
- * channelWait, channelTake, channelFlush, channelRef, channelMaxFrameSize and
+ * channelSendMany, channelWait, channelTake, channelFlush, channelRef, channelMaxFrameSize and
  * channelClose.
  *
  * From create to release a channel is in its instance's list, so teardown
@@ -336,6 +336,92 @@ napi_value addon_channel_publish_many(napi_env env, napi_callback_info info) {
     if (len) memcpy(at + FRAME_HEADER_SIZE + topic_len, bytes + start, len);
     channel_commit(ac->ch, size, 0);
     start = end;
+  }
+  return addon_undefined(env);
+}
+
+/* Throws what addon_throw_send_error throws for the frame that could not
+ * be queued, with `queued` on the error: how many frames of the call were. */
+static void addon_throw_send_many_error(napi_env env, addon_channel *ac, uint32_t size, int error,
+                                        uint32_t queued) {
+  napi_value err, count;
+  addon_throw_send_error(env, ac, size, error);
+  if (napi_get_and_clear_last_exception(env, &err) != napi_ok) return;
+  if (napi_create_uint32(env, queued, &count) == napi_ok)
+    (void)napi_set_named_property(env, err, "queued", count);
+  napi_throw(env, err);
+}
+
+/* channelSendMany(channel, words, bytes, count): count frames of any kind
+ * channelSend sends, in order, as channelSend queues them without flushNow:
+ * frame i is described by words[i * SEND_WORDS ...] (SEND_WORD names them),
+ * its fields lie in bytes right after those of frame i - 1 (field a, field
+ * b, payload; names already UTF-8). What one turn of the loop asks of the
+ * broker, in one call. Payloads of BUFFER_PARTS_MIN bytes or more are
+ * refused: they take channelSend, which may send them without a copy.
+ * Throws as channelSend, with `queued` on the error: the frames before the
+ * one that failed are queued, the rest are not. */
+napi_value addon_channel_send_many(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany(channel, words, bytes, count)");
+  addon_channel *ac = addon_get_channel(env, argv[0]);
+  if (!ac) return NULL;
+  uint32_t count;
+  if (addon_get_u32(env, argv[3], &count) != 0)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad count");
+  napi_typedarray_type words_type, bytes_type;
+  size_t words_len = 0, bytes_len = 0;
+  void *words_data = NULL, *bytes_data = NULL;
+  bool is_typed = false;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[1], &is_typed));
+  if (is_typed) {
+    NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_typed));
+  }
+  if (!is_typed) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad arrays");
+  NAPI_CALL(env,
+            napi_get_typedarray_info(env, argv[1], &words_type, &words_len, &words_data, NULL, NULL));
+  NAPI_CALL(env,
+            napi_get_typedarray_info(env, argv[2], &bytes_type, &bytes_len, &bytes_data, NULL, NULL));
+  if (words_type != napi_uint32_array || bytes_type != napi_uint8_array ||
+      (size_t)count > words_len / ADDON_SEND_WORDS)
+    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad arrays");
+  const uint32_t *w = words_data;
+  const uint8_t *bytes = bytes_data;
+  size_t start = 0;
+  for (uint32_t i = 0; i < count; i++, w += ADDON_SEND_WORDS) {
+    uint32_t type = w[ADDON_SEND_WORD_TYPE];
+    size_t a_len = w[ADDON_SEND_WORD_A_LENGTH], b_len = w[ADDON_SEND_WORD_B_LENGTH];
+    size_t payload_len = w[ADDON_SEND_WORD_PAYLOAD_LENGTH];
+    size_t fields = a_len + b_len + payload_len; /* each under 2^32: no overflow */
+    if (type == 0 || type > FRAME_TYPE_MAX || type == FRAME_HANDOFF ||
+        payload_len >= BUFFER_PARTS_MIN || fields > bytes_len - start) {
+      napi_value err, queued;
+      if (napi_create_uint32(env, i, &queued) != napi_ok) return NULL;
+      addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: a bad frame description");
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) {
+        (void)napi_set_named_property(env, err, "queued", queued);
+        napi_throw(env, err);
+      }
+      return NULL;
+    }
+    uint32_t size = frame_size(a_len, b_len, payload_len);
+    uint8_t *at = channel_reserve(ac->ch, size ? size : UINT32_MAX);
+    if (!at) {
+      addon_throw_send_many_error(env, ac, size ? size : UINT32_MAX, errno, i);
+      return NULL;
+    }
+    /* As channelSend: only the flags JavaScript may set. */
+    uint32_t flags = w[ADDON_SEND_WORD_FLAGS] &
+                     (FRAME_FLAG_BARRIER | FRAME_FLAG_REMOTE | FRAME_FLAG_RETAIN |
+                      FRAME_FLAG_UNROUTED | FRAME_FLAG_SETTLE);
+    frame_write_header(at, (uint8_t)type, 0, (uint16_t)flags, w[ADDON_SEND_WORD_ENDPOINT],
+                       w[ADDON_SEND_WORD_REQUEST_ID], a_len, b_len, payload_len);
+    if (fields) memcpy(at + FRAME_HEADER_SIZE, bytes + start, fields);
+    channel_commit(ac->ch, size, 0);
+    start += fields;
   }
   return addon_undefined(env);
 }

@@ -45,6 +45,25 @@ enum addon_word {
 /* In a descriptor's TYPE word: the payload is in the shared pool. */
 #define ADDON_WORD_SHARED (1u << 16)
 
+/* The words that describe one frame JavaScript hands channelSendMany,
+ * X(NAME, index), exported as native.constants.SEND_WORD (with SEND_WORDS,
+ * the count). The frame's fields lie in the call's bytes one after the
+ * other, frame after frame: field a, field b, then the payload. */
+#define ADDON_SEND_WORD_LIST(X)                                                                    \
+  X(TYPE, 0)                                                                                       \
+  X(ENDPOINT, 1)                                                                                   \
+  X(REQUEST_ID, 2) /* 0: no reply asked for */                                                     \
+  X(FLAGS, 3)                                                                                      \
+  X(A_LENGTH, 4)                                                                                   \
+  X(B_LENGTH, 5)                                                                                   \
+  X(PAYLOAD_LENGTH, 6)
+
+#define ADDON_SEND_WORD_ENUM_(name, index) ADDON_SEND_WORD_##name = index,
+enum addon_send_word {
+  ADDON_SEND_WORD_LIST(ADDON_SEND_WORD_ENUM_) ADDON_SEND_WORDS =
+      0 ADDON_SEND_WORD_LIST(ADDON_WORD_COUNT_)
+};
+
 typedef struct addon_channel addon_channel;
 
 typedef struct addon {
@@ -121,6 +140,7 @@ napi_value addon_channel_create(napi_env env, napi_callback_info info);
 napi_value addon_channel_attach(napi_env env, napi_callback_info info);
 napi_value addon_channel_send(napi_env env, napi_callback_info info);
 napi_value addon_channel_publish_many(napi_env env, napi_callback_info info);
+napi_value addon_channel_send_many(napi_env env, napi_callback_info info);
 napi_value addon_channel_wait(napi_env env, napi_callback_info info);
 napi_value addon_channel_take(napi_env env, napi_callback_info info);
 napi_value addon_channel_flush(napi_env env, napi_callback_info info);
