@@ -393,6 +393,12 @@ function tooDeepArray(v, depth, met) {
   return false;
 }
 
+// What errors call the value: what, or what "name" when a name is given
+// (made only for an error: the calls that succeed build no text).
+function describe(what, name) {
+  return name === undefined ? what : what + ' "' + name + '"';
+}
+
 function valueError(value, what, err) {
   var e = new TypeError('socket.io-cluster-store: cannot store ' + what + ': ' +
     (err && err.message ? err.message : String(err)) + ' (values must be data: JSON values, ' +
@@ -413,9 +419,10 @@ function depthError(what) {
 // the next call reuses: the caller copies it (the engine does) before
 // encoding anything else. prefix (optional, a Buffer): bytes written
 // before the value's, for a caller with a header of its own (decode then
-// takes where the value starts).
-function encode(value, what, prefix) {
-  if (busy) return encodeV8(value, what, prefix); // a getter publishing mid-encode
+// takes where the value starts). Errors name the value what, or what
+// "name" when name is given.
+function encode(value, what, prefix, name) {
+  if (busy) return encodeV8(value, what, prefix, name); // a getter publishing mid-encode
   busy = true;
   pos = 0;
   // Do not keep a huge buffer for good because of one huge value.
@@ -434,18 +441,18 @@ function encode(value, what, prefix) {
     writeValue(value, 0);
     return view(pos);
   } catch (err) {
-    if (err === TOO_DEEP) throw depthError(what);
+    if (err === TOO_DEEP) throw depthError(describe(what, name));
     // A getter or a Proxy trap that threw: the value's fault, reported as
     // such (the V8 form would call it again).
-    if (err !== NOT_COMPACT) throw valueError(value, what, err);
+    if (err !== NOT_COMPACT) throw valueError(value, describe(what, name), err);
   } finally {
     busy = false;
     forgetSeen();
   }
-  return encodeV8(value, what, prefix);
+  return encodeV8(value, what, prefix, name);
 }
 
-function encodeV8(value, what, prefix) {
+function encodeV8(value, what, prefix, name) {
   var bytes;
   try {
     bytes = v8.serialize(value);
@@ -457,16 +464,16 @@ function encodeV8(value, what, prefix) {
     } catch (e) {
       // the serializer's own error says more
     }
-    throw deepAlso ? depthError(what) : valueError(value, what, err);
+    throw deepAlso ? depthError(describe(what, name)) : valueError(value, describe(what, name), err);
   }
   if (bytes.length > MAX_DEPTH * V8_MIN_LEVEL_BYTES) {
     var deep;
     try {
       deep = tooDeep(value, 0, new Set());
     } catch (err) {
-      throw valueError(value, what, err);
+      throw valueError(value, describe(what, name), err);
     }
-    if (deep) throw depthError(what);
+    if (deep) throw depthError(describe(what, name));
   }
   var at = prefix === undefined ? 0 : prefix.length;
   var copy = Buffer.allocUnsafe(at + bytes.length + 1);

@@ -137,7 +137,7 @@ module.exports = function createStore(io) {
     if (bad) throw bad;
     var args = Array.prototype.slice.call(arguments, 1);
     // Encoding errors throw a TypeError here, before anything is sent.
-    var payload = codec.encode(args, 'the arguments published on "' + topic + '"');
+    var payload = codec.encode(args, 'the arguments published on', undefined, topic);
     if (!this._closed) {
       var now = FLUSH_AT_ONCE.has(topic);
       this._connection.send({ type: TYPE.PUBLISH, endpoint: this._endpoint, topic: topic,
@@ -282,39 +282,58 @@ module.exports = function createStore(io) {
 
   util.inherits(Client, Store.Client);
 
-  // A request on this client's data: { type, key, payload }. One without a
-  // key field concerns the whole client (clear, expire); one whose key is
-  // there but undefined is refused like any key that is not a string.
-  Client.prototype._kv = function (request, fn, decode) {
-    var bad = checkName('a client id', this.id) || ('key' in request ? checkName('a key', request.key) : null);
-    if (bad) return later(fn, bad);
-    request.client = this.id;
-    this.store._request(request, function (err, status, bytes) {
-      if (typeof fn !== 'function') return;
+  // A request on this client's data, of type with key (NO_KEY: one that
+  // concerns the whole client, as clear and expire do; a key that is not a
+  // string is refused) and payload (or undefined). fn(err, value) once
+  // answered, value as read(status, bytes, key) makes it. One closure per
+  // call, no request object of its own: get and set are the hot path of
+  // per-client data.
+  Client.prototype._kv = function (type, key, payload, fn, read) {
+    var bad = checkName('a client id', this.id) || (key !== NO_KEY ? checkName('a key', key) : null);
+    if (bad) return later(fn, bad), this;
+    var store = this.store;
+    if (store._closed) return later(fn, storeError('the store was destroyed', 'ERR_CLUSTER_STORE_DESTROYED')), this;
+    var callback = typeof fn !== 'function' ? null : function (err, status, bytes) {
       if (err) return fn(err);
       if (status !== STATUS.OK && status !== STATUS.MISSING) return fn(replyError(status, bytes));
       var value;
       try {
-        value = decode(status, bytes);
+        value = read(status, bytes, key);
       } catch (e) {
         return fn(e);
       }
       fn(null, value);
-    });
+    };
+    try {
+      store._connection.send({ type: type, endpoint: store._endpoint, topic: undefined,
+        client: this.id, key: key !== NO_KEY ? key : undefined, payload: payload, flags: 0,
+        now: false, callback: callback });
+    } catch (err) {
+      later(fn, err);
+    }
     return this;
   };
 
+  // Stands for "no key" in _kv (any key a caller passes is checked).
+  var NO_KEY = {};
+
   function none() { return undefined; }
 
+  function readValue(status, bytes, key) {
+    if (status !== STATUS.OK) return null;
+    try {
+      return codec.decode(bytes);
+    } catch (err) {
+      throw decodeError('the value of "' + key + '"', err);
+    }
+  }
+
+  function readFound(status) {
+    return status === STATUS.OK;
+  }
+
   Client.prototype.get = function (key, fn) {
-    return this._kv({ type: TYPE.KV_GET, key: key }, fn, function (status, bytes) {
-      if (status !== STATUS.OK) return null;
-      try {
-        return codec.decode(bytes);
-      } catch (err) {
-        throw decodeError('the value of "' + key + '"', err);
-      }
-    });
+    return this._kv(TYPE.KV_GET, key, undefined, fn, readValue);
   };
 
   Client.prototype.set = function (key, value, fn) {
@@ -322,22 +341,20 @@ module.exports = function createStore(io) {
     if (bad) return later(fn, bad), this;
     var payload;
     try {
-      payload = codec.encode(value, 'the value of "' + key + '"');
+      payload = codec.encode(value, 'the value of', undefined, key);
     } catch (err) {
       later(fn, err);
       return this;
     }
-    return this._kv({ type: TYPE.KV_SET, key: key, payload: payload }, fn, none);
+    return this._kv(TYPE.KV_SET, key, payload, fn, none);
   };
 
   Client.prototype.has = function (key, fn) {
-    return this._kv({ type: TYPE.KV_HAS, key: key }, fn, function (status) {
-      return status === STATUS.OK;
-    });
+    return this._kv(TYPE.KV_HAS, key, undefined, fn, readFound);
   };
 
   Client.prototype.del = function (key, fn) {
-    return this._kv({ type: TYPE.KV_DEL, key: key }, fn, none);
+    return this._kv(TYPE.KV_DEL, key, undefined, fn, none);
   };
 
   // destroy(): clear the client's data now. destroy(seconds): keep it that
@@ -345,12 +362,12 @@ module.exports = function createStore(io) {
   // not move the deadline, as with RedisStore's EXPIRE.
   Client.prototype.destroy = function (expiration) {
     if (typeof expiration !== 'number') {
-      this._kv({ type: TYPE.KV_CLEAR }, null, none);
+      this._kv(TYPE.KV_CLEAR, NO_KEY, undefined, null, none);
     } else {
       var ms = Math.max(0, Math.min(0xffffffff, Math.round(expiration * 1000)));
       var payload = Buffer.alloc(4);
       payload.writeUInt32LE(ms, 0);
-      this._kv({ type: TYPE.KV_EXPIRE, payload: payload }, null, none);
+      this._kv(TYPE.KV_EXPIRE, NO_KEY, payload, null, none);
     }
     return this;
   };
