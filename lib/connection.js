@@ -467,7 +467,9 @@ Connection.prototype.send = function (request) {
     id = this.nextRequest;
     this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
   }
-  if (request.now !== true && this.gather(request, id)) {
+  if (request.now !== true && this.gather(request.type, request.endpoint,
+      request.topic !== undefined ? request.topic : request.client, request.key, request.payload,
+      request.flags || 0, id)) {
     if (callback) {
       this.pending.set(id, callback);
       if (this.pending.size === 1) this.updateRef();
@@ -537,15 +539,32 @@ Connection.prototype.sendPublish = function (endpoint, topic, payload, flags, no
   }
 };
 
+// send() for a request on a client's data (flags 0, not now), its fields
+// as arguments: the path of every get and set, with no request object.
+Connection.prototype.ask = function (type, endpoint, client, key, payload, callback) {
+  if (this.state === 'closed' || this.failure || callback === null) {
+    this.send({ type: type, endpoint: endpoint, topic: undefined, client: client, key: key,
+      payload: payload, flags: 0, now: false, callback: callback });
+    return;
+  }
+  var id = this.nextRequest;
+  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  if (!this.gather(type, endpoint, client, key, payload, 0, id)) {
+    // One that goes alone (a large value): as send sends it.
+    this.send({ type: type, endpoint: endpoint, topic: undefined, client: client, key: key,
+      payload: payload, flags: 0, now: false, callback: callback });
+    return;
+  }
+  this.pending.set(id, callback);
+  if (this.pending.size === 1) this.updateRef();
+};
+
 // Adds a request to the batch handed to the engine at the end of this
 // turn of the JavaScript stack (a microtask), or before anything else is
 // sent; false (nothing done) for one that goes alone: a large payload, a
 // long name, or arguments the engine must refuse at once (channelSend
-// throws for them, to the caller).
-Connection.prototype.gather = function (request, id) {
-  var a = request.topic !== undefined ? request.topic : request.client;
-  var b = request.key;
-  var payload = request.payload;
+// throws for them, to the caller). a: the topic or client id, b: the key.
+Connection.prototype.gather = function (type, endpoint, a, b, payload, flags, id) {
   var aChars = 0;
   var bChars = 0;
   var payloadLength = 0;
@@ -561,9 +580,7 @@ Connection.prototype.gather = function (request, id) {
     if (!(payload instanceof Uint8Array) || payload.length > BATCH_PAYLOAD_MAX) return false;
     payloadLength = payload.length;
   }
-  var type = request.type;
-  var flags = request.flags || 0;
-  if (typeof type !== 'number' || typeof request.endpoint !== 'number' || typeof flags !== 'number') return false;
+  if (typeof type !== 'number' || typeof endpoint !== 'number' || typeof flags !== 'number') return false;
   if (this.batchCount > 0) this.flushBatch(); // the publishes gathered before this go first
   if (this.sendCount === BATCH_FRAMES || this.sendUsed + 3 * (aChars + bChars) + payloadLength > BATCH_BYTES) {
     this.flushSends();
@@ -583,7 +600,7 @@ Connection.prototype.gather = function (request, id) {
   var w = this.sendWords;
   var i = this.sendCount++ * SEND_WORDS;
   w[i + S_TYPE] = type;
-  w[i + S_ENDPOINT] = request.endpoint;
+  w[i + S_ENDPOINT] = endpoint;
   w[i + S_REQUEST_ID] = id;
   w[i + S_FLAGS] = flags;
   w[i + S_A_LENGTH] = aLength;

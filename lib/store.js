@@ -305,9 +305,8 @@ module.exports = function createStore(io) {
       fn(null, value);
     };
     try {
-      store._connection.send({ type: type, endpoint: store._endpoint, topic: undefined,
-        client: this.id, key: key !== NO_KEY ? key : undefined, payload: payload, flags: 0,
-        now: false, callback: callback });
+      store._connection.ask(type, store._endpoint, this.id, key !== NO_KEY ? key : undefined, payload,
+        callback);
     } catch (err) {
       later(fn, err);
     }
