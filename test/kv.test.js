@@ -226,6 +226,39 @@ describe('client data across the cluster (4 workers)', function () {
     assert.strictEqual(finals[0].i, PER - 1);
   });
 
+  // Calls made in one turn are handed to the engine in batches; a large
+  // value or a long key goes alone. Either way, each get sees the set made
+  // just before it.
+  it('calls made in one turn keep their order, past the batch limits and with large values', async function () {
+    this.timeout(60000);
+    var r = await cluster.run(3, async function (ctx, a) {
+      var client = ctx.store('kv').client(a.id);
+      var longKey = 'k'.repeat(300);
+      var calls = [];
+      for (var i = 0; i < a.n; i++) {
+        // every 97th value is large (over a batch's payload limit), every
+        // 89th over the engine's copy-free size; every 7th key is long
+        var value = i % 97 === 0 ? { i: i, pad: 'x'.repeat(5000) } :
+          i % 89 === 0 ? { i: i, pad: 'y'.repeat(20000) } : { i: i };
+        var key = i % 7 === 0 ? longKey : 'k';
+        calls.push(ctx.call(client, 'set', key, value));
+        calls.push(ctx.call(client, 'get', key));
+      }
+      var results = await Promise.all(calls);
+      var wrong = [];
+      for (var j = 0; j < a.n; j++) {
+        var set = results[2 * j];
+        var got = results[2 * j + 1];
+        if (set[0] || got[0] || !got[1] || got[1].i !== j) {
+          wrong.push({ i: j, setErr: set[0] && set[0].message, getErr: got[0] && got[0].message,
+            got: got[1] && got[1].i });
+        }
+      }
+      return { wrong: wrong.slice(0, 5), count: wrong.length };
+    }, { id: clientId('turn'), n: 3000 });
+    assert.deepStrictEqual(r, { wrong: [], count: 0 });
+  });
+
   it('keys and client ids that are not strings give an Error in the callback', async function () {
     var r = await cluster.run(2, async function (ctx) {
       var client = ctx.store('kv').client('keys-client');
