@@ -362,12 +362,9 @@ static void addon_throw_send_many_error(napi_env env, addon_channel *ac, uint32_
  * Throws as channelSend, with `queued` on the error: the frames before the
  * one that failed are queued, the rest are not. */
 napi_value addon_channel_send_many(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4)
-    return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany(channel, words, bytes, count)");
-  addon_channel *ac = addon_get_channel(env, argv[0]);
+  addon_channel *ac =
+      addon_channel_args(env, info, 4, argv, "channelSendMany(channel, words, bytes, count)");
   if (!ac) return NULL;
   uint32_t count;
   if (addon_get_u32(env, argv[3], &count) != 0)
