@@ -378,10 +378,10 @@ napi_value addon_channel_send_many(napi_env env, napi_callback_info info) {
     NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_typed));
   }
   if (!is_typed) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad arrays");
-  NAPI_CALL(env,
-            napi_get_typedarray_info(env, argv[1], &words_type, &words_len, &words_data, NULL, NULL));
-  NAPI_CALL(env,
-            napi_get_typedarray_info(env, argv[2], &bytes_type, &bytes_len, &bytes_data, NULL, NULL));
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &words_type, &words_len, &words_data, NULL,
+                                          NULL));
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &bytes_type, &bytes_len, &bytes_data, NULL,
+                                          NULL));
   if (words_type != napi_uint32_array || bytes_type != napi_uint8_array ||
       (size_t)count > words_len / ADDON_SEND_WORDS)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad arrays");
@@ -411,9 +411,9 @@ napi_value addon_channel_send_many(napi_env env, napi_callback_info info) {
       return NULL;
     }
     /* As channelSend: only the flags JavaScript may set. */
-    uint32_t flags = w[ADDON_SEND_WORD_FLAGS] &
-                     (FRAME_FLAG_BARRIER | FRAME_FLAG_REMOTE | FRAME_FLAG_RETAIN |
-                      FRAME_FLAG_UNROUTED | FRAME_FLAG_SETTLE);
+    uint32_t flags =
+        w[ADDON_SEND_WORD_FLAGS] & (FRAME_FLAG_BARRIER | FRAME_FLAG_REMOTE | FRAME_FLAG_RETAIN |
+                                    FRAME_FLAG_UNROUTED | FRAME_FLAG_SETTLE);
     frame_write_header(at, (uint8_t)type, 0, (uint16_t)flags, w[ADDON_SEND_WORD_ENDPOINT],
                        w[ADDON_SEND_WORD_REQUEST_ID], a_len, b_len, payload_len);
     if (fields) memcpy(at + FRAME_HEADER_SIZE, bytes + start, fields);
