@@ -301,7 +301,7 @@ describe('past one machine: faults', function () {
     } finally {
       a.cluster.kill('master', 'SIGCONT');
     }
-    assert.match(stopped.err, /did not answer in time/);
+    assert.match(String(stopped.err), /did not answer in time/, JSON.stringify(stopped));
     assert.ok((await machines.stats(b)).uplinkFailedRequests >= 1);
     assert.deepStrictEqual(await call(b, 2, 'frozen', 'get', 'k'), { err: null, value: 'v' });
   });
