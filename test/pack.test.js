@@ -22,12 +22,29 @@ function run(cmd, args, cwd) {
 describe('npm package', function () {
   this.timeout(300000);
   var dir;
+  // prebuildify builds in build/ and moves the binary out to prebuilds/,
+  // which node-gyp-build loads first: left so, it would shadow every later
+  // `npm run build` in this checkout. The checkout's own build is kept
+  // aside and put back, and a prebuilds/ the test made is removed.
+  var prebuilds = path.join(root, 'prebuilds');
+  var hadPrebuilds = fs.existsSync(prebuilds);
+  var built = path.join(root, 'build', 'Release', 'cluster_store.node');
+  var saved = null;
 
   before(function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster-store-pack-'));
+    if (fs.existsSync(built)) {
+      saved = path.join(dir, 'cluster_store.node');
+      fs.copyFileSync(built, saved);
+    }
   });
 
   after(function () {
+    if (saved) {
+      fs.mkdirSync(path.dirname(built), { recursive: true });
+      fs.copyFileSync(saved, built);
+    }
+    if (!hadPrebuilds && saved) fs.rmSync(prebuilds, { recursive: true, force: true });
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
