@@ -1,11 +1,23 @@
 'use strict';
 // Values cross the channel as bytes this module writes. Two forms:
 //
-//  - COMPACT (first byte 1): the values socket.io and applications pass
-//    almost always (plain objects, arrays, strings, numbers, booleans, null,
-//    undefined, Dates), written by a small tagged encoder straight into a
-//    reused buffer. It keeps what JSON loses: undefined, array holes, NaN,
-//    Infinity, -0, Dates, the "__proto__" key as data.
+//  - COMPACT (first byte 3, 4 or 5): the values socket.io and applications
+//    pass almost always (plain objects, arrays, strings, numbers, booleans,
+//    null, undefined, Dates), written by a small tagged encoder straight
+//    into a reused buffer. It keeps what JSON loses: undefined, array
+//    holes, NaN, Infinity, -0, Dates, the "__proto__" key as data, lone
+//    surrogates. Its layout:
+//
+//      form      3: no string table; 4: an ASCII one; 5: a UTF-16LE one
+//      tagged    the value: a tag byte per item, then what it holds; short
+//                ASCII strings and keys in line, the others' characters
+//                in the table, in the order they are met
+//      table     (forms 4 and 5) those characters
+//      4 bytes   (forms 4 and 5) the table's length in bytes, little-endian
+//
+//    Cost per string and per key, not per character, is what this layout
+//    is for: objects of many short strings (socket.io handshakes) are most
+//    of what a server answers to fetchSockets().
 //  - V8 (first byte 2): anything else (Map, Set, RegExp, BigInt, typed
 //    arrays, Buffers, class instances, shared references and cycles) goes
 //    through V8's structured-clone serializer, which round-trips them.
@@ -22,7 +34,11 @@
 var v8 = require('v8');
 var types = require('util').types;
 
-var FORM_COMPACT = 1;
+// The compact form: without a string table, with one in ASCII, with one in
+// UTF-16.
+var FORM_COMPACT = 3;
+var FORM_COMPACT_ASCII = 4;
+var FORM_COMPACT_UTF16 = 5;
 var FORM_V8 = 2;
 
 var T_UNDEFINED = 0;
@@ -77,25 +93,58 @@ var f64Bytes = new Uint8Array(f64.buffer);
 var out = Buffer.allocUnsafe(64 * 1024);
 var pos = 0;
 var busy = false;
+// Strings up to INLINE_MAX characters are written in line, ASCII as one
+// byte per character (a loop per character costs less than a call into
+// node for so few). Longer ones, and short ones that are not ASCII, go to
+// the value's string table: their characters, concatenated in the order
+// the strings were met (V8 links the pieces and copies them once, when
+// the table is written), and written in one call after the tagged bytes
+// (see writeTable).
+var INLINE_MAX = 12;
+var table = '';
+// Past the longest string V8 makes, the V8 form (which refuses it for its
+// size, as it would be refused anyway).
+var TABLE_MAX = require('buffer').constants.MAX_STRING_LENGTH;
+
+// A key met again in the same value is written as the index of its first
+// time, so the decoder makes each key once per value. Not for the first
+// KEYS_PLAIN keys of a value (a small value rarely repeats one, and the
+// look-up would cost more than it saves). Keys get an id for good (keyIds,
+// up to KEY_IDS of them, then all forgotten at once); keyValue[id] is the
+// value being encoded when the key was last written, keyIndex[id] its
+// index in that value.
+var KEYS_PLAIN = 16;
+var KEY_IDS = 4096;
+var KEY_ID_MAX_LENGTH = 64;
+var keyIds = new Map();
+var keyValue = [];
+var keyIndex = [];
+var keysMet = 0; // in this value
+var keysWritten = 0; // in this value, other than as an index
+var valueSerial = 0;
 
 // Objects met so far in this value. One met twice (a shared reference or a
 // cycle) sends the whole value to the V8 form, which keeps identity. Few
-// objects: a linear scan of seen[0, seenCount) beats a Set; many: a Set.
+// objects: a linear scan of seen[0, seenCount) beats a Set; many: a Set,
+// kept from value to value (emptied after each), which tells an object
+// already in it by not growing (one look-up per object, not two).
 var SEEN_SCAN = 32;
 var seen = new Array(SEEN_SCAN);
 var seenCount = 0;
-var seenSet = null;
+var seenSet = new Set();
+var seenMany = false;
 
 function visit(obj) {
-  if (seenSet !== null) {
-    if (seenSet.has(obj)) throw NOT_COMPACT;
-    seenSet.add(obj);
+  if (seenMany) {
+    var size = seenSet.size;
+    if (seenSet.add(obj).size === size) throw NOT_COMPACT;
     return;
   }
   for (var i = 0; i < seenCount; i++) if (seen[i] === obj) throw NOT_COMPACT;
   if (seenCount === SEEN_SCAN) {
-    seenSet = new Set(seen);
+    for (var j = 0; j < seenCount; j++) seenSet.add(seen[j]);
     seenSet.add(obj);
+    seenMany = true;
     return;
   }
   seen[seenCount++] = obj;
@@ -105,7 +154,10 @@ function visit(obj) {
 function forgetSeen() {
   for (var i = 0; i < seenCount; i++) seen[i] = undefined;
   seenCount = 0;
-  seenSet = null;
+  if (seenMany) {
+    seenSet.clear();
+    seenMany = false;
+  }
 }
 
 // out.subarray(0, length), one made per length and kept while out is the
@@ -153,17 +205,15 @@ function writeVarint(v) {
   out[pos++] = v;
 }
 
-// A string is written as a varint header, bytes * 2 + (1 if UTF-16), then
-// its bytes: ASCII as one byte per character, anything else as UTF-16LE.
-// UTF-16 is a plain copy both ways (node 20 decodes UTF-8 an order of
-// magnitude slower) and keeps lone surrogates, which UTF-8 cannot carry.
-function writeString(s) {
+// A string is written as a varint header, its length times two, plus one
+// if its characters are in the table; then, if not, its characters. A key
+// has that header times two; or, met before in this value, its index
+// there times two plus one. (The caller has made room for 6 + INLINE_MAX
+// bytes.)
+function writeString(s, headerScale) {
   var len = s.length;
-  ensure(len * 3 + 6);
-  if (len < 64) {
-    // One header byte for an ASCII string this short; redone below if the
-    // string turns out not to be ASCII. (Locals: the loop runs per
-    // character of every key and short string.)
+  if (len <= INLINE_MAX) {
+    // (Locals: the loop runs per character of most keys and short strings.)
     var buf = out;
     var at = pos;
     var p = at + 1;
@@ -174,31 +224,53 @@ function writeString(s) {
       buf[p++] = c;
     }
     if (i === len) {
-      buf[at] = len * 2;
+      buf[at] = len * 2 * headerScale;
       pos = p;
       return;
     }
   }
-  // Try ASCII: UTF-8 gives one byte per character only for an ASCII
-  // string (anything else, lone surrogates included, takes two or more).
-  var start = pos;
-  writeVarint(len * 2);
-  // (room for all of it: a truncated write could count len bytes by chance)
-  if (out.utf8Write(s, pos, len * 3) === len) {
-    pos += len;
+  var header = (len * 2 + 1) * headerScale;
+  if (header < 0x80) out[pos++] = header;
+  else writeVarint(header);
+  if (len > TABLE_MAX - table.length) throw NOT_COMPACT;
+  table += s;
+}
+
+function writeKey(key) {
+  if (++keysMet <= KEYS_PLAIN) {
+    keysWritten++;
+    writeString(key, 2);
     return;
   }
-  pos = start;
-  writeVarint(len * 4 + 1);
-  pos += out.ucs2Write(s, pos, len * 2);
+  var id = keyIds.get(key);
+  if (id === undefined) {
+    if (key.length <= KEY_ID_MAX_LENGTH) {
+      if (keyIds.size === KEY_IDS) {
+        keyIds.clear();
+        keyValue.length = 0;
+        keyIndex.length = 0;
+      }
+      id = keyIds.size;
+      keyIds.set(key, id);
+    }
+  } else if (keyValue[id] === valueSerial) {
+    writeVarint(keyIndex[id] * 2 + 1);
+    return;
+  }
+  if (id !== undefined) {
+    keyValue[id] = valueSerial;
+    keyIndex[id] = keysWritten;
+  }
+  keysWritten++;
+  writeString(key, 2);
 }
 
 function writeValue(v, depth) {
   switch (typeof v) {
     case 'string':
-      ensure(1);
+      ensure(7 + INLINE_MAX);
       out[pos++] = T_STRING;
-      writeString(v);
+      writeString(v, 1);
       return;
     case 'number':
       ensure(9);
@@ -268,7 +340,8 @@ function writeValue(v, depth) {
         for (var key in v) {
           if (!hasOwn.call(v, key)) continue;
           count++;
-          writeString(key);
+          ensure(6 + INLINE_MAX);
+          writeKey(key);
           writeValue(v[key], depth + 1);
         }
         if (count < 0x80) {
@@ -437,8 +510,13 @@ function encode(value, what, prefix, name) {
     } else {
       ensure(1);
     }
-    out[pos++] = FORM_COMPACT;
+    var formAt = pos++;
+    keysMet = 0;
+    keysWritten = 0;
+    valueSerial++;
     writeValue(value, 0);
+    var form = writeTable(); // (may replace out: not in one statement)
+    out[formAt] = form;
     return view(pos);
   } catch (err) {
     if (err === TOO_DEEP) throw depthError(describe(what, name));
@@ -448,8 +526,34 @@ function encode(value, what, prefix, name) {
   } finally {
     busy = false;
     forgetSeen();
+    table = '';
   }
   return encodeV8(value, what, prefix, name);
+}
+
+// Writes the string table, if any, then its length in bytes (4, little-
+// endian), and returns the form byte that says how: one byte per
+// character when they are all ASCII (UTF-8 gives one byte per character
+// only then; a lone surrogate takes three), else UTF-16LE, which keeps
+// lone surrogates too.
+function writeTable() {
+  var len = table.length;
+  if (len === 0) return FORM_COMPACT;
+  // (room for all of it: a truncated write could count len bytes by chance)
+  ensure(len * 3 + 4);
+  var form = FORM_COMPACT_ASCII;
+  var bytes = out.utf8Write(table, pos, len * 3);
+  if (bytes !== len) {
+    form = FORM_COMPACT_UTF16;
+    bytes = out.ucs2Write(table, pos, len * 2);
+  }
+  if (bytes > 0xffffffff) throw NOT_COMPACT;
+  pos += bytes;
+  out[pos++] = bytes & 0xff;
+  out[pos++] = (bytes >>> 8) & 0xff;
+  out[pos++] = (bytes >>> 16) & 0xff;
+  out[pos++] = (bytes >>> 24) & 0xff;
+  return form;
 }
 
 function encodeV8(value, what, prefix, name) {
@@ -483,40 +587,80 @@ function encodeV8(value, what, prefix, name) {
   return copy;
 }
 
-// Object keys repeat from message to message ('type', 'name', 'args'...).
+// Decoder state: the buffer being read, the position in it and where the
+// tagged bytes end; the string table: where it starts in the buffer,
+// whether it is UTF-16, its length in characters and how many of them were
+// taken; the keys of the value so far.
+var din = null;
+var dpos = 0;
+var dend = 0;
+var tableAt = 0;
+var tableWide = false;
+var tableLength = 0;
+var tablePos = 0;
+var keys = [];
+var keyCount = 0;
+var decoding = false;
+
+// Strings are cut from chunks: a string made in one call from up to CHUNK
+// bytes of the buffer, from where the first string in it starts, which
+// saves a call into node for most strings. One chunk of the tagged bytes
+// (latin1: a byte a character) for the strings written in line, one of
+// the table. V8 makes a string cut from another of at least 13
+// characters as a view of it (a "sliced string"), which keeps all of the
+// other alive: a string kept from a decoded value keeps at most CHUNK
+// bytes more alive that way.
+var CHUNK = 256;
+var inlineChunk = '';
+var inlineFrom = 0; // where inlineChunk starts in din
+var inlineTo = 0;
+var tableChunk = '';
+var tableFrom = 0;
+var tableTo = 0;
+
+// Keys repeat from message to message ('type', 'name', 'args'...).
 // Reusing the string made last time for the same bytes saves building it
-// and lets V8 find the property by an already internalized name.
+// and lets V8 find the property by an already internalized name. The
+// table's width is part of the bytes: "a" in UTF-16 is "a\0" in ASCII.
 var KEY_CACHE_SIZE = 4096;
+var KEY_CACHE_MAX_LENGTH = 32;
 var keyCacheBytes = new Array(KEY_CACHE_SIZE);
+var keyCacheWide = new Array(KEY_CACHE_SIZE);
 var keyCacheStrings = new Array(KEY_CACHE_SIZE);
 
-function cachedKey(buf, start, end) {
-  var h = end - start;
+function cachedKey(from, to, wide) {
+  var buf = din;
+  var h = to - from;
   // (Math.imul: h * 31 left the 32-bit range, and the loop then ran in
   // doubles, a quarter of the decoding of an object-heavy message.)
-  for (var i = start; i < end; i++) h = (Math.imul(h, 31) + buf[i]) | 0;
+  for (var i = from; i < to; i++) h = (Math.imul(h, 31) + buf[i]) | 0;
   var slot = h & (KEY_CACHE_SIZE - 1);
   var known = keyCacheBytes[slot];
-  if (known !== undefined && known.length === end - start) {
+  if (known !== undefined && known.length === to - from && keyCacheWide[slot] === wide) {
     var same = true;
     for (var j = 0; j < known.length; j++) {
-      if (known[j] !== buf[start + j]) {
+      if (known[j] !== buf[from + j]) {
         same = false;
         break;
       }
     }
     if (same) return keyCacheStrings[slot];
   }
-  var s = buf.latin1Slice(start, end);
-  keyCacheBytes[slot] = Uint8Array.prototype.slice.call(buf, start, end);
+  var s = internalized(wide ? buf.ucs2Slice(from, to) : buf.latin1Slice(from, to));
+  keyCacheBytes[slot] = Uint8Array.prototype.slice.call(buf, from, to);
+  keyCacheWide[slot] = wide;
   keyCacheStrings[slot] = s;
   return s;
 }
 
-// Decoder state: the buffer being read and the position in it.
-var din = null;
-var dpos = 0;
-var dend = 0; // where the value's bytes end in din
+// The same string as V8 keeps it for a property name: stored under it,
+// and compared with '__proto__', it costs one comparison of pointers
+// instead of one of characters.
+function internalized(s) {
+  var o = Object.create(null); // (no __proto__ setter to call)
+  o[s] = 0;
+  return Object.keys(o)[0];
+}
 
 function truncated() {
   return new RangeError('socket.io-cluster-store: truncated value');
@@ -538,25 +682,78 @@ function readVarint() {
   }
 }
 
-function readString(asKey) {
-  if (dpos >= dend) throw truncated();
-  var header = din[dpos];
-  if (header < 0x80) dpos++;
-  else header = readVarint();
-  var utf16 = header % 2 === 1;
-  var len = (header - (utf16 ? 1 : 0)) / 2;
-  var start = dpos;
-  var end = start + len;
-  if (end > dend) throw truncated();
-  dpos = end;
-  if (utf16) return din.ucs2Slice(start, end);
-  if (asKey && len <= 32) return cachedKey(din, start, end);
-  if (len < 8) {
-    var s = '';
-    for (var i = start; i < end; i++) s += String.fromCharCode(din[i]);
-    return s;
+function readHeader() {
+  if (dpos < dend && din[dpos] < 0x80) return din[dpos++];
+  return readVarint();
+}
+
+// din[from, to), in the tagged bytes.
+function inlineString(from, to) {
+  if (from >= inlineFrom && to <= inlineTo) return inlineChunk.substring(from - inlineFrom, to - inlineFrom);
+  if (to - from > CHUNK) return din.latin1Slice(from, to);
+  inlineFrom = from;
+  inlineTo = Math.min(from + CHUNK, dend);
+  inlineChunk = din.latin1Slice(from, inlineTo);
+  return inlineChunk.substring(0, to - from);
+}
+
+// din[from, to), in the table.
+function tableString(from, to) {
+  var width = tableWide ? 2 : 1;
+  if (from >= tableFrom && to <= tableTo) {
+    return tableChunk.substring((from - tableFrom) / width, (to - tableFrom) / width);
   }
-  return din.latin1Slice(start, end);
+  if (to - from > CHUNK) return tableWide ? din.ucs2Slice(from, to) : din.latin1Slice(from, to);
+  tableFrom = from;
+  tableTo = Math.min(from + CHUNK, tableAt + tableLength * width);
+  tableChunk = tableWide ? din.ucs2Slice(from, tableTo) : din.latin1Slice(from, tableTo);
+  return tableChunk.substring(0, (to - from) / width);
+}
+
+// The string whose header (see writeString) is header: [from, to) in
+// din, and whether it is in the table, in fromTo.
+var fromTo = [0, 0, false];
+
+function locate(header) {
+  var len = (header - header % 2) / 2;
+  if (header % 2 === 0) {
+    if (len > dend - dpos) throw truncated();
+    fromTo[0] = dpos;
+    dpos += len;
+    fromTo[1] = dpos;
+    fromTo[2] = false; // in line
+    return;
+  }
+  if (len > tableLength - tablePos) throw truncated();
+  var width = tableWide ? 2 : 1;
+  fromTo[0] = tableAt + tablePos * width;
+  tablePos += len;
+  fromTo[1] = tableAt + tablePos * width;
+  fromTo[2] = true;
+}
+
+function readString() {
+  locate(readHeader());
+  if (fromTo[0] === fromTo[1]) return '';
+  return fromTo[2] ? tableString(fromTo[0], fromTo[1]) : inlineString(fromTo[0], fromTo[1]);
+}
+
+function readKey() {
+  var header = readHeader();
+  if (header % 2 === 1) {
+    var index = (header - 1) / 2;
+    if (index >= keyCount) throw truncated();
+    return keys[index];
+  }
+  locate(header / 2);
+  var from = fromTo[0];
+  var to = fromTo[1];
+  var wide = fromTo[2] && tableWide;
+  var key;
+  if (to - from <= KEY_CACHE_MAX_LENGTH) key = cachedKey(from, to, wide);
+  else key = internalized(wide ? din.ucs2Slice(from, to) : din.latin1Slice(from, to));
+  keys[keyCount++] = key;
+  return key;
 }
 
 function readDouble() {
@@ -570,7 +767,7 @@ function readValue() {
   var tag = din[dpos++];
   var v, n, i;
   switch (tag) {
-    case T_STRING: return readString(false);
+    case T_STRING: return readString();
     case T_INT8:
       if (dpos >= dend) throw truncated();
       v = din[dpos++];
@@ -610,7 +807,7 @@ function readValue() {
       n = readVarint();
       v = tag === T_OBJECT ? {} : Object.create(null);
       for (i = 0; i < n; i++) {
-        var key = readString(true);
+        var key = readKey();
         var item = readValue();
         if (key === '__proto__') {
           Object.defineProperty(v, key, { value: item, enumerable: true, writable: true, configurable: true });
@@ -625,31 +822,79 @@ function readValue() {
   }
 }
 
+function decodeCompact(bytes, from, tagsEnd, stop, wide) {
+  din = bytes;
+  dpos = from;
+  dend = tagsEnd;
+  tableAt = tagsEnd;
+  tableWide = wide;
+  tableLength = tagsEnd === stop ? 0 : (stop - 4 - tagsEnd) / (wide ? 2 : 1);
+  tablePos = 0;
+  keyCount = 0;
+  inlineFrom = inlineTo = tableFrom = tableTo = 0;
+  var value = readValue();
+  if (dpos !== dend || tablePos !== tableLength) throw truncated();
+  return value;
+}
+
+function decodeNested(bytes, from, tagsEnd, stop, wide) {
+  var saved = [din, dpos, dend, tableAt, tableWide, tableLength, tablePos, keys, keyCount,
+    inlineChunk, inlineFrom, inlineTo, tableChunk, tableFrom, tableTo];
+  keys = [];
+  try {
+    return decodeCompact(bytes, from, tagsEnd, stop, wide);
+  } finally {
+    din = saved[0];
+    dpos = saved[1];
+    dend = saved[2];
+    tableAt = saved[3];
+    tableWide = saved[4];
+    tableLength = saved[5];
+    tablePos = saved[6];
+    keys = saved[7];
+    keyCount = saved[8];
+    inlineChunk = saved[9];
+    inlineFrom = saved[10];
+    inlineTo = saved[11];
+    tableChunk = saved[12];
+    tableFrom = saved[13];
+    tableTo = saved[14];
+  }
+}
+
 // The value whose bytes are bytes[start, end) (default: all of them), so
 // that a caller can decode in place, inside a larger buffer.
 function decode(bytes, start, end) {
   var at = start === undefined ? 0 : start;
   var stop = end === undefined ? bytes.length : end;
   if (at >= stop) throw truncated();
-  if (bytes[at] === FORM_COMPACT) {
-    var saved = din;
-    var savedPos = dpos;
-    var savedEnd = dend;
-    din = bytes;
-    dpos = at + 1;
-    dend = stop;
+  var form = bytes[at];
+  if (form === FORM_COMPACT || form === FORM_COMPACT_ASCII || form === FORM_COMPACT_UTF16) {
+    var tagsEnd = stop;
+    var wide = form === FORM_COMPACT_UTF16;
+    if (form !== FORM_COMPACT) {
+      if (stop - at < 5) throw truncated();
+      var tableBytes = (bytes[stop - 4] | (bytes[stop - 3] << 8) | (bytes[stop - 2] << 16)) +
+        bytes[stop - 1] * 0x1000000;
+      if (tableBytes > stop - at - 5 || (wide && tableBytes % 2 !== 0)) throw truncated();
+      tagsEnd = stop - 4 - tableBytes;
+    }
+    // A setter on Object.prototype may decode another value meanwhile.
+    if (decoding) return decodeNested(bytes, at + 1, tagsEnd, stop, wide);
+    decoding = true;
     try {
-      return readValue();
+      return decodeCompact(bytes, at + 1, tagsEnd, stop, wide);
     } finally {
-      din = saved;
-      dpos = savedPos;
-      dend = savedEnd;
+      decoding = false;
+      for (var k = 0; k < keyCount; k++) keys[k] = undefined;
+      din = null;
+      inlineChunk = tableChunk = '';
     }
   }
   // V8's deserializer returns typed arrays and Buffers as views of its
   // input, and the input is lent (see connection.js): it gets a copy of its own.
-  if (bytes[at] === FORM_V8) return v8.deserialize(Buffer.from(bytes.subarray(at + 1, stop)));
-  throw new RangeError('socket.io-cluster-store: unknown value encoding ' + bytes[at]);
+  if (form === FORM_V8) return v8.deserialize(Buffer.from(bytes.subarray(at + 1, stop)));
+  throw new RangeError('socket.io-cluster-store: unknown value encoding ' + form);
 }
 
 exports.encode = encode;

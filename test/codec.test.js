@@ -31,6 +31,64 @@ describe('value codec', function () {
     }
   });
 
+  // Short ASCII strings and keys are written in line, the others in the
+  // value's string table (ASCII, or UTF-16 if one of them is not), keys
+  // met again as an index, strings decoded from chunks of the bytes.
+  it('keeps many strings and keys of every kind in one value, in order', function () {
+    var long = 'L'.repeat(70); // past the length of keys given an index
+    var keys = ['id', 'a-key-of-some-length', 'x\u0000', '0', '7', '__proto__', long, ''];
+    function text(i, ascii) {
+      var len = [0, 1, 12, 13, 14, 200, 255, 256, 257, 600][i % 10];
+      var s = '';
+      for (var c = 0; c < len; c++) s += String.fromCharCode(33 + (i * 7 + c) % 90);
+      if (!ascii && i % 3 === 0) s += ['é', '\udc00', '😀'][i % 9 / 3];
+      return s;
+    }
+    [true, false].forEach(function (ascii) {
+      var list = [];
+      for (var i = 0; i < 40; i++) {
+        var o = i % 4 === 0 ? Object.create(null) : {};
+        for (var k = 0; k < keys.length; k++) {
+          var key = keys[(k + i) % keys.length];
+          if (!ascii && key === '') key = ['é', '\ud83d', 'ü' + i][i % 3];
+          var value = (i + k) % 5 === 0 ? i : text(i + k, ascii);
+          Object.defineProperty(o, key, { value: value, enumerable: true, writable: true, configurable: true });
+        }
+        list.push(o);
+      }
+      var v = { requestId: 'r', list: list, tail: text(7, ascii) };
+      var bytes = Buffer.from(codec.encode(v, 'a test value'));
+      assert.strictEqual(bytes[0], ascii ? 4 : 5, 'form');
+      var r = codec.decode(bytes);
+      assert.deepStrictEqual(r, v);
+      r.list.forEach(function (o, i) {
+        assert.deepStrictEqual(Object.keys(o), Object.keys(list[i]), 'keys of ' + i);
+        assert.strictEqual(Object.getPrototypeOf(o), Object.getPrototypeOf(list[i]));
+      });
+    });
+  });
+
+  it('decodes a value inside the decoding of another (a setter on Object.prototype)', function () {
+    var inner = { list: [{ name: 'a string longer than thirteen', n: 1 }, { name: 'é', n: 2 }] };
+    var innerBytes = Buffer.from(codec.encode(inner, 'inner'));
+    var outer = { first: 'one', hook: 1, again: [{ first: 'a string longer than thirteen' }] };
+    var outerBytes = Buffer.from(codec.encode(outer, 'outer'));
+    var decoded = [];
+    Object.defineProperty(Object.prototype, 'hook', {
+      configurable: true,
+      set: function () { decoded.push(codec.decode(innerBytes)); }
+    });
+    var r;
+    try {
+      r = codec.decode(outerBytes);
+    } finally {
+      delete Object.prototype.hook;
+    }
+    assert.deepStrictEqual(decoded, [inner]);
+    assert.strictEqual(r.first, 'one');
+    assert.deepStrictEqual(r.again, outer.again);
+  });
+
   it('keeps numbers exactly, including -0, NaN and the integer form edges', function () {
     [0, -0, 1, -1, 127, 128, -128, -129, 2147483647, -2147483648, 2147483648, -2147483649,
       0.1, -1e300, 5e-324, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity].forEach(function (n) {
@@ -90,10 +148,15 @@ describe('value codec', function () {
   });
 
   it('refuses truncated input with an error instead of inventing a value', function () {
-    var bytes = Buffer.from(codec.encode({ text: 'hello world', list: [1, 2, 3] }));
-    for (var cut = 1; cut < bytes.length; cut++) {
-      assert.throws(function () { codec.decode(bytes.subarray(0, cut)); }, RangeError);
-    }
+    var repeated = [];
+    for (var i = 0; i < 6; i++) repeated.push({ name: 'item', index: i, label: 'a label longer than 13' });
+    [{ text: 'hello world', list: [1, 2, 3] }, { text: 'hello world, in the table', list: repeated },
+      { text: 'héllo', list: repeated }].forEach(function (v) {
+      var bytes = Buffer.from(codec.encode(v));
+      for (var cut = 1; cut < bytes.length; cut++) {
+        assert.throws(function () { codec.decode(bytes.subarray(0, cut)); }, RangeError);
+      }
+    });
   });
 });
 
@@ -148,7 +211,7 @@ describe('value codec: hostile values', function () {
     }
     var v = [nested(999, deepObject)];
     var bytes = Buffer.from(codec.encode(v, 'x'));
-    assert.strictEqual(bytes[0], 1, 'compact form');
+    assert.strictEqual(bytes[0], 3, 'compact form');
     assert.strictEqual(levels(codec.decode(bytes)[0], function (x) { return x.a; }), 999);
     var m = [nested(999, function (x) { return new Map([[1, x]]); })];
     var mb = Buffer.from(codec.encode(m, 'x'));
@@ -214,7 +277,7 @@ describe('value codec: hostile values', function () {
 
   it('still decodes arrays written with one byte per hole', function () {
     // [1, <hole>, <hole>, 2] as the earlier encoder wrote it.
-    var old = Buffer.from([1, 8, 4, 4, 1, 9, 9, 4, 2]);
+    var old = Buffer.from([3, 8, 4, 4, 1, 9, 9, 4, 2]);
     var r = codec.decode(old);
     assert.strictEqual(r.length, 4);
     assert.deepStrictEqual(Object.keys(r), ['0', '3']);
