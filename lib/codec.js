@@ -305,69 +305,76 @@ function writeValue(v, depth) {
         out[pos++] = T_NULL;
         return;
       }
-      if (depth >= MAX_DEPTH) throw TOO_DEEP;
-      visit(v);
-      var proto = Object.getPrototypeOf(v);
-      if (proto === arrayProto) {
-        var n = v.length;
-        ensure(6);
-        out[pos++] = T_ARRAY;
-        writeVarint(n);
-        var holes = 0;
-        for (var i = 0; i < n; i++) {
-          var item = v[i];
-          if (item === undefined && !(i in v)) {
-            if (++holes === SPARSE_RUN) return writeSparse(v, n, i + 1 - holes, depth);
-          } else {
-            if (holes > 0) writeHoles(holes);
-            holes = 0;
-            writeValue(item, depth + 1);
-          }
-        }
-        if (holes > 0) writeHoles(holes);
-        return;
-      }
-      if (proto === objectProto || proto === null) {
-        ensure(2);
-        out[pos++] = proto === null ? T_BARE_OBJECT : T_OBJECT;
-        // The count goes before the keys; one byte is kept for it and the
-        // rest moved up in the rare case it needs more. for-in (own keys
-        // only, as Object.keys gives them, in the same order) lets V8 read
-        // each value through the object's enum cache instead of a
-        // megamorphic lookup by name.
-        var countAt = pos++;
-        var count = 0;
-        for (var key in v) {
-          if (!hasOwn.call(v, key)) continue;
-          count++;
-          ensure(6 + INLINE_MAX);
-          writeKey(key);
-          writeValue(v[key], depth + 1);
-        }
-        if (count < 0x80) {
-          out[countAt] = count;
-        } else {
-          var extra = varintLength(count) - 1;
-          ensure(extra);
-          out.copyWithin(countAt + 1 + extra, countAt + 1, pos);
-          var end = pos + extra;
-          pos = countAt;
-          writeVarint(count);
-          pos = end;
-        }
-        return;
-      }
-      if (proto === dateProto) {
-        ensure(9);
-        out[pos++] = T_DATE;
-        f64[0] = v.getTime();
-        for (var d = 0; d < 8; d++) out[pos++] = f64Bytes[d];
-        return;
-      }
-      throw NOT_COMPACT;
+      writeObject(v, depth);
+      return;
     default: // bigint, function, symbol
       throw NOT_COMPACT;
   }
+}
+
+// (Apart from writeValue, which stays small enough for V8 to inline into
+// the loops over items below.)
+function writeObject(v, depth) {
+  if (depth >= MAX_DEPTH) throw TOO_DEEP;
+  visit(v);
+  var proto = Object.getPrototypeOf(v);
+  if (proto === arrayProto) {
+    var n = v.length;
+    ensure(6);
+    out[pos++] = T_ARRAY;
+    writeVarint(n);
+    var holes = 0;
+    for (var i = 0; i < n; i++) {
+      var item = v[i];
+      if (item === undefined && !(i in v)) {
+        if (++holes === SPARSE_RUN) return writeSparse(v, n, i + 1 - holes, depth);
+      } else {
+        if (holes > 0) writeHoles(holes);
+        holes = 0;
+        writeValue(item, depth + 1);
+      }
+    }
+    if (holes > 0) writeHoles(holes);
+    return;
+  }
+  if (proto === objectProto || proto === null) {
+    ensure(2);
+    out[pos++] = proto === null ? T_BARE_OBJECT : T_OBJECT;
+    // The count goes before the keys; one byte is kept for it and the
+    // rest moved up in the rare case it needs more. for-in (own keys
+    // only, as Object.keys gives them, in the same order) lets V8 read
+    // each value through the object's enum cache instead of a
+    // megamorphic lookup by name.
+    var countAt = pos++;
+    var count = 0;
+    for (var key in v) {
+      if (!hasOwn.call(v, key)) continue;
+      count++;
+      ensure(6 + INLINE_MAX);
+      writeKey(key);
+      writeValue(v[key], depth + 1);
+    }
+    if (count < 0x80) {
+      out[countAt] = count;
+    } else {
+      var extra = varintLength(count) - 1;
+      ensure(extra);
+      out.copyWithin(countAt + 1 + extra, countAt + 1, pos);
+      var end = pos + extra;
+      pos = countAt;
+      writeVarint(count);
+      pos = end;
+    }
+    return;
+  }
+  if (proto === dateProto) {
+    ensure(9);
+    out[pos++] = T_DATE;
+    f64[0] = v.getTime();
+    for (var d = 0; d < 8; d++) out[pos++] = f64Bytes[d];
+    return;
+  }
+  throw NOT_COMPACT;
 }
 
 function writeHoles(count) {
@@ -682,24 +689,39 @@ function readVarint() {
   }
 }
 
+// The header of a string or key (see writeString).
 function readHeader() {
   if (dpos < dend && din[dpos] < 0x80) return din[dpos++];
   return readVarint();
 }
 
-// din[from, to), in the tagged bytes.
-function inlineString(from, to) {
+// A string of len characters written in line, at dpos.
+function inlineString(len) {
+  var from = dpos;
+  if (len > dend - from) throw truncated();
+  var to = from + len;
+  dpos = to;
   if (from >= inlineFrom && to <= inlineTo) return inlineChunk.substring(from - inlineFrom, to - inlineFrom);
-  if (to - from > CHUNK) return din.latin1Slice(from, to);
+  if (len > CHUNK) return din.latin1Slice(from, to);
   inlineFrom = from;
   inlineTo = Math.min(from + CHUNK, dend);
   inlineChunk = din.latin1Slice(from, inlineTo);
-  return inlineChunk.substring(0, to - from);
+  return inlineChunk.substring(0, len);
 }
 
-// din[from, to), in the table.
-function tableString(from, to) {
+// Where the next len characters of the table start in din.
+function takeTable(len) {
+  if (len > tableLength - tablePos) throw truncated();
+  var from = tablePos;
+  tablePos += len;
+  return tableWide ? tableAt + from * 2 : tableAt + from;
+}
+
+// A string of len characters in the table.
+function tableString(len) {
+  var from = takeTable(len);
   var width = tableWide ? 2 : 1;
+  var to = from + len * width;
   if (from >= tableFrom && to <= tableTo) {
     return tableChunk.substring((from - tableFrom) / width, (to - tableFrom) / width);
   }
@@ -707,35 +729,14 @@ function tableString(from, to) {
   tableFrom = from;
   tableTo = Math.min(from + CHUNK, tableAt + tableLength * width);
   tableChunk = tableWide ? din.ucs2Slice(from, tableTo) : din.latin1Slice(from, tableTo);
-  return tableChunk.substring(0, (to - from) / width);
-}
-
-// The string whose header (see writeString) is header: [from, to) in
-// din, and whether it is in the table, in fromTo.
-var fromTo = [0, 0, false];
-
-function locate(header) {
-  var len = (header - header % 2) / 2;
-  if (header % 2 === 0) {
-    if (len > dend - dpos) throw truncated();
-    fromTo[0] = dpos;
-    dpos += len;
-    fromTo[1] = dpos;
-    fromTo[2] = false; // in line
-    return;
-  }
-  if (len > tableLength - tablePos) throw truncated();
-  var width = tableWide ? 2 : 1;
-  fromTo[0] = tableAt + tablePos * width;
-  tablePos += len;
-  fromTo[1] = tableAt + tablePos * width;
-  fromTo[2] = true;
+  return tableChunk.substring(0, len);
 }
 
 function readString() {
-  locate(readHeader());
-  if (fromTo[0] === fromTo[1]) return '';
-  return fromTo[2] ? tableString(fromTo[0], fromTo[1]) : inlineString(fromTo[0], fromTo[1]);
+  var header = readHeader();
+  var len = (header - header % 2) / 2;
+  if (len === 0) return '';
+  return header % 2 === 0 ? inlineString(len) : tableString(len);
 }
 
 function readKey() {
@@ -745,10 +746,19 @@ function readKey() {
     if (index >= keyCount) throw truncated();
     return keys[index];
   }
-  locate(header / 2);
-  var from = fromTo[0];
-  var to = fromTo[1];
-  var wide = fromTo[2] && tableWide;
+  var stringHeader = header / 2;
+  var len = (stringHeader - stringHeader % 2) / 2;
+  var from, to;
+  var wide = false;
+  if (stringHeader % 2 === 0) {
+    from = dpos;
+    if (len > dend - from) throw truncated();
+    to = dpos = from + len;
+  } else {
+    from = takeTable(len);
+    wide = tableWide;
+    to = from + (wide ? len * 2 : len);
+  }
   var key;
   if (to - from <= KEY_CACHE_MAX_LENGTH) key = cachedKey(from, to, wide);
   else key = internalized(wide ? din.ucs2Slice(from, to) : din.latin1Slice(from, to));
