@@ -111,24 +111,27 @@ static void broker_kv_text(broker_kv_answer *out, uint8_t status, const char *te
   out->len = strlen(text);
 }
 
-void broker_kv_apply(broker *b, const frame *f, broker_kv_answer *out) {
+void broker_kv_apply(broker *b, const frame *f, kv_namespace **slot, broker_kv_answer *out) {
   out->status = FRAME_STATUS_OK;
   out->value = NULL;
   out->len = 0;
   switch (f->type) {
   case FRAME_KV_GET:
-    out->value = kv_get(b->store, f->a, f->a_len, f->b, f->b_len, &out->len);
+    out->value = kv_slot_get(b->store, slot, f->a, f->a_len, f->b, f->b_len, &out->len);
     if (!out->value) out->status = FRAME_STATUS_MISSING;
     return;
   case FRAME_KV_SET:
-    if (kv_set(b->store, f->a, f->a_len, f->b, f->b_len, f->payload, f->payload_len) != 0)
+    if (kv_slot_set(b->store, slot, f->a, f->a_len, f->b, f->b_len, f->payload, f->payload_len) !=
+        0)
       broker_kv_text(out, FRAME_STATUS_NO_MEMORY, "broker out of memory");
     return;
   case FRAME_KV_HAS:
-    if (!kv_has(b->store, f->a, f->a_len, f->b, f->b_len)) out->status = FRAME_STATUS_MISSING;
+    if (!kv_slot_get(b->store, slot, f->a, f->a_len, f->b, f->b_len, NULL))
+      out->status = FRAME_STATUS_MISSING;
     return;
   case FRAME_KV_DEL:
-    if (!kv_del(b->store, f->a, f->a_len, f->b, f->b_len)) out->status = FRAME_STATUS_MISSING;
+    if (!kv_slot_del(b->store, slot, f->a, f->a_len, f->b, f->b_len))
+      out->status = FRAME_STATUS_MISSING;
     return;
   case FRAME_KV_CLEAR:
     broker_bind_release(b, f->a, f->a_len);
@@ -238,7 +241,7 @@ void broker_handle(broker *b, broker_conn *c, const frame *f) {
   case FRAME_KV_EXPIRE:
   case FRAME_KV_PERSIST: {
     broker_kv_answer answer;
-    broker_kv_apply(b, f, &answer);
+    broker_kv_apply(b, f, NULL, &answer);
     broker_conn_reply(c, f->request_id, answer.status, answer.value, answer.len);
     return;
   }

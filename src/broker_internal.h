@@ -195,8 +195,9 @@ typedef struct broker_kv_answer {
   size_t len;
 } broker_kv_answer;
 
-/* Applies such a request to the broker's own store. */
-void broker_kv_apply(broker *b, const frame *f, broker_kv_answer *out);
+/* Applies such a request to the broker's own store. slot: where the caller
+ * keeps the client's namespace (kv_slot_*), or NULL. */
+void broker_kv_apply(broker *b, const frame *f, kv_namespace **slot, broker_kv_answer *out);
 /* Answers c's hello: the broker's hello, and the offer of a region of the
  * shared pool when there is one to give. */
 void broker_greet(broker_conn *c);

@@ -7,6 +7,10 @@
  * name because expiry reaches it through the heap node, not through a lookup,
  * and must still find it in the namespaces table to take it out.
  *
+ * A caller may keep a namespace's pointer in a slot of its own (kv_slot_*):
+ * the namespace remembers that slot and clears it when it is freed, so the
+ * caller finds it without a second lookup by name.
+ *
  * Memory is counted as it changes rather than summed on demand, so the
  * broker can report it on every stats request whatever the store's size.
  * Every call into a key table can change that table's footprint (a lookup may
@@ -33,14 +37,15 @@ typedef struct kv_value {
  * (a seeded one, safe from colliding keys) only past that. */
 #define KV_SMALL_MAX 4
 
-typedef struct kv_namespace {
+struct kv_namespace {
   table *keys; /* NULL while the keys fit in small */
   kv_value *small[KV_SMALL_MAX];
   size_t small_count;
   expiry_node expiry;
+  kv_namespace **slot; /* a caller's pointer to it (kv_slot_*), or NULL */
   size_t name_len;
   unsigned char name[];
-} kv_namespace;
+};
 
 struct kv {
   table *namespaces;
@@ -166,6 +171,7 @@ static void kv_value_free(void *value, void *ctx) {
 /* Frees n and everything in it; n must already be out of the namespaces
  * table and the heap. s may be NULL when nothing needs accounting. */
 static void kv_namespace_free(kv *s, kv_namespace *n) {
+  if (n->slot) *n->slot = NULL;
   if (s) {
     s->keys -= kv_key_count(n);
     s->bytes -= kv_keys_memory(n) + kv_namespace_bytes(n->name_len);
@@ -192,6 +198,7 @@ static kv_namespace *kv_namespace_create(kv *s, const void *name, size_t name_le
   n->keys = NULL;
   n->small_count = 0;
   expiry_node_init(&n->expiry);
+  n->slot = NULL;
   n->name_len = name_len;
   if (name_len) memcpy(n->name, name, name_len);
   if (table_put(s->namespaces, name, name_len, n, NULL) != 0) {
@@ -236,8 +243,27 @@ void kv_destroy(kv *s) {
   free(s);
 }
 
-int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len, const void *value,
-           size_t value_len) {
+/* The namespace of ns: *slot's when set, else looked up (and, when found,
+ * left in *slot). NULL when there is none. */
+static kv_namespace *kv_slot_find(kv *s, kv_namespace **slot, const void *ns, size_t ns_len) {
+  if (slot && *slot) return *slot;
+  kv_namespace *n = table_get(s->namespaces, ns, ns_len);
+  if (n && slot) {
+    if (n->slot) *n->slot = NULL; /* taken over */
+    n->slot = slot;
+    *slot = n;
+  }
+  return n;
+}
+
+void kv_slot_release(kv_namespace **slot) {
+  if (!*slot) return;
+  (*slot)->slot = NULL;
+  *slot = NULL;
+}
+
+int kv_slot_set(kv *s, kv_namespace **slot, const void *ns, size_t ns_len, const void *key,
+                size_t key_len, const void *value, size_t value_len) {
   /* Allocate the value first: of all the steps, only this one is certain to
    * allocate, and failing before anything else changes needs no undoing. */
   if (value_len > SIZE_MAX - sizeof(kv_value) || key_len > SIZE_MAX - sizeof(kv_value) - value_len)
@@ -249,7 +275,7 @@ int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len
   if (value_len) memcpy(v->bytes, value, value_len);
   if (key_len) memcpy(v->bytes + value_len, key, key_len);
 
-  kv_namespace *n = table_get(s->namespaces, ns, ns_len);
+  kv_namespace *n = kv_slot_find(s, slot, ns, ns_len);
   int created = 0;
   if (!n) {
     n = kv_namespace_create(s, ns, ns_len);
@@ -266,6 +292,10 @@ int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len
     if (created) kv_namespace_drop(s, n);
     return -1;
   }
+  if (created && slot) {
+    n->slot = slot;
+    *slot = n;
+  }
   s->bytes += kv_value_bytes(v);
   if (old) {
     kv_value_free(old, s);
@@ -275,9 +305,14 @@ int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len
   return 0;
 }
 
-const void *kv_get(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len,
-                   size_t *value_len) {
-  kv_namespace *n = table_get(s->namespaces, ns, ns_len);
+int kv_set(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len, const void *value,
+           size_t value_len) {
+  return kv_slot_set(s, NULL, ns, ns_len, key, key_len, value, value_len);
+}
+
+const void *kv_slot_get(kv *s, kv_namespace **slot, const void *ns, size_t ns_len, const void *key,
+                        size_t key_len, size_t *value_len) {
+  kv_namespace *n = kv_slot_find(s, slot, ns, ns_len);
   if (!n) return NULL;
   kv_value *v = kv_key_get(s, n, key, key_len);
   if (!v) return NULL;
@@ -285,12 +320,18 @@ const void *kv_get(kv *s, const void *ns, size_t ns_len, const void *key, size_t
   return v->bytes;
 }
 
+const void *kv_get(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len,
+                   size_t *value_len) {
+  return kv_slot_get(s, NULL, ns, ns_len, key, key_len, value_len);
+}
+
 int kv_has(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len) {
   return kv_get(s, ns, ns_len, key, key_len, NULL) != NULL;
 }
 
-int kv_del(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len) {
-  kv_namespace *n = table_get(s->namespaces, ns, ns_len);
+int kv_slot_del(kv *s, kv_namespace **slot, const void *ns, size_t ns_len, const void *key,
+                size_t key_len) {
+  kv_namespace *n = kv_slot_find(s, slot, ns, ns_len);
   if (!n) return 0;
   kv_value *v = kv_key_remove(s, n, key, key_len);
   if (!v) return 0;
@@ -298,6 +339,10 @@ int kv_del(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len
   kv_value_free(v, s);
   kv_namespace_drop_if_idle(s, n);
   return 1;
+}
+
+int kv_del(kv *s, const void *ns, size_t ns_len, const void *key, size_t key_len) {
+  return kv_slot_del(s, NULL, ns, ns_len, key, key_len);
 }
 
 int kv_clear(kv *s, const void *ns, size_t ns_len) {

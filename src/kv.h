@@ -60,4 +60,30 @@ int kv_next_deadline(const kv *s, uint64_t *deadline);
 
 void kv_get_stats(const kv *s, kv_stats *out);
 
+/* ---- a namespace kept at hand ---------------------------------------------
+ *
+ * A caller that keeps a record of its own per namespace (the uplink keeps one
+ * per client) would otherwise find each namespace twice per call: once in
+ * its own table, once in the store's. It may instead keep the namespace's
+ * pointer in a slot of its record: kv_slot_* use *slot when it is set, and
+ * otherwise look the namespace up by name (or create it) and leave it in
+ * *slot. The store clears *slot (sets it to NULL) whenever it frees that
+ * namespace, by any call, kv_destroy included, so a set slot always points
+ * at the live namespace of that name. A namespace has at most one slot: a
+ * second caller's takes it over (the first one's is cleared). The caller
+ * must call kv_slot_release before its slot's memory goes.
+ *
+ * Each behaves exactly as the call of the same name without a slot; slot
+ * may be NULL (a plain lookup). */
+typedef struct kv_namespace kv_namespace;
+
+int kv_slot_set(kv *s, kv_namespace **slot, const void *ns, size_t ns_len, const void *key,
+                size_t key_len, const void *value, size_t value_len);
+const void *kv_slot_get(kv *s, kv_namespace **slot, const void *ns, size_t ns_len, const void *key,
+                        size_t key_len, size_t *value_len);
+int kv_slot_del(kv *s, kv_namespace **slot, const void *ns, size_t ns_len, const void *key,
+                size_t key_len);
+/* Unties *slot from its namespace (if any) and sets it to NULL. */
+void kv_slot_release(kv_namespace **slot);
+
 #endif

@@ -263,6 +263,7 @@ typedef struct uplink_owner {
   uint8_t origin[UPLINK_ORIGIN_SIZE];
   uint8_t *name; /* the client's id */
   size_t name_len;
+  kv_namespace *ns;          /* its data in the broker's store, once found (kv_slot_*) */
   expiry_node deadline;      /* MINE: when its data goes (destroy(seconds)) */
   expiry_node route_timeout; /* REMOTE: the request on its way given up on */
   uint32_t routed;           /* REMOTE: that request's id; 0: none */

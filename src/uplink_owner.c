@@ -71,6 +71,7 @@ static void uplink_owner_free_entry(uplink *u, uplink_owner *o) {
   expiry_cancel(&s->deadlines, &o->deadline);
   expiry_cancel(&s->routes, &o->route_timeout);
   if (o->state == UPLINK_OWNER_REMOTE) s->remote--;
+  kv_slot_release(&o->ns);
   for (uplink_waiting *w = o->head; w;) {
     uplink_waiting *next = w->next;
     free(w);
@@ -154,7 +155,7 @@ void uplink_owner_clear_here(uplink *u, uplink_owner *o) {
   f.a = o->name;
   f.a_len = (uint32_t)o->name_len;
   broker_kv_answer ignored;
-  broker_kv_apply(u->broker, &f, &ignored);
+  broker_kv_apply(u->broker, &f, &o->ns, &ignored);
 }
 
 /* The data's deadline passed: it is gone here (the store may not have
@@ -170,7 +171,7 @@ static void uplink_owner_expired(uplink *u, uplink_owner *o) {
 static void uplink_owner_apply(uplink *u, uplink_owner *o, const frame *f, broker_conn *c,
                                const uplink_waiting *w) {
   broker_kv_answer answer;
-  broker_kv_apply(u->broker, f, &answer);
+  broker_kv_apply(u->broker, f, &o->ns, &answer);
   /* Whether the data's life changed, and with it the record's. */
   if (f->type == FRAME_KV_EXPIRE && answer.status == FRAME_STATUS_OK) {
     uint32_t ms;

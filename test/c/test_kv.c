@@ -474,6 +474,85 @@ static void test_out_of_memory(void) {
   kv_destroy(s);
 }
 
+/* kv_slot_*: a namespace kept in a caller's slot is used without a lookup,
+ * and the slot is cleared whenever the store frees that namespace, by
+ * whatever call (del of its last key, clear, expiry, destroy). */
+static void test_slots(void) {
+  kv *s = kv_create();
+  CHECK(s != NULL);
+  if (!s) return;
+  kv_stats base = stats_of(s);
+  kv_namespace *slot = NULL;
+  size_t len = 0;
+
+  /* A read of a namespace that is not there leaves the slot empty. */
+  CHECK(kv_slot_get(s, &slot, S("c1"), S("k"), &len) == NULL);
+  CHECK(slot == NULL);
+  /* A write creates it and leaves it in the slot. */
+  CHECK(kv_slot_set(s, &slot, S("c1"), S("k"), S("v1")) == 0);
+  CHECK(slot != NULL);
+  kv_namespace *kept = slot;
+  CHECK(value_is(s, S("c1"), S("k"), S("v1")));
+  CHECK(kv_slot_get(s, &slot, S("c1"), S("k"), &len) != NULL && len == 2);
+  CHECK(kv_slot_set(s, &slot, S("c1"), S("k2"), S("v2")) == 0);
+  CHECK(slot == kept);
+  /* Writes by name land in the same namespace. */
+  CHECK(kv_set(s, S("c1"), S("k3"), S("v3")) == 0);
+  CHECK(kv_slot_get(s, &slot, S("c1"), S("k3"), &len) != NULL && len == 2);
+
+  /* Deleting the last key frees the namespace: the slot is cleared. */
+  CHECK(kv_slot_del(s, &slot, S("c1"), S("k")) == 1);
+  CHECK(kv_del(s, S("c1"), S("k2")) == 1);
+  CHECK(slot == kept);
+  CHECK(kv_slot_del(s, &slot, S("c1"), S("k3")) == 1);
+  CHECK(slot == NULL);
+  CHECK(stats_equal(stats_of(s), base));
+
+  /* A namespace written by name is found once, then kept. */
+  CHECK(kv_set(s, S("c2"), S("k"), S("x")) == 0);
+  CHECK(kv_slot_get(s, &slot, S("c2"), S("k"), &len) != NULL);
+  CHECK(slot != NULL);
+  CHECK(kv_clear(s, S("c2")) == 1);
+  CHECK(slot == NULL);
+
+  /* Expiry frees it too. */
+  CHECK(kv_slot_set(s, &slot, S("c3"), S("k"), S("x")) == 0);
+  CHECK(kv_expire_at(s, S("c3"), 10) == 1);
+  CHECK(slot != NULL);
+  CHECK(kv_expire_due(s, 10, 10) == 1);
+  CHECK(slot == NULL);
+  CHECK(kv_slot_get(s, &slot, S("c3"), S("k"), &len) == NULL);
+
+  /* A second slot takes the namespace over; the first is cleared. */
+  kv_namespace *other = NULL;
+  CHECK(kv_slot_set(s, &slot, S("c4"), S("k"), S("x")) == 0);
+  CHECK(kv_slot_get(s, &other, S("c4"), S("k"), &len) != NULL);
+  CHECK(other != NULL && slot == NULL);
+  /* A released slot is not written to when the namespace goes. */
+  kv_slot_release(&other);
+  CHECK(other == NULL);
+  kv_namespace *sentinel = (kv_namespace *)&base;
+  other = sentinel;
+  CHECK(kv_clear(s, S("c4")) == 1);
+  CHECK(other == sentinel);
+  other = NULL;
+  kv_slot_release(&other); /* an empty slot: nothing to do */
+  CHECK(stats_equal(stats_of(s), base));
+
+  /* Out of memory creating it: nothing changes, the slot stays empty. */
+  check_alloc_fail_after(1);
+  CHECK(kv_slot_set(s, &slot, S("c5"), S("k"), S("x")) == -1);
+  check_alloc_fail_after(-1);
+  CHECK(slot == NULL);
+  CHECK(stats_equal(stats_of(s), base));
+
+  /* kv_destroy clears the slots of what it frees. */
+  CHECK(kv_slot_set(s, &slot, S("c6"), S("k"), S("x")) == 0);
+  CHECK(slot != NULL);
+  kv_destroy(s);
+  CHECK(slot == NULL);
+}
+
 int main(int argc, char **argv) {
   uint64_t seed = check_seed(argc, argv, UINT64_C(20240601));
   test_basics();
@@ -481,5 +560,6 @@ int main(int argc, char **argv) {
   test_out_of_memory();
   test_random_against_model(seed);
   test_many_namespaces();
+  test_slots();
   return check_report("kv");
 }
