@@ -55,6 +55,9 @@ var SHAPES = {
     args: [{ title: 'A title of some length', id: 123456, tags: ['news', 'sport', 'local'],
       author: { id: 'u-42', name: 'Ada', roles: ['editor'] }, score: 4.5, draft: false }] },
   false, ['room-7']],
+  // The 'app' publish workload's packet with a Buffer (1 in 8 of them).
+  'packet with a 256-byte Buffer': ['/room-7', { type: 'event', name: 'file', args: [{ name: 'avatar.png',
+    size: 256, data: Buffer.alloc(256, 7) }], endpoint: '' }, false, ['sid-21']],
   'client data value': { nickname: 'user-381', room: 'lobby', joined: 1733140000000,
     prefs: { theme: 'dark', sound: true }, seen: [3, 17, 42] },
   // What a server answers a fetchSockets() for 10 of its sockets (the

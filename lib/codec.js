@@ -1,14 +1,16 @@
 'use strict';
 // Values cross the channel as bytes this module writes. Two forms:
 //
-//  - COMPACT (first byte 3, 4 or 5): the values socket.io and applications
+//  - COMPACT (first byte 6, 7 or 8): the values socket.io and applications
 //    pass almost always (plain objects, arrays, strings, numbers, booleans,
-//    null, undefined, Dates), written by a small tagged encoder straight
-//    into a reused buffer. It keeps what JSON loses: undefined, array
-//    holes, NaN, Infinity, -0, Dates, the "__proto__" key as data, lone
-//    surrogates. Its layout:
+//    null, undefined, Dates, Buffers and typed arrays), written by a small
+//    tagged encoder straight into a reused buffer. It keeps what JSON
+//    loses: undefined, array holes, NaN, Infinity, -0, Dates, the
+//    "__proto__" key as data, lone surrogates, bytes. Its layout:
 //
-//      form      3: no string table; 4: an ASCII one; 5: a UTF-16LE one
+//      form      6: no string table; 7: an ASCII one; 8: a UTF-16LE one
+//                (3, 4 and 5, the same without Buffers and typed arrays,
+//                are still read)
 //      tagged    the value: a tag byte per item, then what it holds; short
 //                ASCII strings and keys in line, the others' characters
 //                in the table, in the order they are met
@@ -18,8 +20,8 @@
 //    Cost per string and per key, not per character, is what this layout
 //    is for: objects of many short strings (socket.io handshakes) are most
 //    of what a server answers to fetchSockets().
-//  - V8 (first byte 2): anything else (Map, Set, RegExp, BigInt, typed
-//    arrays, Buffers, class instances, shared references and cycles) goes
+//  - V8 (first byte 2): anything else (Map, Set, RegExp, BigInt, DataView,
+//    class instances, shared references and cycles) goes
 //    through V8's structured-clone serializer, which round-trips them.
 //
 // What neither can hold (functions, symbols) is refused with a TypeError
@@ -35,10 +37,14 @@ var v8 = require('v8');
 var types = require('util').types;
 
 // The compact form: without a string table, with one in ASCII, with one in
-// UTF-16.
-var FORM_COMPACT = 3;
-var FORM_COMPACT_ASCII = 4;
-var FORM_COMPACT_UTF16 = 5;
+// UTF-16. The forms before Buffers and typed arrays had a tag of their own
+// (3, 4, 5) are still read: their bytes mean the same.
+var FORM_COMPACT = 6;
+var FORM_COMPACT_ASCII = 7;
+var FORM_COMPACT_UTF16 = 8;
+var FORM_OLD_COMPACT = 3;
+var FORM_OLD_COMPACT_ASCII = 4;
+var FORM_OLD_COMPACT_UTF16 = 5;
 var FORM_V8 = 2;
 
 var T_UNDEFINED = 0;
@@ -55,6 +61,16 @@ var T_OBJECT = 10;
 var T_DATE = 11;
 var T_BARE_OBJECT = 12; // an object without a prototype
 var T_HOLES = 13; // a run of array holes: varint count
+var T_VIEW = 14; // a Buffer or typed array: kind byte, varint byte length, the bytes
+
+// The kinds of T_VIEW: VIEW_KINDS[kind] makes one (a Buffer: kind 0).
+// The bytes are the view's own, in the platform's order, as V8's
+// serializer writes them (every target the addon builds for is
+// little-endian). Subclasses and DataViews take the V8 form.
+var VIEW_KINDS = [Buffer, Uint8Array, Int8Array, Uint8ClampedArray, Int16Array, Uint16Array,
+  Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array];
+var VIEW_PROTOS = VIEW_KINDS.map(function (kind) { return kind.prototype; });
+var bufferProto = Buffer.prototype;
 
 // The deepest nesting a value may have. Both decoders recurse once per
 // level: V8's deserializer reads ~1,950 levels of objects on node 20's
@@ -374,7 +390,30 @@ function writeObject(v, depth) {
     for (var d = 0; d < 8; d++) out[pos++] = f64Bytes[d];
     return;
   }
+  var kind = proto === bufferProto ? 0 : VIEW_PROTOS.indexOf(proto);
+  // (isView: an object merely made with a typed array's prototype is not one)
+  if (kind >= 0 && ArrayBuffer.isView(v)) {
+    writeView(v, kind);
+    return;
+  }
   throw NOT_COMPACT;
+}
+
+function writeView(v, kind) {
+  var length = v.byteLength;
+  ensure(length + 7);
+  out[pos++] = T_VIEW;
+  out[pos++] = kind;
+  writeVarint(length);
+  if (kind > 1) v = new Uint8Array(v.buffer, v.byteOffset, length);
+  if (length <= 64) {
+    var buf = out;
+    var at = pos;
+    for (var i = 0; i < length; i++) buf[at + i] = v[i];
+  } else {
+    out.set(v, pos);
+  }
+  pos += length;
 }
 
 function writeHoles(count) {
@@ -827,9 +866,31 @@ function readValue() {
       }
       return v;
     case T_DATE: return new Date(readDouble());
+    case T_VIEW: return readView();
     default:
       throw new RangeError('socket.io-cluster-store: unknown value tag ' + tag);
   }
+}
+
+// A Buffer or typed array of its own (a copy: the input is lent).
+function readView() {
+  if (dpos >= dend) throw truncated();
+  var kind = din[dpos++];
+  var length = readVarint();
+  if (length > dend - dpos) throw truncated();
+  var from = dpos;
+  dpos += length;
+  if (kind === 0) {
+    var buf = Buffer.allocUnsafe(length);
+    din.copy(buf, 0, from, dpos);
+    return buf;
+  }
+  var Kind = VIEW_KINDS[kind];
+  if (Kind === undefined) throw new RangeError('socket.io-cluster-store: unknown kind of bytes ' + kind);
+  if (length % Kind.BYTES_PER_ELEMENT !== 0) throw truncated();
+  var bytes = new Uint8Array(length);
+  din.copy(bytes, 0, from, dpos);
+  return kind === 1 ? bytes : new Kind(bytes.buffer);
 }
 
 function decodeCompact(bytes, from, tagsEnd, stop, wide) {
@@ -879,10 +940,10 @@ function decode(bytes, start, end) {
   var stop = end === undefined ? bytes.length : end;
   if (at >= stop) throw truncated();
   var form = bytes[at];
-  if (form === FORM_COMPACT || form === FORM_COMPACT_ASCII || form === FORM_COMPACT_UTF16) {
+  if (form >= FORM_OLD_COMPACT && form <= FORM_COMPACT_UTF16) {
     var tagsEnd = stop;
-    var wide = form === FORM_COMPACT_UTF16;
-    if (form !== FORM_COMPACT) {
+    var wide = form === FORM_COMPACT_UTF16 || form === FORM_OLD_COMPACT_UTF16;
+    if (form !== FORM_COMPACT && form !== FORM_OLD_COMPACT) {
       if (stop - at < 5) throw truncated();
       var tableBytes = (bytes[stop - 4] | (bytes[stop - 3] << 8) | (bytes[stop - 2] << 16)) +
         bytes[stop - 1] * 0x1000000;

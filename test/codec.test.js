@@ -58,7 +58,7 @@ describe('value codec', function () {
       }
       var v = { requestId: 'r', list: list, tail: text(7, ascii) };
       var bytes = Buffer.from(codec.encode(v, 'a test value'));
-      assert.strictEqual(bytes[0], ascii ? 4 : 5, 'form');
+      assert.strictEqual(bytes[0], ascii ? 7 : 8, 'form');
       var r = codec.decode(bytes);
       assert.deepStrictEqual(r, v);
       r.list.forEach(function (o, i) {
@@ -125,6 +125,70 @@ describe('value codec', function () {
       var v = value(0);
       assert.deepStrictEqual(roundTrip(v), v);
     }
+  });
+
+  it('keeps Buffers and typed arrays in the compact form, kind, bytes and all', function () {
+    var backing = new ArrayBuffer(64);
+    new Uint8Array(backing).forEach(function (x, i, a) { a[i] = i * 7; });
+    var sizes = [0, 1, 63, 64, 65, 300];
+    var values = [];
+    sizes.forEach(function (n) {
+      values.push(Buffer.alloc(n, n & 0xff), new Uint8Array(n).fill(3), new Int8Array(n).fill(-3),
+        new Uint8ClampedArray(n).fill(200), new Int16Array(n).fill(-300), new Uint16Array(n).fill(60000),
+        new Int32Array(n).fill(-70000), new Uint32Array(n).fill(4000000000), new Float32Array(n).fill(1.5),
+        new Float64Array(n).fill(-0.1), new BigInt64Array(n).fill(-5n), new BigUint64Array(n).fill(5n));
+    });
+    // Views into a larger buffer (a pooled Buffer, an offset typed array).
+    values.push(Buffer.from('pooled bytes'), new Uint16Array(backing, 6, 5), new Float64Array(backing, 16, 3));
+    values.forEach(function (v) {
+      var packet = { name: 'file', args: [{ data: v, size: v.length }] };
+      var bytes = Buffer.from(codec.encode(packet, 'x'));
+      assert.strictEqual(bytes[0], 6, 'compact form for ' + v.constructor.name);
+      var r = codec.decode(bytes);
+      var d = r.args[0].data;
+      assert.strictEqual(Object.getPrototypeOf(d), Object.getPrototypeOf(v), v.constructor.name);
+      assert.strictEqual(d.length, v.length);
+      assert.deepStrictEqual(Buffer.from(d.buffer, d.byteOffset, d.byteLength),
+        Buffer.from(v.buffer, v.byteOffset, v.byteLength), v.constructor.name + ' bytes');
+      // Its own bytes: the input may be written over once decoded.
+      bytes.fill(0);
+      assert.deepStrictEqual(Buffer.from(d.buffer, d.byteOffset, d.byteLength),
+        Buffer.from(v.buffer, v.byteOffset, v.byteLength), v.constructor.name + ' copied');
+    });
+    // The same Buffer twice keeps its identity (V8 form); DataViews,
+    // subclasses and look-alikes take the V8 form too.
+    var shared = Buffer.from('shared');
+    var r = roundTrip({ a: shared, b: shared });
+    assert.strictEqual(r.a, r.b);
+    assert.deepStrictEqual(r.a, shared);
+    class Bytes extends Uint8Array {}
+    [new DataView(new ArrayBuffer(4)), new Bytes(3)].forEach(function (v) {
+      var encoded;
+      try {
+        encoded = codec.encode(v, 'x');
+      } catch (err) {
+        return assert.strictEqual(err.code, 'ERR_CLUSTER_STORE_VALUE'); // as V8 refuses it
+      }
+      assert.strictEqual(encoded[0], 2, 'V8 form');
+    });
+    var fake = Object.create(Uint8Array.prototype);
+    assert.strictEqual(codec.encode(fake, 'x')[0], 2, 'V8 form');
+  });
+
+  it('refuses views whose bytes are cut or of an unknown kind', function () {
+    var bytes = Buffer.from(codec.encode([new Float64Array([1, 2])], 'x'));
+    for (var cut = 1; cut < bytes.length; cut++) {
+      assert.throws(function () { codec.decode(bytes.subarray(0, cut)); }, RangeError);
+    }
+    // [6, T_ARRAY, 1, T_VIEW, kind, length...]
+    var kindAt = 4;
+    var bad = Buffer.from(bytes);
+    bad[kindAt] = 99;
+    assert.throws(function () { codec.decode(bad); }, /unknown kind/);
+    var odd = Buffer.from([6, 8, 1, 14, 9, 3, 1, 2, 3]); // 3 bytes of Float64Array
+    assert.throws(function () { codec.decode(odd); }, RangeError);
+    assert.throws(function () { codec.decode(Buffer.from([9, 1])); }, /unknown value encoding/);
+    assert.throws(function () { codec.decode(Buffer.from([1, 1])); }, /unknown value encoding/);
   });
 
   it('keeps identity of shared and cyclic references (V8 form)', function () {
@@ -211,7 +275,7 @@ describe('value codec: hostile values', function () {
     }
     var v = [nested(999, deepObject)];
     var bytes = Buffer.from(codec.encode(v, 'x'));
-    assert.strictEqual(bytes[0], 3, 'compact form');
+    assert.strictEqual(bytes[0], 6, 'compact form');
     assert.strictEqual(levels(codec.decode(bytes)[0], function (x) { return x.a; }), 999);
     var m = [nested(999, function (x) { return new Map([[1, x]]); })];
     var mb = Buffer.from(codec.encode(m, 'x'));
