@@ -139,10 +139,9 @@ module.exports = function createStore(io) {
     // Encoding errors throw a TypeError here, before anything is sent.
     var payload = codec.encode(args, 'the arguments published on', undefined, topic);
     if (!this._closed) {
-      var now = FLUSH_AT_ONCE.has(topic);
-      this._connection.send({ type: TYPE.PUBLISH, endpoint: this._endpoint, topic: topic,
-        client: undefined, key: undefined, payload: payload, flags: 0, now: now,
-        callback: null });
+      // Consecutive publishes to one topic reach the engine in one call,
+      // the topic written once (Connection#publish).
+      this._connection.publish(this._endpoint, topic, payload, 0, FLUSH_AT_ONCE.has(topic));
       // Joined to other machines: the answer that follows may send the
       // client to another machine, which must know this first.
       if (SETTLE_FIRST.has(topic)) this._connection.settle(this._endpoint);
