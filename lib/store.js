@@ -226,11 +226,17 @@ module.exports = function createStore(io) {
   };
 
   ClusterStore.prototype.onMessage = function (topic, payload) {
+    this.onMessageAt(topic, payload, 0, payload.length);
+  };
+
+  // A message whose payload is bytes[start, end), lent for this call (the
+  // decoder copies out what it keeps): read in place, with no view made.
+  ClusterStore.prototype.onMessageAt = function (topic, bytes, start, end) {
     var consumers = this._consumers.get(topic);
     if (!consumers || consumers.length === 0) return;
     var args;
     try {
-      args = codec.decode(payload);
+      args = codec.decode(bytes, start, end);
     } catch (err) {
       return this._fail(decodeError('a message on "' + topic + '"', err));
     }
