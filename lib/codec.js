@@ -854,6 +854,7 @@ function readValue() {
     case T_OBJECT:
     case T_BARE_OBJECT:
       n = readVarint();
+      if (tag === T_OBJECT && n <= SHAPE_KEYS_MAX) return readShaped(n);
       v = tag === T_OBJECT ? {} : Object.create(null);
       for (i = 0; i < n; i++) {
         var key = readKey();
@@ -869,6 +870,152 @@ function readValue() {
     case T_VIEW: return readView();
     default:
       throw new RangeError('socket.io-cluster-store: unknown value tag ' + tag);
+  }
+}
+
+// Objects of one shape (the same keys in the same order) come again and
+// again: a packet's {type, name, args, endpoint}, an app's event arguments.
+// Adding their properties one by one, by names V8 learns only at run time,
+// was the largest part of decoding them (a lookup and a map transition per
+// key); so was hashing each key's bytes to find its string. A tree of the
+// shapes met, one step per key, gives both: each node expects the key that
+// followed it last time (its string and its bytes, compared in place of a
+// hash), and a shape met SHAPE_HITS times gets a function that makes its
+// objects as a literal does, in one allocation, from the values read.
+// Bounded: past SHAPE_NODES nodes the tree starts over, and at most
+// SHAPE_MAKERS shapes get a function before it does. Without code from
+// strings (--disallow-code-generation-from-strings) objects are made key
+// by key, as before.
+//
+// A literal defines its properties: a setter that code has put on
+// Object.prototype is not called for them, as JSON.parse does not call it.
+// (Made key by key, as every shape is at first, it is called, and the key
+// not kept, as before.)
+var SHAPE_KEYS_MAX = 32;
+var SHAPE_HITS = 4;
+var SHAPE_NODES = 4096;
+var SHAPE_MAKERS = 512;
+var shapeNodes = 0;
+var shapeMakers = 0;
+var canMake = true;
+
+function Shape(keys) {
+  this.keys = keys; // from the root to here
+  this.key = undefined; // the key expected next, its encoded bytes and node
+  this.keyBytes = null;
+  this.next = null;
+  this.others = null; // Map: key -> node, for the keys that followed it otherwise
+  this.hits = 0;
+  this.make = null;
+  this.plain = keys.indexOf('__proto__') < 0; // a literal can make it
+}
+
+var shapeRoot = new Shape([]);
+
+// The node after node for key, added when new; keyAt: where the key's
+// bytes started in din, or -1 when they were not a key in line.
+function shapeStep(node, key, keyAt) {
+  if (node.key === key) return node.next;
+  var child = node.others === null ? undefined : node.others.get(key);
+  if (child !== undefined) return child;
+  if (++shapeNodes > SHAPE_NODES) {
+    shapeRoot = new Shape([]);
+    shapeNodes = 1;
+    shapeMakers = 0;
+  }
+  child = new Shape(node.keys.concat(key));
+  if (node.key === undefined) {
+    node.key = key;
+    node.next = child;
+    // Keys written in line with a one-byte header are recognised by their bytes.
+    if (keyAt >= 0 && din[keyAt] < 0x80 && din[keyAt] % 4 === 0) {
+      node.keyBytes = Uint8Array.prototype.slice.call(din, keyAt, dpos);
+    }
+  } else {
+    if (node.others === null) node.others = new Map();
+    node.others.set(key, child);
+  }
+  return child;
+}
+
+// The expected key, if its bytes are next: read, as readKey would.
+function expectedKey(node) {
+  var bytes = node.keyBytes;
+  if (bytes === null) return undefined;
+  var len = bytes.length;
+  if (len > dend - dpos) return undefined;
+  var buf = din;
+  var at = dpos;
+  for (var i = 0; i < len; i++) if (bytes[i] !== buf[at + i]) return undefined;
+  dpos = at + len;
+  keys[keyCount++] = node.key;
+  return node.key;
+}
+
+// Values of the objects being read, a stack: an object's n values are
+// vals[base, base + n) until it is made.
+var vals = [];
+var valsTop = 0;
+var valsMax = 0;
+
+function readShaped(n) {
+  var base = valsTop;
+  valsTop = base + n;
+  if (valsTop > valsMax) valsMax = valsTop;
+  var node = shapeRoot;
+  for (var i = 0; i < n; i++) {
+    var key = expectedKey(node);
+    if (key === undefined) {
+      var keyAt = dpos;
+      key = readKey();
+      node = shapeStep(node, key, keyAt);
+    } else {
+      node = node.next;
+    }
+    vals[base + i] = readValue();
+  }
+  var make = node.make;
+  if (make === null && ++node.hits >= SHAPE_HITS && node.plain && canMake && shapeMakers < SHAPE_MAKERS) {
+    make = node.make = shapeMaker(node.keys);
+  }
+  var v;
+  if (make !== null) {
+    v = make(vals, base);
+    valsTop = base;
+    return v;
+  }
+  // (The values stay on the stack meanwhile: a setter on Object.prototype
+  // may decode another value.)
+  v = {};
+  var shapeKeys = node.keys;
+  for (var j = 0; j < n; j++) {
+    var k = shapeKeys[j];
+    if (k === '__proto__') {
+      Object.defineProperty(v, k, { value: vals[base + j], enumerable: true, writable: true, configurable: true });
+    } else {
+      v[k] = vals[base + j];
+    }
+  }
+  valsTop = base;
+  return v;
+}
+
+// function (vals, base) { return { "key0": vals[base], ... }; } for keys
+// (none of them "__proto__", which a literal takes for the prototype), or
+// null when code cannot be made from strings here.
+function shapeMaker(shapeKeys) {
+  var body = 'return {';
+  for (var i = 0; i < shapeKeys.length; i++) {
+    body += (i > 0 ? ', ' : '') + JSON.stringify(shapeKeys[i]) + ': vals[base + ' + i + ']';
+  }
+  body += '};';
+  try {
+    var make = new Function('vals', 'base', body); // eslint-disable-line no-new-func
+    shapeMakers++;
+    return make;
+  } catch (err) {
+    canMake = false;
+    return null;
   }
 }
 
@@ -910,7 +1057,7 @@ function decodeCompact(bytes, from, tagsEnd, stop, wide) {
 
 function decodeNested(bytes, from, tagsEnd, stop, wide) {
   var saved = [din, dpos, dend, tableAt, tableWide, tableLength, tablePos, keys, keyCount,
-    inlineChunk, inlineFrom, inlineTo, tableChunk, tableFrom, tableTo];
+    inlineChunk, inlineFrom, inlineTo, tableChunk, tableFrom, tableTo, valsTop];
   keys = [];
   try {
     return decodeCompact(bytes, from, tagsEnd, stop, wide);
@@ -930,6 +1077,7 @@ function decodeNested(bytes, from, tagsEnd, stop, wide) {
     tableChunk = saved[12];
     tableFrom = saved[13];
     tableTo = saved[14];
+    valsTop = saved[15];
   }
 }
 
@@ -958,6 +1106,8 @@ function decode(bytes, start, end) {
     } finally {
       decoding = false;
       for (var k = 0; k < keyCount; k++) keys[k] = undefined;
+      for (var m = 0; m < valsMax; m++) vals[m] = undefined;
+      valsTop = valsMax = 0;
       din = null;
       inlineChunk = tableChunk = '';
     }

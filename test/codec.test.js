@@ -191,6 +191,30 @@ describe('value codec', function () {
     assert.throws(function () { codec.decode(Buffer.from([1, 1])); }, /unknown value encoding/);
   });
 
+  // Past a few of one shape, objects are made by a function made for it.
+  it('makes objects of a shape met again the same as the first ones, keys of every kind', function () {
+    var odd = {};
+    ['a"b', 'back\\slash', 'line\u2028sep', 'lone\ud800', '', '0', '10', '1', 'constructor', 'toString',
+      'é', 'a key longer than thirty-two characters, in the table'].forEach(function (k, i) {
+      odd[k] = i % 2 ? [i, { k: k }] : 'v' + i;
+    });
+    var proto = JSON.parse('{"first": 1, "__proto__": {"polluted": true}, "last": [2]}');
+    var values = [odd, proto, { type: 'event', name: 'n', args: [odd, proto], endpoint: '' }];
+    values.forEach(function (v) {
+      var bytes = Buffer.from(codec.encode(v, 'x'));
+      for (var round = 0; round < 12; round++) {
+        var r = codec.decode(bytes);
+        assert.deepStrictEqual(r, v, 'round ' + round);
+        assert.deepStrictEqual(Object.keys(r), Object.keys(v), 'keys, round ' + round);
+        assert.strictEqual(Object.getPrototypeOf(r), Object.prototype);
+      }
+    });
+    var p = codec.decode(Buffer.from(codec.encode(proto, 'x')));
+    assert.ok(Object.prototype.hasOwnProperty.call(p, '__proto__'));
+    assert.strictEqual(p.polluted, undefined);
+    assert.strictEqual({}.polluted, undefined);
+  });
+
   it('keeps identity of shared and cyclic references (V8 form)', function () {
     var shared = { n: 1 };
     var v = { a: shared, b: [shared] };
