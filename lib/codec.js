@@ -899,38 +899,42 @@ var shapeNodes = 0;
 var shapeMakers = 0;
 var canMake = true;
 
-function Shape(keys) {
+function Shape(keys, keyBytes) {
   this.keys = keys; // from the root to here
-  this.key = undefined; // the key expected next, its encoded bytes and node
-  this.keyBytes = null;
-  this.next = null;
-  this.others = null; // Map: key -> node, for the keys that followed it otherwise
+  // The last key's bytes when written in line with a one-byte header, so
+  // that the node is found by them; else null.
+  this.keyBytes = keyBytes;
+  this.kids = []; // the nodes that follow, the first SHAPE_KIDS of them
+  this.others = null; // Map: key -> node, for the rest
   this.hits = 0;
   this.make = null;
   this.plain = keys.indexOf('__proto__') < 0; // a literal can make it
 }
 
-var shapeRoot = new Shape([]);
+// The nodes after one looked at by their bytes: objects nested at one
+// place in a message (an event's arguments) start with several keys.
+var SHAPE_KIDS = 8;
+var shapeRoot = new Shape([], null);
 
 // The node after node for key, added when new; keyAt: where the key's
-// bytes started in din, or -1 when they were not a key in line.
+// bytes started in din.
 function shapeStep(node, key, keyAt) {
-  if (node.key === key) return node.next;
+  var kids = node.kids;
+  for (var i = 0; i < kids.length; i++) {
+    if (kids[i].keys[kids[i].keys.length - 1] === key) return kids[i];
+  }
   var child = node.others === null ? undefined : node.others.get(key);
   if (child !== undefined) return child;
   if (++shapeNodes > SHAPE_NODES) {
-    shapeRoot = new Shape([]);
+    shapeRoot = new Shape([], null);
     shapeNodes = 1;
     shapeMakers = 0;
   }
-  child = new Shape(node.keys.concat(key));
-  if (node.key === undefined) {
-    node.key = key;
-    node.next = child;
-    // Keys written in line with a one-byte header are recognised by their bytes.
-    if (keyAt >= 0 && din[keyAt] < 0x80 && din[keyAt] % 4 === 0) {
-      node.keyBytes = Uint8Array.prototype.slice.call(din, keyAt, dpos);
-    }
+  var bytes = din[keyAt] < 0x80 && din[keyAt] % 4 === 0 ?
+    Uint8Array.prototype.slice.call(din, keyAt, dpos) : null;
+  child = new Shape(node.keys.concat(key), bytes);
+  if (kids.length < SHAPE_KIDS) {
+    kids.push(child);
   } else {
     if (node.others === null) node.others = new Map();
     node.others.set(key, child);
@@ -938,18 +942,29 @@ function shapeStep(node, key, keyAt) {
   return child;
 }
 
-// The expected key, if its bytes are next: read, as readKey would.
-function expectedKey(node) {
-  var bytes = node.keyBytes;
-  if (bytes === null) return undefined;
-  var len = bytes.length;
-  if (len > dend - dpos) return undefined;
+// The node after node whose key's bytes are next (read, as readKey would
+// read them), or null.
+function shapeKid(node) {
+  var kids = node.kids;
   var buf = din;
   var at = dpos;
-  for (var i = 0; i < len; i++) if (bytes[i] !== buf[at + i]) return undefined;
-  dpos = at + len;
-  keys[keyCount++] = node.key;
-  return node.key;
+  if (at >= dend) return null;
+  var first = buf[at];
+  for (var k = 0; k < kids.length; k++) {
+    var kid = kids[k];
+    var bytes = kid.keyBytes;
+    if (bytes === null || bytes[0] !== first) continue;
+    var len = bytes.length;
+    if (len > dend - at) continue;
+    var i = 1;
+    while (i < len && bytes[i] === buf[at + i]) i++;
+    if (i < len) continue;
+    dpos = at + len;
+    var key = kid.keys[kid.keys.length - 1];
+    keys[keyCount++] = key;
+    return kid;
+  }
+  return null;
 }
 
 // Values of the objects being read, a stack: an object's n values are
@@ -964,13 +979,12 @@ function readShaped(n) {
   if (valsTop > valsMax) valsMax = valsTop;
   var node = shapeRoot;
   for (var i = 0; i < n; i++) {
-    var key = expectedKey(node);
-    if (key === undefined) {
+    var kid = shapeKid(node);
+    if (kid === null) {
       var keyAt = dpos;
-      key = readKey();
-      node = shapeStep(node, key, keyAt);
+      node = shapeStep(node, readKey(), keyAt);
     } else {
-      node = node.next;
+      node = kid;
     }
     vals[base + i] = readValue();
   }
