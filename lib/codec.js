@@ -899,11 +899,14 @@ var shapeNodes = 0;
 var shapeMakers = 0;
 var canMake = true;
 
-function Shape(keys, keyBytes) {
+function Shape(keys, keyBytes, keyWide) {
   this.keys = keys; // from the root to here
-  // The last key's bytes when written in line with a one-byte header, so
-  // that the node is found by them; else null.
+  this.key = keys.length > 0 ? keys[keys.length - 1] : undefined; // the last
+  // Its bytes, when its header takes one byte: the header, then its
+  // characters (in line, or in the table: keyWide says in which width);
+  // the node is found by them. Else null.
   this.keyBytes = keyBytes;
+  this.keyWide = keyWide;
   this.kids = []; // the nodes that follow, the first SHAPE_KIDS of them
   this.others = null; // Map: key -> node, for the rest
   this.hits = 0;
@@ -914,25 +917,32 @@ function Shape(keys, keyBytes) {
 // The nodes after one looked at by their bytes: objects nested at one
 // place in a message (an event's arguments) start with several keys.
 var SHAPE_KIDS = 8;
-var shapeRoot = new Shape([], null);
+var shapeRoot = new Shape([], null, false);
 
-// The node after node for key, added when new; keyAt: where the key's
-// bytes started in din.
+// The node after node for key, just read by readKey from keyAt on.
 function shapeStep(node, key, keyAt) {
   var kids = node.kids;
-  for (var i = 0; i < kids.length; i++) {
-    if (kids[i].keys[kids[i].keys.length - 1] === key) return kids[i];
-  }
+  for (var i = 0; i < kids.length; i++) if (kids[i].key === key) return kids[i];
   var child = node.others === null ? undefined : node.others.get(key);
   if (child !== undefined) return child;
   if (++shapeNodes > SHAPE_NODES) {
-    shapeRoot = new Shape([], null);
+    shapeRoot = new Shape([], null, false);
     shapeNodes = 1;
     shapeMakers = 0;
   }
-  var bytes = din[keyAt] < 0x80 && din[keyAt] % 4 === 0 ?
-    Uint8Array.prototype.slice.call(din, keyAt, dpos) : null;
-  child = new Shape(node.keys.concat(key), bytes);
+  var header = din[keyAt];
+  var bytes = null;
+  if (header < 0x80 && header % 4 === 0) { // in line
+    bytes = Uint8Array.prototype.slice.call(din, keyAt, dpos);
+  } else if (header < 0x80 && header % 4 === 2) { // in the table, just taken
+    var width = tableWide ? 2 : 1;
+    var to = tableAt + tablePos * width;
+    var from = to - (header >> 2) * width;
+    bytes = new Uint8Array(1 + to - from);
+    bytes[0] = header;
+    bytes.set(din.subarray(from, to), 1);
+  }
+  child = new Shape(node.keys.concat(key), bytes, tableWide);
   if (kids.length < SHAPE_KIDS) {
     kids.push(child);
   } else {
@@ -955,13 +965,22 @@ function shapeKid(node) {
     var bytes = kid.keyBytes;
     if (bytes === null || bytes[0] !== first) continue;
     var len = bytes.length;
-    if (len > dend - at) continue;
     var i = 1;
-    while (i < len && bytes[i] === buf[at + i]) i++;
-    if (i < len) continue;
-    dpos = at + len;
-    var key = kid.keys[kid.keys.length - 1];
-    keys[keyCount++] = key;
+    if (first % 4 === 0) { // in line
+      if (len > dend - at) continue;
+      while (i < len && bytes[i] === buf[at + i]) i++;
+      if (i < len) continue;
+      dpos = at + len;
+    } else { // in the table
+      var chars = first >> 2;
+      if (kid.keyWide !== tableWide || chars > tableLength - tablePos) continue;
+      var from = tableAt + (tableWide ? tablePos * 2 : tablePos) - 1;
+      while (i < len && bytes[i] === buf[from + i]) i++;
+      if (i < len) continue;
+      dpos = at + 1;
+      tablePos += chars;
+    }
+    keys[keyCount++] = kid.key;
     return kid;
   }
   return null;
