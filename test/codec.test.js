@@ -209,6 +209,14 @@ describe('value codec', function () {
         assert.strictEqual(Object.getPrototypeOf(r), Object.prototype);
       }
     });
+    // One shape, its long keys in an ASCII table or a UTF-16 one by turns.
+    for (var round = 0; round < 12; round++) {
+      var text = round % 2 ? 'wide é' : 'narrow';
+      var v = { 'a long key in the string table': text, 'another long key, also there': [text], s: 1 };
+      var r = codec.decode(Buffer.from(codec.encode(v, 'x')));
+      assert.deepStrictEqual(r, v, 'round ' + round);
+      assert.deepStrictEqual(Object.keys(r), Object.keys(v));
+    }
     var p = codec.decode(Buffer.from(codec.encode(proto, 'x')));
     assert.ok(Object.prototype.hasOwnProperty.call(p, '__proto__'));
     assert.strictEqual(p.polluted, undefined);
