@@ -132,19 +132,28 @@ module.exports = function createStore(io) {
     }
   });
 
+  // The last topic published that passed checkName (a string; at first an
+  // object no caller has): a broadcast publishes on one topic again and again.
+  var checkedTopic = {};
+
   ClusterStore.prototype.publish = function (topic) {
-    var bad = checkName(A_TOPIC, topic);
-    if (bad) throw bad;
+    if (topic !== checkedTopic) {
+      var bad = checkName(A_TOPIC, topic);
+      if (bad) throw bad;
+      checkedTopic = topic;
+    }
     var args = Array.prototype.slice.call(arguments, 1);
     // Encoding errors throw a TypeError here, before anything is sent.
     var payload = codec.encode(args, 'the arguments published on', undefined, topic);
     if (!this._closed) {
       // Consecutive publishes to one topic reach the engine in one call,
       // the topic written once (Connection#publish).
-      this._connection.publish(this._endpoint, topic, payload, 0, FLUSH_AT_ONCE.has(topic));
+      var now = FLUSH_AT_ONCE.has(topic);
+      this._connection.publish(this._endpoint, topic, payload, 0, now);
       // Joined to other machines: the answer that follows may send the
-      // client to another machine, which must know this first.
-      if (SETTLE_FIRST.has(topic)) this._connection.settle(this._endpoint);
+      // client to another machine, which must know this first. (Each of
+      // SETTLE_FIRST is in FLUSH_AT_ONCE.)
+      if (now && SETTLE_FIRST.has(topic)) this._connection.settle(this._endpoint);
     }
     if (this.listenerCount('publish') > 0) this.emit.apply(this, ['publish', topic].concat(args));
     return this;
