@@ -58,6 +58,22 @@ int addon_get_fd(napi_env env, napi_value v, int32_t *fd) {
   return napi_get_value_int32(env, v, fd) == napi_ok && *fd >= 0 ? 0 : -1;
 }
 
+int addon_get_typed(napi_env env, napi_value v, napi_typedarray_type type, void **data,
+                    size_t *len) {
+  bool is_typed = false;
+  napi_typedarray_type actual;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok) {
+    addon_throw_last(env, "napi_is_typedarray");
+    return -1;
+  }
+  if (!is_typed) return 0;
+  if (napi_get_typedarray_info(env, v, &actual, len, data, NULL, NULL) != napi_ok) {
+    addon_throw_last(env, "napi_get_typedarray_info");
+    return -1;
+  }
+  return actual == type ? 1 : 0;
+}
+
 /* ---- broker ------------------------------------------------------------- */
 
 /* brokerStart(maxFrameSize, queueLimit, sharedMemory[, retainMessages,

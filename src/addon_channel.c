@@ -299,20 +299,13 @@ napi_value addon_channel_publish_many(napi_env env, napi_callback_info info) {
   if (topic_len > 0)
     NAPI_CALL(env, napi_get_value_string_utf8(env, argv[2], (char *)topic, (size_t)topic_len + 1,
                                               &written));
-  napi_typedarray_type bytes_type, ends_type;
   size_t bytes_len = 0, ends_len = 0;
   void *bytes_data = NULL, *ends_data = NULL;
-  bool is_typed = false;
-  NAPI_CALL(env, napi_is_typedarray(env, argv[4], &is_typed));
-  if (is_typed) {
-    NAPI_CALL(env, napi_is_typedarray(env, argv[5], &is_typed));
-  }
-  if (!is_typed) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelPublishMany: bad arrays");
-  NAPI_CALL(env, napi_get_typedarray_info(env, argv[4], &bytes_type, &bytes_len, &bytes_data, NULL,
-                                          NULL));
-  NAPI_CALL(env,
-            napi_get_typedarray_info(env, argv[5], &ends_type, &ends_len, &ends_data, NULL, NULL));
-  if (bytes_type != napi_uint8_array || ends_type != napi_uint32_array || count > ends_len)
+  int bytes_ok = addon_get_typed(env, argv[4], napi_uint8_array, &bytes_data, &bytes_len);
+  if (bytes_ok < 0) return NULL;
+  int ends_ok = addon_get_typed(env, argv[5], napi_uint32_array, &ends_data, &ends_len);
+  if (ends_ok < 0) return NULL;
+  if (!bytes_ok || !ends_ok || count > ends_len)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelPublishMany: bad arrays");
   /* What a plain publish may carry (no reply, so no retention). */
   flags &= FRAME_FLAG_REMOTE;
@@ -369,21 +362,13 @@ napi_value addon_channel_send_many(napi_env env, napi_callback_info info) {
   uint32_t count;
   if (addon_get_u32(env, argv[3], &count) != 0)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad count");
-  napi_typedarray_type words_type, bytes_type;
   size_t words_len = 0, bytes_len = 0;
   void *words_data = NULL, *bytes_data = NULL;
-  bool is_typed = false;
-  NAPI_CALL(env, napi_is_typedarray(env, argv[1], &is_typed));
-  if (is_typed) {
-    NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_typed));
-  }
-  if (!is_typed) return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad arrays");
-  NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &words_type, &words_len, &words_data, NULL,
-                                          NULL));
-  NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &bytes_type, &bytes_len, &bytes_data, NULL,
-                                          NULL));
-  if (words_type != napi_uint32_array || bytes_type != napi_uint8_array ||
-      (size_t)count > words_len / ADDON_SEND_WORDS)
+  int words_ok = addon_get_typed(env, argv[1], napi_uint32_array, &words_data, &words_len);
+  if (words_ok < 0) return NULL;
+  int bytes_ok = addon_get_typed(env, argv[2], napi_uint8_array, &bytes_data, &bytes_len);
+  if (bytes_ok < 0) return NULL;
+  if (!words_ok || !bytes_ok || (size_t)count > words_len / ADDON_SEND_WORDS)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG", "channelSendMany: bad arrays");
   const uint32_t *w = words_data;
   const uint8_t *bytes = bytes_data;

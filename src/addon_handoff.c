@@ -34,17 +34,11 @@ napi_value addon_channel_handoff(napi_env env, napi_callback_info info) {
       topic_len == 0 || topic_len >= ADDON_TOPIC_MAX)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
                        "channelHandoff: the topic must be a string of 1 to 1023 bytes");
-  bool is_typed = false;
   void *payload = NULL;
   size_t payload_len = 0;
-  napi_typedarray_type ta_type;
-  NAPI_CALL(env, napi_is_typedarray(env, argv[4], &is_typed));
-  if (!is_typed)
-    return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
-                       "channelHandoff: payload must be a Uint8Array");
-  NAPI_CALL(env,
-            napi_get_typedarray_info(env, argv[4], &ta_type, &payload_len, &payload, NULL, NULL));
-  if (ta_type != napi_uint8_array)
+  int payload_ok = addon_get_typed(env, argv[4], napi_uint8_array, &payload, &payload_len);
+  if (payload_ok < 0) return NULL;
+  if (!payload_ok)
     return addon_throw(env, "ERR_CLUSTER_STORE_ARG",
                        "channelHandoff: payload must be a Uint8Array");
   if (channel_send_handoff(ac->ch, endpoint, request_id, topic, topic_len, payload, payload_len,

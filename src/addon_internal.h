@@ -118,6 +118,11 @@ int addon_get_u32(napi_env env, napi_value v, uint32_t *out);
  * no exception). */
 int addon_get_fd(napi_env env, napi_value v, int32_t *fd);
 
+/* 1 with *data and *len set when v is a typed array of that type; 0 when
+ * it is not (no exception); -1 when N-API failed (an exception pending). */
+int addon_get_typed(napi_env env, napi_value v, napi_typedarray_type type, void **data,
+                    size_t *len);
+
 /* ---- a channel (addon_channel.c) ----------------------------------------- */
 
 /* Unlinks ac from its instance and releases its channel (channel_release,
