@@ -126,7 +126,7 @@ Pending.prototype.drain = function () {
   this.overflow.forEach(function (callback, id) { waiting.push([id, callback]); });
   this.overflow = new Map();
   this.size = 0;
-  // Ids wrap (see nextRequest): the oldest follows the widest gap.
+  // Ids wrap (see newRequestId): the oldest follows the widest gap.
   waiting.sort(function (x, y) { return x[0] - y[0]; });
   var start = 0;
   var gap = waiting.length > 0 ? waiting[0][0] + 0x100000000 - waiting[waiting.length - 1][0] : 0;
@@ -464,15 +464,13 @@ Connection.prototype.send = function (request) {
   }
   var id = 0;
   if (callback) {
-    id = this.nextRequest;
-    this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+    id = this.newRequestId();
   }
   if (request.now !== true && this.gather(request.type, request.endpoint,
       request.topic !== undefined ? request.topic : request.client, request.key, request.payload,
       request.flags || 0, id)) {
     if (callback) {
-      this.pending.set(id, callback);
-      if (this.pending.size === 1) this.updateRef();
+      this.awaitReply(id, callback);
     }
     return;
   }
@@ -488,8 +486,7 @@ Connection.prototype.send = function (request) {
     return;
   }
   if (callback) {
-    this.pending.set(id, callback);
-    if (this.pending.size === 1) this.updateRef();
+    this.awaitReply(id, callback);
   }
 };
 
@@ -547,16 +544,14 @@ Connection.prototype.ask = function (type, endpoint, client, key, payload, callb
       payload: payload, flags: 0, now: false, callback: callback });
     return;
   }
-  var id = this.nextRequest;
-  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  var id = this.newRequestId();
   if (!this.gather(type, endpoint, client, key, payload, 0, id)) {
     // One that goes alone (a large value): as send sends it.
     this.send({ type: type, endpoint: endpoint, topic: undefined, client: client, key: key,
       payload: payload, flags: 0, now: false, callback: callback });
     return;
   }
-  this.pending.set(id, callback);
-  if (this.pending.size === 1) this.updateRef();
+  this.awaitReply(id, callback);
 };
 
 // Adds a request to the batch handed to the engine at the end of this
@@ -668,6 +663,21 @@ Connection.prototype.flushBatch = function () {
   }
 };
 
+// The id of a new request that asks for a reply: never 0 (no reply), and
+// wrapping before 0xffffffff.
+Connection.prototype.newRequestId = function () {
+  var id = this.nextRequest;
+  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  return id;
+};
+
+// callback(err, status, payload) when the reply to request id comes (or
+// the channel breaks); the first one waiting keeps the process alive.
+Connection.prototype.awaitReply = function (id, callback) {
+  this.pending.set(id, callback);
+  if (this.pending.size === 1) this.updateRef();
+};
+
 // One frame into the channel's output, with request id (0: no reply).
 Connection.prototype.write = function (request, id) {
   if (this.batchCount > 0 || this.sendCount > 0) this.flushBatch();
@@ -683,8 +693,7 @@ Connection.prototype.write = function (request, id) {
 // to send at all throws.
 Connection.prototype.handoff = function (endpoint, topic, payload, fd, callback) {
   if (this.state === 'closed' || this.failure) throw this.error();
-  var id = this.nextRequest;
-  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  var id = this.newRequestId();
   try {
     this.flushBatch();
     native.channelHandoff(this.channel, endpoint, id, topic, payload, fd);
@@ -692,8 +701,7 @@ Connection.prototype.handoff = function (endpoint, topic, payload, fd, callback)
     if (err.code === 'ERR_CLUSTER_STORE_CLOSED') this.lost(err.message);
     throw err;
   }
-  this.pending.set(id, callback);
-  if (this.pending.size === 1) this.updateRef();
+  this.awaitReply(id, callback);
 };
 
 // Blocks until the broker has taken in everything every process had sent
@@ -701,8 +709,7 @@ Connection.prototype.handoff = function (endpoint, topic, payload, fd, callback)
 // where socket.io must know the cluster's state before it answers a request.
 Connection.prototype.catchUp = function (endpoint) {
   if (this.state !== 'open') return false;
-  var id = this.nextRequest;
-  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  var id = this.newRequestId();
   try {
     this.write({ type: TYPE.SYNC, endpoint: endpoint, topic: undefined, client: undefined,
       key: undefined, payload: undefined, flags: FLAG_BARRIER, now: true, callback: null }, id);
@@ -752,8 +759,7 @@ Connection.prototype.learnBridged = function () {
 // from the loop, as usual (not from inside this call).
 Connection.prototype.settle = function (endpoint) {
   if (this.state !== 'open' || this.bridged === false) return false;
-  var id = this.nextRequest;
-  this.nextRequest = id >= 0xfffffffe ? 1 : id + 1;
+  var id = this.newRequestId();
   try {
     this.write({ type: TYPE.SYNC, endpoint: endpoint, topic: undefined, client: undefined,
       key: undefined, payload: undefined, flags: FLAG_SETTLE, now: true, callback: null }, id);
