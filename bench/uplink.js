@@ -31,7 +31,7 @@ var quick = process.argv.indexOf('--quick') >= 0;
 var outAt = process.argv.indexOf('--out');
 var out = outAt >= 0 ? process.argv[outAt + 1] : null;
 var PLAN = quick ? { n: 2000, size: 100, ops: 2000, inFlight: 64, timeoutMs: 30000 }
-  : { n: 50000, size: 100, ops: 250000, inFlight: 64, timeoutMs: 120000 };
+  : { n: 150000, size: 100, ops: 250000, inFlight: 64, timeoutMs: 120000 };
 var ROUNDS = quick ? 1 : 5;
 
 function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
