@@ -36,8 +36,11 @@
 //               slice's p99 over sticky's same slice, which a stall of the
 //               machine during one slice barely moves
 //
-// and over both phases: TCP connections the clients opened per request
-// the workers served, hand-offs per request, the primary's JavaScript
+// then the round-trip phase alone (its requests, TCP connections and
+// hand-offs per request, the server's CPU per request, and the share of a
+// core the bench's client process used), and over both phases: TCP
+// connections the clients opened per request the workers served,
+// hand-offs per request, the primary's JavaScript
 // (main thread) CPU per request and per TCP connection, and the CPU of the
 // whole server (primary, all threads, and workers) per request.
 //
@@ -256,6 +259,15 @@ async function finish(state) {
   row.connectionsOpened = tcp;
   row.connectionsPerRequest = requests ? tcp / requests : null;
   row.handoffsPerRequest = requests ? (w1.handedOff - state.w0.handedOff) / requests : null;
+  var rttRequests = w1.requests - state.wRtt.requests;
+  row.rttRequests = rttRequests;
+  row.rttConnectionsOpened = openedTo(c.port) - state.openedRtt;
+  row.rttHandoffs = w1.handedOff - state.wRtt.handedOff;
+  var rttClient = process.cpuUsage(state.clientRtt);
+  var rttSeconds = Number(process.hrtime.bigint() - state.rttBegan) / 1e9;
+  row.rttClientBusy = (rttClient.user + rttClient.system) / 1e6 / rttSeconds;
+  row.rttServerUsPerRequest = rttRequests ?
+    ((cpuSeconds(c.pid) - state.allRtt) * 1e6 + w1.cpuUs - state.wRtt.cpuUs) / rttRequests : null;
   row.primaryMainUsPerRequest = requests ? main / requests : null;
   row.primaryMainUsPerConnection = tcp ? main / tcp : null;
   row.primaryAllUsPerRequest = requests ? all / requests : null;
@@ -280,6 +292,11 @@ async function runGroup(connections, args) {
     var state = await start(setup, connections, args);
     try {
       await connectPhase(state, args);
+      state.wRtt = await workerStats(state.c);
+      state.openedRtt = openedTo(state.c.port);
+      state.allRtt = cpuSeconds(state.c.pid);
+      state.clientRtt = process.cpuUsage();
+      state.rttBegan = process.hrtime.bigint();
       var per = Math.max(1, Math.ceil(args.rounds / args.slices));
       for (var from = 0; from < args.rounds; from += per) {
         await roundTrips(state, args, from, Math.min(args.rounds, from + per));
@@ -327,6 +344,20 @@ var COLUMNS = [
   ['slices vs sticky', 16, function (r) { return r.slicesVsSticky === undefined ? '-' : fmt(r.slicesVsSticky, 2); }]
 ];
 
+// The round-trip phase on its own: how many of its requests were handed
+// off or came on a new connection, the server's CPU per request, and how
+// busy the bench's own client process was (one process drives every
+// client: near 1, it is what the round trips wait on).
+var RTT_COLUMNS = [
+  ['setup', 10, function (r) { return r.setup; }],
+  ['conns', 10, function (r) { return r.connections; }],
+  ['requests', 8, function (r) { return String(r.rttRequests); }],
+  ['tcp/req', 7, function (r) { return fmt(r.rttRequests ? r.rttConnectionsOpened / r.rttRequests : null, 2); }],
+  ['hand/req', 8, function (r) { return fmt(r.rttRequests ? r.rttHandoffs / r.rttRequests : null, 2); }],
+  ['server us/req', 13, function (r) { return fmt(r.rttServerUsPerRequest, 0); }],
+  ['client busy', 11, function (r) { return fmt(r.rttClientBusy, 2); }]
+];
+
 async function main() {
   var args = parseArgs(process.argv.slice(2));
   var rows = [];
@@ -349,6 +380,11 @@ async function main() {
     console.log(COLUMNS.map(function (c) { return c[0].padEnd(c[1]); }).join(' '));
     rows.forEach(function (r) {
       console.log(COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));
+    });
+    console.log('round trips alone:');
+    console.log(RTT_COLUMNS.map(function (c) { return c[0].padEnd(c[1]); }).join(' '));
+    rows.forEach(function (r) {
+      console.log(RTT_COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));
     });
     rows.forEach(function (r) {
       var errors = Object.keys(r.connectErrors).map(function (k) { return r.connectErrors[k] + ' ' + k; });
