@@ -45,10 +45,13 @@ var os = require('os');
 var path = require('path');
 
 var ROLE = process.env.BENCH_ADAPTER_ROLE || 'driver';
-var ADAPTERS = ['store', 'cluster', 'redis', 'none'];
+var ADAPTERS = ['store', 'baseline', 'cluster', 'redis', 'none'];
 var PHASES = ['sse', 'emit', 'rt', 'load', 'csr'];
 var REDIS_PORT = 31381;
 var ROOT = path.join(__dirname, '..');
+// BENCH_BASELINE=/other/checkout (its addon built) adds the adapter
+// `baseline`: that build of this package, to compare two builds in one run.
+var BASELINE = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
 var threadsCpuMs = require('./lib/bench-util').processThreadsCpuMs;
 
 function percentile(sorted, p) {
@@ -67,6 +70,7 @@ async function worker() {
   var ioc = require('socket.io-client-v4').io;
   var adapter;
   if (cfg.adapter === 'store') adapter = require(path.join(ROOT, 'adapter')).createAdapter();
+  else if (cfg.adapter === 'baseline') adapter = require(path.join(BASELINE, 'adapter')).createAdapter();
   else if (cfg.adapter === 'cluster') adapter = require('@socket.io/cluster-adapter').createAdapter();
   else if (cfg.adapter === 'redis') {
     var redis = require('redis4');
@@ -177,6 +181,7 @@ async function worker() {
 async function primary() {
   var cfg = JSON.parse(process.env.BENCH_ADAPTER_CFG);
   if (cfg.adapter === 'store') require(path.join(ROOT, 'adapter')).setupPrimary();
+  else if (cfg.adapter === 'baseline') require(path.join(BASELINE, 'adapter')).setupPrimary();
   else if (cfg.adapter === 'cluster') require('@socket.io/cluster-adapter').setupPrimary();
   // --profile DIR: the workers write CPU profiles there (they exit on
   // their own at the end, so that node writes them).
@@ -340,7 +345,7 @@ async function primary() {
 // ---- driver -----------------------------------------------------------------
 
 function parseArgs(argv) {
-  var opts = { quick: false, adapters: ADAPTERS.slice(), workers: [2, 4], phases: PHASES.slice(), repeat: 1,
+  var opts = { quick: false, adapters: ADAPTERS.filter(function (a) { return a !== 'baseline' || BASELINE; }), workers: [2, 4], phases: PHASES.slice(), repeat: 1,
     out: path.join(__dirname, 'results', 'adapter.md') };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
@@ -362,6 +367,10 @@ function parseArgs(argv) {
   }
   opts.adapters.forEach(function (x) {
     if (ADAPTERS.indexOf(x) < 0) { process.stderr.write('unknown adapter ' + x + '\n'); process.exit(2); }
+    if (x === 'baseline' && !BASELINE) {
+      process.stderr.write('the adapter baseline needs BENCH_BASELINE=/other/checkout\n');
+      process.exit(2);
+    }
   });
   return opts;
 }
