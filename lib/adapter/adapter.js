@@ -19,7 +19,6 @@
 // of recoverable broadcasts) is recovery.js's, on the broker's retention;
 // this class hands it what it needs where marked below.
 
-var crypto = require('crypto');
 var debug = require('debug');
 var Link = require('./link').Link;
 var closedError = require('./link').closedError;
@@ -32,14 +31,33 @@ var logError = debug('socket.io-cluster-store:error');
 // As socket.io-adapter's ClusterAdapter: a serverSideEmit with an ack waits
 // this long for the other servers (fetchSockets takes its timeout flag).
 var DEFAULT_TIMEOUT = 5000;
-
-function randomId() {
-  return crypto.randomBytes(8).toString('hex');
-}
+var hasOwn = Object.prototype.hasOwnProperty;
 
 function encodeOptions(opts) {
   return { rooms: Array.from(opts.rooms || []), except: Array.from(opts.except || []),
     flags: opts.flags };
+}
+
+function decodeOptions(opts) {
+  return { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags };
+}
+
+// What a fetchSockets answer says of a socket: as ClusterAdapter's, the
+// handshake without its sessionStore (it may hold cycles). The copy keeps
+// the own enumerable string keys, the only ones the codec sends.
+function describeSocket(socket) {
+  var from = socket.handshake;
+  var handshake = {};
+  for (var key in from) {
+    if (key !== 'sessionStore' && hasOwn.call(from, key)) handshake[key] = from[key];
+  }
+  return { id: socket.id, handshake: handshake, rooms: Array.from(socket.rooms), data: socket.data };
+}
+
+// The local sockets, then the others' (the array of the local ones).
+function joinSockets(local, remote) {
+  for (var i = 0; i < remote.length; i++) local.push(remote[i]);
+  return local;
 }
 
 var defined = null;
@@ -60,6 +78,11 @@ function adapterClass() {
       this._requests = new Map(); // requestId -> fetchSockets / serverSideEmit waiting
       this._failure = null; // the channel's error while it is down
       this._closed = false;
+      this._joined = false; // the latest join is done (this._ready resolved)
+      this._joins = 0;
+      // Request ids: answers come on this adapter's own topic, so they
+      // need only be unique here (a random one cost ~5 µs a request).
+      this._nextRequestId = 0;
       this._namespaceTopic = topics.namespaceTopic(nsp.name);
       this._responseTopic = topics.responseTopic(this.uid);
       this._link = new Link(this, linkOptions(this._options), nsp.name);
@@ -194,7 +217,7 @@ function adapterClass() {
         return Adapter.prototype.broadcastWithAck.call(this, packet, opts, clientCountCallback, ack);
       }
       var self = this;
-      var requestId = randomId();
+      var requestId = this._newRequestId();
       var message = { uid: this.uid, nsp: this.nsp.name, type: MessageType.BROADCAST,
         data: { packet: packet, requestId: requestId, opts: encodeOptions(opts) } };
       // Encoding throws before anything is sent. The bytes are sent once
@@ -215,27 +238,42 @@ function adapterClass() {
 
     // ---- requests --------------------------------------------------------
 
-    async fetchSockets(opts) {
-      var local = await Adapter.prototype.fetchSockets.call(this, opts);
-      if (opts.flags && opts.flags.local) return local;
-      await this._ready;
-      if (this._failure) throw this._failure;
-      if (this._members.size === 0) return local;
+    // The request goes first, then this server finds its own sockets
+    // while the others answer: the local sockets come first in the result,
+    // then each server's as its answer came.
+    fetchSockets(opts) {
+      if (opts.flags && opts.flags.local) return Adapter.prototype.fetchSockets.call(this, opts);
+      if (!this._joined) return this._fetchSocketsWhenReady(opts);
+      if (this._failure) return Promise.reject(this._failure);
+      if (this._members.size === 0) return Adapter.prototype.fetchSockets.call(this, opts);
       var self = this;
       return new Promise(function (resolve, reject) {
-        var requestId = randomId();
+        var local = null;
+        var remote = null;
+        var requestId = self._newRequestId();
         self._request(requestId, MessageType.FETCH_SOCKETS, (opts.flags && opts.flags.timeout) ||
-          DEFAULT_TIMEOUT, local, function (err, responses) {
-          if (err) reject(err);
-          else resolve(responses);
+          DEFAULT_TIMEOUT, [], function (err, responses) {
+          if (err) return reject(err);
+          remote = responses;
+          if (local) resolve(joinSockets(local, remote));
         });
         try {
           self.publish({ type: MessageType.FETCH_SOCKETS,
             data: { opts: encodeOptions(opts), requestId: requestId } });
         } catch (err) {
           self._finish(requestId, err);
+          return;
         }
+        Adapter.prototype.fetchSockets.call(self, opts).then(function (sockets) {
+          local = sockets;
+          if (remote) resolve(joinSockets(local, remote));
+        }, reject);
       });
+    }
+
+    async _fetchSocketsWhenReady(opts) {
+      await this._ready;
+      return this.fetchSockets(opts);
     }
 
     serverSideEmit(packet) {
@@ -246,7 +284,7 @@ function adapterClass() {
       }
       var ack = packet.pop();
       var self = this;
-      var requestId = randomId();
+      var requestId = this._newRequestId();
       var message = { uid: this.uid, nsp: this.nsp.name, type: MessageType.SERVER_SIDE_EMIT,
         data: { requestId: requestId, packet: packet } };
       // A copy, sent in a later turn (see broadcastWithAck).
@@ -258,6 +296,22 @@ function adapterClass() {
         self._link.publish(self._namespaceTopic, bytes, true);
       });
       return Promise.resolve();
+    }
+
+    // ClusterAdapter's, but a fetchSockets request is answered at once,
+    // in this call, rather than from a promise's callback in a later
+    // microtask: the requester waits for it.
+    onMessage(message, offset) {
+      if (message.type !== MessageType.FETCH_SOCKETS || message.uid === this.uid ||
+          message.nsp !== this.nsp.name) {
+        return super.onMessage(message, offset);
+      }
+      var sockets = [];
+      this.apply(decodeOptions(message.data.opts), function (socket) {
+        sockets.push(describeSocket(socket));
+      });
+      this.publishResponse(message.uid, { type: MessageType.FETCH_SOCKETS_RESPONSE,
+        data: { requestId: message.data.requestId, sockets: sockets } });
     }
 
     onResponse(response) {
@@ -347,6 +401,7 @@ function adapterClass() {
     }
 
     onLinkReconnect() {
+      this._joined = false;
       this._ready = this._join();
     }
 
@@ -360,10 +415,14 @@ function adapterClass() {
     // this one before it can answer it.
     _join() {
       var self = this;
+      var join = ++this._joins;
       return new Promise(function (resolve) {
         self._link.subscribe(self._responseTopic, undefined, function (err) {
           if (err) log('[%s] subscribing to responses failed: %s', self.uid, err.message);
-          self._joinNamespace(resolve);
+          self._joinNamespace(function () {
+            if (join === self._joins) self._joined = true;
+            resolve();
+          });
         });
       });
     }
@@ -380,6 +439,10 @@ function adapterClass() {
         log('[%s] joined %s: %d other server(s)', self.uid, self.nsp.name, self._members.size);
         resolve();
       });
+    }
+
+    _newRequestId() {
+      return (++this._nextRequestId).toString(36);
     }
 
     _whenReady(fn) {
