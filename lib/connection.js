@@ -146,6 +146,8 @@ function Connection(opts) {
   this.endpoints = new Map();
   this.pending = new Pending();
   this.inbox = []; // batches being delivered, oldest first: [bytes, words, next index, pool]
+  this.yielding = false; // yieldSoon was called: end the batch being delivered after this frame
+  this.delivering = 0; // deliverInbox calls under way
   this.poolBytes = []; // Buffers over the views of the shared pool's regions
   this.nextRequest = 1;
   this.nextEndpoint = 1;
@@ -190,6 +192,7 @@ function Connection(opts) {
       log.error('publishes lost: %s', err.message);
     }
   };
+  this.deliverRestLater = function () { self.deliverInbox(); };
   if (this.worker) this.closeLateAnswers();
   this.open();
 }
@@ -347,6 +350,8 @@ Connection.prototype.opened = function () {
 // the number of attempts.
 Connection.prototype.lost = function (reason) {
   if (this.state === 'closed' && this.failure) return;
+  // What came before the failure is delivered before it is told.
+  if (this.inbox.length > 0 && this.delivering === 0) this.deliverInbox();
   reason = String(reason).replace(/^(socket\.io-cluster-store: )+/, '');
   var channel = this.channel;
   var repeated = this.failure === reason;
@@ -779,7 +784,12 @@ Connection.prototype.settle = function (endpoint) {
 // rest first, then them, so nothing overtakes anything.
 Connection.prototype.deliver = function (bytes, words, pool) {
   this.inbox.push([bytes, words, 0, pool]);
+  this.deliverInbox();
+};
+
+Connection.prototype.deliverInbox = function () {
   var firstError = null;
+  this.delivering++;
   while (this.inbox.length) {
     var batch = this.inbox[0];
     var i = batch[2];
@@ -788,15 +798,50 @@ Connection.prototype.deliver = function (bytes, words, pool) {
       continue;
     }
     batch[2] = i + DESCRIPTOR_WORDS;
+    this.yielding = false;
     try {
       this.deliverOne(batch[0], batch[1], i, batch[3]);
     } catch (err) {
       // One consumer's exception must not cost the rest of the batch.
       if (!firstError) firstError = err;
     }
+    if (this.yielding) {
+      this.yielding = false;
+      if (this.setAsideRest()) break;
+    }
   }
+  this.delivering--;
   if (this.pending.size === 0) this.updateRef();
   if (firstError) throw firstError;
+};
+
+// A consumer whose caller awaits what the last frame brought (the answer
+// to a request) asks that the rest of the batch wait: a batch of another
+// server's broadcasts can take the busy process tens of milliseconds, and
+// the caller's promise callbacks run only once this call returns. The rest
+// is kept, copied, at the head of the inbox, and delivered before any
+// newer input (deliver goes through the inbox in order) or, at the latest,
+// in the check phase of this turn of the loop. Not for a batch with shared
+// messages left (their bytes in the pool are given back once this call
+// returns) or nested deliveries (catchUp): those go on as before.
+Connection.prototype.yieldSoon = function () {
+  this.yielding = true;
+};
+
+var SET_ASIDE_MAX = 1024 * 1024;
+
+Connection.prototype.setAsideRest = function () {
+  if (this.inbox.length !== 1) return false;
+  var batch = this.inbox[0];
+  var words = batch[1];
+  if (batch[2] >= words.length || batch[0].length > SET_ASIDE_MAX) return false;
+  for (var i = batch[2]; i < words.length; i += DESCRIPTOR_WORDS) {
+    if (words[i + W_TYPE] & WORD_SHARED) return false;
+  }
+  // The bytes are lent for the length of this call only.
+  batch[0] = Buffer.from(batch[0]);
+  setImmediate(this.deliverRestLater);
+  return true;
 };
 
 Connection.prototype.deliverOne = function (bytes, words, i, pool) {

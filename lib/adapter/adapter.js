@@ -330,7 +330,10 @@ function adapterClass() {
         } else {
           request.responses.push(data.packet);
         }
-        if (request.missing.size === 0) this._finish(data.requestId, null);
+        if (request.missing.size === 0) {
+          this._finish(data.requestId, null);
+          this._link.yieldSoon();
+        }
         return;
       }
       if (type === MessageType.BROADCAST_CLIENT_COUNT || type === MessageType.BROADCAST_ACK) {

@@ -73,6 +73,13 @@ Link.prototype.publish = function (topic, bytes, now) {
   });
 };
 
+// The message just delivered completes something a caller awaits: the
+// rest of the batch it came in waits for a later turn (see
+// Connection.yieldSoon).
+Link.prototype.yieldSoon = function () {
+  this.connection.yieldSoon();
+};
+
 // Publishes encoded bytes to topic and has the broker keep them in the
 // topic's log (lib/retained.js): callback(err, offset) once the broker has
 // taken them. The other links of this process subscribed to topic get them
