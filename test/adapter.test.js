@@ -368,6 +368,39 @@ describe('socket.io 4 adapter across cluster workers', function () {
     assert.deepStrictEqual(out, [['w:one', 'w:one'], ['w:two', 'w:two'], ['b:three'], ['b:four']]);
   });
 
+  // An answer that comes in the middle of a batch of another worker's
+  // messages ends that batch early (the rest waits for the requester's
+  // promise callbacks): the rest must still arrive, whole and in order.
+  it('answers that come among another worker\'s emits leave none of them out or out of order', async function () {
+    await cluster.runAll(ids, function (ctx) { ctx.state.serverEvents = []; return true; });
+    var COUNT = 20000;
+    var flood = run(ids[2], function (ctx, arg) {
+      var sent = 0;
+      return new Promise(function (resolve) {
+        (function turn() {
+          for (var i = 0; i < 500 && sent < arg.count; i++) ctx.state.io.serverSideEmit('note', sent++);
+          if (sent < arg.count) setImmediate(turn);
+          else resolve(true);
+        })();
+      });
+    }, { count: COUNT });
+    var answers = await run(ids[0], async function (ctx) {
+      var counts = [];
+      for (var i = 0; i < 30; i++) counts.push((await ctx.state.io.fetchSockets()).length);
+      return counts;
+    });
+    await flood;
+    var got = await run(ids[0], function (ctx, arg) {
+      return ctx.until(function () { return ctx.state.serverEvents.length >= arg.count; }, 20000, 'every event')
+        .then(function () {
+          var events = ctx.state.serverEvents;
+          return [events.length, events.filter(function (e, i) { return e[0] !== i; }).length];
+        });
+    }, { count: COUNT });
+    assert.strictEqual(answers.length, 30);
+    assert.deepStrictEqual(got, [COUNT, 0]);
+  });
+
   it('the primary emits to clients of every worker (createEmitter)', async function () {
     var a = await connect(ids[0], 'a');
     var b = await connect(ids[1], 'b', 'polling');
