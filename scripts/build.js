@@ -58,7 +58,8 @@ function nodeGypCommand() {
   process.exit(1);
 }
 
-var args = [nodeGypCommand(), 'rebuild'];
+// One compiler per core (node-gyp runs one at a time by default).
+var args = [nodeGypCommand(), 'rebuild', '--jobs', 'max'];
 var nodedir = process.env.npm_config_nodedir || localNodeDir();
 if (nodedir) args.push('--nodedir=' + nodedir);
 if (debug) args.push('--debug');

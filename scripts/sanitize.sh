@@ -19,7 +19,7 @@ cp -r binding.gyp src "$work/"
 flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
 gyp=$(node -e "process.stdout.write(require.resolve('node-gyp/bin/node-gyp.js'))")
 nodedir=$(node -e "process.stdout.write(require('./scripts/build').localNodeDir() || '')")
-(cd "$work" && CFLAGS="$flags" LDFLAGS="$flags" node "$gyp" rebuild ${nodedir:+--nodedir="$nodedir"} >/dev/null)
+(cd "$work" && CFLAGS="$flags" LDFLAGS="$flags" node "$gyp" rebuild --jobs max ${nodedir:+--nodedir="$nodedir"} >/dev/null)
 
 export SOCKET_IO_CLUSTER_STORE_ADDON="$work/build/Release/cluster_store.node"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
