@@ -10,6 +10,8 @@ var assert = require('assert');
 var childProcess = require('child_process');
 var path = require('path');
 
+var processes = require('../support/processes');
+
 var SCRIPT = path.join(__dirname, 'valgrind.sh');
 
 function haveValgrind() {
@@ -17,17 +19,23 @@ function haveValgrind() {
 }
 
 // valgrind.sh PART: resolves with its exit status and all it printed.
+// It runs in a process group of its own, tracked as the harness tracks
+// its processes, so that valgrind goes with it (on the timeout, or when
+// this process exits first).
 function part(name) {
   return new Promise(function (resolve) {
-    var child = childProcess.spawn('bash', [SCRIPT, name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    var child = childProcess.spawn('bash', [SCRIPT, name], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    var group = -child.pid;
+    processes.track(group);
     var output = '';
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', function (s) { output += s; });
     child.stderr.on('data', function (s) { output += s; });
-    var timer = setTimeout(function () { child.kill('SIGKILL'); }, 330000);
+    var timer = setTimeout(function () { processes.killPid(group, 'SIGKILL'); }, 330000);
     child.on('close', function (code, signal) {
       clearTimeout(timer);
+      processes.live.delete(group);
       resolve({ name: name, status: signal ? signal : code, output: output });
     });
   });
