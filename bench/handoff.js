@@ -156,20 +156,26 @@ async function workerStats(c) {
   return out;
 }
 
+// What the counters say at one moment: the workers' stats, the primary's
+// main thread and whole process CPU seconds, TCP connections opened to
+// the cluster, this (client) process's CPU, and the time.
+async function snapshot(c) {
+  var w = await workerStats(c);
+  return { w: w, main: cpuSeconds(c.pid, c.pid), all: cpuSeconds(c.pid), opened: openedTo(c.port),
+    client: process.cpuUsage(), at: process.hrtime.bigint() };
+}
+
 // A setup's cluster, its clients, and what its row says so far.
 async function start(setup, connections, args) {
   var c = await stressV4.startCluster(setup, { adapter: 'none', workers: args.workers });
   var state = { c: c, row: { setup: setup, connections: connections }, clients: [], agents: [],
     shared: new http.Agent({ keepAlive: true }), rtts: [], slices: [] };
   try {
-    state.w0 = await workerStats(c);
+    state.begin = await snapshot(c);
   } catch (err) {
     await stop(state);
     throw err;
   }
-  state.main0 = cpuSeconds(c.pid, c.pid);
-  state.all0 = cpuSeconds(c.pid);
-  state.opened0 = openedTo(c.port);
   return state;
 }
 
@@ -248,30 +254,32 @@ async function finish(state) {
   row.sliceP99 = state.slices.map(function (a) {
     return percentile(a.sort(function (x, y) { return x - y; }), 0.99);
   });
-  var w1 = await workerStats(c);
-  var requests = w1.requests - state.w0.requests;
-  var tcp = openedTo(c.port) - state.opened0;
-  var main = (cpuSeconds(c.pid, c.pid) - state.main0) * 1e6;
-  var all = (cpuSeconds(c.pid) - state.all0) * 1e6;
+  var end = await snapshot(c);
+  var begin = state.begin;
+  var rtt = state.rttBegin;
+  var w1 = end.w;
+  var requests = w1.requests - begin.w.requests;
+  var tcp = end.opened - begin.opened;
+  var main = (end.main - begin.main) * 1e6;
+  var all = (end.all - begin.all) * 1e6;
   row.requests = requests;
   row.serverClosed = w1.closed;
   row.serverRefused = w1.refused;
   row.connectionsOpened = tcp;
   row.connectionsPerRequest = requests ? tcp / requests : null;
-  row.handoffsPerRequest = requests ? (w1.handedOff - state.w0.handedOff) / requests : null;
-  var rttRequests = w1.requests - state.wRtt.requests;
+  row.handoffsPerRequest = requests ? (w1.handedOff - begin.w.handedOff) / requests : null;
+  var rttRequests = w1.requests - rtt.w.requests;
   row.rttRequests = rttRequests;
-  row.rttConnectionsOpened = openedTo(c.port) - state.openedRtt;
-  row.rttHandoffs = w1.handedOff - state.wRtt.handedOff;
-  var rttClient = process.cpuUsage(state.clientRtt);
-  var rttSeconds = Number(process.hrtime.bigint() - state.rttBegan) / 1e9;
-  row.rttClientBusy = (rttClient.user + rttClient.system) / 1e6 / rttSeconds;
+  row.rttConnectionsOpened = end.opened - rtt.opened;
+  row.rttHandoffs = w1.handedOff - rtt.w.handedOff;
+  var rttClientUs = end.client.user + end.client.system - rtt.client.user - rtt.client.system;
+  row.rttClientBusy = rttClientUs / 1e6 / (Number(end.at - rtt.at) / 1e9);
   row.rttServerUsPerRequest = rttRequests ?
-    ((cpuSeconds(c.pid) - state.allRtt) * 1e6 + w1.cpuUs - state.wRtt.cpuUs) / rttRequests : null;
+    ((end.all - rtt.all) * 1e6 + w1.cpuUs - rtt.w.cpuUs) / rttRequests : null;
   row.primaryMainUsPerRequest = requests ? main / requests : null;
   row.primaryMainUsPerConnection = tcp ? main / tcp : null;
   row.primaryAllUsPerRequest = requests ? all / requests : null;
-  row.serverUsPerRequest = requests ? (all + w1.cpuUs - state.w0.cpuUs) / requests : null;
+  row.serverUsPerRequest = requests ? (all + w1.cpuUs - begin.w.cpuUs) / requests : null;
   return row;
 }
 
@@ -292,11 +300,7 @@ async function runGroup(connections, args) {
     var state = await start(setup, connections, args);
     try {
       await connectPhase(state, args);
-      state.wRtt = await workerStats(state.c);
-      state.openedRtt = openedTo(state.c.port);
-      state.allRtt = cpuSeconds(state.c.pid);
-      state.clientRtt = process.cpuUsage();
-      state.rttBegan = process.hrtime.bigint();
+      state.rttBegin = await snapshot(state.c);
       var per = Math.max(1, Math.ceil(args.rounds / args.slices));
       for (var from = 0; from < args.rounds; from += per) {
         await roundTrips(state, args, from, Math.min(args.rounds, from + per));
