@@ -184,13 +184,13 @@
   X(NAMESPACES_BOUND, boundClients)         /* namespaces bound to a connection now */             \
   X(HANDOFFS, handoffs)                     /* descriptors passed on (FRAME_HANDOFF) */            \
   X(HANDOFFS_REFUSED, handoffsRefused)      /* ... closed instead: no subscriber, or it lagged */  \
-  X(PUBLISHERS_PACED, publishersPaced)      /* times a publisher waited for a late shared reader */ \
-  X(UPLINK_STATE, uplinkState)              /* uplink.h's enum uplink_state (0: no uplink) */      \
-  X(UPLINK_FAULT, uplinkFault)              /* its last fault (UPLINK_FAULT_LIST; 0: none) */      \
-  X(UPLINK_CONNECTS, uplinkConnects)        /* times it came up */                                 \
-  X(UPLINK_PUBLISHED, uplinkPublished)      /* messages sent to other machines */                  \
-  X(UPLINK_RECEIVED, uplinkReceived)        /* messages received from other machines */            \
-  X(UPLINK_DROPPED, uplinkDropped) /* messages others wanted, not sent: Redis away or slow */      \
+  X(PUBLISHERS_PACED, publishersPaced) /* times a publisher waited for a late shared reader */     \
+  X(UPLINK_STATE, uplinkState)         /* uplink.h's enum uplink_state (0: no uplink) */           \
+  X(UPLINK_FAULT, uplinkFault)         /* its last fault (UPLINK_FAULT_LIST; 0: none) */           \
+  X(UPLINK_CONNECTS, uplinkConnects)   /* times it came up */                                      \
+  X(UPLINK_PUBLISHED, uplinkPublished) /* messages sent to other machines */                       \
+  X(UPLINK_RECEIVED, uplinkReceived)   /* messages received from other machines */                 \
+  X(UPLINK_DROPPED, uplinkDropped)     /* messages others wanted, not sent: Redis away or slow */  \
   X(UPLINK_FAILED_REQUESTS, uplinkFailedRequests) /* requests, barriers Redis never answered */    \
   X(UPLINK_QUEUED_BYTES, uplinkQueuedBytes)       /* output waiting for Redis */                   \
   X(UPLINK_REMOTE_TOPICS, uplinkRemoteTopics)     /* topics other machines want */
