@@ -516,7 +516,8 @@ int broker_connect_pair(broker *b, int *peer_fd) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
   int size = BROKER_SOCKET_BUFFER;
-  (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+  int send_size = BROKER_PROCESS_SEND_BUFFER;
+  (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &send_size, sizeof(send_size));
   (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
   if (broker_attach(b, sv[0]) != 0) {
     int saved = errno;

@@ -474,6 +474,11 @@ void broker_conn_read(broker_conn *c, size_t budget) {
       }
       if ((size_t)n < room) break; /* the socket is drained: spare a read that would fail */
       if (c->read_chunk < BROKER_READ_CHUNK_MAX) c->read_chunk *= 2;
+      /* Route what came before reading on: a publish that must wait holds
+       * the connection, and what is not read yet stays in the process's
+       * socket, behind the publisher's own flow control, rather than in
+       * this buffer, where nothing bounds how long it stays. */
+      broker_conn_process(c);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;

@@ -54,6 +54,12 @@
 /* Kernel buffers of a channel's sockets (the broker's end may send with
  * less: BROKER_SEND_BUFFER in broker_conn.c). */
 #define BROKER_SOCKET_BUFFER (1024 * 1024)
+/* What a process's end may have in its socket, not yet read by the broker
+ * (the kernel allows about twice this). Small for the reason the
+ * process's own queue is (CHANNEL_HIGH_WATER in channel_internal.h): while
+ * the broker holds a publisher back it does not read this socket, and a
+ * reply the publisher sends waits behind all of it. */
+#define BROKER_PROCESS_SEND_BUFFER (32 * 1024)
 /* Publishers remembered per reader, so that each one's messages keep their
  * order while others' overtake them (the urgent lane): where in the
  * reader's queue each one's last message ends. */

@@ -22,13 +22,18 @@
 
 #define CHANNEL_READ_CHUNK (256u * 1024u)
 #define CHANNEL_READ_BUDGET (4u * 1024u * 1024u)
-#define CHANNEL_WRITE_EARLY (256u * 1024u)
+#define CHANNEL_WRITE_EARLY (32u * 1024u)
 #define CHANNEL_KEEP_BUFFER (4u * 1024u * 1024u)
 #define CHANNEL_FLUSH_WAIT_MS 1000
 /* Output a process may queue before a send waits for the broker to take
  * some: a publisher that outruns the cluster is slowed down, not allowed to
- * grow without bound. */
-#define CHANNEL_HIGH_WATER (2u * 1024u * 1024u)
+ * grow without bound. Small, like the socket's own buffer
+ * (BROKER_PROCESS_SEND_BUFFER): when the broker holds a publisher back,
+ * everything it sends next, a reply too, waits behind what it has queued
+ * here and in the socket, at the speed of its slowest readers, and a
+ * larger queue there only makes that wait longer (it cannot make the
+ * readers faster). */
+#define CHANNEL_HIGH_WATER (64u * 1024u)
 #define CHANNEL_HIGH_WATER_WAIT_MS 10000
 #define CHANNEL_RING_WAIT_MS 20
 /* Publishers told apart in one slice's window: the window ends at the

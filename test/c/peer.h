@@ -150,6 +150,11 @@ static inline void peer_connect(peer *p) {
   memset(p, 0, sizeof(*p));
   p->pool_fd = -1;
   CHECK(broker_connect_pair(b, &p->fd) == 0);
+  /* A test sends a whole batch, with a blocking send each frame, before
+   * it turns the broker to read any: the socket must hold all of it, as a
+   * process's own output queue would (the pair's end is made small). */
+  int size = 1 << 20;
+  CHECK(setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) == 0);
 }
 
 /* Sends p's hello, saying it takes frames of at most max_size bytes; the
