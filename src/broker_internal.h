@@ -51,8 +51,9 @@
 #include "retain.h"
 #include "table.h"
 
-/* Kernel buffers of a channel's sockets (the broker's end may send with
- * less: BROKER_SEND_BUFFER in broker_conn.c). */
+/* Kernel buffers of a channel's sockets: what each end may receive, and
+ * what the broker's end may send (or less: BROKER_SEND_BUFFER in
+ * broker_conn.c); the process's end sends with BROKER_PROCESS_SEND_BUFFER. */
 #define BROKER_SOCKET_BUFFER (1024 * 1024)
 /* What a process's end may have in its socket, not yet read by the broker
  * (the kernel allows about twice this). Small for the reason the
