@@ -145,7 +145,9 @@ function Connection(opts) {
   this.options = opts;
   this.endpoints = new Map();
   this.pending = new Pending();
-  this.inbox = []; // batches being delivered, oldest first: [bytes, words, next index, pool]
+  // Batches being delivered, oldest first: [bytes, words, next index,
+  // pool, end of the words, length of the bytes].
+  this.inbox = [];
   this.yielding = false; // yieldSoon was called: end the batch being delivered after this frame
   this.delivering = 0; // deliverInbox calls under way
   this.poolBytes = []; // Buffers over the views of the shared pool's regions
@@ -210,12 +212,15 @@ Connection.prototype.open = function () {
   // could only make the channel refuse what the master routes.
   var limit = this.worker ? options.MAX_FRAME_SIZE : this.options.maxFrameSize;
   var channel = native.channelCreate(limit,
-    // The addon lends its input buffer for the length of this call (an
-    // ArrayBuffer it detaches afterwards): everything kept is copied out
-    // by the decoders, nothing holds on to these bytes. Nor to the shared
-    // pool's: a payload read there may be written over once read.
-    function onInput(bytes, words, pool) {
-      self.deliver(bytes instanceof ArrayBuffer ? Buffer.from(bytes) : bytes, words, pool);
+    // The bytes are the addon's for the length of this call only: its
+    // inbox (a Buffer it writes the next batch into; count frames, len
+    // bytes), or its input buffer lent as an ArrayBuffer it detaches
+    // afterwards. Everything kept is copied out by the decoders, nothing
+    // holds on to these bytes. Nor to the shared pool's: a payload read
+    // there may be written over once read.
+    function onInput(bytes, words, pool, count, len) {
+      if (bytes instanceof ArrayBuffer) self.deliver(Buffer.from(bytes), words, pool, words.length, bytes.byteLength);
+      else self.deliver(bytes, words, pool, count * DESCRIPTOR_WORDS, len);
     },
     function onClose(reason) { if (self.channel === channel) self.lost(reason); });
   this.channel = channel;
@@ -728,7 +733,7 @@ Connection.prototype.catchUp = function (endpoint) {
   var held = reply[0] === STATUS.OK;
   if (!held) log.error('catch-up across machines failed: %s', replyText(reply));
   var batch = native.channelTake(this.channel);
-  if (batch) this.deliver(batch[0], batch[1], batch[2]);
+  if (batch) this.deliver(batch[0], batch[1], batch[2], batch[1].length, batch[0].length);
   return held;
 };
 
@@ -782,8 +787,8 @@ Connection.prototype.settle = function (endpoint) {
 // from inside its callback (catchUp): the frames that brings are queued
 // behind the rest of the current batch, and the nested call delivers the
 // rest first, then them, so nothing overtakes anything.
-Connection.prototype.deliver = function (bytes, words, pool) {
-  this.inbox.push([bytes, words, 0, pool]);
+Connection.prototype.deliver = function (bytes, words, pool, end, length) {
+  this.inbox.push([bytes, words, 0, pool, end, length]);
   this.deliverInbox();
 };
 
@@ -793,7 +798,7 @@ Connection.prototype.deliverInbox = function () {
   while (this.inbox.length) {
     var batch = this.inbox[0];
     var i = batch[2];
-    if (i >= batch[1].length) {
+    if (i >= batch[4]) {
       this.inbox.shift();
       continue;
     }
@@ -834,12 +839,15 @@ Connection.prototype.setAsideRest = function () {
   if (this.inbox.length !== 1) return false;
   var batch = this.inbox[0];
   var words = batch[1];
-  if (batch[2] >= words.length || batch[0].length > SET_ASIDE_MAX) return false;
-  for (var i = batch[2]; i < words.length; i += DESCRIPTOR_WORDS) {
+  var end = batch[4];
+  if (batch[2] >= end || batch[5] > SET_ASIDE_MAX) return false;
+  for (var i = batch[2]; i < end; i += DESCRIPTOR_WORDS) {
     if (words[i + W_TYPE] & WORD_SHARED) return false;
   }
-  // The bytes are lent for the length of this call only.
-  batch[0] = Buffer.from(batch[0]);
+  // The bytes (and the inbox's words) are the addon's for the length of
+  // this call only.
+  batch[0] = Buffer.from(batch[0].subarray(0, batch[5]));
+  batch[1] = words.slice(0, end);
   setImmediate(this.deliverRestLater);
   return true;
 };

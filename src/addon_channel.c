@@ -40,7 +40,11 @@ static void addon_channel_drop_callbacks(napi_env env, addon_channel *ac) {
   if (ac->on_input) napi_delete_reference(env, ac->on_input);
   if (ac->on_close) napi_delete_reference(env, ac->on_close);
   if (ac->pool) napi_delete_reference(env, ac->pool);
-  ac->on_input = ac->on_close = ac->pool = NULL;
+  if (ac->inbox_bytes) napi_delete_reference(env, ac->inbox_bytes);
+  if (ac->inbox_words) napi_delete_reference(env, ac->inbox_words);
+  ac->on_input = ac->on_close = ac->pool = ac->inbox_bytes = ac->inbox_words = NULL;
+  ac->inbox_data = NULL;
+  ac->inbox_word_data = NULL;
 }
 
 void addon_channel_release(addon_channel *ac, void (*done)(void *arg), void *arg) {

@@ -13,10 +13,16 @@
  * onInput gets is lent in place for the call; channelTake's (addon_channel_batch) is a copy. */
 #define _GNU_SOURCE
 #include <stdint.h>
+#include <string.h>
 
 #include "addon_internal.h"
 #include "frame.h"
 #include "shm.h"
+
+/* The largest batch copied into the inbox; larger ones are lent. Copying
+ * this much costs about what lending costs (making an external buffer and
+ * detaching it). */
+#define ADDON_INBOX_BYTES (64u * 1024u)
 
 /* Drops an exception a call left pending, for a failure that has its own
  * way out (a fallback), not one JavaScript must hear of. */
@@ -86,18 +92,12 @@ static napi_value addon_channel_pool_value(napi_env env, addon_channel *ac) {
   return v;
 }
 
-/* The descriptor words for count frames in data[0..len): those starting
- * at picked[0..count), or (picked NULL) the first count not handed over
- * before; with a view of every region a shared message in them lies in. */
-static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uint8_t *data,
-                                      size_t len, int count, const uint32_t *picked) {
-  napi_value words_buffer, words;
-  void *words_data = NULL;
-  size_t word_count = (size_t)count * ADDON_DESCRIPTOR_WORDS;
-  NAPI_CALL(env, napi_create_arraybuffer(env, word_count * 4, &words_data, &words_buffer));
-  NAPI_CALL(env,
-            napi_create_typedarray(env, napi_uint32_array, word_count, words_buffer, 0, &words));
-  uint32_t *w = words_data;
+/* Writes to w the descriptor words for count frames in data[0..len):
+ * those starting at picked[0..count), or (picked NULL) the first count not
+ * handed over before; and makes a view of every region a shared message in
+ * them lies in. 0, or -1 with an exception pending. */
+static int addon_channel_fill_words(napi_env env, addon_channel *ac, const uint8_t *data,
+                                    size_t len, int count, const uint32_t *picked, uint32_t *w) {
   size_t offset = 0;
   for (int i = 0; i < count; i++) {
     frame f;
@@ -123,12 +123,12 @@ static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uin
       /* Checked by channel_frames already: this parse cannot fail. */
       if (frame_message_desc_parse(f.payload, f.payload_len, &d) != 0) {
         addon_throw(env, "ERR_CLUSTER_STORE_CHANNEL", "a malformed shared message");
-        return NULL;
+        return -1;
       }
       uint32_t r = d.offset / SHM_REGION_SIZE;
       if (addon_channel_view(env, ac, r) != 0) {
         addon_throw_last(env, "channel input");
-        return NULL;
+        return -1;
       }
       w[ADDON_WORD_TYPE] |= ADDON_WORD_SHARED;
       w[ADDON_WORD_PAYLOAD_LENGTH] = d.length;
@@ -138,6 +138,20 @@ static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uin
     w += ADDON_DESCRIPTOR_WORDS;
     offset += f.size;
   }
+  return 0;
+}
+
+/* The descriptor words (as addon_channel_fill_words) in a Uint32Array of
+ * their own, or NULL with an exception pending. */
+static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uint8_t *data,
+                                      size_t len, int count, const uint32_t *picked) {
+  napi_value words_buffer, words;
+  void *words_data = NULL;
+  size_t word_count = (size_t)count * ADDON_DESCRIPTOR_WORDS;
+  NAPI_CALL(env, napi_create_arraybuffer(env, word_count * 4, &words_data, &words_buffer));
+  NAPI_CALL(env,
+            napi_create_typedarray(env, napi_uint32_array, word_count, words_buffer, 0, &words));
+  if (addon_channel_fill_words(env, ac, data, len, count, picked, words_data) != 0) return NULL;
   return words;
 }
 
@@ -193,11 +207,73 @@ static void addon_report_pending(napi_env env) {
     napi_fatal_exception(env, error);
 }
 
-/* Input reaches JavaScript without a copy: the frames are lent in place as
- * an external ArrayBuffer for the length of the call, and detached after it,
- * so nothing JavaScript kept can read the memory once it is reused (a view
- * kept past the call reads as empty; the shim copies what it keeps). Where
- * external buffers are not allowed, the frames are copied. */
+/* Makes ac's inbox, once: a Buffer of ADDON_INBOX_BYTES and a Uint32Array
+ * with room for the words of CHANNEL_SLICE_FRAMES frames, both kept for
+ * the life of the channel. 0, or -1 (then batches are lent, as before). */
+static int addon_channel_make_inbox(napi_env env, addon_channel *ac) {
+  if (ac->inbox_data) return 0;
+  if (ac->inbox_failed) return -1;
+  napi_value bytes, words_buffer, words;
+  void *data = NULL;
+  void *word_data = NULL;
+  size_t word_count = (size_t)CHANNEL_SLICE_FRAMES * ADDON_DESCRIPTOR_WORDS;
+  if (napi_create_buffer(env, ADDON_INBOX_BYTES, &data, &bytes) != napi_ok ||
+      napi_create_arraybuffer(env, word_count * 4, &word_data, &words_buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_uint32_array, word_count, words_buffer, 0, &words) !=
+          napi_ok ||
+      napi_create_reference(env, bytes, 1, &ac->inbox_bytes) != napi_ok ||
+      napi_create_reference(env, words, 1, &ac->inbox_words) != napi_ok) {
+    if (ac->inbox_bytes) napi_delete_reference(env, ac->inbox_bytes);
+    ac->inbox_bytes = NULL;
+    ac->inbox_failed = 1;
+    addon_clear_pending(env);
+    return -1;
+  }
+  ac->inbox_data = data;
+  ac->inbox_word_data = word_data;
+  return 0;
+}
+
+/* Hands a batch of count frames (data[0..len), lent by the channel) to
+ * JavaScript in the inbox: copied into its Buffer, the words into its
+ * Uint32Array, as onInput(bytes, words, pool, count, len). 1 when done so
+ * (the frames are consumed or left unread, as the call went), 0 when the
+ * batch does not fit or the inbox is in use (nothing done). */
+static int addon_channel_to_inbox(napi_env env, addon_channel *ac, channel *ch,
+                                  const uint8_t *data, size_t len, int count,
+                                  const uint32_t *picked) {
+  if (len > ADDON_INBOX_BYTES || count > (int)CHANNEL_SLICE_FRAMES || ac->inbox_busy ||
+      addon_channel_make_inbox(env, ac) != 0)
+    return 0;
+  napi_value argv[5];
+  if (napi_get_reference_value(env, ac->inbox_bytes, &argv[0]) != napi_ok || !argv[0] ||
+      napi_get_reference_value(env, ac->inbox_words, &argv[1]) != napi_ok || !argv[1] ||
+      napi_create_uint32(env, (uint32_t)count, &argv[3]) != napi_ok ||
+      napi_create_uint32(env, (uint32_t)len, &argv[4]) != napi_ok) {
+    addon_clear_pending(env);
+    return 0;
+  }
+  memcpy(ac->inbox_data, data, len);
+  int ok = addon_channel_fill_words(env, ac, data, len, count, picked, ac->inbox_word_data) == 0;
+  argv[2] = ok ? addon_channel_pool_value(env, ac) : NULL;
+  if (argv[2]) {
+    ac->inbox_busy = 1;
+    addon_channel_call(ac, ac->on_input, 5, argv);
+    ac->inbox_busy = 0;
+  }
+  channel_unlend(ch, argv[2] ? CHANNEL_UNLEND_CONSUMED : CHANNEL_UNLEND_UNREAD);
+  if (!argv[2]) addon_report_pending(env);
+  return 1;
+}
+
+/* Input reaches JavaScript in one of two ways. A batch that fits the
+ * inbox (most: a request, a reply, a few messages) is copied into it,
+ * which costs less than making a buffer per call. A larger one is lent in
+ * place as an external ArrayBuffer for the length of the call, and
+ * detached after it. Either way nothing JavaScript keeps past the call
+ * may be read after it (the inbox is overwritten by the next batch; a lent
+ * view reads as empty): the shim copies what it keeps. Where external
+ * buffers are not allowed, the frames are copied. */
 static void addon_channel_on_input(channel *ch, void *ctx) {
   addon_channel *ac = ctx;
   napi_env env = ac->owner->env;
@@ -208,6 +284,10 @@ static void addon_channel_on_input(channel *ch, void *ctx) {
   const uint32_t *picked = NULL;
   int count = channel_lend_slice(ch, CHANNEL_SLICE_FRAMES, &data, &len, &picked);
   addon_channel_share_pool(env, ac);
+  if (count > 0 && addon_channel_to_inbox(env, ac, ch, data, len, count, picked)) {
+    napi_close_handle_scope(env, scope);
+    return;
+  }
   if (count > 0) {
     napi_value argv[3];
     napi_status st = napi_create_external_arraybuffer(env, (void *)data, len, NULL, NULL, &argv[0]);

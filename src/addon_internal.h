@@ -86,6 +86,14 @@ struct addon_channel {
   napi_ref pool;      /* an Array: element r views region r of the shared pool */
   uint64_t pool_made; /* the regions viewed so far, one bit each */
   int pool_failed;    /* no view could be made: shared messages are not asked for */
+  /* The inbox: a Buffer and a Uint32Array made once, that small batches
+   * are copied into and handed over in (see addon_channel_on_input). */
+  napi_ref inbox_bytes;
+  napi_ref inbox_words;
+  uint8_t *inbox_data;
+  uint32_t *inbox_word_data;
+  int inbox_failed; /* could not be made: batches are lent */
+  int inbox_busy;   /* handed to JavaScript now */
 };
 
 /* ---- error plumbing ------------------------------------------------------ */
