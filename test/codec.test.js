@@ -232,6 +232,15 @@ describe('value codec', function () {
     cyc.self = cyc;
     var c = roundTrip(cyc);
     assert.strictEqual(c.self, c);
+    // Past its first objects, the encoder looks them up in a Set instead
+    // of a list: one met again there is found as well.
+    var many = [];
+    for (var i = 0; i < 300; i++) many.push({ i: i });
+    many.push(many[3]);
+    var m = roundTrip(many);
+    assert.strictEqual(m.length, 301);
+    assert.strictEqual(m[300], m[3]);
+    assert.strictEqual(m[299].i, 299);
   });
 
   it('refuses functions and symbols with a TypeError, and keeps working', function () {
