@@ -172,6 +172,14 @@ describe('socket.io 4 adapter across cluster workers', function () {
       ctx.state.sockets.b.join('green');
       return true;
     });
+    // As with cluster-adapter, a handshake's sessionStore (an
+    // express-session store: cycles, functions) stays home.
+    await run(ids[2], function (ctx) {
+      var store = { sessions: {}, get: function () {} };
+      store.self = store;
+      ctx.state.sockets.c.handshake.sessionStore = store;
+      return true;
+    });
     var result = await run(ids[0], function (ctx) {
       return ctx.state.io.fetchSockets().then(function (sockets) {
         var b = sockets.find(function (s) { return s.data.name === 'b'; });
@@ -185,12 +193,16 @@ describe('socket.io 4 adapter across cluster workers', function () {
           when: d.when instanceof Date && d.when.getTime() === 86400000,
           cyc: d.cyc.self === d.cyc, set: d.set instanceof Set && d.set.has('x'),
           bytes: Buffer.from(d.bytes).equals(Buffer.from([9, 8])),
-          handshake: typeof b.handshake.headers === 'object' && b.handshake.query.name === 'b'
+          handshake: typeof b.handshake.headers === 'object' && b.handshake.query.name === 'b',
+          cHandshake: sockets.filter(function (s) { return s.data.name === 'c'; }).map(function (c) {
+            return [c.handshake.query.name, 'sessionStore' in c.handshake, typeof c.handshake.headers.host];
+          })
         };
       });
     });
     assert.deepStrictEqual(result, { names: ['a', 'b', 'c'], remote: 2, bRooms: ['green'], big: true,
-      mapKey: true, when: true, cyc: true, set: true, bytes: true, handshake: true });
+      mapKey: true, when: true, cyc: true, set: true, bytes: true, handshake: true,
+      cHandshake: [['c', false, 'string']] });
     // A room that only one remote worker has.
     var green = await run(ids[2], function (ctx) {
       return ctx.state.io.in('green').fetchSockets().then(function (s) { return s.map(function (x) { return x.id; }); });

@@ -32,6 +32,7 @@ var logError = debug('socket.io-cluster-store:error');
 // this long for the other servers (fetchSockets takes its timeout flag).
 var DEFAULT_TIMEOUT = 5000;
 var hasOwn = Object.prototype.hasOwnProperty;
+var objectProto = Object.prototype;
 
 function encodeOptions(opts) {
   return { rooms: Array.from(opts.rooms || []), except: Array.from(opts.except || []),
@@ -43,13 +44,19 @@ function decodeOptions(opts) {
 }
 
 // What a fetchSockets answer says of a socket: as ClusterAdapter's, the
-// handshake without its sessionStore (it may hold cycles). The copy keeps
-// the own enumerable string keys, the only ones the codec sends.
+// handshake without its sessionStore (it may hold cycles). A copy keeps
+// the own enumerable string keys, the only ones the codec sends; a plain
+// handshake without a sessionStore (socket.io's own) is sent as it is,
+// which comes to the same bytes without making the copy.
 function describeSocket(socket) {
   var from = socket.handshake;
-  var handshake = {};
-  for (var key in from) {
-    if (key !== 'sessionStore' && hasOwn.call(from, key)) handshake[key] = from[key];
+  var handshake = from;
+  if (from === null || typeof from !== 'object' || Object.getPrototypeOf(from) !== objectProto ||
+      hasOwn.call(from, 'sessionStore')) {
+    handshake = {};
+    for (var key in from) {
+      if (key !== 'sessionStore' && hasOwn.call(from, key)) handshake[key] = from[key];
+    }
   }
   return { id: socket.id, handshake: handshake, rooms: Array.from(socket.rooms), data: socket.data };
 }
