@@ -737,6 +737,23 @@ function readHeader() {
   return readVarint();
 }
 
+// Short strings written in line that start a chunk (see inlineString),
+// by a hash of their bytes: the string made last time for them. Most
+// messages hold one such string, first (an event name), which then costs
+// no call into node and no new string, and reaches the application as
+// the same string each time (V8 finds a listener by it without hashing
+// it again). Only strings are kept; a slot holds the latest.
+var SHORT_CACHE_SIZE = 512;
+var SHORT_CACHE_MAX_LENGTH = INLINE_MAX; // (a copy, not a view of the chunk)
+var shortCache = new Array(SHORT_CACHE_SIZE);
+
+function shortSlot(from, to) {
+  var buf = din;
+  var h = to - from;
+  for (var i = from; i < to; i++) h = (Math.imul(h, 31) + buf[i]) | 0;
+  return h & (SHORT_CACHE_SIZE - 1);
+}
+
 // A string of len characters written in line, at dpos.
 function inlineString(len) {
   var from = dpos;
@@ -745,10 +762,23 @@ function inlineString(len) {
   dpos = to;
   if (from >= inlineFrom && to <= inlineTo) return inlineChunk.substring(from - inlineFrom, to - inlineFrom);
   if (len > CHUNK) return din.latin1Slice(from, to);
+  var slot = -1;
+  if (len <= SHORT_CACHE_MAX_LENGTH) {
+    slot = shortSlot(from, to);
+    var known = shortCache[slot];
+    if (known !== undefined && known.length === len) {
+      var buf = din;
+      var j = 0;
+      while (j < len && known.charCodeAt(j) === buf[from + j]) j++;
+      if (j === len) return known;
+    }
+  }
   inlineFrom = from;
   inlineTo = Math.min(from + CHUNK, dend);
   inlineChunk = din.latin1Slice(from, inlineTo);
-  return inlineChunk.substring(0, len);
+  var s = inlineChunk.substring(0, len);
+  if (slot >= 0) shortCache[slot] = s;
+  return s;
 }
 
 // Where the next len characters of the table start in din.

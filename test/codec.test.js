@@ -34,6 +34,29 @@ describe('value codec', function () {
   // Short ASCII strings and keys are written in line, the others in the
   // value's string table (ASCII, or UTF-16 if one of them is not), keys
   // met again as an index, strings decoded from chunks of the bytes.
+  it('gives short strings met again back as they were, never another one of the same slot', function () {
+    // Short strings that start a value are kept by a hash of their bytes:
+    // thousands of them, of every short length, over and over, most
+    // sharing a slot with others (and with their own reversal, or the
+    // same letters in another case), each alone and first in a packet.
+    var words = [];
+    for (var i = 0; i < 3000; i++) {
+      var w = (i * 7919).toString(36).slice(0, 1 + i % 12);
+      words.push(w, w.split('').reverse().join(''), w.toUpperCase(), w + '\u00e9'.slice(0, i % 2));
+    }
+    for (var round = 0; round < 3; round++) {
+      words.forEach(function (w, k) {
+        var back = roundTrip([w, k]);
+        assert.strictEqual(back[0], w);
+        assert.strictEqual(back[1], k);
+      });
+    }
+    // Bytes a newer encoder never writes in line (latin1 above 0x7f), as
+    // another process might send them: the same characters every time.
+    var latin1 = Buffer.from([6, 8, 2, 7, 6, 0x61, 0xe9, 0xff, 7, 6, 0x61, 0xe9, 0xff]);
+    for (var n = 0; n < 3; n++) assert.deepStrictEqual(codec.decode(latin1), ['a\u00e9\u00ff', 'a\u00e9\u00ff']);
+  });
+
   it('keeps many strings and keys of every kind in one value, in order', function () {
     var long = 'L'.repeat(70); // past the length of keys given an index
     var keys = ['id', 'a-key-of-some-length', 'x\u0000', '0', '7', '__proto__', long, ''];
