@@ -143,11 +143,12 @@ var valueSerial = 0;
 // cycle) sends the whole value to the V8 form, which keeps identity. Few
 // objects: a linear scan of seen[0, seenCount) beats a Set; many: a Set,
 // kept from value to value (emptied after each), which tells an object
-// already in it by not growing (one look-up per object, not two). The
-// scan goes on up to 128 objects: a fetchSockets answer for 10 sockets
-// has about 70, and growing the Set to hold them (it starts small again
-// after each value) took a tenth of the answering server's time.
-var SEEN_SCAN = 128;
+// already in it by not growing (one look-up per object, not two). A
+// longer scan was measured twice and not kept: up to 128 objects, the
+// encoding of a 10-socket fetchSockets answer (~70 objects) lost the
+// Set's growth, a tenth of the answering server's time, but answers of
+// 25 and 100 sockets took 30-45 % longer (the scan is quadratic).
+var SEEN_SCAN = 32;
 var seen = new Array(SEEN_SCAN);
 var seenCount = 0;
 var seenSet = new Set();
