@@ -10,7 +10,9 @@
  * one turn of the loop does not swallow a storm ahead of a quiet message. A shared message's
  * payload is not in that Buffer but in the shared pool (shm.h): JavaScript gets an Array of
  * read-only ArrayBuffers along, one per region of the pool it has had messages from. The batch
- * onInput gets is lent in place for the call; channelTake's (addon_channel_batch) is a copy. */
+ * onInput gets is copied into the channel's inbox (made once) when it fits, else lent in place
+ * for the call (see addon_channel_on_input); channelTake's (addon_channel_batch) is a copy of
+ * its own. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <string.h>
@@ -239,9 +241,8 @@ static int addon_channel_make_inbox(napi_env env, addon_channel *ac) {
  * Uint32Array, as onInput(bytes, words, pool, count, len). 1 when done so
  * (the frames are consumed or left unread, as the call went), 0 when the
  * batch does not fit or the inbox is in use (nothing done). */
-static int addon_channel_to_inbox(napi_env env, addon_channel *ac, channel *ch,
-                                  const uint8_t *data, size_t len, int count,
-                                  const uint32_t *picked) {
+static int addon_channel_to_inbox(napi_env env, addon_channel *ac, channel *ch, const uint8_t *data,
+                                  size_t len, int count, const uint32_t *picked) {
   if (len > ADDON_INBOX_BYTES || count > (int)CHANNEL_SLICE_FRAMES || ac->inbox_busy ||
       addon_channel_make_inbox(env, ac) != 0)
     return 0;
