@@ -678,13 +678,19 @@ var keyCacheBytes = new Array(KEY_CACHE_SIZE);
 var keyCacheWide = new Array(KEY_CACHE_SIZE);
 var keyCacheStrings = new Array(KEY_CACHE_SIZE);
 
-function cachedKey(from, to, wide) {
+// A hash of din[from, to), for the caches of strings below.
+function bytesHash(from, to) {
   var buf = din;
   var h = to - from;
   // (Math.imul: h * 31 left the 32-bit range, and the loop then ran in
   // doubles, a quarter of the decoding of an object-heavy message.)
   for (var i = from; i < to; i++) h = (Math.imul(h, 31) + buf[i]) | 0;
-  var slot = h & (KEY_CACHE_SIZE - 1);
+  return h;
+}
+
+function cachedKey(from, to, wide) {
+  var buf = din;
+  var slot = bytesHash(from, to) & (KEY_CACHE_SIZE - 1);
   var known = keyCacheBytes[slot];
   if (known !== undefined && known.length === to - from && keyCacheWide[slot] === wide) {
     var same = true;
@@ -748,13 +754,6 @@ var SHORT_CACHE_SIZE = 512;
 var SHORT_CACHE_MAX_LENGTH = INLINE_MAX; // (a copy, not a view of the chunk)
 var shortCache = new Array(SHORT_CACHE_SIZE);
 
-function shortSlot(from, to) {
-  var buf = din;
-  var h = to - from;
-  for (var i = from; i < to; i++) h = (Math.imul(h, 31) + buf[i]) | 0;
-  return h & (SHORT_CACHE_SIZE - 1);
-}
-
 // A string of len characters written in line, at dpos.
 function inlineString(len) {
   var from = dpos;
@@ -765,7 +764,7 @@ function inlineString(len) {
   if (len > CHUNK) return din.latin1Slice(from, to);
   var slot = -1;
   if (len <= SHORT_CACHE_MAX_LENGTH) {
-    slot = shortSlot(from, to);
+    slot = bytesHash(from, to) & (SHORT_CACHE_SIZE - 1);
     var known = shortCache[slot];
     if (known !== undefined && known.length === len) {
       var buf = din;
