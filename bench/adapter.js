@@ -122,6 +122,10 @@ async function worker() {
     return { sent: sent, start: start, end: Date.now() };
   }
 
+  function request(kind) {
+    return kind === 'sse' ? io.serverSideEmitWithAck('p') : io.fetchSockets();
+  }
+
   // A request that fails (a timeout: the adapter's own, 5 s) counts with
   // the time it took, and is counted apart. warm requests go first,
   // not timed, as a rate's warm-up flood: the first ones of a phase run
@@ -129,8 +133,7 @@ async function worker() {
   async function roundTrips(kind, count, ms, warm) {
     for (var w = 0; w < (warm || 0); w++) {
       try {
-        if (kind === 'sse') await io.serverSideEmitWithAck('p');
-        else await io.fetchSockets();
+        await request(kind);
       } catch (err) {
         break; // (the timed ones count failures)
       }
@@ -141,8 +144,7 @@ async function worker() {
     for (var i = 0; i < count && Date.now() < end; i++) {
       var t0 = process.hrtime.bigint();
       try {
-        if (kind === 'sse') await io.serverSideEmitWithAck('p');
-        else await io.fetchSockets();
+        await request(kind);
       } catch (err) {
         failed++;
       }
