@@ -143,17 +143,26 @@ static int addon_channel_fill_words(napi_env env, addon_channel *ac, const uint8
   return 0;
 }
 
+/* A Uint32Array of room for the words of count frames, its memory in
+ * *data; NULL with an exception pending. */
+static napi_value addon_words_array(napi_env env, size_t count, uint32_t **data) {
+  napi_value buffer, words;
+  void *memory = NULL;
+  size_t word_count = count * ADDON_DESCRIPTOR_WORDS;
+  NAPI_CALL(env, napi_create_arraybuffer(env, word_count * 4, &memory, &buffer));
+  NAPI_CALL(env, napi_create_typedarray(env, napi_uint32_array, word_count, buffer, 0, &words));
+  *data = memory;
+  return words;
+}
+
 /* The descriptor words (as addon_channel_fill_words) in a Uint32Array of
  * their own, or NULL with an exception pending. */
 static napi_value addon_channel_words(napi_env env, addon_channel *ac, const uint8_t *data,
                                       size_t len, int count, const uint32_t *picked) {
-  napi_value words_buffer, words;
-  void *words_data = NULL;
-  size_t word_count = (size_t)count * ADDON_DESCRIPTOR_WORDS;
-  NAPI_CALL(env, napi_create_arraybuffer(env, word_count * 4, &words_data, &words_buffer));
-  NAPI_CALL(env,
-            napi_create_typedarray(env, napi_uint32_array, word_count, words_buffer, 0, &words));
-  if (addon_channel_fill_words(env, ac, data, len, count, picked, words_data) != 0) return NULL;
+  uint32_t *words_data = NULL;
+  napi_value words = addon_words_array(env, (size_t)count, &words_data);
+  if (!words || addon_channel_fill_words(env, ac, data, len, count, picked, words_data) != 0)
+    return NULL;
   return words;
 }
 
@@ -215,14 +224,11 @@ static void addon_report_pending(napi_env env) {
 static int addon_channel_make_inbox(napi_env env, addon_channel *ac) {
   if (ac->inbox_data) return 0;
   if (ac->inbox_failed) return -1;
-  napi_value bytes, words_buffer, words;
+  napi_value bytes, words = NULL;
   void *data = NULL;
-  void *word_data = NULL;
-  size_t word_count = (size_t)CHANNEL_SLICE_FRAMES * ADDON_DESCRIPTOR_WORDS;
+  uint32_t *word_data = NULL;
   if (napi_create_buffer(env, ADDON_INBOX_BYTES, &data, &bytes) != napi_ok ||
-      napi_create_arraybuffer(env, word_count * 4, &word_data, &words_buffer) != napi_ok ||
-      napi_create_typedarray(env, napi_uint32_array, word_count, words_buffer, 0, &words) !=
-          napi_ok ||
+      !(words = addon_words_array(env, CHANNEL_SLICE_FRAMES, &word_data)) ||
       napi_create_reference(env, bytes, 1, &ac->inbox_bytes) != napi_ok ||
       napi_create_reference(env, words, 1, &ac->inbox_words) != napi_ok) {
     if (ac->inbox_bytes) napi_delete_reference(env, ac->inbox_bytes);
