@@ -33,11 +33,21 @@ declare namespace clusterStore {
     server?: any;
     /** engine.io's path ('/socket.io/' unless the Server says otherwise). */
     path?: string;
+    /**
+     * false: each new session stays on the worker its handshake reached.
+     * Default true: a handshake reaching a worker that holds more sessions
+     * than another is handed to the least loaded one (plain HTTP servers).
+     */
+    balance?: boolean;
   }
 
   interface HandoffStats {
-    /** Connections this process handed to the worker owning their session. */
+    /** Connections this process handed to another worker (placed ones included). */
     handedOff: number;
+    /** Handshakes this process handed to a less loaded worker. */
+    placed: number;
+    /** Other workers whose session counts this process knows. */
+    peers: number;
     /** Connections handed to this process. */
     adopted: number;
     /** Requests served here because their session's worker was gone. */

@@ -18,6 +18,16 @@
 // served here, and engine.io answers "Session ID unknown" so the client
 // starts a new session. Nothing of this runs in the primary.
 //
+// Placement: a session lives where its handshake is served, so the gate
+// also looks at handshakes (a GET on engine.io's path with no sid). The
+// workers tell each other how many sessions each holds, on the peers topic
+// (at most one message per LOAD_DELAY ms each). A handshake that reaches a
+// worker holding more sessions than the least loaded one, by more than a
+// small slack, is handed to that one on its placement topic, where it is
+// served whatever the counts say then: once, never on again. A worker
+// counts what it placed at each peer until that peer's next count arrives,
+// so a burst of handshakes is dealt out, not all sent to the same one.
+//
 // HTTPS: a TLS connection cannot move (its keys live in this process), so
 // the gate sits behind TLS, and a foreign request's connection is relayed
 // instead: its plaintext goes to the owner through the broker as messages,
@@ -39,6 +49,10 @@ var TOPIC_PREFIX = 'socket.io-cluster-store:local:handoff:';
 // Every receiver is a member of this topic, tagged with its tag: the broker
 // tells the others at once when its process is gone (see handoff-relay.js).
 var PEERS_TOPIC = 'socket.io-cluster-store:local:handoff-peers';
+// A handshake handed to <tag> to be served there (placement).
+var PLACE_PREFIX = 'socket.io-cluster-store:local:handoff-place:';
+// A worker's session counts go out at most this often (ms).
+var LOAD_DELAY = 10;
 var TAG_PATTERN = /^[0-9a-z]{1,12}$/;
 // A request head larger than this is not looked into: the HTTP server gets
 // it as it is (and refuses it, past its own maxHeaderSize).
@@ -49,6 +63,7 @@ var MAX_HELD = 1024 * 1024;
 var kGate = Symbol('socket.io-cluster-store:gate');
 var kReplay = Symbol('socket.io-cluster-store:replay');
 var kSite = Symbol('socket.io-cluster-store:site');
+var kPlaced = Symbol('socket.io-cluster-store:placed');
 
 var HEAD = 0;
 var BODY = 1;
@@ -65,8 +80,12 @@ function Receiver() {
   this.connection = connection.forProcess();
   this.tag = process.pid.toString(36);
   this.topic = TOPIC_PREFIX + this.tag;
+  this.placeTopic = PLACE_PREFIX + this.tag;
   this.sites = new Set();
-  this.stats = { handedOff: 0, adopted: 0, servedHere: 0, relayed: 0 };
+  this.stats = { handedOff: 0, adopted: 0, servedHere: 0, relayed: 0, placed: 0 };
+  this.loads = new Map(); // peer tag -> Map(port -> its sessions there)
+  this.sent = new Map(); // peer tag -> handshakes placed there since its last count
+  this.loadTimer = null;
   this.endpoint = this.connection.addEndpoint(this);
   this.relay = relay.create(this);
   this.ready = this.subscribe();
@@ -75,12 +94,14 @@ function Receiver() {
 Receiver.prototype.subscribe = function () {
   var self = this;
   return new Promise(function (resolve) {
-    var waiting = 3;
+    var waiting = 4;
     function done(err) {
       if (err) debug('subscribing failed: %s', err.message);
-      if (--waiting === 0) resolve();
+      if (--waiting > 0) return;
+      self.loadChanged(); // the peers learn this worker's counts
+      resolve();
     }
-    [[self.topic, undefined], [self.relay.topic, undefined],
+    [[self.topic, undefined], [self.placeTopic, undefined], [self.relay.topic, undefined],
       [PEERS_TOPIC, Buffer.from(self.tag, 'latin1')]].forEach(function (sub) {
       self.connection.send({ type: TYPE.SUBSCRIBE, endpoint: self.endpoint, topic: sub[0],
         client: undefined, key: undefined, payload: sub[1], flags: 0, now: true,
@@ -90,10 +111,22 @@ Receiver.prototype.subscribe = function () {
 };
 
 // The endpoint's side of lib/connection.js.
-Receiver.prototype.onMessage = function (topic, payload) { this.relay.onMessage(payload); };
-// Another receiver's process is gone: what was relayed to or from it ends.
+Receiver.prototype.onMessage = function (topic, payload) {
+  if (topic === PEERS_TOPIC) this.onLoad(payload.toString('latin1'));
+  else this.relay.onMessage(payload);
+};
+// A peer came (it learns this worker's counts) or went: what was relayed to
+// or from it ends, and no handshake is placed there.
 Receiver.prototype.onMember = function (joined, topic, tag) {
-  if (!joined && topic === PEERS_TOPIC) this.relay.peerGone(tag.toString('latin1'));
+  if (topic !== PEERS_TOPIC) return;
+  if (joined) {
+    this.loadChanged();
+    return;
+  }
+  var who = tag.toString('latin1');
+  this.loads.delete(who);
+  this.sent.delete(who);
+  this.relay.peerGone(who);
 };
 Receiver.prototype.onChannelError = function (err) {
   debug('channel error: %s', err.message);
@@ -125,6 +158,7 @@ Receiver.prototype.onHandoff = function (topic, bytes, fd) {
   socket.server = server;
   socket._server = server;
   socket[kReplay] = bytes;
+  socket[kPlaced] = topic === this.placeTopic;
   server.emit('connection', socket);
 };
 
@@ -144,11 +178,13 @@ Receiver.prototype.siteFor = function (port) {
   return found;
 };
 
-// Hands fd and bytes to the owner of tag; callback(true) once the broker
-// passed them on, (false) when it could not (the owner is gone).
-Receiver.prototype.send = function (tag, bytes, fd, callback) {
+// Hands fd and bytes to the owner of tag (or, place: a handshake to be
+// served there); callback(true) once the broker passed them on, (false)
+// when it could not (the owner is gone).
+Receiver.prototype.send = function (tag, bytes, fd, place, callback) {
   try {
-    this.connection.handoff(this.endpoint, TOPIC_PREFIX + tag, bytes, fd, function (err, status) {
+    var topic = (place ? PLACE_PREFIX : TOPIC_PREFIX) + tag;
+    this.connection.handoff(this.endpoint, topic, bytes, fd, function (err, status) {
       if (err) debug('hand-off failed: %s', err.message);
       callback(!err && status === STATUS.OK);
     });
@@ -156,6 +192,76 @@ Receiver.prototype.send = function (tag, bytes, fd, callback) {
     debug('hand-off failed: %s', err.message);
     process.nextTick(callback, false);
   }
+};
+
+// ---- placement: how many sessions each worker holds ------------------------
+
+// This worker's sessions changed: its counts go out within LOAD_DELAY ms.
+Receiver.prototype.loadChanged = function () {
+  if (this.loadTimer) return;
+  var self = this;
+  this.loadTimer = setTimeout(function () {
+    self.loadTimer = null;
+    self.publishLoad();
+  }, LOAD_DELAY);
+  this.loadTimer.unref();
+};
+
+// "<tag> <port>:<sessions> ...", one pair per listening server that places
+// handshakes.
+Receiver.prototype.publishLoad = function () {
+  var text = this.tag;
+  this.sites.forEach(function (site) {
+    var port = site.placingPort();
+    if (port !== null) text += ' ' + port + ':' + site.sessions();
+  });
+  try {
+    this.connection.send({ type: TYPE.PUBLISH, endpoint: this.endpoint, topic: PEERS_TOPIC,
+      client: undefined, key: undefined, payload: Buffer.from(text, 'latin1'), flags: 0,
+      now: false, callback: null });
+  } catch (err) {
+    debug('could not send the session counts: %s', err.message);
+  }
+};
+
+Receiver.prototype.onLoad = function (text) {
+  var parts = text.split(' ');
+  var tag = parts[0];
+  if (tag === this.tag || !TAG_PATTERN.test(tag)) return;
+  var ports = new Map();
+  for (var i = 1; i < parts.length; i++) {
+    var pair = parts[i].split(':');
+    var port = Number(pair[0]);
+    var count = Number(pair[1]);
+    if (pair.length === 2 && port > 0 && count >= 0) ports.set(port, count);
+  }
+  this.loads.set(tag, ports);
+  this.sent.delete(tag);
+};
+
+// The peer to hand a new session on port to, or null to keep it here: the
+// least loaded (ties broken at random), when this worker holds more than
+// it plus a slack (1, and 1 more per 32 sessions held here).
+Receiver.prototype.placeFor = function (port, own) {
+  var best = null;
+  var least = Infinity;
+  var ties = 0;
+  var sent = this.sent;
+  this.loads.forEach(function (ports, tag) {
+    var count = ports.get(port);
+    if (count === undefined) return;
+    count += sent.get(tag) || 0;
+    if (count < least) {
+      best = tag;
+      least = count;
+      ties = 1;
+    } else if (count === least && Math.random() * ++ties < 1) {
+      best = tag;
+    }
+  });
+  if (best === null || own <= least + 1 + (own >> 5)) return null;
+  sent.set(best, (sent.get(best) || 0) + 1);
+  return best;
 };
 
 function getReceiver() {
@@ -202,6 +308,7 @@ function Gate(socket, site) {
   this.line = ''; // CHUNKED: the line being read
   this.held = null; // HOLD: the bytes of a request for another worker, and all after
   this.owner = null; // HOLD: its owner's tag
+  this.place = false; // HOLD: a handshake handed on to be served there
   this.forwarded = 0; // requests given to the HTTP server
   this.answered = 0; // ... and answered
   this.handing = false;
@@ -278,11 +385,13 @@ Gate.prototype.onHead = function (data) {
     return null;
   }
   var owner = this.serveHere ? null : this.site.ownerOf(request);
-  debug('%s %s -> %s (%d bytes, rest %d)', request.method, request.target, owner || 'here', headEnd, rest.length);
+  debug('%s %s -> %s%s (%d bytes, rest %d)', request.method, request.target, owner || 'here',
+    request.place ? ' (placed)' : '', headEnd, rest.length);
   this.serveHere = false;
   if (owner) {
     this.state = HOLD;
     this.owner = owner;
+    this.place = request.place;
     this.held = [buf.subarray(start)]; // the head and whatever followed it
     this.heldBytes = this.held[0].length;
     this.handOff();
@@ -394,10 +503,11 @@ Gate.prototype.handOff = function () {
   handle.readStop();
   var bytes = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held);
   var site = this.site;
-  site.receiver.send(this.owner, bytes, handle.fd, function (passed) {
+  site.receiver.send(this.owner, bytes, handle.fd, this.place, function (passed) {
     self.handing = false;
     if (passed) {
       site.receiver.stats.handedOff++;
+      if (self.place) site.receiver.stats.placed++;
       debug('connection handed to %s', self.owner);
       socket.destroy();
       return;
@@ -425,7 +535,8 @@ function parseHead(text) {
   var lineEnd = text.indexOf('\r\n');
   var first = text.slice(0, lineEnd).split(' ');
   if (first.length !== 3) return null;
-  var request = { method: first[0], target: first[1], length: 0, chunked: false, upgrade: false };
+  var request = { method: first[0], target: first[1], length: 0, chunked: false, upgrade: false,
+    place: false };
   var lines = text.slice(lineEnd + 2).split('\r\n');
   var lengths = 0;
   for (var i = 0; i < lines.length; i++) {
@@ -457,20 +568,47 @@ function Site(server, r) {
   this.engines = []; // [{ engine, path }]: one per socket.io Server on it
   this.receiver = r;
   this.secure = server instanceof tls.Server;
+  this.balance = true; // handshakes are placed by load (options.balance)
 }
 
 // The tag of the worker that owns the request's session, when that is
 // another worker; null when the request is for this one (or for no session).
+// A handshake (no sid) goes where placeFor says: request.place is then set.
 Site.prototype.ownerOf = function (request) {
   for (var i = 0; i < this.engines.length; i++) {
     var e = this.engines[i];
     if (request.target.lastIndexOf(e.path, 0) !== 0) continue;
     var sid = sidOf(request.target);
-    if (!sid || e.engine.clients[sid]) return null;
+    if (!sid) return request.method === 'GET' ? this.placeHandshake(request) : null;
+    if (e.engine.clients[sid]) return null;
     var tag = tagOf(sid);
     return tag && tag !== this.receiver.tag ? tag : null;
   }
   return null;
+};
+
+Site.prototype.placeHandshake = function (request) {
+  var port = this.placingPort();
+  if (port === null) return null;
+  var tag = this.receiver.placeFor(port, this.sessions());
+  request.place = tag !== null;
+  return tag;
+};
+
+// The port this server places handshakes for, or null when it does not: it
+// is not asked to, or it does not listen itself, or it is HTTPS (a TLS
+// connection cannot move, and relaying a session's life is no saving).
+Site.prototype.placingPort = function () {
+  if (!this.balance || this.secure) return null;
+  var address = this.server.address();
+  return address && typeof address.port === 'number' ? address.port : null;
+};
+
+// The engine.io sessions open on this server.
+Site.prototype.sessions = function () {
+  var n = 0;
+  for (var i = 0; i < this.engines.length; i++) n += this.engines[i].engine.clientsCount || 0;
+  return n;
 };
 
 // A connection relayed here from a worker that could not hand it over
@@ -503,6 +641,8 @@ Site.prototype.install = function () {
     var bytes = socket[kReplay];
     if (!bytes) return;
     socket[kReplay] = null;
+    // A handshake placed here is served here.
+    if (socket[kPlaced]) socket[kGate].serveHere = true;
     socket[kGate].onData(bytes);
   });
   // Each request's answer is counted through the server's emit, not a
@@ -523,6 +663,10 @@ Site.prototype.install = function () {
     }
     return emit.apply(this, arguments);
   };
+  // The peers learn at once when this server stops taking handshakes, and
+  // soon when it starts.
+  server.on('listening', function () { self.receiver.loadChanged(); });
+  server.on('close', function () { self.receiver.publishLoad(); });
   this.receiver.sites.add(this);
 };
 
@@ -531,9 +675,14 @@ Site.prototype.install = function () {
 // enable(io[, options]): hands requests for sessions of other workers to
 // them. io: a socket.io 4 Server attached to its HTTP(S) server (or an
 // engine.io Server, with options.server). options.server: the HTTP(S)
-// server, when io is not attached to one; options.path: engine.io's path.
+// server, when io is not attached to one; options.path: engine.io's path;
+// options.balance: false to keep each session where its handshake lands
+// (default: new sessions are placed on the least loaded worker).
 function enable(io, options) {
   options = options || {};
+  if (options.balance !== undefined && typeof options.balance !== 'boolean')
+    throw new TypeError('socket.io-cluster-store: handoff(io, { balance }) must be true or false, got ' +
+      String(options.balance));
   var attachFirst = new TypeError('socket.io-cluster-store: handoff(io) needs io attached to its ' +
     'HTTP server first (io.attach(server) or new Server(server)), or { server } in the options');
   if (io && typeof io.attach === 'function' && !io.engine) throw attachFirst;
@@ -553,8 +702,14 @@ function enable(io, options) {
     site = server[kSite] = new Site(server, r);
     site.install();
   }
+  if (options.balance === false) site.balance = false;
   if (site.engines.some(function (e) { return e.engine === engine; })) return site;
   site.engines.push({ engine: engine, path: path });
+  engine.on('connection', function (socket) {
+    r.loadChanged();
+    socket.once('close', function () { r.loadChanged(); });
+  });
+  r.loadChanged();
   var generate = engine.generateId;
   engine.generateId = function (req) {
     var self = this;
@@ -586,9 +741,11 @@ function enableWhenAttached(io) {
   });
 }
 
+// This process's counters; peers: the other workers whose session counts
+// it knows (those it may place handshakes at).
 function stats() {
-  return receiver ? Object.assign({}, receiver.stats) : { handedOff: 0, adopted: 0, servedHere: 0,
-    relayed: 0 };
+  if (!receiver) return { handedOff: 0, adopted: 0, servedHere: 0, relayed: 0, placed: 0, peers: 0 };
+  return Object.assign({ peers: receiver.loads.size }, receiver.stats);
 }
 
 module.exports = enable;

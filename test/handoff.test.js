@@ -394,6 +394,112 @@ describe('socket.io 4 without sticky sessions: ' + WORKERS + ' workers, round ro
     });
 });
 
+// Handshakes for n new sessions, one after another on one keep-alive
+// connection (so that, left alone, every session would be made by the
+// worker holding that connection); each session is then used through
+// connections of its own. The number of sessions each worker made, by tag.
+async function handshakesOnOneConnection(c, n) {
+  var agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  var sids = [];
+  var ports = new Set();
+  try {
+    for (var i = 0; i < n; i++) {
+      var hs = await request(c.port, { path: EIO, agent: agent });
+      assert.strictEqual(hs.status, 200, 'handshake: ' + hs.body);
+      sids.push(JSON.parse(hs.body.slice(1)).sid);
+      ports.add(hs.socket.localPort);
+    }
+  } finally {
+    agent.destroy();
+  }
+  assert.strictEqual(ports.size, 1, 'one connection carried every handshake');
+  var byTag = {};
+  for (var sid of sids) {
+    var connect = await request(c.port, { method: 'POST', path: EIO + '&sid=' + sid, body: '40' });
+    assert.strictEqual(connect.status, 200, 'connect: ' + connect.body);
+    var got = await request(c.port, { path: EIO + '&sid=' + sid });
+    assert.match(got.body, /^40/, 'the CONNECT answer of ' + sid);
+    var tag = sid.split('_')[0];
+    byTag[tag] = (byTag[tag] || 0) + 1;
+  }
+  return byTag;
+}
+
+function sessionCounts(c) {
+  return c.runAll(liveIds(c), function (ctx) {
+    return { tag: process.pid.toString(36), sessions: ctx.io.engine.clientsCount };
+  });
+}
+
+describe('socket.io 4 without sticky sessions: new sessions placed by load', function () {
+  this.timeout(60000);
+  var c;
+  withWorkers({ CS_SIO4: '1' }, function (started) { c = started; });
+
+  it('spreads handshakes that all reach one worker over every worker', async function () {
+    var byTag = await handshakesOnOneConnection(c, 40);
+    var counts = (await sessionCounts(c)).map(function (w) { return w.sessions; });
+    // Each worker holds what its tag says, and about a quarter of the 40.
+    assert.deepStrictEqual((await sessionCounts(c)).map(function (w) { return byTag[w.tag] || 0; }),
+      counts, 'sessions by tag against each engine\'s count');
+    assert.strictEqual(counts.reduce(function (a, b) { return a + b; }), 40);
+    assert.ok(Math.min.apply(null, counts) >= 6 && Math.max.apply(null, counts) <= 14,
+      'sessions on each worker: ' + counts.join(', '));
+    var stats = await handoffStats(c);
+    assert.ok(sum(stats, 'placed') >= 25, 'handshakes placed: ' + sum(stats, 'placed'));
+  });
+
+  it('gives new sessions to a worker that joins later until it holds its share', async function () {
+    var sockets = [];
+    try {
+      // 40 live clients (socket.io's own, polling), about 10 on each worker.
+      for (var i = 0; i < 40; i++) sockets.push(connectClient(c.port, { transports: ['polling'] }));
+      sockets = await Promise.all(sockets);
+      var w = await c.fork();
+      var tag = w.pid.toString(36);
+      // Every worker knows the new one's count (and the others').
+      for (var tries = 0; ; tries++) {
+        var peers = (await handoffStats(c)).map(function (x) { return x.peers; });
+        if (peers.every(function (n) { return n === WORKERS; })) break;
+        assert.ok(tries < 100, 'peers known to each worker: ' + peers);
+        await new Promise(function (r) { setTimeout(r, 20); });
+      }
+      // Round robin would give it 4 of 20; by load it gets about 10.
+      var byTag = await handshakesOnOneConnection(c, 20);
+      assert.ok((byTag[tag] || 0) >= 8, 'new sessions on the new worker (' + tag + '): ' +
+        JSON.stringify(byTag));
+    } finally {
+      sockets.forEach(function (s) { if (s && s.close) s.close(); });
+    }
+  });
+});
+
+describe('socket.io 4 without sticky sessions, { balance: false }', function () {
+  this.timeout(60000);
+  var c;
+  withWorkers({ CS_SIO4: '1', CS_HANDOFF: 'stay' }, function (started) { c = started; });
+
+  it('keeps each new session on the worker its handshake reached', async function () {
+    var byTag = await handshakesOnOneConnection(c, 20);
+    assert.deepStrictEqual(Object.keys(byTag).map(function (t) { return byTag[t]; }), [20],
+      'sessions by worker: ' + JSON.stringify(byTag));
+    assert.strictEqual(sum(await handoffStats(c), 'placed'), 0);
+  });
+
+  it('says what balance must be', function () {
+    var enable = require('../lib/handoff');
+    var http2 = http.createServer();
+    var Server = require('socket.io-v4').Server;
+    var io = new Server(http2);
+    try {
+      assert.throws(function () { enable(io, { balance: 'yes' }); },
+        /handoff\(io, \{ balance \}\) must be true or false, got yes/);
+    } finally {
+      io.close();
+    }
+  });
+});
+
 describe('socket.io 4 without sticky sessions, enabled by socket.io-cluster-store/adapter',
   function () {
     this.timeout(60000);

@@ -8,7 +8,8 @@ expectType<boolean>(clusterStore.setup({ maxFrameSize: 1 << 20, queueLimit: 1 <<
 expectType<boolean>(ClusterStore.setup());
 expectAssignable<clusterStore.Stats | null>(clusterStore.stats());
 expectType<number>(clusterStore.handoff.stats().handedOff);
-clusterStore.handoff({ engine: { generateId: () => 'id', clients: {} }, httpServer: {} }, { path: '/socket.io/' });
+expectType<number>(clusterStore.handoff.stats().placed);
+clusterStore.handoff({ engine: { generateId: () => 'id', clients: {} }, httpServer: {} }, { path: '/socket.io/', balance: false });
 
 const store = new ClusterStore({ attachTimeout: 1000 });
 expectType<string>(store.nodeId);
