@@ -36,6 +36,13 @@
 //               slice's p99 over sticky's same slice, which a stall of the
 //               machine during one slice barely moves
 //
+//   paced       the same M clients emit at a fixed rate (--rate round trips
+//               a second in all, --paced-rounds each, evenly spaced, whether
+//               or not the last ack came back): every setup gets the same
+//               load, below what sticky's cluster can serve, and each round
+//               trip is timed from when it was due, so a client that falls
+//               behind counts its wait (p50, p99, p99 over sticky's)
+//
 // then the round-trip phase alone (its requests, TCP connections and
 // hand-offs per request, the server's CPU per request, and the share of a
 // core the bench's client process used), and over both phases: TCP
@@ -47,7 +54,8 @@
 //   node bench/handoff.js [--setups handoff,handoff-os,sticky]
 //                         [--connections close,keep-alive] [--clients 400]
 //                         [--concurrency 50] [--rtt-clients 50] [--rounds 40]
-//                         [--slices 8] [--workers 4] [--repeat 1] [--json]
+//                         [--slices 8] [--rate 800] [--paced-rounds 80]
+//                         [--workers 4] [--repeat 1] [--json]
 //   npm run bench:handoff -- --repeat 3
 //
 // Figures from one run, side by side; on a busy machine only the ratios
@@ -62,8 +70,8 @@ var CONNECTIONS = ['close', 'keep-alive', 'shared'];
 
 function parseArgs(argv) {
   var out = { setups: ['handoff', 'handoff-os', 'sticky'], connections: ['close', 'keep-alive'],
-    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, slices: 8, workers: 4, repeat: 1,
-    json: false };
+    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, slices: 8, rate: 800, pacedRounds: 80,
+    workers: 4, repeat: 1, json: false };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
     if (a === '--json') out.json = true;
@@ -74,6 +82,8 @@ function parseArgs(argv) {
     else if (a === '--rtt-clients') out.rttClients = Number(argv[++i]);
     else if (a === '--rounds') out.rounds = Number(argv[++i]);
     else if (a === '--slices') out.slices = Number(argv[++i]);
+    else if (a === '--rate') out.rate = Number(argv[++i]);
+    else if (a === '--paced-rounds') out.pacedRounds = Number(argv[++i]);
     else if (a === '--workers') out.workers = Number(argv[++i]);
     else if (a === '--repeat') out.repeat = Number(argv[++i]);
     else throw new Error('unknown argument ' + a + ' (see the head of bench/handoff.js)');
@@ -239,6 +249,59 @@ async function roundTrips(state, args, from, to) {
   }));
 }
 
+// The paced phase: each round-trip client emits every M / rate seconds
+// (the clients' starts spread over one interval), and each round trip is
+// timed from when it was due.
+async function pacedTrips(state, args) {
+  var row = state.row;
+  var clients = state.clients.slice(0, args.rttClients);
+  if (!args.rate || !args.pacedRounds || !clients.length) return;
+  var n = clients.length;
+  var interval = n * 1000 / args.rate; // ms between one client's emits
+  var times = [];
+  var timeouts = 0;
+  var before = await snapshot(state.c);
+  var start = performance.now() + 20;
+  await Promise.all(clients.map(function (s, i) {
+    return new Promise(function (resolve) {
+      var k = 0;
+      var open = 0;
+      function next() {
+        var due = start + (i / n + k) * interval;
+        var wait = due - performance.now();
+        if (wait > 0) {
+          setTimeout(next, wait);
+          return;
+        }
+        k++;
+        open++;
+        var settled = false;
+        var timer = setTimeout(function () { settle(false); }, 10000);
+        function settle(ok) {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (ok) times.push(performance.now() - due); else timeouts++;
+          if (--open === 0 && k === args.pacedRounds) resolve();
+        }
+        s.emit('rtt', k, function () { settle(true); });
+        if (k < args.pacedRounds) next();
+      }
+      next();
+    });
+  }));
+  var after = await snapshot(state.c);
+  times.sort(function (a, b) { return a - b; });
+  var requests = after.w.requests - before.w.requests;
+  row.pacedRoundTrips = times.length;
+  row.pacedTimeouts = timeouts;
+  row.pacedRate = times.length / (Number(after.at - before.at) / 1e9);
+  row.pacedP50 = percentile(times, 0.5);
+  row.pacedP99 = percentile(times, 0.99);
+  row.pacedServerUsPerRequest = requests ?
+    ((after.all - before.all) * 1e6 + after.w.cpuUs - before.w.cpuUs) / requests : null;
+}
+
 // Per request and per connection, over both phases.
 async function finish(state) {
   var row = state.row;
@@ -305,7 +368,9 @@ async function runGroup(connections, args) {
       for (var from = 0; from < args.rounds; from += per) {
         await roundTrips(state, args, from, Math.min(args.rounds, from + per));
       }
-      rows.push(await finish(state));
+      var row = await finish(state);
+      await pacedTrips(state, args);
+      rows.push(row);
     } finally {
       await stop(state);
     }
@@ -362,6 +427,18 @@ var RTT_COLUMNS = [
   ['client busy', 11, function (r) { return fmt(r.rttClientBusy, 2); }]
 ];
 
+// The paced phase: the same load for every setup.
+var PACED_COLUMNS = [
+  ['setup', 10, function (r) { return r.setup; }],
+  ['conns', 10, function (r) { return r.connections; }],
+  ['round trips', 11, function (r) { return String(r.pacedRoundTrips); }],
+  ['per s', 6, function (r) { return fmt(r.pacedRate, 0); }],
+  ['server us/req', 13, function (r) { return fmt(r.pacedServerUsPerRequest, 0); }],
+  ['p50 ms', 7, function (r) { return fmt(r.pacedP50, 1); }],
+  ['p99 ms', 7, function (r) { return fmt(r.pacedP99, 1); }],
+  ['vs sticky', 9, function (r) { return r.pacedVsSticky === undefined ? '-' : fmt(r.pacedVsSticky, 2); }]
+];
+
 async function main() {
   var args = parseArgs(process.argv.slice(2));
   var rows = [];
@@ -372,6 +449,7 @@ async function main() {
       var sticky = group.find(function (r) { return r.setup === 'sticky'; });
       if (sticky && sticky.rttP99) group.forEach(function (r) { r.vsSticky = r.rttP99 / sticky.rttP99; });
       if (sticky) group.forEach(function (r) { r.slicesVsSticky = medianRatio(r.sliceP99, sticky.sliceP99); });
+      if (sticky && sticky.pacedP99) group.forEach(function (r) { r.pacedVsSticky = r.pacedP99 / sticky.pacedP99; });
       rows = rows.concat(group);
     }
   }
@@ -390,11 +468,20 @@ async function main() {
     rows.forEach(function (r) {
       console.log(RTT_COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));
     });
+    if (args.rate && args.pacedRounds) {
+      console.log('paced round trips (' + args.rate + ' a second offered, ' + args.rttClients + ' x ' +
+        args.pacedRounds + '):');
+      console.log(PACED_COLUMNS.map(function (c) { return c[0].padEnd(c[1]); }).join(' '));
+      rows.forEach(function (r) {
+        console.log(PACED_COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));
+      });
+    }
     rows.forEach(function (r) {
       var errors = Object.keys(r.connectErrors).map(function (k) { return r.connectErrors[k] + ' ' + k; });
       var where = r.setup + ' ' + r.connections + ' (repetition ' + r.repetition + ')';
       if (errors.length) console.log(where + ' failed to connect: ' + errors.join(', '));
       if (r.rttTimeouts) console.log(where + ': ' + r.rttTimeouts + ' round trips had no ack in 10 s');
+      if (r.pacedTimeouts) console.log(where + ': ' + r.pacedTimeouts + ' paced round trips had no ack in 10 s');
       var dropped = Object.keys(r.dropped).map(function (k) { return r.dropped[k] + ' ' + k; });
       if (dropped.length) console.log(where + ' clients disconnected: ' + dropped.join(', '));
       [['server closed sessions', r.serverClosed], ['server refused', r.serverRefused]].forEach(function (pair) {
