@@ -29,6 +29,9 @@
 //
 //   connect     N polling clients connect, C at a time: connects/s, and how
 //               many sessions each worker ended up with (min-max)
+//   warm-up     the same M clients emit W acks each, untimed (--warm-rounds):
+//               the first thousands of requests of a worker run code V8 has
+//               not compiled yet, for every setup alike
 //   round trip  M of them emit R acks each, one after another (M at once):
 //               p50 and p99 of emit-to-ack, and "vs sticky", p99 over
 //               sticky's p99 in the same repetition; "slices vs sticky" is
@@ -45,7 +48,7 @@
 //
 // then the round-trip phase alone (its requests, TCP connections and
 // hand-offs per request, the server's CPU per request, and the share of a
-// core the bench's client process used), and over both phases: TCP
+// core the bench's client process used), and over the connect, warm-up and round-trip phases: TCP
 // connections the clients opened per request the workers served,
 // hand-offs per request, the primary's JavaScript
 // (main thread) CPU per request and per TCP connection, and the CPU of the
@@ -54,9 +57,15 @@
 //   node bench/handoff.js [--setups handoff,handoff-os,sticky]
 //                         [--connections close,keep-alive] [--clients 400]
 //                         [--concurrency 50] [--rtt-clients 50] [--rounds 40]
-//                         [--slices 8] [--rate 800] [--paced-rounds 80]
-//                         [--workers 4] [--repeat 1] [--json]
+//                         [--slices 8] [--warm-rounds 40] [--rate 800]
+//                         [--paced-rounds 80]
+//                         [--workers 4] [--pin] [--repeat 1] [--json]
 //   npm run bench:handoff -- --repeat 3
+//
+// --pin: the bench's client process on CPU 0 and the cluster (primary,
+// broker, workers) on the others (taskset), as clients on other machines
+// would be: the round trips then wait on the server's CPU, not on the
+// load generator sharing its cores. Needs 2 CPUs or more.
 //
 // Figures from one run, side by side; on a busy machine only the ratios
 // mean anything: repeat, and read them across repetitions.
@@ -70,11 +79,12 @@ var CONNECTIONS = ['close', 'keep-alive', 'shared'];
 
 function parseArgs(argv) {
   var out = { setups: ['handoff', 'handoff-os', 'sticky'], connections: ['close', 'keep-alive'],
-    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, slices: 8, rate: 800, pacedRounds: 80,
-    workers: 4, repeat: 1, json: false };
+    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, slices: 8, warmRounds: 40, rate: 800, pacedRounds: 80,
+    workers: 4, repeat: 1, pin: false, json: false };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
     if (a === '--json') out.json = true;
+    else if (a === '--pin') out.pin = true;
     else if (a === '--setups') out.setups = argv[++i].split(',');
     else if (a === '--connections') out.connections = argv[++i].split(',');
     else if (a === '--clients') out.clients = Number(argv[++i]);
@@ -82,6 +92,7 @@ function parseArgs(argv) {
     else if (a === '--rtt-clients') out.rttClients = Number(argv[++i]);
     else if (a === '--rounds') out.rounds = Number(argv[++i]);
     else if (a === '--slices') out.slices = Number(argv[++i]);
+    else if (a === '--warm-rounds') out.warmRounds = Number(argv[++i]);
     else if (a === '--rate') out.rate = Number(argv[++i]);
     else if (a === '--paced-rounds') out.pacedRounds = Number(argv[++i]);
     else if (a === '--workers') out.workers = Number(argv[++i]);
@@ -224,10 +235,10 @@ async function connectPhase(state, args) {
 
 // Rounds [from, to) of round trips: each round-trip client emits and waits
 // for the ack, then emits again.
-async function roundTrips(state, args, from, to) {
+async function roundTrips(state, args, from, to, untimed) {
   var row = state.row;
   var slice = [];
-  state.slices.push(slice);
+  if (!untimed) state.slices.push(slice);
   await Promise.all(state.clients.slice(0, args.rttClients).map(async function (s) {
     for (var r = from; r < to; r++) {
       var t0 = process.hrtime.bigint();
@@ -242,6 +253,7 @@ async function roundTrips(state, args, from, to) {
         row.rttTimeouts = (row.rttTimeouts || 0) + 1;
         continue;
       }
+      if (untimed) continue;
       var ms = Number(process.hrtime.bigint() - t0) / 1e6;
       state.rtts.push(ms);
       slice.push(ms);
@@ -302,7 +314,7 @@ async function pacedTrips(state, args) {
     ((after.all - before.all) * 1e6 + after.w.cpuUs - before.w.cpuUs) / requests : null;
 }
 
-// Per request and per connection, over both phases.
+// Per request and per connection, over the connect, warm-up and round-trip phases.
 async function finish(state) {
   var row = state.row;
   var c = state.c;
@@ -363,6 +375,7 @@ async function runGroup(connections, args) {
     var state = await start(setup, connections, args);
     try {
       await connectPhase(state, args);
+      if (args.warmRounds > 0) await roundTrips(state, args, -args.warmRounds, 0, true);
       state.rttBegin = await snapshot(state.c);
       var per = Math.max(1, Math.ceil(args.rounds / args.slices));
       for (var from = 0; from < args.rounds; from += per) {
@@ -439,8 +452,17 @@ var PACED_COLUMNS = [
   ['vs sticky', 9, function (r) { return r.pacedVsSticky === undefined ? '-' : fmt(r.pacedVsSticky, 2); }]
 ];
 
+function pin() {
+  var cpus = require('os').availableParallelism();
+  if (cpus < 2) throw new Error('--pin needs 2 CPUs or more, this machine has ' + cpus);
+  require('child_process').execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)],
+    { stdio: 'ignore' });
+  process.env.STRESS_CPUS = cpus === 2 ? '1' : '1-' + (cpus - 1);
+}
+
 async function main() {
   var args = parseArgs(process.argv.slice(2));
+  if (args.pin) pin();
   var rows = [];
   for (var rep = 1; rep <= args.repeat; rep++) {
     for (var connections of args.connections) {
@@ -458,7 +480,8 @@ async function main() {
   } else {
     console.log('socket.io 4.8 long-polling, ' + args.workers + ' workers; ' + args.clients +
       ' clients connecting ' + args.concurrency + ' at a time; ' + args.rttClients + ' x ' +
-      args.rounds + ' round trips' + (args.repeat > 1 ? '; ' + args.repeat + ' repetitions' : ''));
+      args.rounds + ' round trips after ' + args.warmRounds + ' untimed' +
+      (args.pin ? '; clients on CPU 0, the cluster on CPUs ' + process.env.STRESS_CPUS : '') + (args.repeat > 1 ? '; ' + args.repeat + ' repetitions' : ''));
     console.log(COLUMNS.map(function (c) { return c[0].padEnd(c[1]); }).join(' '));
     rows.forEach(function (r) {
       console.log(COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));

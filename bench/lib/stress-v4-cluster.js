@@ -37,6 +37,13 @@ var ROOT = path.join(__dirname, '..', '..');
 if (cluster.isPrimary) primary(); else worker();
 
 function primary() {
+  // STRESS_CPUS (bench/handoff.js --pin): the cluster on these CPUs (its
+  // workers and threads inherit the affinity), the bench's clients on
+  // another.
+  if (process.env.STRESS_CPUS) {
+    require('child_process').execFileSync('taskset', ['-a', '-p', '-c', process.env.STRESS_CPUS,
+      String(process.pid)], { stdio: 'ignore' });
+  }
   if (HANDOFF) require(ROOT); // the broker, in the primary
   if (ADAPTER === 'cluster') require('@socket.io/cluster-adapter').setupPrimary();
   if (ADAPTER === 'store') require(path.join(ROOT, 'adapter')).setupPrimary();
