@@ -331,6 +331,12 @@ describe('past one machine: brokers joined through Redis', function () {
         var a = await machine({ sio: true, prefix: 'far', url: up.url() });
         var b = await machine({ sio: true, prefix: 'far', url: down.url() });
         await machines.waitUp([a, b]);
+        // socket.io subscribed b to 'handshake' when it started, and b
+        // tells the others once Redis confirms (100 ms late here): the
+        // uplink being up does not say that has happened. A subscriber of
+        // the same topic on b is answered once it has (README, "past one
+        // machine", Limits); then a's barrier reads b's notice.
+        await b.cluster.run(b.cluster.workerIds[0], function (ctx) { return ctx.subscribe('live', 'handshake'); });
         await machines.barrier([a, b], 'ioStore');
         var bodies = await Promise.all(Array.from({ length: 20 }, async function (_, k) {
           var hs = await machines.httpGet(a.cluster.port, '/socket.io/1/?t=' + k, 60000);
