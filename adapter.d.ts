@@ -17,8 +17,11 @@ export interface AdapterOptions extends Partial<ClusterAdapterOptions> {
   /**
    * In a cluster worker, hand a request for another worker's session to
    * that worker (socket.io 4 without sticky sessions). Default true.
+   * `{ balance: false }`: the hand-off, with each new session kept on the
+   * worker its handshake reached (by default new sessions go to the least
+   * loaded worker).
    */
-  handoff?: boolean;
+  handoff?: boolean | { balance?: boolean };
   /** How long a worker may block on the broker when it must know an answer at once, in ms. Default 2000. */
   syncTimeout?: number;
 }

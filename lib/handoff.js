@@ -726,20 +726,22 @@ function enable(io, options) {
 }
 
 // For the adapter (socket.io-cluster-store/adapter): enables the hand-off
-// for io once it is attached to its HTTP(S) server: at once when it is,
-// else when io.attach() (or listen()) is called. The adapter is made in
-// the Server's constructor, before new Server(httpServer) attaches.
-function enableWhenAttached(io) {
+// (options: { balance }) for io once it is attached to its HTTP(S) server:
+// at once when it is, else when io.attach() (or listen()) is called. The
+// adapter is made in the Server's constructor, before new
+// Server(httpServer) attaches.
+function enableWhenAttached(io, options) {
   if (!io || io[kSite]) return;
   io[kSite] = true;
+  var balance = options && options.balance !== undefined ? { balance: options.balance } : undefined;
   process.nextTick(function () {
-    if (io.engine && io.httpServer) return enable(io);
+    if (io.engine && io.httpServer) return enable(io, balance);
     var attach = io.attach;
     if (typeof attach !== 'function') return;
     io.attach = function () {
       var out = attach.apply(this, arguments);
       io.attach = attach;
-      if (io.engine && io.httpServer) enable(io);
+      if (io.engine && io.httpServer) enable(io, balance);
       return out;
     };
   });

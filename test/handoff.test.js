@@ -498,8 +498,35 @@ describe('socket.io 4 without sticky sessions, { balance: false }', function () 
     } finally {
       io.close();
     }
+    var createAdapter = require('../adapter').createAdapter;
+    assert.throws(function () { createAdapter({ handoff: 'yes' }); },
+      /handoff must be true, false or \{ balance \}, got yes/);
+    assert.throws(function () { createAdapter({ handoff: { balance: 1 } }); },
+      /handoff.balance must be true or false, got 1/);
+    assert.throws(function () { createAdapter({ handoff: { balanse: false } }); },
+      /handoff takes \{ balance \} only, got "balanse"/);
   });
 });
+
+describe("socket.io 4 without sticky sessions, the adapter's { handoff: { balance: false } }",
+  function () {
+    this.timeout(60000);
+    var c;
+    withWorkers(Object.assign({}, ADAPTER_ENV, { CS_SIO4_ADAPTER_HANDOFF: 'stay' }),
+      function (started) { c = started; });
+
+    it('hands requests to their session\'s worker and keeps new sessions where they land',
+      async function () {
+        var byTag = await handshakesOnOneConnection(c, 12);
+        assert.deepStrictEqual(Object.keys(byTag).map(function (t) { return byTag[t]; }), [12],
+          'sessions by worker: ' + JSON.stringify(byTag));
+        var stats = await handoffStats(c);
+        assert.strictEqual(sum(stats, 'placed'), 0);
+        // Each session was used through new connections (round robin): the
+        // ones that reached another worker were handed to the owner.
+        assert.ok(sum(stats, 'handedOff') > 0, 'hand-offs: ' + sum(stats, 'handedOff'));
+      });
+  });
 
 describe('socket.io 4 without sticky sessions, enabled by socket.io-cluster-store/adapter',
   function () {

@@ -7,6 +7,9 @@ const factory = createAdapter();
 expectType<(nsp: any) => NodeClusterAdapter>(factory);
 createAdapter({ heartbeatInterval: 1000, heartbeatTimeout: 5000, attachTimeout: 2000 });
 expectError(createAdapter({ attachTimeout: 'soon' }));
+createAdapter({ handoff: false });
+createAdapter({ handoff: { balance: false } });
+expectError(createAdapter({ handoff: { balance: 'no' } }));
 expectAssignable<ClusterAdapter>(factory({}));
 
 expectType<void>(setupPrimary());
