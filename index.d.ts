@@ -46,7 +46,7 @@ declare namespace clusterStore {
     handedOff: number;
     /** Handshakes this process handed to a less loaded worker. */
     placed: number;
-    /** Other workers whose session counts this process knows. */
+    /** Other workers whose session counts this process has heard in the last 3.5 s. */
     peers: number;
     /** Connections handed to this process. */
     adopted: number;

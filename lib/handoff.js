@@ -21,7 +21,10 @@
 // Placement: a session lives where its handshake is served, so the gate
 // also looks at handshakes (a GET on engine.io's path with no sid). The
 // workers tell each other how many sessions each holds, on the peers topic
-// (at most one message per LOAD_DELAY ms each). A handshake that reaches a
+// (at most one message per LOAD_DELAY ms each, and at least one per
+// LOAD_EVERY ms while it places handshakes: a worker whose event loop is
+// stuck falls silent, and is not placed at once its last count is older than
+// LOAD_STALE ms). A handshake that reaches a
 // worker holding more sessions than the least loaded one, by more than a
 // small slack, is handed to that one on its placement topic, where it is
 // served whatever the counts say then: once, never on again. A worker
@@ -35,6 +38,7 @@
 // come back the same way (lib/handoff-relay.js).
 
 var net = require('net');
+var performance = require('perf_hooks').performance;
 var tls = require('tls');
 var debug = require('debug')('socket.io-cluster-store:handoff');
 var connection = require('./connection');
@@ -51,8 +55,13 @@ var TOPIC_PREFIX = 'socket.io-cluster-store:local:handoff:';
 var PEERS_TOPIC = 'socket.io-cluster-store:local:handoff-peers';
 // A handshake handed to <tag> to be served there (placement).
 var PLACE_PREFIX = 'socket.io-cluster-store:local:handoff-place:';
-// A worker's session counts go out at most this often (ms).
+// A worker's session counts go out at most this often (ms),
 var LOAD_DELAY = 10;
+// and at least this often while it has a server that places handshakes;
+var LOAD_EVERY = 1000;
+// a peer whose last count is older than this is not placed at (stuck, or
+// stopped: what is handed to it would wait for it).
+var LOAD_STALE = 3500;
 var TAG_PATTERN = /^[0-9a-z]{1,12}$/;
 // A request head larger than this is not looked into: the HTTP server gets
 // it as it is (and refuses it, past its own maxHeaderSize).
@@ -83,9 +92,16 @@ function Receiver() {
   this.placeTopic = PLACE_PREFIX + this.tag;
   this.sites = new Set();
   this.stats = { handedOff: 0, adopted: 0, servedHere: 0, relayed: 0, placed: 0 };
-  this.loads = new Map(); // peer tag -> Map(port -> its sessions there)
+  this.loads = new Map(); // peer tag -> { ports: Map(port -> its sessions there), at }
   this.sent = new Map(); // peer tag -> handshakes placed there since its last count
   this.loadTimer = null;
+  var self = this;
+  this.loadTicker = setInterval(function () {
+    var placing = false;
+    self.sites.forEach(function (site) { if (site.placingPort() !== null) placing = true; });
+    if (placing) self.publishLoad();
+  }, LOAD_EVERY);
+  this.loadTicker.unref();
   this.endpoint = this.connection.addEndpoint(this);
   this.relay = relay.create(this);
   this.ready = this.subscribe();
@@ -235,7 +251,7 @@ Receiver.prototype.onLoad = function (text) {
     var count = Number(pair[1]);
     if (pair.length === 2 && port > 0 && count >= 0) ports.set(port, count);
   }
-  this.loads.set(tag, ports);
+  this.loads.set(tag, { ports: ports, at: performance.now() });
   this.sent.delete(tag);
 };
 
@@ -245,15 +261,17 @@ Receiver.prototype.onLoad = function (text) {
 // counts are late by LOAD_DELAY and by however busy their event loops
 // are; in a storm of connections dealt out evenly (round robin) a slack
 // of 1 per 32 moved 59 % of the handshakes for nothing, 1 per 8 moved 29 %
-// (npm run stress:v4, websocket, 1000 at once).
+// (npm run stress:v4, websocket, 1000 at once). A peer silent for
+// LOAD_STALE ms is left out.
 Receiver.prototype.placeFor = function (port, own) {
   var best = null;
   var least = Infinity;
   var ties = 0;
   var sent = this.sent;
-  this.loads.forEach(function (ports, tag) {
-    var count = ports.get(port);
-    if (count === undefined) return;
+  var fresh = performance.now() - LOAD_STALE;
+  this.loads.forEach(function (load, tag) {
+    var count = load.ports.get(port);
+    if (count === undefined || load.at < fresh) return;
     count += sent.get(tag) || 0;
     if (count < least) {
       best = tag;
@@ -748,10 +766,13 @@ function enableWhenAttached(io, options) {
 }
 
 // This process's counters; peers: the other workers whose session counts
-// it knows (those it may place handshakes at).
+// it has heard lately (those it may place handshakes at).
 function stats() {
   if (!receiver) return { handedOff: 0, adopted: 0, servedHere: 0, relayed: 0, placed: 0, peers: 0 };
-  return Object.assign({ peers: receiver.loads.size }, receiver.stats);
+  var peers = 0;
+  var fresh = performance.now() - LOAD_STALE;
+  receiver.loads.forEach(function (load) { if (load.at >= fresh) peers++; });
+  return Object.assign({ peers: peers }, receiver.stats);
 }
 
 module.exports = enable;

@@ -475,6 +475,56 @@ describe('socket.io 4 without sticky sessions: new sessions placed by load', fun
   });
 });
 
+describe('socket.io 4 without sticky sessions: placement past a stopped worker, SCHED_NONE',
+  function () {
+    this.timeout(60000);
+    var c;
+    withWorkers({ CS_SIO4: '1', CS_SCHED: 'none' }, function (started) { c = started; });
+
+    it('places no new session on a worker that has stopped', async function () {
+      var ids = liveIds(c);
+      var stopped = ids[0];
+      var tag = c.workerPid(stopped).toString(36);
+      // Every worker has heard the others (no session anywhere: the
+      // stopped one looks the least loaded of all, tied).
+      for (var tries = 0; ; tries++) {
+        var peers = (await handoffStats(c)).map(function (x) { return x.peers; });
+        if (peers.every(function (n) { return n === WORKERS - 1; })) break;
+        assert.ok(tries < 100, 'peers known to each worker: ' + peers);
+        await new Promise(function (r) { setTimeout(r, 20); });
+      }
+      process.kill(c.workerPid(stopped), 'SIGSTOP');
+      try {
+        // Silent for longer than a count may be old (3.5 s): the others
+        // leave it out (it accepts nothing itself under SCHED_NONE).
+        await new Promise(function (r) { setTimeout(r, 4000); });
+        var others = ids.slice(1);
+        var peersNow = (await handoffStats(c, others)).map(function (x) { return x.peers; });
+        assert.deepStrictEqual(peersNow, others.map(function () { return WORKERS - 2; }),
+          'the others no longer count the stopped worker');
+        var byTag = {};
+        for (var i = 0; i < 24; i++) {
+          var hs = await request(c.port, { path: EIO }); // a new connection each
+          assert.strictEqual(hs.status, 200, 'handshake: ' + hs.body);
+          var t = JSON.parse(hs.body.slice(1)).sid.split('_')[0];
+          byTag[t] = (byTag[t] || 0) + 1;
+        }
+        assert.ok(!byTag[tag], 'sessions on the stopped worker: ' + JSON.stringify(byTag));
+      } finally {
+        process.kill(c.workerPid(stopped), 'SIGCONT');
+      }
+      // Back: its counts come again, and it is placed at again.
+      for (tries = 0; ; tries++) {
+        peers = (await handoffStats(c)).map(function (x) { return x.peers; });
+        if (peers.every(function (n) { return n === WORKERS - 1; })) break;
+        assert.ok(tries < 150, 'peers known to each worker after SIGCONT: ' + peers);
+        await new Promise(function (r) { setTimeout(r, 20); });
+      }
+      var back = await handshakesOnOneConnection(c, 12);
+      assert.ok((back[tag] || 0) >= 3, 'new sessions on the worker that came back: ' + JSON.stringify(back));
+    });
+  });
+
 describe('socket.io 4 without sticky sessions, { balance: false }', function () {
   this.timeout(60000);
   var c;
