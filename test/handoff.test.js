@@ -425,6 +425,17 @@ async function handshakesOnOneConnection(c, n) {
   return byTag;
 }
 
+// Until every live worker has heard the session counts of n others (they
+// come at least once a second).
+async function peersHeard(c, n) {
+  for (var tries = 0; ; tries++) {
+    var peers = (await handoffStats(c)).map(function (x) { return x.peers; });
+    if (peers.every(function (k) { return k === n; })) return;
+    assert.ok(tries < 150, 'peers heard by each worker, against ' + n + ': ' + peers);
+    await new Promise(function (r) { setTimeout(r, 20); });
+  }
+}
+
 function sessionCounts(c) {
   return c.runAll(liveIds(c), function (ctx) {
     return { tag: process.pid.toString(36), sessions: ctx.io.engine.clientsCount };
@@ -459,12 +470,7 @@ describe('socket.io 4 without sticky sessions: new sessions placed by load', fun
       var w = await c.fork();
       var tag = w.pid.toString(36);
       // Every worker knows the new one's count (and the others').
-      for (var tries = 0; ; tries++) {
-        var peers = (await handoffStats(c)).map(function (x) { return x.peers; });
-        if (peers.every(function (n) { return n === WORKERS; })) break;
-        assert.ok(tries < 100, 'peers known to each worker: ' + peers);
-        await new Promise(function (r) { setTimeout(r, 20); });
-      }
+      await peersHeard(c, WORKERS);
       // Round robin would give it 4 of 20; by load it gets about 10.
       var byTag = await handshakesOnOneConnection(c, 20);
       assert.ok((byTag[tag] || 0) >= 8, 'new sessions on the new worker (' + tag + '): ' +
@@ -487,12 +493,7 @@ describe('socket.io 4 without sticky sessions: placement past a stopped worker, 
       var tag = c.workerPid(stopped).toString(36);
       // Every worker has heard the others (no session anywhere: the
       // stopped one looks the least loaded of all, tied).
-      for (var tries = 0; ; tries++) {
-        var peers = (await handoffStats(c)).map(function (x) { return x.peers; });
-        if (peers.every(function (n) { return n === WORKERS - 1; })) break;
-        assert.ok(tries < 100, 'peers known to each worker: ' + peers);
-        await new Promise(function (r) { setTimeout(r, 20); });
-      }
+      await peersHeard(c, WORKERS - 1);
       process.kill(c.workerPid(stopped), 'SIGSTOP');
       try {
         // Silent for longer than a count may be old (3.5 s): the others
@@ -514,12 +515,7 @@ describe('socket.io 4 without sticky sessions: placement past a stopped worker, 
         process.kill(c.workerPid(stopped), 'SIGCONT');
       }
       // Back: its counts come again, and it is placed at again.
-      for (tries = 0; ; tries++) {
-        peers = (await handoffStats(c)).map(function (x) { return x.peers; });
-        if (peers.every(function (n) { return n === WORKERS - 1; })) break;
-        assert.ok(tries < 150, 'peers known to each worker after SIGCONT: ' + peers);
-        await new Promise(function (r) { setTimeout(r, 20); });
-      }
+      await peersHeard(c, WORKERS - 1);
       var back = await handshakesOnOneConnection(c, 12);
       assert.ok((back[tag] || 0) >= 3, 'new sessions on the worker that came back: ' + JSON.stringify(back));
     });
