@@ -96,11 +96,7 @@ function Receiver() {
   this.sent = new Map(); // peer tag -> handshakes placed there since its last count
   this.loadTimer = null;
   var self = this;
-  this.loadTicker = setInterval(function () {
-    var placing = false;
-    self.sites.forEach(function (site) { if (site.placingPort() !== null) placing = true; });
-    if (placing) self.publishLoad();
-  }, LOAD_EVERY);
+  this.loadTicker = setInterval(function () { self.publishLoad(true); }, LOAD_EVERY);
   this.loadTicker.unref();
   this.endpoint = this.connection.addEndpoint(this);
   this.relay = relay.create(this);
@@ -224,13 +220,14 @@ Receiver.prototype.loadChanged = function () {
 };
 
 // "<tag> <port>:<sessions> ...", one pair per listening server that places
-// handshakes.
-Receiver.prototype.publishLoad = function () {
+// handshakes (ifPlacing: nothing is sent when there is none).
+Receiver.prototype.publishLoad = function (ifPlacing) {
   var text = this.tag;
   this.sites.forEach(function (site) {
     var port = site.placingPort();
     if (port !== null) text += ' ' + port + ':' + site.sessions();
   });
+  if (ifPlacing && text === this.tag) return;
   try {
     this.connection.send({ type: TYPE.PUBLISH, endpoint: this.endpoint, topic: PEERS_TOPIC,
       client: undefined, key: undefined, payload: Buffer.from(text, 'latin1'), flags: 0,
@@ -255,6 +252,12 @@ Receiver.prototype.onLoad = function (text) {
   this.sent.delete(tag);
 };
 
+// fn(load, tag) for each peer heard from in the last LOAD_STALE ms.
+Receiver.prototype.forEachHeard = function (fn) {
+  var since = performance.now() - LOAD_STALE;
+  this.loads.forEach(function (load, tag) { if (load.at >= since) fn(load, tag); });
+};
+
 // The peer to hand a new session on port to, or null to keep it here: the
 // least loaded (ties broken at random), when this worker holds more than
 // it plus a slack: 1, and 1 more per 8 sessions held here. The peers'
@@ -268,10 +271,9 @@ Receiver.prototype.placeFor = function (port, own) {
   var least = Infinity;
   var ties = 0;
   var sent = this.sent;
-  var fresh = performance.now() - LOAD_STALE;
-  this.loads.forEach(function (load, tag) {
+  this.forEachHeard(function (load, tag) {
     var count = load.ports.get(port);
-    if (count === undefined || load.at < fresh) return;
+    if (count === undefined) return;
     count += sent.get(tag) || 0;
     if (count < least) {
       best = tag;
@@ -751,15 +753,14 @@ function enable(io, options) {
 function enableWhenAttached(io, options) {
   if (!io || io[kSite]) return;
   io[kSite] = true;
-  var balance = options && options.balance !== undefined ? { balance: options.balance } : undefined;
   process.nextTick(function () {
-    if (io.engine && io.httpServer) return enable(io, balance);
+    if (io.engine && io.httpServer) return enable(io, options);
     var attach = io.attach;
     if (typeof attach !== 'function') return;
     io.attach = function () {
       var out = attach.apply(this, arguments);
       io.attach = attach;
-      if (io.engine && io.httpServer) enable(io, balance);
+      if (io.engine && io.httpServer) enable(io, options);
       return out;
     };
   });
@@ -770,8 +771,7 @@ function enableWhenAttached(io, options) {
 function stats() {
   if (!receiver) return { handedOff: 0, adopted: 0, servedHere: 0, relayed: 0, placed: 0, peers: 0 };
   var peers = 0;
-  var fresh = performance.now() - LOAD_STALE;
-  receiver.loads.forEach(function (load) { if (load.at >= fresh) peers++; });
+  receiver.forEachHeard(function () { peers++; });
   return Object.assign({ peers: peers }, receiver.stats);
 }
 
