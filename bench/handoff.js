@@ -48,9 +48,9 @@
 //
 // then the round-trip phase alone (its requests, TCP connections and
 // hand-offs per request, the server's CPU per request, and the share of a
-// core the bench's client process used), and over the connect, warm-up and round-trip phases: TCP
-// connections the clients opened per request the workers served,
-// hand-offs per request, the primary's JavaScript
+// core the bench's client process used), and over the connect, warm-up
+// and round-trip phases: TCP connections the clients opened per request
+// the workers served, hand-offs per request, the primary's JavaScript
 // (main thread) CPU per request and per TCP connection, and the CPU of the
 // whole server (primary, all threads, and workers) per request.
 //
@@ -79,8 +79,8 @@ var CONNECTIONS = ['close', 'keep-alive', 'shared'];
 
 function parseArgs(argv) {
   var out = { setups: ['handoff', 'handoff-os', 'sticky'], connections: ['close', 'keep-alive'],
-    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, slices: 8, warmRounds: 40, rate: 800, pacedRounds: 80,
-    workers: 4, repeat: 1, pin: false, json: false };
+    clients: 400, concurrency: 50, rttClients: 50, rounds: 40, slices: 8, warmRounds: 40,
+    rate: 800, pacedRounds: 80, workers: 4, repeat: 1, pin: false, json: false };
   for (var i = 0; i < argv.length; i++) {
     var a = argv[i];
     if (a === '--json') out.json = true;
@@ -175,6 +175,13 @@ async function workerStats(c) {
     });
   });
   return out;
+}
+
+// The whole server's CPU (the primary, all its threads, and the workers)
+// per request the workers served between two snapshots, in µs.
+function serverUsPerRequest(from, to) {
+  var requests = to.w.requests - from.w.requests;
+  return requests ? ((to.all - from.all) * 1e6 + to.w.cpuUs - from.w.cpuUs) / requests : null;
 }
 
 // What the counters say at one moment: the workers' stats, the primary's
@@ -304,17 +311,16 @@ async function pacedTrips(state, args) {
   }));
   var after = await snapshot(state.c);
   times.sort(function (a, b) { return a - b; });
-  var requests = after.w.requests - before.w.requests;
   row.pacedRoundTrips = times.length;
   row.pacedTimeouts = timeouts;
   row.pacedRate = times.length / (Number(after.at - before.at) / 1e9);
   row.pacedP50 = percentile(times, 0.5);
   row.pacedP99 = percentile(times, 0.99);
-  row.pacedServerUsPerRequest = requests ?
-    ((after.all - before.all) * 1e6 + after.w.cpuUs - before.w.cpuUs) / requests : null;
+  row.pacedServerUsPerRequest = serverUsPerRequest(before, after);
 }
 
-// Per request and per connection, over the connect, warm-up and round-trip phases.
+// Per request and per connection, over the connect, warm-up and round-trip
+// phases.
 async function finish(state) {
   var row = state.row;
   var c = state.c;
@@ -349,12 +355,11 @@ async function finish(state) {
   row.rttHandoffs = w1.handedOff - rtt.w.handedOff;
   var rttClientUs = end.client.user + end.client.system - rtt.client.user - rtt.client.system;
   row.rttClientBusy = rttClientUs / 1e6 / (Number(end.at - rtt.at) / 1e9);
-  row.rttServerUsPerRequest = rttRequests ?
-    ((end.all - rtt.all) * 1e6 + w1.cpuUs - rtt.w.cpuUs) / rttRequests : null;
+  row.rttServerUsPerRequest = serverUsPerRequest(rtt, end);
   row.primaryMainUsPerRequest = requests ? main / requests : null;
   row.primaryMainUsPerConnection = tcp ? main / tcp : null;
   row.primaryAllUsPerRequest = requests ? all / requests : null;
-  row.serverUsPerRequest = requests ? (all + w1.cpuUs - begin.w.cpuUs) / requests : null;
+  row.serverUsPerRequest = serverUsPerRequest(begin, end);
   return row;
 }
 
@@ -481,7 +486,8 @@ async function main() {
     console.log('socket.io 4.8 long-polling, ' + args.workers + ' workers; ' + args.clients +
       ' clients connecting ' + args.concurrency + ' at a time; ' + args.rttClients + ' x ' +
       args.rounds + ' round trips after ' + args.warmRounds + ' untimed' +
-      (args.pin ? '; clients on CPU 0, the cluster on CPUs ' + process.env.STRESS_CPUS : '') + (args.repeat > 1 ? '; ' + args.repeat + ' repetitions' : ''));
+      (args.pin ? '; clients on CPU 0, the cluster on CPUs ' + process.env.STRESS_CPUS : '') +
+      (args.repeat > 1 ? '; ' + args.repeat + ' repetitions' : ''));
     console.log(COLUMNS.map(function (c) { return c[0].padEnd(c[1]); }).join(' '));
     rows.forEach(function (r) {
       console.log(COLUMNS.map(function (c) { return c[2](r).padEnd(c[1]); }).join(' '));
