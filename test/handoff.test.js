@@ -68,11 +68,17 @@ async function openSession(port, tls) {
   var hs = await request(port, { path: EIO, tls: tls });
   assert.strictEqual(hs.status, 200, 'handshake: ' + hs.body);
   var sid = JSON.parse(hs.body.slice(1)).sid;
+  await connectSession(port, sid, tls);
+  return { sid: sid, tag: sid.split('_')[0] };
+}
+
+// Makes the socket.io connection of engine.io session sid, each request on
+// a connection of its own.
+async function connectSession(port, sid, tls) {
   var connect = await request(port, { method: 'POST', path: EIO + '&sid=' + sid, body: '40', tls: tls });
   assert.strictEqual(connect.status, 200, 'connect: ' + connect.body);
   var got = await request(port, { path: EIO + '&sid=' + sid, tls: tls });
-  assert.match(got.body, /^40/, 'the CONNECT answer');
-  return { sid: sid, tag: sid.split('_')[0] };
+  assert.match(got.body, /^40/, 'the CONNECT answer of ' + sid);
 }
 
 // Sessions owned by n different workers.
@@ -415,10 +421,7 @@ async function handshakesOnOneConnection(c, n) {
   assert.strictEqual(ports.size, 1, 'one connection carried every handshake');
   var byTag = {};
   for (var sid of sids) {
-    var connect = await request(c.port, { method: 'POST', path: EIO + '&sid=' + sid, body: '40' });
-    assert.strictEqual(connect.status, 200, 'connect: ' + connect.body);
-    var got = await request(c.port, { path: EIO + '&sid=' + sid });
-    assert.match(got.body, /^40/, 'the CONNECT answer of ' + sid);
+    await connectSession(c.port, sid);
     var tag = sid.split('_')[0];
     byTag[tag] = (byTag[tag] || 0) + 1;
   }
